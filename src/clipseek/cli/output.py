@@ -1,0 +1,85 @@
+"""Shared output helpers for CLI commands: formats, stderr notes, progress bars."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from contextlib import contextmanager
+
+from ..errors import UsageError
+
+FORMATS = ("table", "json", "csv")
+
+
+def check_format(fmt: str, allowed=FORMATS) -> str:
+    if fmt not in allowed:
+        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(allowed)}")
+    return fmt
+
+
+def eprint(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def print_csv(header: list[str], rows: list[list]) -> None:
+    w = csv.writer(sys.stdout, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+
+
+def print_table(title: str | None, header: list[str], rows: list[list]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    cells = [[str(x) for x in r] for r in rows]
+    for i, h in enumerate(header):
+        table.add_column(h, no_wrap=(i == 0), overflow="fold")
+    for r in cells:
+        table.add_row(*r)
+    # never cut the first column (paths): widen the console to fit the longest row if needed
+    natural = sum(max([len(h)] + [len(r[i]) for r in cells]) + 3 for i, h in enumerate(header)) + 1
+    console = Console()
+    Console(width=max(console.width, min(natural, 400))).print(table)
+
+
+def report_skipped(skipped, fmt: str) -> None:
+    """Table/CSV modes: skipped files go to stderr (JSON mode lists them in the document)."""
+    if fmt != "json":
+        for s in skipped:
+            eprint(f"skipping {s.path}: {s.reason}")
+
+
+@contextmanager
+def progress(total: int, description: str, enabled: bool | None = None):
+    """A Rich progress bar on stderr with rate and ETA; yields an `advance(n)` callable."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn)
+
+    console = Console(stderr=True)
+    if enabled is None:
+        enabled = console.is_terminal
+    if not enabled:
+        yield lambda n=1: None
+        return
+    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[progress.percentage]{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    import time
+
+    start = time.perf_counter()
+    with Progress(*cols, console=console, transient=False) as bar:
+        task = bar.add_task(description, total=total, rate="")
+
+        def advance(n: int = 1) -> None:
+            done = bar.tasks[0].completed + n
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            bar.update(task, advance=n, rate=f"{rate:.1f} files/s")
+
+        yield advance

@@ -1,0 +1,84 @@
+"""Files -> vectors: read/decode/preprocess in a thread pool, encode batches in the caller's thread.
+
+Stages are small functions (read -> preprocess -> encode), driven by `embed_paths`, so the same pieces
+can be driven by another runner (e.g. Ray Data) later. Failures per file become `Skipped` records and
+never break the pairing of paths and vectors.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, open_image
+
+
+@dataclass
+class EmbedBatch:
+    paths: list[str]
+    vectors: np.ndarray                    # (len(paths), D) unit float32
+    skipped: list[Skipped] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) as decoded, EXIF-applied
+
+
+def load_and_preprocess(path: str, encoder, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Read stage + preprocess stage for one file: (pixels, (w, h)) or a Skipped record."""
+    try:
+        img = open_image(path, max_pixels=max_pixels, draft_size=encoder.preprocess_cfg.input_size)
+        return encoder.preprocess(img), img.size
+    except ImageError as e:
+        return Skipped(e.path, e.reason)
+    except Exception as e:  # preprocessing failure on a decoded image: still that file's problem
+        return Skipped(str(path), f"cannot preprocess ({type(e).__name__}: {e})")
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 2)))
+
+
+def embed_paths(encoder, paths: Iterable[str], batch_size: int = 32, workers: int | None = None,
+                max_pixels: int = DEFAULT_MAX_PIXELS,
+                on_progress: Callable[[int], None] | None = None) -> Iterator[EmbedBatch]:
+    """Yield EmbedBatch objects in input order. Decoding of the next batches overlaps encoding."""
+    paths = list(paths)
+    workers = workers or default_workers()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipseek-decode") as pool:
+        results = pool.map(lambda p: (p, load_and_preprocess(p, encoder, max_pixels)), paths)
+        batch: list[tuple[str, object]] = []
+        for item in results:
+            batch.append(item)
+            if len(batch) == batch_size:
+                yield _encode_batch(encoder, batch)
+                if on_progress:
+                    on_progress(len(batch))
+                batch = []
+        if batch:
+            yield _encode_batch(encoder, batch)
+            if on_progress:
+                on_progress(len(batch))
+
+
+def _encode_batch(encoder, batch: Sequence[tuple[str, object]]) -> EmbedBatch:
+    good = [(p, r) for p, r in batch if not isinstance(r, Skipped)]
+    skipped = [r for _, r in batch if isinstance(r, Skipped)]
+    if good:
+        vecs = encoder.encode_pixels(np.stack([r[0] for _, r in good]))
+    else:
+        vecs = np.zeros((0, encoder.dim), np.float32)
+    return EmbedBatch([p for p, _ in good], vecs, skipped, [r[1] for _, r in good])
+
+
+def embed_all(encoder, paths: Iterable[str], **kwargs) -> EmbedBatch:
+    """Embed everything and return one EmbedBatch (paths and vectors stay paired)."""
+    out_paths, out_vecs, skipped, sizes = [], [], [], []
+    for b in embed_paths(encoder, paths, **kwargs):
+        out_paths += b.paths
+        out_vecs.append(b.vectors)
+        skipped += b.skipped
+        sizes += b.sizes
+    vecs = np.concatenate(out_vecs) if out_vecs else np.zeros((0, encoder.dim), np.float32)
+    return EmbedBatch(out_paths, vecs, skipped, sizes)

@@ -1,0 +1,103 @@
+"""Image preprocessing described by one frozen dataclass (the checkpoint's processor, re-expressed).
+
+It reproduces what a `transformers` CLIP-style image processor does (resize, center crop, rescale,
+normalize) with PIL + numpy, so it can run in worker threads on one image at a time, and adds a
+`pad` framing that letterboxes to a square first so the edges of panoramas are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+FRAMINGS = ("center", "pad")
+
+
+@dataclass(frozen=True)
+class PreprocessCfg:
+    size: int | tuple[int, int]      # int: shortest edge; (h, w): exact size
+    crop: tuple[int, int] | None     # (h, w) center crop, or None
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resample: int = Image.BICUBIC
+    rescale: float = 1 / 255
+    framing: str = "center"
+
+    @property
+    def input_size(self) -> int:
+        """Smallest side the model input needs; used to pick a JPEG draft scale."""
+        if self.crop:
+            return max(self.crop)
+        return self.size if isinstance(self.size, int) else max(self.size)
+
+    def describe(self) -> str:
+        crop = f"crop{self.crop[0]}x{self.crop[1]}" if self.crop else "nocrop"
+        return f"{self.framing}-{self.size}-{crop}"
+
+    @classmethod
+    def from_processor(cls, proc, framing: str = "center") -> "PreprocessCfg":
+        if framing not in FRAMINGS:
+            raise ValueError(f"framing must be one of {FRAMINGS}, not {framing!r}")
+        size = dict(getattr(proc, "size", None) or {})
+        if size.get("shortest_edge"):
+            resize: int | tuple[int, int] = int(size["shortest_edge"])
+        elif size.get("height") and size.get("width"):
+            resize = (int(size["height"]), int(size["width"]))
+        else:
+            raise ValueError(f"unsupported image processor size {size!r}")
+        crop = None
+        if getattr(proc, "do_center_crop", False):
+            cs = dict(proc.crop_size)
+            crop = (int(cs["height"]), int(cs["width"]))
+        mean = tuple(float(x) for x in (proc.image_mean if proc.do_normalize else (0, 0, 0)))
+        std = tuple(float(x) for x in (proc.image_std if proc.do_normalize else (1, 1, 1)))
+        resample = int(getattr(proc, "resample", None) or Image.BICUBIC)
+        rescale = float(proc.rescale_factor) if getattr(proc, "do_rescale", True) else 1.0
+        return cls(resize, crop, mean, std, resample, rescale, framing)  # type: ignore[arg-type]
+
+
+def letterbox(img: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
+    """Pad an image to a square, centred, with `fill` colour."""
+    w, h = img.size
+    if w == h:
+        return img
+    side = max(w, h)
+    canvas = Image.new("RGB", (side, side), fill)
+    canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+def preprocess(img: Image.Image, cfg: PreprocessCfg) -> np.ndarray:
+    """RGB PIL image -> float32 array (3, H, W), ready for the vision tower."""
+    if cfg.framing == "pad":
+        img = letterbox(img, tuple(int(round(m * 255)) for m in cfg.mean))  # type: ignore[arg-type]
+    w, h = img.size
+    if isinstance(cfg.size, int):
+        short, long = (w, h) if w <= h else (h, w)
+        new_short, new_long = cfg.size, int(cfg.size * long / short)
+        new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    else:
+        new_h, new_w = cfg.size
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), resample=cfg.resample)
+    arr = np.asarray(img, dtype=np.float32)
+    if cfg.crop:
+        arr = _center_crop(arr, cfg.crop)
+    arr = arr * np.float32(cfg.rescale)
+    arr = (arr - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def _center_crop(arr: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
+    ch, cw = crop
+    h, w = arr.shape[:2]
+    if h < ch or w < cw:  # pad with zeros like transformers does for too-small images
+        ph, pw = max(ch, h), max(cw, w)
+        padded = np.zeros((ph, pw, arr.shape[2]), arr.dtype)
+        top, left = (ph - h) // 2, (pw - w) // 2
+        padded[top:top + h, left:left + w] = arr
+        arr, h, w = padded, ph, pw
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return arr[top:top + ch, left:left + cw]
