@@ -12,7 +12,6 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_model": "clipseek.models",
     "DEFAULT_MODEL": "clipseek.models",
-    "classify": "clipseek.classify",
     "classify_images": "clipseek.classify",
     "probabilities": "clipseek.classify",
     "build_classifier": "clipseek.prompts",
@@ -23,7 +22,11 @@ _EXPORTS = {
     "ModelLoadError": "clipseek.errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+# Functions that share their module's name are bound eagerly: once the submodule is imported, Python
+# would otherwise shadow a lazy attribute with the module object. (classify.py imports no torch.)
+from .classify import classify  # noqa: E402
+
+__all__ = sorted(_EXPORTS) + ["__version__", "classify"]
 
 
 def __getattr__(name: str):

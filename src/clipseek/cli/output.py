@@ -58,7 +58,7 @@ def report_skipped(skipped, fmt: str) -> None:
 
 @contextmanager
 def progress(total: int, description: str, enabled: bool | None = None):
-    """A Rich progress bar on stderr with rate and ETA; yields an `advance(n)` callable."""
+    """A Rich progress bar on stderr with rate and ETA; yields `advance(n, status="", unit="files")`."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn)
 
@@ -66,7 +66,7 @@ def progress(total: int, description: str, enabled: bool | None = None):
     if enabled is None:
         enabled = console.is_terminal
     if not enabled:
-        yield lambda n=1: None
+        yield lambda n=1, status="", unit="files": None
         return
     cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("[progress.percentage]{task.percentage:>3.0f}%"),
@@ -77,9 +77,9 @@ def progress(total: int, description: str, enabled: bool | None = None):
     with Progress(*cols, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total, rate="")
 
-        def advance(n: int = 1) -> None:
+        def advance(n: int = 1, status: str = "", unit: str = "files") -> None:
             done = bar.tasks[0].completed + n
             rate = done / max(time.perf_counter() - start, 1e-9)
-            bar.update(task, advance=n, rate=f"{rate:.1f} files/s")
+            bar.update(task, advance=n, rate=f"{rate:.1f} {unit}/s {status}".rstrip())
 
         yield advance

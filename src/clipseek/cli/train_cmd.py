@@ -1,0 +1,98 @@
+"""`clipseek synth` and `clipseek train`: synthetic data and contrastive training / fine-tuning."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from . import app
+from .output import eprint, progress
+
+SIZES = {  # from-scratch model sizes (vision: 64px input, patch 8)
+    "tiny": dict(image_size=32, patch_size=8, width=32, layers=2, heads=2, text_width=32, text_layers=2,
+                 projection_dim=32),
+    "small": dict(image_size=64, patch_size=8, width=128, layers=4, heads=4, text_width=128, text_layers=3,
+                  projection_dim=128),
+}
+
+
+@app.command("synth")
+def synth_cmd(
+    out: str = typer.Argument(..., help="Output folder for images and manifests."),
+    n: int = typer.Option(2000, "--n", min=1, help="Number of images."),
+    seed: int = typer.Option(0, "--seed"),
+    image_size: int = typer.Option(64, "--image-size", min=16),
+) -> None:
+    """Generate the synthetic coloured-shapes dataset (folder per class, JSONL manifests, splits)."""
+    from ..synthetic import generate
+
+    with progress(n, "drawing") as advance:
+        samples = generate(out, n=n, seed=seed, image_size=image_size, on_progress=advance)
+    counts = {s: sum(1 for x in samples if x.split == s) for s in ("train", "val", "test")}
+    print(f"wrote {len(samples)} images to {out} ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
+          f"manifest: {out}/manifest.jsonl")
+
+
+@app.command("train")
+def train_cmd(
+    data: str = typer.Argument(..., help="JSONL manifest (image + caption) or labelled folder."),
+    out: str = typer.Option(..., "--out", "-o", help="Checkpoint directory to write."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Checkpoint to fine-tune."),
+    scratch: Optional[str] = typer.Option(None, "--scratch", help="Train from scratch: tiny or small."),
+    split: Optional[str] = typer.Option("train", "--split", help="Manifest split (or subfolder) to use."),
+    epochs: int = typer.Option(5, "--epochs", min=1),
+    lr: float = typer.Option(5e-4, "--lr"),
+    batch_size: int = typer.Option(128, "--batch-size", min=2),
+    weight_decay: float = typer.Option(0.1, "--weight-decay"),
+    warmup: int = typer.Option(100, "--warmup", min=0, help="Warm-up steps before cosine decay."),
+    freeze: Optional[str] = typer.Option(None, "--freeze", help="Freeze a tower: vision or text."),
+    grad_accum: int = typer.Option(1, "--grad-accum", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device"),
+    workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
+    templates: Optional[str] = typer.Option(None, "--templates", help="Caption templates for folders."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
+) -> None:
+    """Contrastive (InfoNCE) training; writes a standard transformers checkpoint each epoch."""
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import UsageError
+    from ..models import resolve_checkpoint
+    from ..prompts import resolve_templates
+    from ..train import STATE_DIR, TrainConfig, load_pairs, train
+
+    tmpl = tuple(resolve_templates(None, templates)) if templates else ("a photo of a {}.",)
+    if not resume and (model is None) == (scratch is None):
+        raise UsageError("give either --model CHECKPOINT (fine-tune) or --scratch tiny|small")
+    if scratch and scratch not in SIZES:
+        raise UsageError(f"--scratch must be one of {', '.join(SIZES)}, not {scratch!r}")
+    if not resume and (Path(out) / STATE_DIR).exists():
+        raise UsageError(f"{out} already holds a training run; use --resume to continue it or another --out")
+    pairs = load_pairs(data, split, tmpl, seed)
+    for path, reason in pairs.skipped:
+        eprint(f"skipping {path}: {reason}")
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+                      warmup_steps=warmup, grad_accum=grad_accum, freeze=freeze, seed=seed, device=device,
+                      workers=workers, templates=tmpl)
+    with tempfile.TemporaryDirectory() as tmp:
+        if resume:
+            start = out
+        elif scratch:
+            from ..tiny import save_new_checkpoint, words_of
+
+            words = words_of(pairs.captions + list(tmpl))
+            start = save_new_checkpoint(tmp, words, seed=seed, **SIZES[scratch])
+        else:
+            start = resolve_checkpoint(model)[0]
+        eprint(f"training on {len(pairs.paths)} pairs ({len(pairs.skipped)} skipped), {epochs} epochs")
+        total = len(pairs.paths) * epochs
+        with progress(total, "training") as advance:
+            def on_step(info: dict) -> None:
+                advance(info["images"], f"loss {info['loss']:.3f} epoch {info['epoch']}", "img")
+            history = train(start, pairs, out, cfg, resume=resume, on_step=on_step)
+    for h in history:
+        print(f"epoch {h.epoch}: loss {h.loss:.4f}, {h.images} images in {h.seconds:.0f}s "
+              f"({h.images / max(h.seconds, 1e-9):.0f} img/s), {h.skipped} unreadable")
+    print(f"checkpoint: {out}")

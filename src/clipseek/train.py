@@ -1,0 +1,292 @@
+"""Contrastive (CLIP InfoNCE) training and fine-tuning of a `transformers` CLIP model.
+
+Input: image-caption pairs from a JSONL manifest, or a labelled folder (captions from templates).
+Output: a standard checkpoint directory (model.safetensors, config, tokenizer, processor) that
+`CLIPModel.from_pretrained`, `CLIPProcessor.from_pretrained` and the zero-shot pipeline load unchanged.
+A checkpoint is written each epoch with the optimizer state, so `resume=True` continues a stopped run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import ClipseekError, UsageError
+from .images import ImageError, open_image, walk_images
+
+STATE_DIR = "training_state"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 5
+    lr: float = 5e-4
+    batch_size: int = 128
+    weight_decay: float = 0.1
+    warmup_steps: int = 100
+    grad_accum: int = 1
+    freeze: str | None = None            # None, "vision" or "text"
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    templates: tuple[str, ...] = ("a photo of a {}.",)
+
+
+@dataclass
+class Pairs:
+    """Image paths with one caption each; `skipped` counts manifest lines whose image is missing."""
+
+    paths: list[str]
+    captions: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_caption_manifest(path: str | os.PathLike, split: str | None = None) -> Pairs:
+    """JSONL lines with an image path (`image`/`path`/`file`) and a `caption`/`text` (or `label`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"manifest not found: {path}")
+    root = path.parent
+    pairs = Pairs([], [])
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as e:
+                raise UsageError(f"{path}:{n}: malformed manifest line ({e})") from None
+            if split and row.get("split", split) != split:
+                continue
+            img = row.get("image") or row.get("path") or row.get("file")
+            text = row.get("caption") or row.get("text")
+            if text is None and row.get("label") is not None:
+                text = f"a photo of a {row['label']}."
+            if not img or not text:
+                raise UsageError(f"{path}:{n}: needs an image path ('image') and a 'caption'")
+            full = str(root / img)
+            if not os.path.isfile(full):
+                pairs.skipped.append((full, "missing image file"))
+                continue
+            pairs.paths.append(full)
+            pairs.captions.append(str(text))
+    if not pairs.paths:
+        raise UsageError(f"{path}: no usable image-caption pairs" + (f" in split {split!r}" if split else ""))
+    return pairs
+
+
+def read_labelled_folder(root: str | os.PathLike, templates=("a photo of a {}.",), seed: int = 0) -> Pairs:
+    """Folder per class; each image gets a caption from a (seeded) random template of its class."""
+    root = Path(root)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise UsageError(f"{root}: no class folders")
+    rng = random.Random(seed)
+    pairs = Pairs([], [])
+    for c in classes:
+        for p in walk_images(root / c):
+            pairs.paths.append(p)
+            pairs.captions.append(rng.choice(list(templates)).format(c))
+    if not pairs.paths:
+        raise UsageError(f"{root}: no images in the class folders")
+    return pairs
+
+
+def load_pairs(data: str, split: str | None = None, templates=("a photo of a {}.",), seed: int = 0) -> Pairs:
+    p = Path(data)
+    if p.is_dir():
+        if (p / "manifest.jsonl").is_file():
+            return read_caption_manifest(p / "manifest.jsonl", split)
+        return read_labelled_folder(p / split if split and (p / split).is_dir() else p, templates, seed)
+    if p.suffix.lower() in (".jsonl", ".json"):
+        return read_caption_manifest(p, split)
+    raise UsageError(f"training data must be a JSONL manifest or a folder, not {data!r}")
+
+
+class _PairDataset:
+    """Decodes and preprocesses one pair; a bad image yields None (dropped and counted by collate)."""
+
+    def __init__(self, pairs: Pairs, preprocess_cfg):
+        self.pairs, self.cfg = pairs, preprocess_cfg
+
+    def __len__(self) -> int:
+        return len(self.pairs.paths)
+
+    def __getitem__(self, i: int):
+        from .preprocess import preprocess
+
+        try:
+            img = open_image(self.pairs.paths[i], draft_size=self.cfg.input_size)
+        except ImageError as e:
+            return ("skip", e.path, e.reason)
+        return (preprocess(img, self.cfg), self.pairs.captions[i])
+
+
+def _collate(items):
+    import torch
+
+    good = [it for it in items if not isinstance(it[0], str)]
+    bad = [(it[1], it[2]) for it in items if isinstance(it[0], str)]
+    pixels = torch.from_numpy(np.stack([g[0] for g in good])) if good else None
+    return pixels, [g[1] for g in good], bad
+
+
+def _param_groups(model, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "embedding" in name or "logit_scale" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _freeze(model, which: str | None) -> None:
+    if which is None:
+        return
+    if which not in ("vision", "text"):
+        raise UsageError(f"--freeze must be 'vision' or 'text', not {which!r}")
+    towers = ("vision_model", "visual_projection") if which == "vision" else ("text_model", "text_projection")
+    for name, p in model.named_parameters():
+        if name.startswith(towers):
+            p.requires_grad_(False)
+
+
+def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    loss: float
+    images: int
+    seconds: float
+    skipped: int
+
+
+def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: bool = False,
+          on_step: Callable[[dict], None] | None = None) -> list[EpochStats]:
+    """Train `model_dir` (a checkpoint directory) on `pairs`; write checkpoints into `out_dir`."""
+    import torch
+    from transformers import AutoProcessor, CLIPModel
+
+    from .models import quiet_transformers, resolve_device
+    from .preprocess import PreprocessCfg
+
+    quiet_transformers()
+    out = Path(out_dir)
+    state_path = out / STATE_DIR / "state.pt"
+    if resume:
+        if not state_path.is_file():
+            raise UsageError(f"--resume: no checkpoint to resume from in {out} (no {STATE_DIR}/state.pt)")
+        model_dir = str(out)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    try:
+        model = CLIPModel.from_pretrained(model_dir).to(device)
+        processor = AutoProcessor.from_pretrained(model_dir)
+    except (OSError, ValueError) as e:
+        raise ClipseekError(f"cannot load {model_dir} for training: {str(e).splitlines()[0]}") from None
+    _freeze(model, cfg.freeze)
+    tokenizer = processor.tokenizer
+    pre_cfg = PreprocessCfg.from_processor(processor.image_processor)
+    max_len = int(model.config.text_config.max_position_embeddings)
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        _PairDataset(pairs, pre_cfg), batch_size=cfg.batch_size, shuffle=True, drop_last=len(pairs.paths) > cfg.batch_size,
+        num_workers=cfg.workers, collate_fn=_collate, generator=gen, persistent_workers=cfg.workers > 0)
+    steps_per_epoch = max(1, len(loader) // cfg.grad_accum)
+    total = steps_per_epoch * cfg.epochs
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.warmup_steps, total))
+    start_epoch = 0
+    if resume:
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["loader_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch = state["epoch"]
+    history: list[EpochStats] = []
+    for epoch in range(start_epoch, cfg.epochs):
+        history.append(_run_epoch(model, loader, tokenizer, max_len, opt, sched, cfg, device, epoch, on_step))
+        _save(model, processor, out, opt, sched, gen, epoch + 1, cfg, history)
+    return history
+
+
+def _run_epoch(model, loader, tokenizer, max_len, opt, sched, cfg, device, epoch, on_step) -> EpochStats:
+    import torch
+
+    model.train()
+    t0, seen, skipped, losses = time.perf_counter(), 0, 0, []
+    opt.zero_grad(set_to_none=True)
+    for i, (pixels, captions, bad) in enumerate(loader):
+        skipped += len(bad)
+        if pixels is None or len(captions) < 2:
+            continue
+        tok = tokenizer(captions, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+        out = model(input_ids=tok["input_ids"].to(device), attention_mask=tok["attention_mask"].to(device),
+                    pixel_values=pixels.to(device), return_loss=True)
+        (out.loss / cfg.grad_accum).backward()
+        if (i + 1) % cfg.grad_accum == 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            with torch.no_grad():  # as in CLIP: keep the temperature within [1, 100]
+                model.logit_scale.clamp_(0, math.log(100))
+        seen += len(captions)
+        losses.append(float(out.loss.detach()))
+        if on_step:
+            on_step({"epoch": epoch + 1, "loss": losses[-1], "images": len(captions),
+                     "img_per_s": seen / max(time.perf_counter() - t0, 1e-9), "lr": sched.get_last_lr()[0]})
+    model.eval()
+    return EpochStats(epoch + 1, float(np.mean(losses)) if losses else float("nan"), seen,
+                      time.perf_counter() - t0, skipped)
+
+
+def _save(model, processor, out: Path, opt, sched, gen, epoch: int, cfg: TrainConfig, history) -> None:
+    """Write the checkpoint to a temp dir, then swap it in, so a crash never leaves half a checkpoint."""
+    import torch
+
+    tmp = out.parent / f".{out.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    (tmp / STATE_DIR).mkdir()
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch,
+                "loader_rng": gen.get_state(), "torch_rng": torch.get_rng_state()}, tmp / STATE_DIR / "state.pt")
+    log = {"config": asdict(cfg), "epochs": [asdict(h) for h in history]}
+    prev = out / "training_log.json"
+    if prev.is_file():
+        old = json.loads(prev.read_text())
+        log["epochs"] = [e for e in old.get("epochs", []) if e["epoch"] < history[0].epoch] + log["epochs"]
+    (tmp / "training_log.json").write_text(json.dumps(log, indent=1))
+    old = out.parent / f".{out.name}.old"
+    if out.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old.exists():
+        shutil.rmtree(old)

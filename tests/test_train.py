@@ -1,0 +1,106 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from clipseek.errors import UsageError
+from clipseek.train import TrainConfig, load_pairs, read_caption_manifest, train
+
+CLASSES = {"red circle": ((220, 30, 30), "circle"), "blue square": ((30, 60, 220), "square"),
+           "green circle": ((30, 170, 50), "circle"), "red square": ((220, 30, 30), "square")}
+
+
+def labelled_folder(root, per_class=12):
+    rng = np.random.RandomState(0)
+    for name, (colour, shape) in CLASSES.items():
+        d = root / name
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            img = Image.new("RGB", (32, 32), tuple(int(x) for x in rng.randint(90, 160, 3)))
+            x, y, r = rng.randint(9, 23), rng.randint(9, 23), rng.randint(6, 9)
+            draw = ImageDraw.Draw(img)
+            (draw.ellipse if shape == "circle" else draw.rectangle)((x - r, y - r, x + r, y + r), fill=colour)
+            img.save(d / f"{i}.png")
+    return root
+
+
+def top1(ckpt, folder):
+    from clipseek import classify, load_model
+
+    enc = load_model(str(ckpt))
+    paths = sorted(str(p) for p in folder.rglob("*.png"))
+    res = classify(enc, paths, list(CLASSES), ["a photo of a {}."])
+    return np.mean([p.label == os.path.basename(os.path.dirname(p.path)) for p in res.predictions])
+
+
+def test_finetune_lowers_loss_and_raises_top1(tiny_ckpt, tmp_path):
+    data = labelled_folder(tmp_path / "data")
+    before = top1(tiny_ckpt, data)
+    pairs = load_pairs(str(data), templates=("a photo of a {}.",))
+    out = tmp_path / "ft"
+    hist = train(tiny_ckpt, pairs, str(out), TrainConfig(epochs=12, lr=2e-3, batch_size=16, warmup_steps=3))
+    assert hist[-1].loss < 0.8 * hist[0].loss
+    after = top1(out, data)
+    assert after > before and after >= 0.75, (before, after)
+
+
+def test_output_is_a_standard_checkpoint_and_resumes(tiny_ckpt, tmp_path):
+    from transformers import CLIPModel, CLIPProcessor, pipeline
+
+    data = labelled_folder(tmp_path / "data", per_class=4)
+    pairs = load_pairs(str(data))
+    out = tmp_path / "run"
+    train(tiny_ckpt, pairs, str(out), TrainConfig(epochs=1, batch_size=8, warmup_steps=1))
+    assert {"model.safetensors", "config.json"} <= set(os.listdir(out))
+    CLIPModel.from_pretrained(out)
+    CLIPProcessor.from_pretrained(out)
+    pipe = pipeline("zero-shot-image-classification", model=str(out))
+    assert len(pipe(Image.new("RGB", (40, 40)), candidate_labels=["red", "blue"])) == 2
+    hist = train(tiny_ckpt, pairs, str(out), TrainConfig(epochs=2, batch_size=8, warmup_steps=1), resume=True)
+    assert [h.epoch for h in hist] == [2]
+    log = json.loads((out / "training_log.json").read_text())
+    assert [e["epoch"] for e in log["epochs"]] == [1, 2]
+
+
+def test_resume_without_checkpoint(tiny_ckpt, tmp_path):
+    pairs = load_pairs(str(labelled_folder(tmp_path / "d", per_class=2)))
+    with pytest.raises(UsageError, match="no checkpoint to resume"):
+        train(tiny_ckpt, pairs, str(tmp_path / "empty"), TrainConfig(epochs=1), resume=True)
+
+
+def test_manifest_bad_lines(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    m = tmp_path / "m.jsonl"
+    m.write_text(json.dumps({"image": "ok.png", "caption": "a red circle"}) + "\n" +
+                 json.dumps({"image": "gone.png", "caption": "a blue star"}) + "\n")
+    pairs = read_caption_manifest(m)
+    assert pairs.paths == [str(tmp_path / "ok.png")] and len(pairs.skipped) == 1
+    m.write_text(m.read_text() + "{not json\n")
+    with pytest.raises(UsageError, match=r"m.jsonl:3: malformed"):
+        read_caption_manifest(m)
+
+
+def test_unreadable_image_mid_epoch_is_skipped_and_counted(tiny_ckpt, tmp_path):
+    data = labelled_folder(tmp_path / "data", per_class=3)
+    (data / "red circle" / "broken.png").write_bytes(b"not a png")
+    hist = train(tiny_ckpt, load_pairs(str(data)), str(tmp_path / "o"), TrainConfig(epochs=1, batch_size=13))
+    assert hist[0].skipped == 1 and hist[0].images == 12
+
+
+def test_train_cli(tiny_ckpt, tmp_path):
+    data = labelled_folder(tmp_path / "data", per_class=3)
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "clipseek.cli", "train", str(data), "--out", str(tmp_path / "o"),
+           "--model", tiny_ckpt, "--epochs", "1", "--batch-size", "4"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "epoch 1: loss" in r.stdout and (tmp_path / "o" / "model.safetensors").is_file()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "--resume" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "clipseek.cli", "train", str(data), "--out",
+                        str(tmp_path / "new"), "--resume"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "no checkpoint to resume" in r.stderr.strip()
