@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,8 +124,7 @@ def _assemble(rows: list[tuple[str, str, str | None]], source: str, split: str |
     for c, n in zip(classes, counts):
         if n == 0:
             msg = f"class {c!r} has no images{f' in split {chosen!r}' if chosen else ''}"
-            ds.warnings.append(msg)
-            warnings.warn(msg, stacklevel=3)
+            ds.warnings.append(msg)   # the caller shows these (the CLI prints "warning: ..." lines)
     if not picked:
         raise UsageError(f"{source}: no images{f' in split {chosen!r}' if chosen else ''}")
     return ds

@@ -146,3 +146,47 @@ def resolve_prompt_sets(templates: Sequence[str] = (), template_sets: Sequence[s
     for spec in template_sets:
         out[Path(spec).name if Path(spec).is_file() else spec] = load_templates(spec)
     return out or {DEFAULT_TEMPLATE: [DEFAULT_TEMPLATE]}
+
+
+def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], object],
+             prompt_sets: dict[str, Sequence], task: str = "classification", split: str | None = None,
+             image_column: str | None = None, label_column: str | None = None,
+             cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True, batch_size: int = 32,
+             materialize_dir: str | None = None, progress=None, on_warning: Callable[[str], None] = print
+             ) -> dict:
+    """Read DATA, evaluate each model (loaded one at a time by `load_encoder`) and return the report
+    document (`report.build_document`). `progress(total, description)` is a context manager yielding an
+    `advance(n)` callable (the CLI passes its progress bar)."""
+    from contextlib import nullcontext
+
+    from .datasets import load_labelled, read_captions
+    from .errors import UsageError
+    from .report import build_document
+
+    if task not in ("classification", "retrieval"):
+        raise UsageError(f"--task must be classification or retrieval, not {task!r}")
+    progress = progress or (lambda n, d: nullcontext(None))
+    if task == "retrieval":
+        caps = read_captions(data)
+        dataset = {"source": caps.source, "split": None, "splits": [], "n_images": len(caps.images),
+                   "n_captions": len(caps.captions), "warnings": []}
+    else:
+        load = lambda s: load_labelled(data, s, image_column, label_column, materialize_dir)  # noqa: E731
+        ds = load(split)
+        dataset = {**ds.describe(), "warnings": ds.warnings}
+        for w in ds.warnings:
+            on_warning(w)
+    rows, skipped = [], []
+    for name in models:
+        encoder = load_encoder(name)
+        with progress(dataset["n_images"], f"embedding ({name})") as advance:
+            if task == "retrieval":
+                row, sk = evaluate_retrieval(encoder, name, caps, cache, batch_size, advance)
+                rows.append(row)
+            else:
+                new, sk = evaluate_model(encoder, name, ds, prompt_sets, load, cache, top_k, probe,
+                                         batch_size, advance)
+                rows += new
+        skipped += sk
+        del encoder
+    return build_document(task, dataset, rows, skipped)

@@ -57,7 +57,8 @@ def summary_table(doc: dict) -> tuple[list[str], list[list[str]]]:
                         [_pct(m.get(f"{d}_recall@{k}")) for d in ("text_to_image", "image_to_text")
                          for k in (1, 5, 10)])
         return header, rows
-    header = ["model", "prompts", "top-1 (n, skipped)", "top-5", "mean recall", "macro-F1",
+    k = doc["rows"][0]["metrics"]["top_k"]["k"] if doc["rows"] else 5
+    header = ["model", "prompts", "top-1 (n, skipped)", f"top-{k}", "mean recall", "macro-F1",
               "ECE → after T", "none-of-these < cos"]
     rows = []
     for r in doc["rows"]:
@@ -65,7 +66,7 @@ def summary_table(doc: dict) -> tuple[list[str], list[list[str]]]:
         cal, none = r.get("calibration"), r.get("none_of_these")
         rows.append([
             r["model"], r["prompt_set"] + (f" ({r['n_templates']})" if r.get("n_templates", 1) > 1 else ""),
-            f"{_pct(m['top1'])} (n={m['n']}, {m['n_skipped']} skipped)", _pct(m["top5"]),
+            f"{_pct(m['top1'])} (n={m['n']}, {m['n_skipped']} skipped)", _pct(m["top_k"]["accuracy"]),
             _pct(m["mean_per_class_recall"]), _pct(m["macro_f1"]),
             f"{m['ece']:.3f} → {cal['ece_after']:.3f}" if cal else f"{m['ece']:.3f}",
             f"{none['threshold']:.3f}" if none and none.get("threshold") is not None else "–"])
