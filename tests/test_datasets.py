@@ -174,3 +174,15 @@ def test_hf_without_datasets_installed_is_one_clear_error(tmp_path, monkeypatch)
     monkeypatch.setitem(sys.modules, "datasets", None)      # import datasets -> ImportError
     with pytest.raises(UsageError, match=r"pip install 'clipseek\[datasets\]'"):
         D.load_labelled("hf:someone/some-dataset")
+
+
+def test_unusable_cache_is_one_clear_error(tmp_path):
+    from clipseek.cache import EmbeddingCache
+
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "embeddings.sqlite3").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(UsageError, match="--no-cache"):
+        EmbeddingCache(tmp_path / "c")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="cannot use the embedding cache"):
+        EmbeddingCache(tmp_path / "file" / "sub")

@@ -32,6 +32,7 @@ def test_classification_metrics_match_sklearn(seed):
         assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx((pi, ri, fi, si))
 
 
+@pytest.mark.filterwarnings("ignore:y_pred contains classes")
 def test_missing_classes_follow_sklearn_conventions():
     # class 3 never occurs and is never predicted; class 2 is predicted but never true
     y = np.array([0, 0, 1, 1, 1, 0])

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .errors import UsageError
 from .images import Skipped
 from .pipeline import EmbedBatch, embed_all
 
@@ -40,11 +41,15 @@ def file_identity(path: str) -> tuple[str, int, int] | None:
 class EmbeddingCache:
     def __init__(self, directory: str | os.PathLike | None = None):
         self.directory = Path(directory) if directory else default_cache_dir()
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "embeddings.sqlite3"
-        self.db = sqlite3.connect(str(self.path), timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self._ensure_schema()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self._ensure_schema()
+        except (OSError, sqlite3.Error) as e:
+            raise UsageError(f"cannot use the embedding cache at {self.path} ({e}); "
+                             "pass --cache-dir DIR or --no-cache") from None
 
     def _ensure_schema(self) -> None:
         db = self.db

@@ -84,8 +84,9 @@ def read_hf(name: str, split: str | None = None, image_column: str | None = None
     lab_col = _pick(first.column_names, label_column, LABEL_COLUMNS, "label", name)
     feature = first.features[lab_col]
     names = list(feature.names) if hasattr(feature, "names") else None
-    out_dir = Path(materialize_dir or os.path.join(os.path.expanduser("~"), ".cache", "clipseek",
-                                                   "dataset-images"))
+    from .cache import default_cache_dir
+
+    out_dir = Path(materialize_dir) if materialize_dir else default_cache_dir() / "dataset-images"
     rows = []
     chosen = choose_split([s for s in splits if s], split, name) if any(splits) else None
     for s, d in splits.items():
