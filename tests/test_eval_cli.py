@@ -91,7 +91,7 @@ def test_eval_json_report_and_brute_force_parity(tiny_ckpt, colour_data, tmp_pat
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".rep")]   # no temp dirs left behind
 
 
-def test_eval_table_manifest_second_run_uses_cache(tiny_ckpt, colour_data, tmp_path):
+def test_eval_table_from_manifest_fills_cache(tiny_ckpt, colour_data, tmp_path):
     lines = [f"{p.relative_to(colour_data)},{p.parent.name}" for p in sorted(colour_data.glob("test/*/*.png"))]
     (colour_data / "m.csv").write_text("path,label\n" + "\n".join(lines) + "\n")
     args = ["eval", colour_data / "m.csv", "--model", tiny_ckpt, "--cache-dir", tmp_path / "cache"]
