@@ -16,6 +16,8 @@ _EXPORTS = {
     "probabilities": "clipseek.classify",
     "build_classifier": "clipseek.prompts",
     "open_image": "clipseek.images",
+    "load_labelled": "clipseek.datasets",
+    "run_eval": "clipseek.eval_run",
     "ClipseekError": "clipseek.errors",
     "ImageError": "clipseek.errors",
     "UsageError": "clipseek.errors",

@@ -1,0 +1,58 @@
+"""`clipseek eval`: accuracy and friends of zero-shot classifiers (or retrieval) on a labelled dataset."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from . import app
+from .output import check_format, eprint, print_json, print_table, progress, report_skipped
+
+
+@app.command("eval")
+def eval_cmd(
+    data: str = typer.Argument(..., help="Class folders, a .csv/.jsonl manifest, hf:NAME, or (retrieval) "
+                                         "a captions .jsonl."),
+    models: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Model(s) to compare; repeatable."),
+    template: Optional[List[str]] = typer.Option(None, "--template", help="A prompt template; repeatable."),
+    templates: Optional[List[str]] = typer.Option(None, "--templates", help="'imagenet' or a file; repeatable."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split to evaluate (default: test/validation)."),
+    top_k: int = typer.Option(5, "--top-k", min=1, help="k of the top-k accuracy column."),
+    report: Optional[str] = typer.Option(None, "--report", help="Write report.json/.md/.html to this folder."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    task: str = typer.Option("classification", "--task", help="classification or retrieval."),
+    image_column: Optional[str] = typer.Option(None, "--image-column", help="Manifest/dataset image column."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Manifest/dataset label column."),
+    probe: bool = typer.Option(True, "--probe/--no-probe", help="Linear probe when there is a train split."),
+    cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Embedding cache (default ~/.cache/clipseek)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16."),
+) -> int:
+    """Evaluate models x prompt sets on labelled images: one row per (model, prompt set)."""
+    from ..cache import EmbeddingCache, default_cache_dir
+    from ..eval_run import resolve_prompt_sets, run_eval
+    from ..images import Skipped
+    from ..models import DEFAULT_MODEL, load_model
+    from ..report import summary_table, write_report
+
+    check_format(fmt, ("table", "json"))
+    prompt_sets = resolve_prompt_sets(template or [], templates or [])
+    cache = None if no_cache else EmbeddingCache(cache_dir or default_cache_dir())
+    doc = run_eval(data, models or [DEFAULT_MODEL], lambda m: load_model(m, device=device, dtype=dtype),
+                   prompt_sets, task, split, image_column, label_column, cache, top_k, probe, batch_size,
+                   materialize_dir=str((cache.directory if cache else default_cache_dir()) / "dataset-images"),
+                   progress=progress, on_warning=lambda w: eprint(f"warning: {w}"))
+    report_skipped([Skipped(s["path"], s["reason"]) for s in doc["skipped"]], fmt)
+    if report:
+        eprint(f"report written to {write_report(doc, report)}")
+    if fmt == "json":
+        print_json(doc)
+    else:
+        print_table(None, *summary_table(doc))
+    if not doc["rows"]:
+        eprint("clipseek: error: no image could be read")
+        return 1
+    return 0
