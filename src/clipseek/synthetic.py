@@ -112,12 +112,17 @@ CAPTION_TEMPLATES = (
     "a photo of a {size} {colour} {shape} on a {bg} background", "the {colour} {shape}",
     "a drawing of a {colour} {shape}", "a {size} {colour} {shape} on {bgphrase}",
 )
+# Captions naming one attribute only: they teach colour and shape as separate concepts, which is what
+# lets the model recognise (colour, shape) pairs it never saw together.
+PARTIAL_TEMPLATES = ("a {shape}", "a photo of a {shape}", "a {size} {shape}", "a {shape} on a {bg} background",
+                     "a {colour} shape", "a photo of a {colour} shape", "something {colour}")
+PARTIAL_RATE = 0.3
 BG_PHRASE = {"plain": "a plain background", "noise": "a noisy background", "stripes": "stripes"}
 BG_WORD = {"plain": "plain", "noise": "noisy", "stripes": "striped"}
 
 
 def caption_for(rng: random.Random, colour: str, shape: str, size: str, bg: str) -> str:
-    t = rng.choice(CAPTION_TEMPLATES)
+    t = rng.choice(PARTIAL_TEMPLATES if rng.random() < PARTIAL_RATE else CAPTION_TEMPLATES)
     return t.format(size=size, colour=colour, shape=shape, bg=BG_WORD[bg], bgphrase=BG_PHRASE[bg])
 
 
@@ -126,9 +131,10 @@ def vocabulary() -> list[str]:
     from .tiny import words_of
 
     extra = ["photo", "picture", "of", "the", "a", "an", "this", "is", "shape", "colour", "color",
-             "image", "drawing", "on", "background", "with", "and", "in"]
+             "image", "drawing", "on", "background", "with", "and", "in", "something"]
     texts = list(COLOURS) + list(SHAPES) + list(SIZES) + list(BG_WORD.values()) + \
-        list(BG_PHRASE.values()) + list(CAPTION_TEMPLATES) + extra
+        list(BG_PHRASE.values()) + list(CAPTION_TEMPLATES) + \
+        list(PARTIAL_TEMPLATES) + extra
     return sorted(set(words_of(texts)) - {"{", "}", "bg", "bgphrase"})
 
 

@@ -43,3 +43,13 @@ def demo_cmd(
         res = classify(encoder, [str(root / s.path) for s in test], labels, ["a photo of a {}."], top=1)
         acc = sum(p.label == s.label for p, s in zip(res.predictions, test)) / max(1, len(test))
         print(f"   top-1 on all {len(test)} test images: {acc:.1%}\n")
+
+        from ..eval_run import run_eval
+        from ..report import summary_table
+
+        doc = run_eval(str(root), [model], lambda m: encoder,
+                       {"a photo of a {}.": ["a photo of a {}."], "a {}": ["a {}"]}, split="test",
+                       probe=True, on_warning=lambda w: None)
+        print("3. evaluation on the test split (zero-shot per prompt set, and a linear probe on train)")
+        print_table(None, *summary_table(doc))
+        print()
