@@ -17,6 +17,8 @@ _EXPORTS = {
     "probabilities": "clipseek.classify",
     "build_classifier": "clipseek.prompts",
     "open_image": "clipseek.images",
+    "Gallery": "clipseek.search",
+    "SearchResult": "clipseek.search",
     "ClipseekError": "clipseek.errors",
     "ImageError": "clipseek.errors",
     "UsageError": "clipseek.errors",
