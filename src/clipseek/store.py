@@ -91,14 +91,18 @@ class Store:
             raise StoreError(f"{path} is a directory, not a clipseek database")
         if not exists and not os.path.isdir(os.path.dirname(path) or "."):
             raise StoreError(f"cannot create database {path}: folder does not exist")
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # we manage transactions
         try:
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # we manage transactions
             store = cls(path, conn)
             store._init_or_check(fresh=not exists or os.path.getsize(path) == 0)
             conn.execute("PRAGMA journal_mode=WAL")  # only once we know the file is ours
             conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as e:
+            conn.close()
             raise StoreError(f"{path} is not a clipseek database ({e})") from None
+        except BaseException:
+            conn.close()
+            raise
         return store
 
     def _init_or_check(self, fresh: bool) -> None:
