@@ -103,3 +103,14 @@ def test_bad_queries_and_model_mismatch(tmp_path, encoder, gallery_dir, tiny_ckp
     assert encoder.fingerprint in str(e.value) and other_enc.fingerprint in str(e.value)
     with pytest.raises(ClipseekError, match="no clipseek database"):
         clipseek.Gallery(str(tmp_path / "nope.db"), encoder).search("cat")
+
+
+def test_int8_gallery_reopens_with_its_own_dtype(tmp_path, tiny_ckpt, encoder, gallery_dir):
+    enc8 = clipseek.load_model(tiny_ckpt, device="cpu", dtype="int8")
+    assert "dtype=int8" in enc8.fingerprint and enc8.fingerprint != encoder.fingerprint
+    v32, v8 = encoder.encode_texts(["red car"]), enc8.encode_texts(["red car"])
+    assert np.allclose(v32, v8, atol=1e-6)  # text tower stays fp32
+    with clipseek.Gallery(str(tmp_path / "g.db"), enc8) as g:
+        g.index([str(gallery_dir)])
+    with clipseek.Gallery(str(tmp_path / "g.db")) as g:  # reloads the int8 model from the DB's record
+        assert g.search("red car", k=3) and g.encoder.fingerprint == enc8.fingerprint

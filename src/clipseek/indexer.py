@@ -163,7 +163,7 @@ def index_folders(store: Store, encoder, dirs: Sequence[str], batch_size: int = 
     """Index `dirs` into `store` with `encoder`; returns what changed. Safe to interrupt any time."""
     roots = check_roots(dirs)
     store.bind_model(encoder.fingerprint, encoder.dim, getattr(encoder, "name", "?"),
-                     str(getattr(encoder, "dtype", "float32")).replace("torch.", ""),
+                     getattr(encoder, "dtype_name", None) or str(getattr(encoder, "dtype", "float32")).replace("torch.", ""),
                      encoder.preprocess_cfg.framing)
     plan = plan_changes(store, roots, scan(roots), workers=max(2, workers or 4))
     apply_cheap(store, plan)
