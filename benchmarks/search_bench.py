@@ -32,6 +32,19 @@ def random_unit(n: int, d: int, seed: int, chunk: int = 100_000) -> np.ndarray:
     return out
 
 
+def clustered_unit(n: int, d: int, seed: int, centers: int = 1000, spread: float = 0.5) -> np.ndarray:
+    """Unit vectors around random centres: structured like real embeddings (random data is the
+    worst case for any approximate index: every point is almost equally far from every other)."""
+    rng = np.random.default_rng(seed)
+    c = random_unit(centers, d, seed=12345)
+    out = np.empty((n, d), np.float32)
+    for i in range(0, n, 100_000):
+        m = min(100_000, n - i)
+        v = c[rng.integers(0, centers, m)] + spread * random_unit(m, d, seed=seed + i + 1)
+        out[i:i + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
+
+
 def latencies(fn, queries) -> np.ndarray:
     out = []
     for q in queries:
@@ -50,19 +63,20 @@ def exact_top(vecs: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def bench_size(n: int, d: int, efs: list[int], n_queries: int, encoder) -> None:
+def bench_size(n: int, d: int, efs: list[int], n_queries: int, encoder, data: str = "random") -> None:
     from clipseek.index import VectorIndex
 
-    vecs = random_unit(n, d, seed=n)
+    make = random_unit if data == "random" else clustered_unit
+    vecs = make(n, d, seed=n)
     ids = np.arange(1, n + 1, dtype=np.int64)
-    queries = random_unit(n_queries, d, seed=1)
+    queries = make(n_queries, d, seed=1)
     truth = exact_top(vecs, queries, 10) + 1  # ids are positions + 1
     rss0 = rss_mb()
     with Timer() as t:
         vi = VectorIndex.build(ids, vecs)
     mem = rss_mb() - rss0
     build_s = t.s
-    print(f"\n== {n:,} vectors, dim {d}: index {vi.state.kind}, build {t.s:.1f} s, "
+    print(f"\n== {n:,} {data} vectors, dim {d}: index {vi.state.kind}, build {t.s:.1f} s, "
           f"index memory {mem:.0f} MiB (RSS growth)")
     for ef in efs:
         vi.set_ef_search(ef)
@@ -104,11 +118,17 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--ef", default="64,128,256,512", help="efSearch values to sweep")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--data", choices=["random", "clustered"], default="random")
+    ap.add_argument("--torch-threads", type=int, default=None, help="torch threads for the text tower")
     ap.add_argument("--no-text", action="store_true", help="skip the text tower (end-to-end) part")
     ap.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "clipseek-bench"))
     args = ap.parse_args()
     sizes = [20_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     encoder = None
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     if not args.no_text:
         from clipseek import load_model
 
@@ -119,7 +139,7 @@ def main() -> None:
 
     print(f"faiss {faiss.__version__}, threads {faiss.omp_get_max_threads()}; {args.queries} random unit queries")
     for n in sizes:
-        bench_size(n, args.dim, [int(e) for e in args.ef.split(",")], args.queries, encoder)
+        bench_size(n, args.dim, [int(e) for e in args.ef.split(",")], args.queries, encoder, args.data)
 
 
 if __name__ == "__main__":

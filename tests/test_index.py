@@ -5,7 +5,6 @@ import os
 import numpy as np
 import pytest
 
-from clipseek import index as index_mod
 from clipseek.index import VectorIndex
 from clipseek.store import Store
 
@@ -62,8 +61,7 @@ def test_hnsw_sq8_recall_and_memory():
     vecs = clustered(rng, 4000)
     ids = np.arange(1, 4001, dtype=np.int64)
     vi = VectorIndex.build(ids, vecs, kind="hnsw-sq8")
-    base = index_mod._faiss().downcast_index(vi.index.index)
-    assert type(base).__name__ == "IndexHNSWSQ"
+    assert type(vi.index).__name__ == "IndexHNSWSQ"
     queries = clustered(rng, 50)
     _, got = vi.search(queries, 10)
     recall = np.mean([len(set(g) & set(brute(vecs, ids, q, 10)[0])) / 10 for g, q in zip(got, queries)])
@@ -99,6 +97,8 @@ def test_for_store_persists_extends_and_rebuilds(store, monkeypatch):
     q = unit(rng, 1)[0]
     assert vi2.search(q, 10)[1].tolist() == vi.search(q, 10)[1].tolist()
 
+    os.remove(store.path + ".faiss.ids.npy")  # a partial cache is rebuilt
+    assert VectorIndex.for_store(store).state.count == 80
     with open(store.path + ".faiss", "wb") as f:  # a corrupt cache is rebuilt too
         f.write(b"garbage")
     assert VectorIndex.for_store(store).state.count == 80
@@ -124,5 +124,6 @@ def test_index_of_another_db_is_not_trusted(tmp_path, store):
     fill(other, unit(rng, 7))
     os.replace(store.path + ".faiss", other.path + ".faiss")
     os.replace(store.path + ".faiss.json", other.path + ".faiss.json")
+    os.replace(store.path + ".faiss.ids.npy", other.path + ".faiss.ids.npy")
     assert VectorIndex.for_store(other).state.count == 7
     other.close()

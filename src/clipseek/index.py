@@ -2,10 +2,11 @@
 
 Small galleries get an exact inner-product index (`IndexFlatIP`); above `HNSW_THRESHOLD` vectors an
 HNSW graph over 8-bit scalar-quantized vectors (about 0.8 KB per 512-d vector with the graph, so a
-million images fit in well under 1.5 GB). Both are wrapped in an id map holding the store's row ids.
+million images fit in well under 1.5 GB). FAISS positions map to the store's row ids through an int64
+array kept beside the index (faiss's IndexIDMap made single queries ~30x slower on a busy machine).
 
-Persisted beside the database as `<db>.faiss` plus `<db>.faiss.json` (which DB, which model, the
-highest row id and the row count it covers). Row ids are never reused, so on open:
+Persisted beside the database as `<db>.faiss`, `<db>.faiss.ids.npy` and `<db>.faiss.json` (which DB,
+which model, the highest row id and the row count it covers). Row ids are never reused, so on open:
   - new rows (id > max_id) are added to the index, no rebuild;
   - rows deleted since (count of ids <= max_id dropped) are filtered out of results, searching a few
     more neighbours to make up for them, until they exceed `REBUILD_FRACTION`; then it rebuilds.
@@ -63,15 +64,16 @@ def new_index(kind: str, dim: int, train: np.ndarray | None = None, m: int = HNS
         base.train(np.ascontiguousarray(train, dtype=np.float32))
     else:
         raise ValueError(f"unknown index kind {kind!r}")
-    return faiss.IndexIDMap2(base)
+    return base
 
 
 class VectorIndex:
     """ids + vectors -> top-k by inner product. Use `VectorIndex.for_store(store)` in the app."""
 
-    def __init__(self, index, state: IndexState):
+    def __init__(self, index, state: IndexState, ids: np.ndarray | None = None):
         self.index = index
         self.state = state
+        self.ids = np.zeros(0, np.int64) if ids is None else ids  # faiss position -> store row id
         self.set_ef_search(HNSW_EF_SEARCH)
 
     # ---- building from arrays (benchmarks, rebuilds) ------------------------------------------
@@ -89,24 +91,25 @@ class VectorIndex:
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
             return
-        self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
-                                np.ascontiguousarray(ids, dtype=np.int64))
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.ids = np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)])
         self.state.max_id = max(self.state.max_id, int(np.max(ids)))
         self.state.count += len(ids)
 
     def set_ef_search(self, ef: int) -> None:
-        base = _faiss().downcast_index(self.index.index)
-        if hasattr(base, "hnsw"):
-            base.hnsw.efSearch = ef
+        """HNSW search breadth (higher: better recall, slower). Each query uses max(ef, k)."""
+        self.ef_search = ef
+        if hasattr(self.index, "hnsw"):
+            self.index.hnsw.efSearch = ef
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (m, k'), best first; ids of -1 mark empty slots."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(int(k), max(self.state.count, 1)))
-        base = _faiss().downcast_index(self.index.index)
-        if hasattr(base, "hnsw"):
-            base.hnsw.efSearch = max(base.hnsw.efSearch, k)
-        scores, ids = self.index.search(q, k)
+        if hasattr(self.index, "hnsw"):
+            self.index.hnsw.efSearch = max(self.ef_search, k)
+        scores, pos = self.index.search(q, k)
+        ids = np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1) if len(self.ids) else pos
         return scores, ids
 
     @property
@@ -118,7 +121,10 @@ class VectorIndex:
         """Atomic: write to temp files, then rename (index first, state last)."""
         faiss = _faiss()
         faiss.write_index(self.index, path + ".tmp")
+        with open(path + ".ids.tmp", "wb") as f:
+            np.save(f, self.ids)
         os.replace(path + ".tmp", path)
+        os.replace(path + ".ids.tmp", path + ".ids.npy")
         with open(path + ".json.tmp", "w") as f:
             json.dump(asdict(self.state), f)
         os.replace(path + ".json.tmp", path + ".json")
@@ -130,11 +136,12 @@ class VectorIndex:
             with open(path + ".json") as f:
                 state = IndexState(**json.load(f))
             index = _faiss().read_index(path)
+            ids = np.load(path + ".ids.npy")
         except Exception:
             return None
-        if state.format != FORMAT or index.ntotal != state.count:
+        if state.format != FORMAT or index.ntotal != state.count or len(ids) != state.count:
             return None
-        return cls(index, state)
+        return cls(index, state, ids)
 
     # ---- keeping it in step with the store ------------------------------------------------------
     @classmethod
@@ -171,8 +178,8 @@ class VectorIndex:
         return changed
 
     def _replace(self, other: "VectorIndex") -> None:
-        self.index, self.state = other.index, other.state
-        self.set_ef_search(HNSW_EF_SEARCH)
+        self.index, self.state, self.ids = other.index, other.state, other.ids
+        self.set_ef_search(self.ef_search)
 
     @classmethod
     def rebuild(cls, store, threshold: int = HNSW_THRESHOLD) -> "VectorIndex":
