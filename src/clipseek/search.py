@@ -18,6 +18,7 @@ from .index import HNSW_THRESHOLD, VectorIndex
 from .store import Store, StoreError
 
 DEFAULT_DB = "clipseek.db"
+RERANK_MIN = 32
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,9 @@ class Gallery:
         if index.state.count == 0:
             return []
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        _, ids = index.search(q[None, :], k + index.state.deleted)
+        # approximate index: fetch extra candidates, re-rank them by exact cosine (lifts recall)
+        extra = max(k, RERANK_MIN) if index.state.kind != "flat" else 0
+        _, ids = index.search(q[None, :], k + extra + index.state.deleted)
         rows = store.get_rows_with_vectors([int(i) for i in ids[0] if i >= 0])
         scored = sorted(((float(vec @ q), row) for row, vec in rows.values()),
                         key=lambda t: (-t[0], t[1].id))
