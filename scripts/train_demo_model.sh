@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-build/demo-model}
-EPOCHS=${EPOCHS:-8}
+EPOCHS=${EPOCHS:-10}
 mkdir -p "$W"
 .venv/bin/clipseek synth "$W/synth" --n 14400 --seed 0
 rm -rf "$W/ckpt"

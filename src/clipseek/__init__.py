@@ -18,6 +18,8 @@ _EXPORTS = {
     "open_image": "clipseek.images",
     "load_labelled": "clipseek.datasets",
     "run_eval": "clipseek.eval_run",
+    "Gallery": "clipseek.search",
+    "SearchResult": "clipseek.search",
     "ClipseekError": "clipseek.errors",
     "ImageError": "clipseek.errors",
     "UsageError": "clipseek.errors",

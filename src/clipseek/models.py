@@ -62,7 +62,7 @@ def resolve_dtype(dtype: str, device: str):
     if dtype == "auto":
         return torch.float16 if device.startswith("cuda") else torch.float32
     if dtype not in DTYPES:
-        raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of auto, fp32, fp16, bf16")
+        raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of auto, fp32, fp16, bf16, int8")
     return getattr(torch, DTYPES[dtype])
 
 
@@ -111,7 +111,10 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: s
     quiet_transformers()
     source, local = resolve_checkpoint(name_or_path)
     dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
+    int8 = dtype == "int8"
+    if int8 and dev != "cpu":
+        raise ModelLoadError("--dtype int8 (dynamic quantization) runs on the CPU only; use --device cpu")
+    torch_dtype = torch.float32 if int8 else resolve_dtype(dtype, dev)
     try:
         model = AutoModel.from_pretrained(source, revision=revision, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
@@ -129,8 +132,29 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: s
                              "get_text_features; not a CLIP-like model")
     identity = _local_identity(source) if local else (
         getattr(model.config, "_commit_hash", None) or revision or "main")
+    if int8:
+        model = quantize_int8(model)
     cfg = PreprocessCfg.from_processor(image_processor, framing)
     return HFEncoder(model, tokenizer, cfg, dev, name=name_or_path, identity=identity)
+
+
+def quantize_int8(model):
+    """Dynamic int8 quantization of the image tower's Linear layers (weights int8, activations
+    quantized on the fly): the fastest CPU option for indexing, ~2x fp32 on AVX2. The text tower stays
+    fp32 (one short query costs little), so text queries keep full precision."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in ("vision_model", "visual_projection"):
+            if hasattr(model, name):
+                setattr(model, name, quantize_dynamic(getattr(model, name).eval(), {torch.nn.Linear},
+                                                      dtype=torch.qint8))
+    model._clipseek_dtype = "int8"
+    return model
 
 
 def _features(out) -> "torch.Tensor":  # noqa: F821
@@ -157,7 +181,8 @@ class HFEncoder:
                        else model.config.text_config.hidden_size)
         scale = getattr(model, "logit_scale", None)
         self.logit_scale = float(scale.detach().float().exp()) if scale is not None else 100.0
-        dtype_name = str(self.dtype).replace("torch.", "")
+        dtype_name = getattr(model, "_clipseek_dtype", None) or str(self.dtype).replace("torch.", "")
+        self.dtype_name = dtype_name
         self.fingerprint = (f"{name}@{identity} backend={self.backend} dtype={dtype_name} "
                             f"pre={preprocess_cfg.describe()}")
         self.model_type = getattr(model.config, "model_type", "clip")

@@ -8,6 +8,7 @@ never break the pairing of paths and vectors.
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Sequence
@@ -43,23 +44,35 @@ def default_workers() -> int:
 def embed_paths(encoder, paths: Iterable[str], batch_size: int = 32, workers: int | None = None,
                 max_pixels: int = DEFAULT_MAX_PIXELS,
                 on_progress: Callable[[int], None] | None = None) -> Iterator[EmbedBatch]:
-    """Yield EmbedBatch objects in input order. Decoding of the next batches overlaps encoding."""
-    paths = list(paths)
+    """Yield EmbedBatch objects in input order. Decoding of the next batches overlaps encoding.
+
+    At most about two batches are decoded ahead of the encoder, so memory stays bounded however
+    many files there are.
+    """
     workers = workers or default_workers()
+    ahead = 2 * batch_size + workers
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipseek-decode") as pool:
-        results = pool.map(lambda p: (p, load_and_preprocess(p, encoder, max_pixels)), paths)
+        pending: deque = deque()
+        it = iter(paths)
+
+        def fill() -> None:
+            while len(pending) < ahead:
+                p = next(it, None)
+                if p is None:
+                    return
+                pending.append((p, pool.submit(load_and_preprocess, p, encoder, max_pixels)))
+
+        fill()
         batch: list[tuple[str, object]] = []
-        for item in results:
-            batch.append(item)
-            if len(batch) == batch_size:
+        while pending:
+            p, fut = pending.popleft()
+            batch.append((p, fut.result()))
+            fill()
+            if len(batch) == batch_size or not pending:
                 yield _encode_batch(encoder, batch)
                 if on_progress:
                     on_progress(len(batch))
                 batch = []
-        if batch:
-            yield _encode_batch(encoder, batch)
-            if on_progress:
-                on_progress(len(batch))
 
 
 def _encode_batch(encoder, batch: Sequence[tuple[str, object]]) -> EmbedBatch:

@@ -1,0 +1,87 @@
+"""`clipseek index` and `clipseek search`: build a gallery database, then search it by text or image."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import List, Optional
+
+import typer
+
+from . import app
+from .output import check_format, eprint, print_json, print_table, progress
+
+DB_HELP = "Gallery database (SQLite). Default: ./clipseek.db"
+
+
+@app.command("index")
+def index_cmd(
+    dirs: List[str] = typer.Argument(..., help="Folders to index (recursively)."),
+    db: str = typer.Option("clipseek.db", "--db", help=DB_HELP),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Hub id or checkpoint dir. Default: the DB's model, else the default model."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, fp32, fp16, bf16, int8 (CPU)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
+) -> int:
+    """Embed new and changed images into the gallery DB; prune deleted ones; recognise moved ones."""
+    from ..search import Gallery
+
+    check_format(fmt, ("table", "json"))
+    gallery = Gallery(db, model=model, device=device, dtype=dtype)
+    with ExitStack() as stack:
+        advance = [lambda n=1: None]
+
+        def on_start(total: int) -> None:
+            if total:
+                advance[0] = stack.enter_context(progress(total, "indexing"))
+
+        summary = gallery.index(dirs, batch_size=batch_size, workers=workers, on_start=on_start,
+                                on_progress=lambda n: advance[0](n))
+    gallery.close()
+    if fmt == "json":
+        print_json(summary.to_dict())
+        return 0
+    for s in summary.skipped:
+        eprint(f"skipping {s.path}: {s.reason}")
+    print(f"{summary.total} images in {gallery.db_path}: {summary.added} added, {summary.updated} updated, "
+          f"{summary.moved} moved, {summary.removed} removed, {summary.unchanged} unchanged, "
+          f"{len(summary.skipped)} skipped" +
+          (f" ({summary.still_skipped} more skipped before, unchanged)" if summary.still_skipped else ""))
+    return 0
+
+
+@app.command("search")
+def search_cmd(
+    query: Optional[str] = typer.Argument(None, help='Text to search for, e.g. "a dog on a beach".'),
+    db: str = typer.Option("clipseek.db", "--db", help=DB_HELP),
+    top_k: int = typer.Option(10, "--top-k", "-k", min=1, help="Number of results."),
+    image: Optional[str] = typer.Option(None, "--image", help="Search by an example image instead of text."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Only results with cosine >= S."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json or paths."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Default: the model the DB was built with."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+) -> int:
+    """Find the images most similar to a text query (or to an example image)."""
+    from ..errors import UsageError
+    from ..search import Gallery
+
+    check_format(fmt, ("table", "json", "paths"))
+    if query is not None and image is not None:
+        raise UsageError("give a text query or --image, not both")
+    if query is None and image is None:
+        raise UsageError("empty query: give some words to search for, or --image PATH")
+    with Gallery(db, model=model, device=device) as gallery:
+        results = gallery.search(text=query, image=image, k=top_k, threshold=threshold)
+    if fmt == "json":
+        print_json({"query": query, "image": image, "results": [r.to_dict() for r in results]})
+    elif fmt == "paths":
+        for r in results:
+            print(r.path)
+    else:
+        print_table(None, ["path", "score", "size"],
+                    [[r.path, f"{r.score:.4f}", f"{r.width}x{r.height}"] for r in results])
+    if not results:
+        eprint("no results" + (f" with score >= {threshold}" if threshold is not None else ""))
+    return 0
