@@ -53,3 +53,18 @@ def demo_cmd(
         print("3. evaluation on the test split (zero-shot per prompt set, and a linear probe on train)")
         print_table(None, *summary_table(doc))
         print()
+
+        from ..search import Gallery
+
+        by_path = {str((root / s.path).resolve()): s for s in samples}
+        with Gallery(str(root / "gallery.db"), encoder) as gallery:
+            summary = gallery.index([str(root)])
+            print(f"4. indexed {summary.total} images into {root / 'gallery.db'}; text searches (top 3):")
+            rows = []
+            for query in ("a red circle", "a small blue star", "a yellow ring on a striped background",
+                          "a black cross", "a photo of a green triangle"):
+                hits = gallery.search(text=query, k=3)
+                found = [by_path.get(str(Path(h.path).resolve())) for h in hits]
+                rows.append([query] + [f"{f.size} {f.label}, {f.background} ({h.score:.2f})" if f else h.path
+                                       for f, h in zip(found, hits)])
+            print_table(None, ["query", "1st (truth, cosine)", "2nd", "3rd"], rows)
