@@ -33,6 +33,7 @@ def _root(version: bool = typer.Option(False, "--version", help="Show the versio
 # Command modules register themselves on `app` when imported.
 from . import classify_cmd  # noqa: E402,F401
 from . import gallery_cmd  # noqa: E402,F401
+from . import serve_cmd  # noqa: E402,F401
 
 EXIT_USAGE = 2
 
