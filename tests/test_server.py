@@ -169,7 +169,50 @@ def test_concurrent_requests_from_many_threads(client):
         t.start()
     for t in threads:
         t.join()
-    assert not errors and len(out) == 40 and all(o == expected for o in out)
+    assert not errors and len(out) == 40
+    for o in out:  # queries that arrive together are encoded in one batch: same ids, same scores
+        assert [r["id"] for r in o["results"]] == [r["id"] for r in expected["results"]]
+        assert [r["score"] for r in o["results"]] == pytest.approx([r["score"] for r in expected["results"]],
+                                                                   abs=1e-5)
+
+
+def test_text_queries_batched_under_load_equal_single_queries(gallery, encoder):
+    from clipseek.service import GalleryService
+
+    svc = GalleryService(gallery[0], encoder)
+    queries = ["cat", "a big red house", "dog", "blue boat on a green lake", "tree"] * 4
+    single = [svc.search_text(q, 5) for q in queries]
+    calls = []
+    real = encoder.encode_texts
+    gate = threading.Event()
+
+    def slow_first(texts, **kw):  # hold the model busy so the other queries queue up
+        calls.append(len(texts))
+        gate.wait(5)
+        return real(texts, **kw)
+
+    svc.gallery._encoder = type("E", (), {"encode_texts": staticmethod(slow_first),
+                                          "fingerprint": encoder.fingerprint})()
+    out = [None] * len(queries)
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, svc.search_text(queries[i], 5)))
+               for i in range(len(queries))]
+    threads[0].start()
+    while not calls:
+        threading.Event().wait(0.01)
+    gone = svc.submit_search_text("a client that went away", 3)
+    assert gone.cancel()  # e.g. the HTTP client disconnected while its query waited
+    for t in threads[1:]:
+        t.start()
+    while len(svc._pending) < len(queries):
+        threading.Event().wait(0.01)
+    gate.set()
+    for t in threads:
+        t.join()
+    svc.close()
+    assert calls == [1, len(queries) - 1]  # one forward for everything that queued, none for `gone`
+    for a, b in zip(out, single):
+        assert [r["id"] for r in a["results"]] == [r["id"] for r in b["results"]]
+        assert [r["score"] for r in a["results"]] == pytest.approx([r["score"] for r in b["results"]], abs=1e-5)
 
 
 # ---- limits ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence, TypeVar
 
@@ -24,6 +24,7 @@ from .store import Store
 from .thumbs import THUMB_SIZE, as_jpeg, ensure_thumbnail, web_media_type
 
 T = TypeVar("T")
+TEXT_BATCH = 64  # text queries encoded together at most
 
 
 class NotFound(ClipseekError):
@@ -66,6 +67,8 @@ class GalleryService:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="clipseek-model")
         self._local = threading.local()
         self._classifiers: OrderedDict[tuple, object] = OrderedDict()
+        self._pending: list[tuple[str, int, Future]] = []  # text queries waiting for the model
+        self._pending_lock, self._draining = threading.Lock(), False
         self.encoder = self._run(self._load)  # the model is loaded once, now; a bad DB fails here
 
     def _load(self):
@@ -73,6 +76,46 @@ class GalleryService:
         enc = self.gallery.encoder
         self.gallery.search_vector(enc.encode_texts(["warm up"])[0], 1)  # builds the index now
         return enc
+
+    def _submit_text(self, q: str, k: int) -> Future:
+        """Queue a text query. Queries that arrive while the model is busy are encoded together in
+        one batch when it is free (one forward for 16 queries costs far less than 16 forwards)."""
+        fut: Future = Future()
+        with self._pending_lock:
+            self._pending.append((q, k, fut))
+            idle = not self._draining
+            self._draining = True
+        if idle:
+            try:
+                self._worker.submit(self._drain_texts)
+            except RuntimeError:  # closed
+                with self._pending_lock:
+                    self._pending.remove((q, k, fut))
+                    self._draining = False
+                raise ClipseekError("the gallery service is closed") from None
+        return fut
+
+    def _drain_texts(self) -> None:
+        with self._pending_lock:
+            batch, self._pending = self._pending[:TEXT_BATCH], self._pending[TEXT_BATCH:]
+        try:  # a request given up meanwhile (client gone) has a cancelled future: skip it
+            batch = [b for b in batch if b[2].set_running_or_notify_cancel()]
+            vecs = self.gallery.encoder.encode_texts([q.strip() for q, _, _ in batch]) if batch else []
+            for i, (q, k, fut) in enumerate(batch):
+                try:
+                    results = self._relative(self.gallery.search_vector(vecs[i], k))
+                    fut.set_result({"query": q, "k": k, "results": results})
+                except Exception as e:
+                    fut.set_exception(e)
+        except Exception as e:  # the batch's forward failed: every query in it gets the error
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(e)
+        finally:
+            with self._pending_lock:
+                self._draining = bool(self._pending)
+                if self._draining:
+                    self._worker.submit(self._drain_texts)
 
     def _run(self, fn: Callable[..., T], *args) -> T:
         return self._worker.submit(fn, *args).result()
@@ -128,23 +171,26 @@ class GalleryService:
 
     # ---- search and classify ---------------------------------------------------------------------
     def search_text(self, q: str, k: int = 20) -> dict:
+        return self.submit_search_text(q, k).result()
+
+    def submit_search_text(self, q: str, k: int = 20) -> Future:
+        """Check the query now (raises UsageError); a Future of the result dict (for asyncio callers
+        to await with asyncio.wrap_future, so no thread waits on the model for them)."""
         if len(q) > self.limits.max_query_chars:
             raise UsageError(f"query too long: {len(q)} characters (the limit is "
                              f"{self.limits.max_query_chars})")
         if not q.strip():
             raise UsageError("empty query: give some words to search for")
-        self._check_k(k)
-        return {"query": q, "k": k, "results": self._run(self._search, q, None, k)}
+        return self._submit_text(q, self._check_k(k))
 
     def search_image(self, data: bytes, k: int = 20, name: str = "") -> dict:
         self._check_k(k)
         img = self._decode_upload(data, name)  # decoded here, not on the model thread
-        return {"k": k, "results": self._run(self._search, None, img, k)}
+        return {"k": k, "results": self._run(self._search_image, img, k)}
 
-    def _search(self, text: str | None, img, k: int) -> list[dict]:
+    def _search_image(self, img, k: int) -> list[dict]:
         g = self.gallery
-        q = g.encoder.encode_texts([text.strip()]) if text is not None else g.encoder.encode_images([img])
-        return self._relative(g.search_vector(q[0], k))
+        return self._relative(g.search_vector(g.encoder.encode_images([img])[0], k))
 
     def _relative(self, results: list[SearchResult]) -> list[dict]:
         root = self.gallery.store.common_root() or os.sep
