@@ -167,4 +167,8 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
         print(warning, file=sys.stderr)
     app = create_app(db, model=model, device=device, token=token,
                      allowed_hosts=list(LOOPBACK_NAMES) if is_loopback(host) else None)
+    n = app.state.service.stats()["images"]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"clipseek: {n:,} images in {app.state.service.db_path}; open http://{shown}:{port}/"
+          + ("?token=TOKEN once" if token else ""), file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
