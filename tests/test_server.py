@@ -321,6 +321,12 @@ def test_file_gone_after_indexing(tmp_path, encoder):
             assert_json_error(r, 404)
             assert "gone" in r.json()["error"]
         assert c.get(f"/api/thumbs/{ids['a0.png']}").status_code == 200
+        # a file replaced after indexing (say by a link to something else) is not served
+        os.remove(root / "a2.png")
+        os.symlink(os.path.abspath(__file__), root / "a2.png")
+        r = c.get(f"/api/images/{ids['a2.png']}")
+        assert_json_error(r, 404)
+        assert "changed on disk" in r.json()["error"] and b"create_app" not in r.content
 
 
 def test_missing_database_fails_at_create(tmp_path, encoder):

@@ -228,8 +228,14 @@ class GalleryService:
         row = store.get_rows([image_id]).get(image_id) if 0 < image_id < 2 ** 63 else None
         if row is None:
             raise NotFound(f"no image with id {image_id}")
-        if not os.path.isfile(row.path):
+        try:
+            st = os.stat(row.path)
+        except OSError:
+            st = None
+        if st is None or not os.path.isfile(row.path):
             raise NotFound(f"image {image_id} is in the index but its file is gone; re-run clipseek index")
+        if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):  # serve only what was indexed
+            raise NotFound(f"image {image_id} changed on disk since it was indexed; re-run clipseek index")
         return row
 
     def image(self, image_id: int) -> tuple[str | None, bytes | None, str]:
