@@ -152,6 +152,33 @@ def test_page_asks_for_the_token(server):
             browser.close()
 
 
+def test_drop_an_image_then_find_similar(server):
+    import base64
+
+    sync_playwright = browser_or_fail()
+    base, root = server
+    data = base64.b64encode((root / "shape05.png").read_bytes()).decode()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(base + "/?token=" + TOKEN)
+            page.evaluate("""(b64) => {
+                const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                const dt = new DataTransfer();
+                dt.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+                document.getElementById("drop").dispatchEvent(
+                    new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+            }""", data)
+            page.wait_for_selector("#preview", state="visible")
+            assert page.inner_text("#drop-title") == "dropped.png"
+            page.click("#similar-btn")
+            page.wait_for_function("() => document.querySelectorAll('#grid .card').length > 0")
+            assert page.locator("#grid .caption").first.inner_text() == "shape05.png"
+        finally:
+            browser.close()
+
+
 def test_chromium_is_installed_where_ci_expects_it():
     """Guards against the e2e test silently not running: CI must have the browser."""
     if os.environ.get("CLIPSEEK_E2E") == "skip":
