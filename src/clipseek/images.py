@@ -6,6 +6,7 @@ Nothing here touches Pillow's global settings; limits are checked per call.
 from __future__ import annotations
 
 import glob
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +57,20 @@ def open_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageError(p, "file not found") from None
     if size == 0:
         raise ImageError(p, "empty file (0 bytes)")
+    return _decode(p, p, max_pixels, draft_size)
+
+
+def open_image_bytes(data: bytes, *, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS,
+                     draft_size: int | None = None) -> Image.Image:
+    """`open_image` for bytes in memory (an upload); errors name the image `name`."""
+    if not data:
+        raise ImageError(name, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name, max_pixels, draft_size)
+
+
+def _decode(src, p: str, max_pixels: int, draft_size: int | None) -> Image.Image:
     try:
-        img = Image.open(p)
+        img = Image.open(src)
     except UnidentifiedImageError:
         raise ImageError(p, "not an image (unrecognised format)") from None
     except Image.DecompressionBombError as e:

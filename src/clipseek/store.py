@@ -256,6 +256,15 @@ class Store:
     def skipped(self) -> list[tuple[str, str]]:
         return self.conn.execute("SELECT path, reason FROM skipped ORDER BY path").fetchall()
 
+    def common_root(self) -> str | None:
+        """The deepest folder holding every catalogued file (None when empty). The common prefix of
+        a sorted set is that of its first and last items, so this reads two index entries."""
+        lo, hi = self.conn.execute("SELECT min(path), max(path) FROM files").fetchone()
+        if lo is None:
+            return None
+        prefix = os.path.commonprefix([lo, hi])
+        return prefix[:prefix.rfind(os.sep) + 1].rstrip(os.sep) or os.sep
+
     # ---- writes (call inside `with store.transaction():`) --------------------------------------
     def insert_files(self, rows: Sequence[tuple[str, int, int, str, int, int, np.ndarray]]) -> None:
         """(path, size, mtime_ns, hash, width, height, vector). A path already present is replaced

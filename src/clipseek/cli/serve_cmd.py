@@ -1,0 +1,29 @@
+"""`clipseek serve`: the web page and HTTP API over a gallery database."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from . import app
+
+
+@app.command("serve")
+def serve_cmd(
+    db: str = typer.Option("clipseek.db", "--db", help="Gallery database (SQLite). Default: ./clipseek.db"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. Default: this machine only."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Default: the model the DB was built with."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="CLIPSEEK_TOKEN",
+                                        help="Require 'Authorization: Bearer TOKEN' on every API "
+                                             "call (also read from $CLIPSEEK_TOKEN). Open the page "
+                                             "once as /?token=TOKEN."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+) -> int:
+    """Search and classify in a web page at http://HOST:PORT/ (API docs at /docs)."""
+    from ..server import serve
+
+    serve(db, host=host, port=port, model=model, token=token, device=device)
+    return 0

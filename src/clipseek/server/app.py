@@ -1,0 +1,174 @@
+"""The HTTP API and web page of `clipseek serve`. `create_app(...)` builds the FastAPI app (tested
+in-process); `serve(...)` only hands it to uvicorn. All logic and every limit live in
+clipseek.service.GalleryService; this module maps requests to its calls and its errors to statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import sys
+from contextlib import asynccontextmanager
+from typing import List, Optional
+
+from fastapi import FastAPI, File, Form, Path, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from .. import __version__
+from ..errors import ClipseekError, UsageError
+from ..service import GalleryService, Limits, NotFound, TooLarge
+from .guard import Guard
+
+STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+                "style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+IMAGE_ID = Path(..., ge=1, le=2 ** 63 - 1, description="An image id from a search result.")
+TOKEN_PARAM = Query(None, description="The --token, for <img> tags that cannot send headers.")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ClipseekError)
+    async def clipseek_error(request, exc: ClipseekError):
+        status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else \
+            400 if isinstance(exc, UsageError) else 500
+        return _error(status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
+        return _error(422, f"{where}: {first.get('msg', 'invalid request')}".lstrip(": "))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(gallery_or_db, encoder=None, *, token: str | None = None, limits: Limits = Limits(),
+               model: str | None = None, device: str = "auto", allowed_hosts: list[str] | None = None,
+               thumb_dir: str | None = None) -> FastAPI:
+    """The app for one gallery (a Gallery or a database path). The model is loaded here, once.
+
+    `token`: every /api call then needs `Authorization: Bearer <token>` (images and thumbnails also
+    accept `?token=`). `allowed_hosts`: refuse other Host headers (serve() sets it for loopback)."""
+    svc = GalleryService(gallery_or_db, encoder, model=model, device=device, limits=limits,
+                         thumb_dir=thumb_dir)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        await run_in_threadpool(svc.close)
+
+    app = FastAPI(title="clipseek", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan,
+                  description="Search an indexed image gallery by text or by example image, and "
+                              "classify images zero-shot against your labels, with a CLIP model.")
+    app.state.service = svc
+    app.add_middleware(Guard, token=token, max_body=limits.max_upload_bytes + (1 << 20),
+                       allowed_hosts=allowed_hosts)
+    _add_error_handlers(app)
+
+    @app.get("/api/health", tags=["info"])
+    async def health():
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/api/stats", tags=["info"])
+    async def stats():
+        return await run_in_threadpool(svc.stats)
+
+    @app.get("/api/search", tags=["search"], summary="Images matching a text query")
+    async def search(q: str = Query(..., description="Text to search for, e.g. 'a dog on a beach'."),
+                     k: int = Query(20, description=f"Number of results (1 to {limits.max_k}).")):
+        return await asyncio.wrap_future(svc.submit_search_text(q, k))  # the model thread does the work
+
+    @app.post("/api/search/image", tags=["search"], summary="Images similar to an uploaded image")
+    async def search_image(file: UploadFile = File(..., description="The example image."),
+                           k: int = Form(20)):
+        data = await file.read(limits.max_upload_bytes + 1)
+        return await run_in_threadpool(svc.search_image, data, k, file.filename or "")
+
+    @app.post("/api/classify", tags=["classify"], summary="Zero-shot probabilities of labels")
+    async def classify(file: UploadFile = File(..., description="The image to classify."),
+                       labels: List[str] = Form(..., description="Labels: repeat the field, or "
+                                                "separate them by commas or new lines."),
+                       templates: Optional[List[str]] = Form(None, description="Prompt templates with "
+                                                             "one '{}', or 'imagenet' (80 templates).")):
+        data = await file.read(limits.max_upload_bytes + 1)
+        return await run_in_threadpool(svc.classify, data, labels, templates, file.filename or "")
+
+    @app.get("/api/images/{image_id}", tags=["images"], summary="The original image file, by id")
+    async def image(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
+        path, data, media = await run_in_threadpool(svc.image, image_id)
+        headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+        if path is None:
+            return Response(data, media_type=media, headers=headers)
+        return FileResponse(path, media_type=media, headers=headers, filename=os.path.basename(path),
+                            content_disposition_type="inline")
+
+    @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A cached JPEG thumbnail, by id")
+    async def thumb(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
+        path = await run_in_threadpool(svc.thumbnail, image_id)
+        return FileResponse(path, media_type="image/jpeg",
+                            headers={"Cache-Control": "private, max-age=86400",
+                                     "X-Content-Type-Options": "nosniff"})
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"), headers=PAGE_HEADERS)
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+                   include_in_schema=False)
+    async def no_such_api(rest: str):
+        return _error(404, "no such API endpoint; see /docs")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, token: str | None) -> str | None:
+    """The warning to print when the server is reachable from other machines without a token."""
+    if is_loopback(host) or token:
+        return None
+    return (f"clipseek: WARNING: serving on {host}, which other machines can reach, WITHOUT a token: "
+            "anyone on the network can search your gallery and download its images. Pass "
+            "--token SECRET (or bind --host 127.0.0.1).")
+
+
+def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None = None,
+          token: str | None = None, device: str = "auto", log_level: str = "info") -> None:
+    """Build the app and run it under uvicorn until interrupted."""
+    import uvicorn
+
+    # OpenMP threads (torch, faiss) spin after each parallel region by default, stealing the cores
+    # that the HTTP side needs between forwards: 4-5x fewer requests/s on a 2-core box. Must be set
+    # before torch loads, which create_app does below.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    warning = exposure_warning(host, token)
+    if warning:
+        print(warning, file=sys.stderr)
+    app = create_app(db, model=model, device=device, token=token,
+                     allowed_hosts=list(LOOPBACK_NAMES) if is_loopback(host) else None)
+    n = app.state.service.stats()["images"]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"clipseek: {n:,} images in {app.state.service.db_path}; open http://{shown}:{port}/"
+          + ("?token=TOKEN once" if token else ""), file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
