@@ -6,6 +6,7 @@ Nothing here touches Pillow's global settings; limits are checked per call.
 from __future__ import annotations
 
 import glob
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,21 +44,22 @@ _register_optional_plugins()
 
 
 def open_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               draft_size: int | None = None) -> Image.Image:
+               draft_size: int | None = None, data: bytes | None = None) -> Image.Image:
     """Return the image at `path` as an RGB PIL image, or raise ImageError(path, reason).
 
     `draft_size`: when set and the file is a JPEG at least twice that size on its short side,
     decode at reduced scale (still >= draft_size on each side) — much faster for big photos.
+    `data`: the file's bytes, already read (e.g. from an object store); `path` then only names it.
     """
     p = str(path)
     try:
-        size = os.path.getsize(p)
+        size = len(data) if data is not None else os.path.getsize(p)
     except OSError:
         raise ImageError(p, "file not found") from None
     if size == 0:
         raise ImageError(p, "empty file (0 bytes)")
     try:
-        img = Image.open(p)
+        img = Image.open(io.BytesIO(data) if data is not None else p)
     except UnidentifiedImageError:
         raise ImageError(p, "not an image (unrecognised format)") from None
     except Image.DecompressionBombError as e:
