@@ -32,6 +32,7 @@ def _root(version: bool = typer.Option(False, "--version", help="Show the versio
 
 # Command modules register themselves on `app` when imported.
 from . import classify_cmd, demo_cmd, eval_cmd, gallery_cmd, train_cmd  # noqa: E402,F401
+from . import embed_cmd  # noqa: E402,F401
 
 EXIT_USAGE = 2
 
