@@ -82,6 +82,7 @@ def test_resume_redoes_only_missing_shards(tmp_path, encoder, photos):
     assert all(os.stat(shards.shard_path(str(out), i)).st_mtime_ns == before[i] for i in (0, 1, 3))
     rows, vecs, _ = read_all(out)
     assert len(rows) == len({r[0] for r in rows}) == 11 and vecs.dtype == np.float32
+    assert not (out / "shard-00003.parquet.tmp-dead").exists()
     np.testing.assert_allclose(vecs, reference(encoder, photos).vectors, atol=2e-3)  # float16 storage
 
 

@@ -95,6 +95,8 @@ def open_job(out_dir: str, job: dict) -> dict:
         _write_json(path, manifest)
         return manifest
     manifest = read_manifest(out_dir)
+    for stale in glob.glob(os.path.join(out_dir, "*.tmp-*")):  # left by a killed run
+        os.remove(stale)
     for key in ("paths_digest", "shard_size", "vector_dtype"):
         if manifest.get(key) != job[key]:
             raise ShardError(f"{out_dir} holds another embedding job ({key} differs: source "
