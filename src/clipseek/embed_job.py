@@ -140,6 +140,8 @@ class ShardAssembler:
         idx = cols["shard"] if shard is None else np.full(len(cols["path"]), shard)
         for j in range(len(idx)):
             i = int(idx[j])
+            if i not in self.rows:  # already written (a row delivered twice): nothing to do
+                continue
             self.rows[i][str(cols["path"][j])] = {k: cols[k][j] for k in (*ROW_FIELDS, "error", "vector",
                                                                          "fingerprint")}
             if len(self.rows[i]) == self.expected[i]:

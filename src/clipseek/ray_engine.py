@@ -76,7 +76,9 @@ def run_ray(model: str, assembler: ShardAssembler, todo: dict[int, list[str]], *
         gpus = num_gpus_per_worker if num_gpus_per_worker is not None else (1.0 if gpus_total else 0.0)
         n_actors = workers or (max(1, int(gpus_total // gpus)) if gpus else 1)
         items = [{"path": p, "shard": i} for i, paths in todo.items() for p in paths]
-        blocks = max(1, min(len(items) // max(batch_size, 1), 4 * n_actors + 4 * int(ray.cluster_resources().get("CPU", 1))))
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        # enough blocks to keep every CPU decoding, and none bigger than 4096 files (retries stay cheap)
+        blocks = max(1, min(len(items) // batch_size, 2 * cpus), -(-len(items) // 4096))
         ds = ray.data.from_items(items, override_num_blocks=blocks)
         shape = pixel_shape(cfg)
         # a decode task holds its files' bytes and a batch of pixels: reserve that much memory. The
