@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -169,3 +170,12 @@ def test_index_from_parquet_refuses_other_model(tmp_path, tiny_ckpt, photos, cap
     assert len(lines) == 1 and str(other) in lines[0] and str(tiny_ckpt) in lines[0]
     assert main(["index", str(photos), "--from-parquet", str(out), "--db", str(db)]) == 2
     assert main(["embed", str(photos), "--out", str(out), "--engine", "spark"]) == 2
+
+
+def test_ray_missing_says_how_to_install(tmp_path, photos, monkeypatch, capsys):
+    from clipseek.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert main(["embed", str(photos), "--out", str(tmp_path / "o"), "--engine", "ray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'clipseek[ray]'" in err[0]

@@ -104,11 +104,3 @@ def test_ray_killed_mid_way_then_rerun(ray_cluster, tmp_path, tiny_ckpt):
     assert not [f for f in os.listdir(out) if ".tmp-" in f]  # a temp file left by the kill is removed
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
 
-
-def test_ray_missing_says_how_to_install(tmp_path, photos, monkeypatch, capsys):
-    from clipseek.cli import main
-
-    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    assert main(["embed", str(photos), "--out", str(tmp_path / "o"), "--engine", "ray"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "pip install 'clipseek[ray]'" in err[0]
