@@ -44,20 +44,21 @@ _register_optional_plugins()
 
 
 def open_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               draft_size: int | None = None) -> Image.Image:
+               draft_size: int | None = None, data: bytes | None = None) -> Image.Image:
     """Return the image at `path` as an RGB PIL image, or raise ImageError(path, reason).
 
     `draft_size`: when set and the file is a JPEG at least twice that size on its short side,
     decode at reduced scale (still >= draft_size on each side) — much faster for big photos.
+    `data`: the file's bytes, already read (e.g. from an object store); `path` then only names it.
     """
     p = str(path)
     try:
-        size = os.path.getsize(p)
+        size = len(data) if data is not None else os.path.getsize(p)
     except OSError:
         raise ImageError(p, "file not found") from None
     if size == 0:
         raise ImageError(p, "empty file (0 bytes)")
-    return _decode(p, p, max_pixels, draft_size)
+    return _decode(io.BytesIO(data) if data is not None else p, p, max_pixels, draft_size)
 
 
 def open_image_bytes(data: bytes, *, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS,

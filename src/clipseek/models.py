@@ -138,6 +138,19 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: s
     return HFEncoder(model, tokenizer, cfg, dev, name=name_or_path, identity=identity)
 
 
+def load_preprocess_cfg(name_or_path: str, framing: str = "center",
+                        revision: str | None = None) -> PreprocessCfg:
+    """The checkpoint's preprocessing without its weights (a driver that only plans the work)."""
+    from transformers import AutoImageProcessor
+
+    source, local = resolve_checkpoint(name_or_path)
+    try:
+        proc = AutoImageProcessor.from_pretrained(source, revision=revision)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"cannot load the image processor of {name_or_path}: {str(e).splitlines()[0]}") from None
+    return PreprocessCfg.from_processor(proc, framing)
+
+
 def quantize_int8(model):
     """Dynamic int8 quantization of the image tower's Linear layers (weights int8, activations
     quantized on the fly): the fastest CPU option for indexing, ~2x fp32 on AVX2. The text tower stays

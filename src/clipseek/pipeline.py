@@ -1,12 +1,13 @@
 """Files -> vectors: read/decode/preprocess in a thread pool, encode batches in the caller's thread.
 
-Stages are small functions (read -> preprocess -> encode), driven by `embed_paths`, so the same pieces
-can be driven by another runner (e.g. Ray Data) later. Failures per file become `Skipped` records and
-never break the pairing of paths and vectors.
+Stages are small functions (read -> decode+preprocess -> encode), driven by `embed_paths` here and by
+the runners of `embed_job` (in-process) and `ray_engine` (Ray Data). Failures per file become
+`Skipped` records and never break the pairing of paths and vectors.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,74 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, open_image
+from .preprocess import PreprocessCfg, preprocess
+
+
+@dataclass
+class Blob:
+    """One file's bytes, read once: hashed (same hash as `store.file_hash`) and then decoded."""
+
+    path: str
+    data: bytes
+    size: int
+    mtime_ns: int
+    hash: str
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def read_blob(path: str) -> Blob | Skipped:
+    """Read stage: a local path, or a URI that pyarrow's filesystems reach (s3://, gs://, hdfs://...)."""
+    try:
+        if is_uri(path):
+            from pyarrow import fs
+
+            filesystem, inner = fs.FileSystem.from_uri(path)
+            with filesystem.open_input_file(inner) as f:
+                data, mtime_ns = f.read(), 0
+        else:
+            local = path[len("file://"):] if path.startswith("file://") else path
+            with open(local, "rb") as f:
+                data, mtime_ns = f.read(), os.fstat(f.fileno()).st_mtime_ns
+    except FileNotFoundError:
+        return Skipped(path, "file not found")
+    except (OSError, ValueError) as e:
+        return Skipped(path, f"cannot read: {getattr(e, 'strerror', None) or e}")
+    return Blob(path, data, len(data), mtime_ns, hashlib.blake2b(data, digest_size=16).hexdigest())
+
+
+def decode_blob(blob: Blob, cfg: PreprocessCfg, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Decode + preprocess stage (no model needed): (pixels, (w, h)) or a Skipped record."""
+    try:
+        img = open_image(blob.path, max_pixels=max_pixels, draft_size=cfg.input_size, data=blob.data)
+        return preprocess(img, cfg), img.size
+    except ImageError as e:
+        return Skipped(e.path, e.reason)
+    except Exception as e:
+        return Skipped(blob.path, f"cannot preprocess ({type(e).__name__}: {e})")
+
+
+def ordered_map(fn: Callable, items: Iterable, workers: int, ahead: int) -> Iterator[tuple[object, object]]:
+    """(item, fn(item)) in input order, computed by a thread pool at most `ahead` items in advance."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipseek-decode") as pool:
+        pending: deque = deque()
+        it = iter(items)
+
+        def fill() -> None:
+            while len(pending) < ahead:
+                x = next(it, None)
+                if x is None:
+                    return
+                pending.append((x, pool.submit(fn, x)))
+
+        fill()
+        while pending:
+            x, fut = pending.popleft()
+            res = fut.result()
+            fill()
+            yield x, res
 
 
 @dataclass
@@ -50,29 +119,23 @@ def embed_paths(encoder, paths: Iterable[str], batch_size: int = 32, workers: in
     many files there are.
     """
     workers = workers or default_workers()
-    ahead = 2 * batch_size + workers
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipseek-decode") as pool:
-        pending: deque = deque()
-        it = iter(paths)
+    loaded = ordered_map(lambda p: load_and_preprocess(p, encoder, max_pixels), paths, workers,
+                         ahead=2 * batch_size + workers)
+    for batch in batched(loaded, batch_size):
+        yield _encode_batch(encoder, batch)
+        if on_progress:
+            on_progress(len(batch))
 
-        def fill() -> None:
-            while len(pending) < ahead:
-                p = next(it, None)
-                if p is None:
-                    return
-                pending.append((p, pool.submit(load_and_preprocess, p, encoder, max_pixels)))
 
-        fill()
-        batch: list[tuple[str, object]] = []
-        while pending:
-            p, fut = pending.popleft()
-            batch.append((p, fut.result()))
-            fill()
-            if len(batch) == batch_size or not pending:
-                yield _encode_batch(encoder, batch)
-                if on_progress:
-                    on_progress(len(batch))
-                batch = []
+def batched(items: Iterable, n: int) -> Iterator[list]:
+    batch: list = []
+    for x in items:
+        batch.append(x)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _encode_batch(encoder, batch: Sequence[tuple[str, object]]) -> EmbedBatch:

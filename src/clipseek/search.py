@@ -126,6 +126,14 @@ class Gallery:
         self._refresh_index(force=True)
         return summary
 
+    def index_parquet(self, out_dir: str, on_progress: Callable[[int], None] | None = None):
+        """Load the Parquet shards of a `clipseek embed` job (no model needed); returns an IndexSummary."""
+        from .indexer import index_from_parquet
+
+        summary = index_from_parquet(self._open(create=True), out_dir, on_progress=on_progress)
+        self._refresh_index(force=True)
+        return summary
+
     # ---- searching -------------------------------------------------------------------------------
     def search(self, text: str | None = None, image: str | None = None, k: int = 10,
                threshold: float | None = None) -> list[SearchResult]:

@@ -31,7 +31,7 @@ def _root(version: bool = typer.Option(False, "--version", help="Show the versio
 
 
 # Command modules register themselves on `app` when imported.
-from . import classify_cmd, demo_cmd, eval_cmd, gallery_cmd, serve_cmd, train_cmd  # noqa: E402,F401
+from . import classify_cmd, demo_cmd, embed_cmd, eval_cmd, gallery_cmd, serve_cmd, train_cmd  # noqa: E402,F401
 
 EXIT_USAGE = 2
 

@@ -15,7 +15,7 @@ DB_HELP = "Gallery database (SQLite). Default: ./clipseek.db"
 
 @app.command("index")
 def index_cmd(
-    dirs: List[str] = typer.Argument(..., help="Folders to index (recursively)."),
+    dirs: Optional[List[str]] = typer.Argument(None, help="Folders to index (recursively)."),
     db: str = typer.Option("clipseek.db", "--db", help=DB_HELP),
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help="Hub id or checkpoint dir. Default: the DB's model, else the default model."),
@@ -24,21 +24,21 @@ def index_cmd(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, fp32, fp16, bf16, int8 (CPU)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
+    from_parquet: Optional[str] = typer.Option(None, "--from-parquet", metavar="DIR",
+                                               help="Load the Parquet shards of `clipseek embed` instead."),
 ) -> int:
     """Embed new and changed images into the gallery DB; prune deleted ones; recognise moved ones."""
+    from ..errors import UsageError
     from ..search import Gallery
 
     check_format(fmt, ("table", "json"))
+    if bool(dirs) == bool(from_parquet):
+        raise UsageError("give folders to index, or --from-parquet DIR (one of the two)")
     gallery = Gallery(db, model=model, device=device, dtype=dtype)
-    with ExitStack() as stack:
-        advance = [lambda n=1: None]
-
-        def on_start(total: int) -> None:
-            if total:
-                advance[0] = stack.enter_context(progress(total, "indexing"))
-
-        summary = gallery.index(dirs, batch_size=batch_size, workers=workers, on_start=on_start,
-                                on_progress=lambda n: advance[0](n))
+    if from_parquet:
+        summary = gallery.index_parquet(from_parquet)
+    else:
+        summary = _index_dirs(gallery, dirs, batch_size, workers)
     gallery.close()
     if fmt == "json":
         print_json(summary.to_dict())
@@ -50,6 +50,18 @@ def index_cmd(
           f"{len(summary.skipped)} skipped" +
           (f" ({summary.still_skipped} more skipped before, unchanged)" if summary.still_skipped else ""))
     return 0
+
+
+def _index_dirs(gallery, dirs, batch_size, workers):
+    with ExitStack() as stack:
+        advance = [lambda n=1: None]
+
+        def on_start(total: int) -> None:
+            if total:
+                advance[0] = stack.enter_context(progress(total, "indexing"))
+
+        return gallery.index(dirs, batch_size=batch_size, workers=workers, on_start=on_start,
+                             on_progress=lambda n: advance[0](n))
 
 
 @app.command("search")

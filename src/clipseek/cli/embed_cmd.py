@@ -1,0 +1,53 @@
+"""`clipseek embed`: embed a folder / path list into Parquet shards, in-process or on a Ray cluster."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from . import app
+from .output import check_format, eprint, print_json
+
+
+@app.command("embed")
+def embed_cmd(
+    source: str = typer.Argument(..., help="A folder, a text file of paths/URIs, or a .parquet/.csv with a path column."),
+    out: str = typer.Option(..., "--out", "-o", help="Output folder for the shards (re-run to resume)."),
+    engine: str = typer.Option("local", "--engine", help="local (in-process) or ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto or ray://HOST:10001. "
+                                          "Default: a local Ray instance."),
+    num_gpus_per_worker: Optional[float] = typer.Option(None, "--num-gpus-per-worker", min=0,
+                                                        help="GPUs per encoder actor (Ray). Default: 1 if the cluster has GPUs, else 0."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                          help="Encoder actors (Ray) or decoding threads (local)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or checkpoint dir."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps (on each worker)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, fp32, fp16, bf16."),
+    shard_size: int = typer.Option(10_000, "--shard-size", min=1, help="Files per Parquet shard."),
+    path_column: Optional[str] = typer.Option(None, "--path-column", help="Column of paths in a .parquet/.csv source."),
+    vector_dtype: str = typer.Option("float32", "--vector-dtype", help="float32 or float16 in the shards."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
+) -> int:
+    """Embed many images into Parquet shards (then: clipseek index --from-parquet DIR)."""
+    from ..embed_job import embed_job
+
+    check_format(fmt, ("table", "json"))
+    ray_options = {"address": address, "num_gpus_per_worker": num_gpus_per_worker,
+                   "workers": workers} if engine == "ray" else None
+    summary = embed_job(source, out, engine=engine, model=model, device=device, dtype=dtype,
+                        shard_size=shard_size, batch_size=batch_size,
+                        workers=workers if engine == "local" else None, path_column=path_column,
+                        vector_dtype=vector_dtype, ray_options=ray_options,
+                        on_shard=lambda s: eprint(f"shard {s.index}: {len(s.rows)} embedded, "
+                                                  f"{len(s.skipped)} skipped"))
+    if fmt == "json":
+        print_json(summary.to_dict())
+        return 0
+    for s in summary.skipped:
+        eprint(f"skipping {s.path}: {s.reason}")
+    print(f"{summary.files} files in {summary.shards} shards at {summary.out_dir}: "
+          f"{summary.shards_written} shards written ({summary.shards_done_before} already done), "
+          f"{summary.embedded} embedded, {len(summary.skipped)} skipped, {summary.seconds:.1f}s")
+    return 0
