@@ -104,3 +104,27 @@ def test_train_cli(tiny_ckpt, tmp_path):
     r = subprocess.run([sys.executable, "-m", "clipseek.cli", "train", str(data), "--out",
                         str(tmp_path / "new"), "--resume"], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "no checkpoint to resume" in r.stderr.strip()
+
+
+def test_grouped_batches_cover_everything_once_and_share_a_group():
+    import torch
+
+    from clipseek.train import GroupedBatchSampler
+
+    groups = [["red", "blue", "green"][i % 3] for i in range(300)]
+    sampler = GroupedBatchSampler(groups, batch_size=10, frac=0.6, generator=torch.Generator().manual_seed(1))
+    batches = list(sampler)
+    flat = [i for b in batches for i in b]
+    assert len(flat) == len(set(flat)) and len(flat) >= 300 - 3 * 10
+    assert all(len(b) == 10 for b in batches)
+    pure = sum(len({groups[i] for i in b}) == 1 for b in batches)
+    assert pure >= 0.5 * len(batches) * 0.9  # ~60% of items are in one-group batches
+
+
+def test_group_by_needs_the_field(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    m = tmp_path / "m.jsonl"
+    m.write_text(json.dumps({"image": "ok.png", "caption": "x", "colour": "red"}) + "\n")
+    assert read_caption_manifest(m, group_by="colour").groups == ["red"]
+    with pytest.raises(UsageError, match="no field 'shape'"):
+        read_caption_manifest(m, group_by="shape")

@@ -39,6 +39,7 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 0
     templates: tuple[str, ...] = ("a photo of a {}.",)
+    group_frac: float = 0.0              # share of batches drawn from one group (hard negatives)
 
 
 @dataclass
@@ -48,15 +49,17 @@ class Pairs:
     paths: list[str]
     captions: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    groups: list[str] | None = None   # per pair, a manifest field's value (for hard-negative batches)
 
 
-def read_caption_manifest(path: str | os.PathLike, split: str | None = None) -> Pairs:
+def read_caption_manifest(path: str | os.PathLike, split: str | None = None,
+                          group_by: str | None = None) -> Pairs:
     """JSONL lines with an image path (`image`/`path`/`file`) and a `caption`/`text` (or `label`)."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"manifest not found: {path}")
     root = path.parent
-    pairs = Pairs([], [])
+    pairs = Pairs([], [], groups=[] if group_by else None)
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -79,6 +82,10 @@ def read_caption_manifest(path: str | os.PathLike, split: str | None = None) -> 
             if not os.path.isfile(full):
                 pairs.skipped.append((full, "missing image file"))
                 continue
+            if group_by:
+                if group_by not in row:
+                    raise UsageError(f"{path}:{n}: no field {group_by!r} (--group-by)")
+                pairs.groups.append(str(row[group_by]))
             pairs.paths.append(full)
             pairs.captions.append(str(text))
     if not pairs.paths:
@@ -103,14 +110,15 @@ def read_labelled_folder(root: str | os.PathLike, templates=("a photo of a {}.",
     return pairs
 
 
-def load_pairs(data: str, split: str | None = None, templates=("a photo of a {}.",), seed: int = 0) -> Pairs:
+def load_pairs(data: str, split: str | None = None, templates=("a photo of a {}.",), seed: int = 0,
+               group_by: str | None = None) -> Pairs:
     p = Path(data)
     if p.is_dir():
         if (p / "manifest.jsonl").is_file():
-            return read_caption_manifest(p / "manifest.jsonl", split)
+            return read_caption_manifest(p / "manifest.jsonl", split, group_by)
         return read_labelled_folder(p / split if split and (p / split).is_dir() else p, templates, seed)
     if p.suffix.lower() in (".jsonl", ".json"):
-        return read_caption_manifest(p, split)
+        return read_caption_manifest(p, split, group_by)
     raise UsageError(f"training data must be a JSONL manifest or a folder, not {data!r}")
 
 
@@ -140,6 +148,38 @@ def _collate(items):
     bad = [(it[1], it[2]) for it in items if isinstance(it[0], str)]
     pixels = torch.from_numpy(np.stack([g[0] for g in good])) if good else None
     return pixels, [g[1] for g in good], bad
+
+
+class GroupedBatchSampler:
+    """Batches where a share `frac` are drawn from a single group (e.g. one colour), the rest at random.
+
+    Inside a one-group batch the shared attribute cannot tell captions apart, so the contrastive loss
+    must use the others: hard negatives that keep a model from settling on the easiest attribute.
+    """
+
+    def __init__(self, groups: list[str], batch_size: int, frac: float, generator):
+        self.groups, self.batch_size, self.frac, self.gen = groups, batch_size, frac, generator
+
+    def __len__(self) -> int:
+        return len(self.groups) // self.batch_size
+
+    def __iter__(self):
+        import torch
+
+        n, bs = len(self.groups), self.batch_size
+        order = torch.randperm(n, generator=self.gen).tolist()
+        cut = int(n * self.frac)
+        buckets: dict[str, list[int]] = {}
+        for i in order[:cut]:
+            buckets.setdefault(self.groups[i], []).append(i)
+        batches, rest = [], order[cut:]
+        for members in buckets.values():
+            full = len(members) // bs * bs
+            batches += [members[j:j + bs] for j in range(0, full, bs)]
+            rest += members[full:]
+        batches += [rest[j:j + bs] for j in range(0, len(rest) - bs + 1, bs)]
+        for k in torch.randperm(len(batches), generator=self.gen).tolist():
+            yield batches[k]
 
 
 def _param_groups(model, weight_decay: float):
@@ -211,9 +251,14 @@ def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: 
     max_len = int(model.config.text_config.max_position_embeddings)
 
     gen = torch.Generator().manual_seed(cfg.seed)
-    loader = torch.utils.data.DataLoader(
-        _PairDataset(pairs, pre_cfg), batch_size=cfg.batch_size, shuffle=True, drop_last=len(pairs.paths) > cfg.batch_size,
-        num_workers=cfg.workers, collate_fn=_collate, generator=gen, persistent_workers=cfg.workers > 0)
+    common = dict(num_workers=cfg.workers, collate_fn=_collate, persistent_workers=cfg.workers > 0)
+    if cfg.group_frac > 0 and pairs.groups:
+        sampler = GroupedBatchSampler(pairs.groups, cfg.batch_size, cfg.group_frac, gen)
+        loader = torch.utils.data.DataLoader(_PairDataset(pairs, pre_cfg), batch_sampler=sampler, **common)
+    else:
+        loader = torch.utils.data.DataLoader(
+            _PairDataset(pairs, pre_cfg), batch_size=cfg.batch_size, shuffle=True, generator=gen,
+            drop_last=len(pairs.paths) > cfg.batch_size, **common)
     steps_per_epoch = max(1, len(loader) // cfg.grad_accum)
     total = steps_per_epoch * cfg.epochs
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)

@@ -53,6 +53,10 @@ def train_cmd(
     workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
     templates: Optional[str] = typer.Option(None, "--templates", help="Caption templates for folders."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
+    group_by: Optional[str] = typer.Option(None, "--group-by",
+                                           help="Manifest field for hard-negative batches (e.g. colour)."),
+    group_frac: float = typer.Option(0.5, "--group-frac", min=0.0, max=1.0,
+                                     help="Share of batches drawn from one --group-by value."),
 ) -> None:
     """Contrastive (InfoNCE) training; writes a standard transformers checkpoint each epoch."""
     import tempfile
@@ -70,12 +74,12 @@ def train_cmd(
         raise UsageError(f"--scratch must be one of {', '.join(SIZES)}, not {scratch!r}")
     if not resume and (Path(out) / STATE_DIR).exists():
         raise UsageError(f"{out} already holds a training run; use --resume to continue it or another --out")
-    pairs = load_pairs(data, split, tmpl, seed)
+    pairs = load_pairs(data, split, tmpl, seed, group_by)
     for path, reason in pairs.skipped:
         eprint(f"skipping {path}: {reason}")
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
                       warmup_steps=warmup, grad_accum=grad_accum, freeze=freeze, seed=seed, device=device,
-                      workers=workers, templates=tmpl)
+                      workers=workers, templates=tmpl, group_frac=group_frac if group_by else 0.0)
     with tempfile.TemporaryDirectory() as tmp:
         if resume:
             start = out
