@@ -41,6 +41,19 @@ def make_image(seed: int, size=(48, 40), mode="RGB") -> Image.Image:
     return img if mode == "RGB" else img.convert(mode)
 
 
+def read_shards(out):
+    """Every row, vector and skipped record of a `clipseek embed` output folder, in shard order."""
+    from clipseek import shards
+
+    rows, vecs, skipped = [], [], []
+    for i in sorted(shards.done_shards(str(out))):
+        r, v, _ = shards.read_shard(shards.shard_path(str(out), i))
+        rows += r
+        vecs.append(v)
+        skipped += shards.read_skipped(str(out), i)
+    return rows, np.concatenate(vecs), skipped
+
+
 @pytest.fixture
 def image_dir(tmp_path):
     """A small folder of varied images, including a nested subfolder."""

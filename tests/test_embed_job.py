@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import make_image
+from conftest import make_image, read_shards
 
 pq = pytest.importorskip("pyarrow.parquet")
 
@@ -22,17 +22,6 @@ def photos(tmp_path):
     (d / "empty.png").write_bytes(b"")
     return d
 
-
-def read_all(out):
-    from clipseek import shards
-
-    rows, vecs, skipped = [], [], []
-    for i in sorted(shards.done_shards(str(out))):
-        r, v, _ = shards.read_shard(shards.shard_path(str(out), i))
-        rows += r
-        vecs.append(v)
-        skipped += shards.read_skipped(str(out), i)
-    return rows, np.concatenate(vecs), skipped
 
 
 def reference(encoder, photos):
@@ -51,7 +40,7 @@ def test_local_shards_match_embed_paths(tmp_path, encoder, photos):
     assert (s.files, s.shards, s.shards_written, s.embedded, len(s.skipped)) == (13, 4, 4, 11, 2)
     assert sorted(os.listdir(out)) == ["manifest.json"] + [f"shard-{i:05d}.{e}" for i in range(4)
                                                            for e in ("parquet", "skipped.json")]
-    rows, vecs, skipped = read_all(out)
+    rows, vecs, skipped = read_shards(out)
     ref = reference(encoder, photos)
     assert [r[0] for r in rows] == ref.paths  # every good file exactly once, sorted
     np.testing.assert_allclose(vecs, ref.vectors, atol=1e-5)
@@ -81,7 +70,7 @@ def test_resume_redoes_only_missing_shards(tmp_path, encoder, photos):
     s = embed_job(str(photos), str(out), encoder, shard_size=4, vector_dtype="float16")
     assert (s.shards_done_before, s.shards_written) == (3, 1)
     assert all(os.stat(shards.shard_path(str(out), i)).st_mtime_ns == before[i] for i in (0, 1, 3))
-    rows, vecs, _ = read_all(out)
+    rows, vecs, _ = read_shards(out)
     assert len(rows) == len({r[0] for r in rows}) == 11 and vecs.dtype == np.float32
     assert not (out / "shard-00003.parquet.tmp-dead").exists()
     np.testing.assert_allclose(vecs, reference(encoder, photos).vectors, atol=2e-3)  # float16 storage

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_image
+from conftest import make_image, read_shards
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
@@ -46,17 +46,6 @@ def photos(tmp_path):
     return d
 
 
-def read_all(out):
-    from clipseek import shards
-
-    rows, vecs, skipped = [], [], []
-    for i in sorted(shards.done_shards(str(out))):
-        r, v, _ = shards.read_shard(shards.shard_path(str(out), i))
-        rows += r
-        vecs.append(v)
-        skipped += shards.read_skipped(str(out), i)
-    return rows, np.concatenate(vecs), skipped
-
 
 def test_ray_equals_in_process(ray_cluster, tmp_path, tiny_ckpt, encoder, photos):
     from clipseek.embed_job import embed_job
@@ -67,7 +56,7 @@ def test_ray_equals_in_process(ray_cluster, tmp_path, tiny_ckpt, encoder, photos
                   shard_size=3, batch_size=2, ray_options={"workers": 1})
     assert (s.files, s.shards, s.shards_written, s.embedded) == (10, 4, 4, 9)
     assert [os.path.basename(k.path) for k in s.skipped] == ["broken.jpg"]
-    rows, vecs, skipped = read_all(tmp_path / "out")
+    rows, vecs, skipped = read_shards(tmp_path / "out")
     ref = embed_all(encoder, walk_images(photos), batch_size=4)
     assert [r[0] for r in rows] == ref.paths  # every file exactly once
     assert (np.sum(vecs * ref.vectors, axis=1) >= 0.9999).all()
@@ -101,7 +90,7 @@ def test_ray_killed_mid_way_then_rerun(ray_cluster, tmp_path, tiny_ckpt):
     s = embed_job(str(d), str(out), engine="ray", model=tiny_ckpt, device="cpu", shard_size=2,
                   batch_size=2, ray_options={"workers": 1})
     assert s.shards_done_before >= len(written) and s.shards_done_before + s.shards_written == n // 2
-    rows, vecs, skipped = read_all(out)
+    rows, vecs, skipped = read_shards(out)
     assert sorted(r[0] for r in rows) == [str(d / f"x{i:02d}.png") for i in range(n)] and not skipped
     assert not [f for f in os.listdir(out) if ".tmp-" in f]  # a temp file left by the kill is removed
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
