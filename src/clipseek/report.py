@@ -46,6 +46,16 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
+def calibration_text(row: dict) -> str:
+    """One plain-text sentence on the fitted temperature and the "none of these" threshold."""
+    c, n = row["calibration"], row["none_of_these"]
+    text = f"Temperature {c['temperature']:.3f} ({c['fitted_on']}): ECE {c['ece_before']:.3f} → {c['ece_after']:.3f}."
+    if n.get("threshold") is not None:
+        text += (f" None of these below cosine {n['threshold']:.3f} (detects {n['detects']}, {n['fitted_on']}): "
+                 f"precision {_pct(n['precision'])}, recall {_pct(n['recall'])}.")
+    return text
+
+
 def summary_table(doc: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the one-line-per-(model, prompt set) summary (CLI table, Markdown, HTML)."""
     if doc["task"] == "retrieval":
@@ -172,12 +182,7 @@ def render_markdown(doc: dict, assets: dict) -> str:
             continue
         out += ["", f"## {r['model']} · {r['prompt_set']}", ""]
         if r.get("calibration"):
-            c, n = r["calibration"], r["none_of_these"]
-            out.append(f"Temperature {c['temperature']:.3f} ({c['fitted_on']}): ECE {c['ece_before']:.3f} → "
-                       f"{c['ece_after']:.3f}.  ")
-            if n.get("threshold") is not None:
-                out.append(f"None of these below cosine {n['threshold']:.3f} (detects {n['detects']}, "
-                           f"{n['fitted_on']}): precision {_pct(n['precision'])}, recall {_pct(n['recall'])}.")
+            out.append(calibration_text(r))
         out += ["", f"![confusion matrix]({assets['confusion'].get(i, '')})", ""]
         out += _md_table(["class", "precision", "recall", "F1", "support"],
                          [[p["class"], _pct(p["precision"]), _pct(p["recall"]), _pct(p["f1"]), p["support"]]
@@ -225,13 +230,7 @@ def render_html(doc: dict, assets: dict) -> str:
             continue
         parts.append(f"<h2>{e(r['model'])} · {e(r['prompt_set'])}</h2>")
         if r.get("calibration"):
-            c, n = r["calibration"], r["none_of_these"]
-            parts.append(f"<p>Temperature {c['temperature']:.3f} ({e(c['fitted_on'])}): ECE "
-                         f"{c['ece_before']:.3f} → {c['ece_after']:.3f}.")
-            if n.get("threshold") is not None:
-                parts.append(f" None of these below cosine {n['threshold']:.3f} (detects {e(n['detects'])}): "
-                             f"precision {_pct(n['precision'])}, recall {_pct(n['recall'])}.")
-            parts.append("</p>")
+            parts.append(f"<p>{e(calibration_text(r))}</p>")
         parts.append(f"<img class='cm' src='{e(assets['confusion'].get(i, ''))}' alt='confusion matrix'>")
         parts.append(_html_table(["class", "precision", "recall", "F1", "support"],
                                  [[p["class"], _pct(p["precision"]), _pct(p["recall"]), _pct(p["f1"]),

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from . import app
-from .output import check_format, eprint, print_json
+from .output import check_format, eprint, print_json, report_skipped
 
 
 @app.command("embed")
@@ -42,11 +42,10 @@ def embed_cmd(
                         vector_dtype=vector_dtype, ray_options=ray_options,
                         on_shard=lambda s: eprint(f"shard {s.index}: {len(s.rows)} embedded, "
                                                   f"{len(s.skipped)} skipped"))
+    report_skipped(summary.skipped, fmt)
     if fmt == "json":
         print_json(summary.to_dict())
         return 0
-    for s in summary.skipped:
-        eprint(f"skipping {s.path}: {s.reason}")
     print(f"{summary.files} files in {summary.shards} shards at {summary.out_dir}: "
           f"{summary.shards_written} shards written ({summary.shards_done_before} already done), "
           f"{summary.embedded} embedded, {len(summary.skipped)} skipped, {summary.seconds:.1f}s")

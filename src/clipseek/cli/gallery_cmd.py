@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from . import app
-from .output import check_format, eprint, print_json, print_table, progress
+from .output import check_format, eprint, print_json, print_table, progress, report_skipped
 
 DB_HELP = "Gallery database (SQLite). Default: ./clipseek.db"
 
@@ -40,11 +40,10 @@ def index_cmd(
     else:
         summary = _index_dirs(gallery, dirs, batch_size, workers)
     gallery.close()
+    report_skipped(summary.skipped, fmt)
     if fmt == "json":
         print_json(summary.to_dict())
         return 0
-    for s in summary.skipped:
-        eprint(f"skipping {s.path}: {s.reason}")
     print(f"{summary.total} images in {gallery.db_path}: {summary.added} added, {summary.updated} updated, "
           f"{summary.moved} moved, {summary.removed} removed, {summary.unchanged} unchanged, "
           f"{len(summary.skipped)} skipped" +
