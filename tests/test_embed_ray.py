@@ -85,7 +85,7 @@ def test_ray_killed_mid_way_then_rerun(ray_cluster, tmp_path, tiny_ckpt):
     _, err = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, f"the job ended before it could be killed: {err.decode()[-2000:]}"
     written = shards.done_shards(str(out))
-    assert 1 <= len(written) < n // 2
+    assert 0 < len(written) < n // 2  # killed after some shards, before most
 
     s = embed_job(str(d), str(out), engine="ray", model=tiny_ckpt, device="cpu", shard_size=2,
                   batch_size=2, ray_options={"workers": 1})
