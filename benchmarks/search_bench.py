@@ -1,14 +1,16 @@
 """Vector search speed, memory and recall: clipseek.index.VectorIndex on random unit vectors (dim 512).
 
-For each size: build time, resident memory of the index (RSS growth while building), p50/p99 latency
-of the vector search alone (one query at a time) and end to end from a text query (full-size ViT-B/32
-text tower, random weights, padded to the longest prompt), recall@10 against exact search (numpy),
-k=1,000 latency, and the time to add 1,000 vectors to the built index (no rebuild). Exact
-`IndexFlatIP` (brute force, the baseline) is timed in the same process for comparison.
+For each size: build time, resident memory of the index (RSS growth while building) and its size on
+disk, p50/p99 latency of the vector search alone (one query at a time) and end to end from a text
+query (full-size ViT-B/32 text tower, random weights, padded to the longest prompt; fp32 and with the
+text tower quantized to int8), recall@10 against exact search (numpy), k=1,000 latency, and the time
+to add 1,000 vectors to the built index (no rebuild). Exact `IndexFlatIP` (brute force, the
+baseline) is timed in the same process for comparison.
 
     python benchmarks/search_bench.py                      # 100k and 1M
     python benchmarks/search_bench.py --quick              # 20k and 100k
-    python benchmarks/search_bench.py --sizes 1000000 --ef 64,128,256
+    python benchmarks/search_bench.py --sizes 1000000 --effort 512,1024
+    python benchmarks/search_bench.py --data clustered --kind hnsw-sq8 --sizes 100000 --effort 64,128
 """
 
 from __future__ import annotations
@@ -64,13 +66,26 @@ def exact_top(vecs: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def rerank(vi, vecs, q, k=10, extra=32):
+    """As Gallery.search_vector: k + 32 candidates from the index, re-ranked by exact cosine
+    (the gallery reads those rows' float32 vectors from SQLite; here from the array)."""
     ids = vi.search(q, k + extra)[1][0]
     ids = ids[ids >= 0]
     scores = vecs[ids - 1] @ q
     return ids[np.argsort(-scores)[:k]]
 
 
-def bench_size(n: int, d: int, efs: list[int], n_queries: int, encoder, data: str = "random") -> None:
+def recall_at_10(got, truth) -> float:
+    return float(np.mean([len(set(g) & set(tr)) / 10 for g, tr in zip(got, truth)]))
+
+
+def disk_mb(path: str) -> float:
+    d, base = os.path.dirname(path), os.path.basename(path)
+    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.startswith(base)) / 2**20
+
+
+def bench_size(n: int, d: int, efforts: list[int], n_queries: int, encoders: dict, data: str = "random",
+               kind: str | None = None, work_dir: str = ".") -> None:
+    import clipseek.index as cindex
     from clipseek.index import VectorIndex
 
     make = random_unit if data == "random" else clustered_unit
@@ -80,45 +95,60 @@ def bench_size(n: int, d: int, efs: list[int], n_queries: int, encoder, data: st
     truth = exact_top(vecs, queries, 10) + 1  # ids are positions + 1
     rss0 = rss_mb()
     with Timer() as t:
-        vi = VectorIndex.build(ids, vecs)
+        vi = VectorIndex.build(ids, vecs, kind=kind)
     mem = rss_mb() - rss0
     build_s = t.s
-    print(f"\n== {n:,} {data} vectors, dim {d}: index {vi.state.kind}, build {t.s:.1f} s, "
-          f"index memory {mem:.0f} MiB (RSS growth)")
-    for ef in efs:
-        vi.set_ef_search(ef)
+    os.makedirs(work_dir, exist_ok=True)
+    path = os.path.join(work_dir, f"bench-{n}.faiss")
+    vi.save(path)
+    print(f"\n== {n:,} {data} vectors, dim {d}: index {vi.state.kind} ({len(vi.parts)} parts), "
+          f"build {t.s:.1f} s, memory {mem:.0f} MiB (RSS growth while building), {disk_mb(path):.0f} MiB on disk")
+    pq = vi.state.kind == "pq-sq8"
+    default = cindex.REFINE_CANDIDATES if pq else cindex.HNSW_EF_SEARCH
+    for effort in efforts:
+        if pq:
+            vi.refine_candidates = effort
+        else:
+            vi.set_ef_search(effort)
         got = np.stack([vi.search(q, 10)[1][0] for q in queries])
-        recall = np.mean([len(set(g) & set(tr)) / 10 for g, tr in zip(got, truth)])
         lat = latencies(lambda q: vi.search(q, 10), queries)
-        rr = [rerank(vi, vecs, q) for q in queries]  # as Gallery.search: 2k candidates, exact re-rank
-        recall_rr = np.mean([len(set(g) & set(tr)) / 10 for g, tr in zip(rr, truth)])
+        rr = [rerank(vi, vecs, q) for q in queries]
         lat_rr = latencies(lambda q: rerank(vi, vecs, q), queries)
-        print(f"  efSearch {ef:4d}: recall@10 {recall:.3f}  vector search p50 {np.percentile(lat, 50):6.2f} ms"
-              f"  p99 {np.percentile(lat, 99):6.2f} ms | with exact re-rank of 42: recall@10 {recall_rr:.3f}"
-              f"  p50 {np.percentile(lat_rr, 50):6.2f} ms  p99 {np.percentile(lat_rr, 99):6.2f} ms")
-    from clipseek.index import HNSW_EF_SEARCH
-
-    vi.set_ef_search(HNSW_EF_SEARCH)
+        name = "candidates" if pq else "efSearch"
+        print(f"  {name} {effort:5d}{' (default)' if effort == default else '':10s}: recall@10 "
+              f"{recall_at_10(got, truth):.3f}  search p50 {np.percentile(lat, 50):6.2f} ms  p99 "
+              f"{np.percentile(lat, 99):6.2f} ms | + exact re-rank of 42 (as the gallery): recall@10 "
+              f"{recall_at_10(rr, truth):.3f}  p50 {np.percentile(lat_rr, 50):6.2f} ms  p99 "
+              f"{np.percentile(lat_rr, 99):6.2f} ms")
+    vi.refine_candidates = cindex.REFINE_CANDIDATES
+    vi.set_ef_search(cindex.HNSW_EF_SEARCH)
     lat = latencies(lambda q: vi.search(q, 1000), queries[:50])
-    print(f"  k=1000 (efSearch>=k): p50 {np.percentile(lat, 50):.1f} ms  p99 {np.percentile(lat, 99):.1f} ms")
-    if encoder is not None:
-        texts = [QUERIES[i % len(QUERIES)] for i in range(n_queries)]
-        lat = latencies(lambda t: vi.search(encoder.encode_texts([t])[0], 10), texts)
-        lat_text = latencies(lambda t: encoder.encode_texts([t]), texts)
-        print(f"  end to end text query (efSearch {HNSW_EF_SEARCH}): p50 {np.percentile(lat, 50):.1f} ms  "
+    print(f"  k=1000: p50 {np.percentile(lat, 50):.1f} ms  p99 {np.percentile(lat, 99):.1f} ms")
+    texts = [QUERIES[i % len(QUERIES)] + ("" if i < len(QUERIES) else f" {i}") for i in range(n_queries)]
+    for name, enc in encoders.items():
+        lat_text = latencies(lambda t: enc.encode_texts([t]), texts)
+        lat = latencies(lambda t: rerank(vi, vecs, enc.encode_texts([t])[0]), texts)
+        print(f"  end to end text query, text tower {name}: p50 {np.percentile(lat, 50):.1f} ms  "
               f"p99 {np.percentile(lat, 99):.1f} ms  (text encoding alone p50 {np.percentile(lat_text, 50):.1f} ms)")
+    if len(encoders) == 2:
+        a, b = (e.encode_texts(texts) for e in encoders.values())
+        cos = (a * b).sum(1)
+        ta, tb = exact_top(vecs, a, 10), exact_top(vecs, b, 10)
+        print(f"  int8 vs fp32 text vectors: cosine min {cos.min():.4f} mean {cos.mean():.4f}; exact top-10 "
+              f"overlap on these {data} vectors {recall_at_10(tb, ta):.3f}")
     extra = random_unit(1000, d, seed=7)
     with Timer() as ta:
         vi.add(np.arange(n + 1, n + 1001, dtype=np.int64), extra)
-    print(f"  add 1,000 vectors in place (no rebuild): {ta.s * 1000:.0f} ms, vs full build {build_s:.1f} s; "
-          f"ntotal {vi.ntotal:,}")
+    hit = np.mean([vi.search(v, 1)[1][0, 0] == n + 1 + i for i, v in enumerate(extra[:100])])
+    print(f"  add 1,000 vectors in place (no rebuild): {ta.s * 1000:.0f} ms vs full build {build_s:.1f} s; "
+          f"ntotal {vi.ntotal:,}; each of 100 added vectors is its own top hit: {hit:.2f}")
     del vi
     import faiss
 
     flat = faiss.IndexFlatIP(d)
     flat.add(vecs)
     lat = latencies(lambda q: flat.search(q[None, :], 10), queries[:30])
-    print(f"  baseline exact IndexFlatIP: p50 {np.percentile(lat, 50):.1f} ms per query "
+    print(f"  baseline exact IndexFlatIP (same process): p50 {np.percentile(lat, 50):.1f} ms per query "
           f"(memory {vecs.nbytes / 2**20:.0f} MiB)")
 
 
@@ -127,7 +157,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--quick", action="store_true", help="sizes 20k and 100k")
     ap.add_argument("--dim", type=int, default=512)
-    ap.add_argument("--ef", default="64,128,256,512", help="efSearch values to sweep")
+    ap.add_argument("--effort", default="256,512,1024,2048",
+                    help="pq-sq8 candidate counts (or HNSW efSearch values with --kind hnsw-sq8) to sweep")
+    ap.add_argument("--kind", default=None, help="index kind (default: what the gallery picks for the size)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--data", choices=["random", "clustered"], default="random")
     ap.add_argument("--torch-threads", type=int, default=None, help="torch threads for the text tower")
@@ -135,22 +167,27 @@ def main() -> None:
     ap.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "clipseek-bench"))
     args = ap.parse_args()
     sizes = [20_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
-    encoder = None
+    encoders = {}
     if args.torch_threads:
         import torch
 
         torch.set_num_threads(args.torch_threads)
     if not args.no_text:
         from clipseek import load_model
+        from clipseek.models import quantize_int8
 
-        encoder = load_model(build_vit_b32(os.path.join(args.work_dir, "vit-b32-random")), device="cpu",
-                             dtype="fp32")
-        encoder.encode_texts(QUERIES[:2])  # warm-up
+        ckpt = build_vit_b32(os.path.join(args.work_dir, "vit-b32-random"))
+        encoders["fp32"] = load_model(ckpt, device="cpu", dtype="fp32")
+        encoders["int8"] = load_model(ckpt, device="cpu", dtype="fp32")
+        quantize_int8(encoders["int8"].model, towers=("text",))
+        for enc in encoders.values():
+            enc.encode_texts(QUERIES[:2])  # warm-up
     import faiss
 
     print(f"faiss {faiss.__version__}, threads {faiss.omp_get_max_threads()}; {args.queries} random unit queries")
     for n in sizes:
-        bench_size(n, args.dim, [int(e) for e in args.ef.split(",")], args.queries, encoder, args.data)
+        bench_size(n, args.dim, [int(e) for e in args.effort.split(",")], args.queries, encoders, args.data,
+                   args.kind, args.work_dir)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The FAISS index: exact below the threshold, HNSW-SQ8 above, persisted, extended, rebuilt."""
+"""The FAISS index: exact below the threshold, PQ scan + SQ8 re-score above, persisted, extended, rebuilt."""
 
 import os
 
@@ -68,6 +68,39 @@ def test_hnsw_sq8_recall_and_memory():
     assert recall >= 0.95
 
 
+def test_pq_sq8_recall_parts_and_persistence(tmp_path):
+    rng = np.random.default_rng(5)
+    vecs = clustered(rng, 6000, d=64)
+    ids = np.arange(100, 6100, dtype=np.int64)
+    vi = VectorIndex.build(ids, vecs, kind="pq-sq8")
+    assert len(vi.parts) == 2 and vi.state.parts == [3000, 3000] and vi.ntotal == 6000
+    queries = clustered(rng, 50, d=64)
+    scores, got = vi.search(queries, 10)
+    truth = [brute(vecs, ids, q, 10) for q in queries]
+    recall = np.mean([len(set(g) & set(t[0])) / 10 for g, t in zip(got, truth)])
+    assert recall >= 0.95
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # merged across parts: still best first
+    # scores are 8-bit approximations of the true cosines
+    assert np.allclose(scores[:, 0], [t[1][0] for t in truth], atol=0.02)
+
+    extra = clustered(rng, 1000, d=64)  # appended to the smaller part, nothing rebuilt
+    vi.add(np.arange(6100, 7100, dtype=np.int64), extra)
+    assert sorted(vi.state.parts) == [3000, 4000] and vi.state.count == 7000
+    q = extra[3]
+    assert vi.search(q, 1)[1][0, 0] == 6103
+
+    path = str(tmp_path / "x.faiss")
+    vi.save(path)
+    back = VectorIndex.load(path)
+    assert back.state == vi.state
+    for q in queries[:5]:
+        assert back.search(q, 10)[1].tolist() == vi.search(q, 10)[1].tolist()
+    assert back.search(q, 7000)[1].shape == (1, 7000)  # k as large as the index: every id once
+    assert sorted(back.search(q, 7000)[1][0].tolist()) == list(range(100, 7100))
+    os.remove(path + ".1")  # a missing part: not trusted
+    assert VectorIndex.load(path) is None
+
+
 def test_for_store_persists_extends_and_rebuilds(store, monkeypatch):
     rng = np.random.default_rng(2)
     fill(store, unit(rng, 100))
@@ -104,14 +137,14 @@ def test_for_store_persists_extends_and_rebuilds(store, monkeypatch):
     assert VectorIndex.for_store(store).state.count == 80
 
 
-def test_switches_to_hnsw_above_threshold(store):
+def test_switches_to_approximate_above_threshold(store):
     rng = np.random.default_rng(3)
     fill(store, clustered(rng, 300))
     assert VectorIndex.for_store(store, threshold=500).state.kind == "flat"
     fill(store, clustered(rng, 300), start=300)
     vi = VectorIndex.for_store(store, threshold=500)
-    assert vi.state.kind == "hnsw-sq8" and vi.state.count == 600
-    fill(store, clustered(rng, 10), start=600)  # HNSW grows in place
+    assert vi.state.kind == "pq-sq8" and vi.state.count == 600
+    fill(store, clustered(rng, 10), start=600)  # grows in place
     assert VectorIndex.for_store(store, threshold=500).state.count == 610
 
 

@@ -123,10 +123,14 @@ def load_pairs(data: str, split: str | None = None, templates=("a photo of a {}.
 
 
 class _PairDataset:
-    """Decodes and preprocesses one pair; a bad image yields None (dropped and counted by collate)."""
+    """Decodes and preprocesses one pair; a bad image yields a ("skip", path, reason) marker (dropped
+    from its batch and counted). When the whole preprocessed set fits in `cache_mb`, each image is
+    decoded once and kept in memory for the later epochs (a 32-px set of 20k images: 250 MB)."""
 
-    def __init__(self, pairs: Pairs, preprocess_cfg):
+    def __init__(self, pairs: Pairs, preprocess_cfg, cache_mb: float = 1024):
         self.pairs, self.cfg = pairs, preprocess_cfg
+        per_image_mb = 3 * preprocess_cfg.input_size ** 2 * 4 / 2**20
+        self.cache: dict[int, np.ndarray] | None = {} if len(pairs.paths) * per_image_mb <= cache_mb else None
 
     def __len__(self) -> int:
         return len(self.pairs.paths)
@@ -134,11 +138,16 @@ class _PairDataset:
     def __getitem__(self, i: int):
         from .preprocess import preprocess
 
+        if self.cache is not None and i in self.cache:
+            return (self.cache[i], self.pairs.captions[i])
         try:
             img = open_image(self.pairs.paths[i], draft_size=self.cfg.input_size)
         except ImageError as e:
             return ("skip", e.path, e.reason)
-        return (preprocess(img, self.cfg), self.pairs.captions[i])
+        pixels = preprocess(img, self.cfg)
+        if self.cache is not None:
+            self.cache[i] = pixels
+        return (pixels, self.pairs.captions[i])
 
 
 def _collate(items):
@@ -202,6 +211,17 @@ def _freeze(model, which: str | None) -> None:
             p.requires_grad_(False)
 
 
+def _adamw(groups, lr: float):
+    """AdamW as in CLIP (betas 0.9/0.98, eps 1e-6); the fused kernel where torch has one (about 10%
+    of a small model's step time on CPU), else the default."""
+    import torch
+
+    try:
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
+
+
 def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
     def f(step: int) -> float:
         if step < warmup:
@@ -261,7 +281,7 @@ def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: 
             drop_last=len(pairs.paths) > cfg.batch_size, **common)
     steps_per_epoch = max(1, len(loader) // cfg.grad_accum)
     total = steps_per_epoch * cfg.epochs
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = _adamw(_param_groups(model, cfg.weight_decay), cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.warmup_steps, total))
     start_epoch = 0
     if resume:
