@@ -115,3 +115,16 @@ def test_int8_gallery_reopens_with_its_own_dtype(tmp_path, tiny_ckpt, encoder, g
         g.index([str(gallery_dir)])
     with clipseek.Gallery(str(tmp_path / "g.db")) as g:  # reloads the int8 model from the DB's record
         assert g.search("red car", k=3) and g.encoder.fingerprint == enc8.fingerprint
+
+
+def test_int8_text_tower_option(tmp_path, encoder, gallery_dir):
+    with clipseek.Gallery(str(tmp_path / "g.db"), encoder) as g:
+        g.index([str(gallery_dir)])
+    with clipseek.Gallery(str(tmp_path / "g.db"), int8_text=True) as g8, \
+            clipseek.Gallery(str(tmp_path / "g.db")) as g32:
+        kinds = {type(m).__module__ for m in g8.encoder.model.text_model.modules()}
+        assert any("quantized" in k for k in kinds)  # the text tower really is int8
+        assert not any("quantized" in type(m).__module__ for m in g32.encoder.model.text_model.modules())
+        q8, q32 = g8.encoder.encode_texts(["dog"])[0], g32.encoder.encode_texts(["dog"])[0]
+        assert 0.99 < float(q8 @ q32) < 1.0 - 1e-7  # close to fp32, not the same vector
+        check_equal(g8.search("dog", k=5), brute_force(g8, q8, 5))

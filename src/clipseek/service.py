@@ -54,13 +54,14 @@ class GalleryService:
     """One gallery and its model, safe to call from many threads. Close with `.close()`."""
 
     def __init__(self, gallery: Gallery | str, encoder=None, *, model: str | None = None,
-                 device: str = "auto", limits: Limits = Limits(), thumb_dir: str | None = None):
+                 device: str = "auto", limits: Limits = Limits(), thumb_dir: str | None = None,
+                 int8_text: bool = False):
         if isinstance(gallery, Gallery):
             gallery.close()  # reopened below on the worker thread, which owns its SQLite connection
             if encoder is not None:
                 gallery = Gallery(gallery.db_path, encoder, hnsw_threshold=gallery.hnsw_threshold)
         else:
-            gallery = Gallery(gallery, encoder, model=model, device=device)
+            gallery = Gallery(gallery, encoder, model=model, device=device, int8_text=int8_text)
         self.gallery, self.limits = gallery, limits
         self.db_path = gallery.db_path
         self.thumb_dir = thumb_dir or self.db_path + ".thumbs"

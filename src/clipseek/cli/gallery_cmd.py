@@ -73,6 +73,8 @@ def search_cmd(
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or paths."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Default: the model the DB was built with."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    int8_text: bool = typer.Option(False, "--int8-text",
+                                   help="Quantize the text tower to int8 on CPU (~3x faster query)."),
 ) -> int:
     """Find the images most similar to a text query (or to an example image)."""
     from ..errors import UsageError
@@ -83,7 +85,7 @@ def search_cmd(
         raise UsageError("give a text query or --image, not both")
     if query is None and image is None:
         raise UsageError("empty query: give some words to search for, or --image PATH")
-    with Gallery(db, model=model, device=device) as gallery:
+    with Gallery(db, model=model, device=device, int8_text=int8_text) as gallery:
         results = gallery.search(text=query, image=image, k=top_k, threshold=threshold)
     if fmt == "json":
         print_json({"query": query, "image": image, "results": [r.to_dict() for r in results]})

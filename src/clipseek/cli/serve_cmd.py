@@ -21,9 +21,12 @@ def serve_cmd(
                                              "call (also read from $CLIPSEEK_TOKEN). Open the page "
                                              "once as /?token=TOKEN."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    int8_text: bool = typer.Option(False, "--int8-text",
+                                   help="Quantize the text tower to int8 on CPU: ~3x faster text "
+                                        "queries, cosine ~0.998 to the fp32 query vector."),
 ) -> int:
     """Search and classify in a web page at http://HOST:PORT/ (API docs at /docs)."""
     from ..server import serve
 
-    serve(db, host=host, port=port, model=model, token=token, device=device)
+    serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text)
     return 0

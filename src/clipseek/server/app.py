@@ -57,13 +57,13 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def create_app(gallery_or_db, encoder=None, *, token: str | None = None, limits: Limits = Limits(),
                model: str | None = None, device: str = "auto", allowed_hosts: list[str] | None = None,
-               thumb_dir: str | None = None) -> FastAPI:
+               thumb_dir: str | None = None, int8_text: bool = False) -> FastAPI:
     """The app for one gallery (a Gallery or a database path). The model is loaded here, once.
 
     `token`: every /api call then needs `Authorization: Bearer <token>` (images and thumbnails also
     accept `?token=`). `allowed_hosts`: refuse other Host headers (serve() sets it for loopback)."""
     svc = GalleryService(gallery_or_db, encoder, model=model, device=device, limits=limits,
-                         thumb_dir=thumb_dir)
+                         thumb_dir=thumb_dir, int8_text=int8_text)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -154,7 +154,8 @@ def exposure_warning(host: str, token: str | None) -> str | None:
 
 
 def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None = None,
-          token: str | None = None, device: str = "auto", log_level: str = "info") -> None:
+          token: str | None = None, device: str = "auto", log_level: str = "info",
+          int8_text: bool = False) -> None:
     """Build the app and run it under uvicorn until interrupted."""
     import uvicorn
 
@@ -165,7 +166,7 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
     warning = exposure_warning(host, token)
     if warning:
         print(warning, file=sys.stderr)
-    app = create_app(db, model=model, device=device, token=token,
+    app = create_app(db, model=model, device=device, token=token, int8_text=int8_text,
                      allowed_hosts=list(LOOPBACK_NAMES) if is_loopback(host) else None)
     n = app.state.service.stats()["images"]
     shown = f"[{host}]" if ":" in host else host
