@@ -71,7 +71,7 @@ def test_text_and_image_search_equal_brute_force(tmp_path, encoder, gallery_dir)
 
 
 def test_approximate_gallery_scores_are_exact(tmp_path, encoder, gallery_dir):
-    g = clipseek.Gallery(str(tmp_path / "g.db"), encoder, hnsw_threshold=10)
+    g = clipseek.Gallery(str(tmp_path / "g.db"), encoder, approx_threshold=10)
     g.index([str(gallery_dir)])
     assert g._refresh_index().state.kind == "pq-sq8"
     for text in QUERIES:

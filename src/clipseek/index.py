@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 APPROX_THRESHOLD = 50_000
-HNSW_THRESHOLD = APPROX_THRESHOLD  # the name older callers use
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128

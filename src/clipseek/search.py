@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import UsageError
 from .images import DEFAULT_MAX_PIXELS
-from .index import HNSW_THRESHOLD, VectorIndex
+from .index import APPROX_THRESHOLD, VectorIndex
 from .store import Store, StoreError
 
 DEFAULT_DB = "clipseek.db"
@@ -58,14 +58,14 @@ class Gallery:
 
     def __init__(self, db_path: str = DEFAULT_DB, encoder=None, *, model: str | None = None,
                  device: str = "auto", dtype: str | None = None,
-                 hnsw_threshold: int = HNSW_THRESHOLD, int8_text: bool = False):
+                 approx_threshold: int = APPROX_THRESHOLD, int8_text: bool = False):
         self.db_path = os.path.abspath(os.path.expanduser(str(db_path)))
         self._encoder = encoder
         self._model, self._device, self._dtype = model, device, dtype
         self._store: Store | None = None
         self._index: VectorIndex | None = None
         self._data_version: int | None = None
-        self.hnsw_threshold = hnsw_threshold
+        self.approx_threshold = approx_threshold
         self.int8_text = int8_text
 
     # ---- lazily opened parts ---------------------------------------------------------------------
@@ -183,9 +183,9 @@ class Gallery:
         store = self.store
         version = store.conn.execute("PRAGMA data_version").fetchone()[0]
         if self._index is None:
-            self._index = VectorIndex.for_store(store, threshold=self.hnsw_threshold)
+            self._index = VectorIndex.for_store(store, threshold=self.approx_threshold)
         elif force or version != self._data_version:
-            if self._index.sync(store, self.hnsw_threshold):
+            if self._index.sync(store, self.approx_threshold):
                 self._index.save(store.path + ".faiss")
         self._data_version = version
         return self._index

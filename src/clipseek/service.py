@@ -59,7 +59,7 @@ class GalleryService:
         if isinstance(gallery, Gallery):
             gallery.close()  # reopened below on the worker thread, which owns its SQLite connection
             if encoder is not None:
-                gallery = Gallery(gallery.db_path, encoder, hnsw_threshold=gallery.hnsw_threshold)
+                gallery = Gallery(gallery.db_path, encoder, approx_threshold=gallery.approx_threshold)
         else:
             gallery = Gallery(gallery, encoder, model=model, device=device, int8_text=int8_text)
         self.gallery, self.limits = gallery, limits
