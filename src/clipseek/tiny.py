@@ -106,10 +106,10 @@ def sincos_position_init(model, scale: float = 0.2) -> None:
     The embeddings stay trainable and the checkpoint stays a standard CLIP one."""
     import torch
 
-    emb = model.vision_model.embeddings
-    width = emb.position_embedding.weight.shape[1]
-    side = int(round((emb.position_embedding.weight.shape[0] - 1) ** 0.5))
-    if width % 4 or side * side + 1 != emb.position_embedding.weight.shape[0]:
+    weight = model.vision_model.embeddings.position_embedding.weight  # (1 + side*side, width)
+    n, width = weight.shape
+    side = int(round((n - 1) ** 0.5))
+    if width % 4 or side * side + 1 != n:
         return
     y, x = torch.meshgrid(torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32),
                           indexing="ij")
@@ -117,8 +117,8 @@ def sincos_position_init(model, scale: float = 0.2) -> None:
     xs, ys = x.reshape(-1, 1) * omega, y.reshape(-1, 1) * omega
     grid = torch.cat([xs.sin(), xs.cos(), ys.sin(), ys.cos()], dim=1)
     with torch.no_grad():
-        emb.position_embedding.weight.zero_()
-        emb.position_embedding.weight[1:] = scale * grid
+        weight.zero_()
+        weight[1:] = scale * grid
 
 
 def save_new_checkpoint(out_dir: str, words: Iterable[str], seed: int = 0, **config_kwargs) -> str:
