@@ -13,17 +13,17 @@ def digest(folder):
 
 def test_deterministic_and_complete(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    generate(a, n=96, seed=3)
-    generate(b, n=96, seed=3)
+    generate(a, n=1200, seed=3)
+    generate(b, n=1200, seed=3, workers=2)  # drawn in two processes: the same pixels
     assert digest(a) == digest(b)
     rows = [json.loads(l) for l in (a / "manifest.jsonl").read_text().splitlines()]
-    assert len(rows) == 96 and len(SHAPES) >= 6 and len(COLOURS) >= 8
+    assert len(rows) == 1200 and len(SHAPES) >= 6 and len(COLOURS) >= 8
     for r in rows:
         assert (a / r["image"]).is_file()
         assert r["colour"] in r["caption"] or r["shape"] in r["caption"]
         assert r["image"].startswith(f"{r['split']}/{r['colour']} {r['shape']}/")
     split_rows = sum(len((a / f"{s}.jsonl").read_text().splitlines()) for s in ("train", "val", "test"))
-    assert split_rows == 96
+    assert split_rows == 1200
 
 
 def test_held_out_pairs_never_in_train():

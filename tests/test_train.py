@@ -128,3 +128,65 @@ def test_group_by_needs_the_field(tmp_path):
     assert read_caption_manifest(m, group_by="colour").groups == ["red"]
     with pytest.raises(UsageError, match="no field 'shape'"):
         read_caption_manifest(m, group_by="shape")
+
+
+def test_positive_matcher_follows_what_each_caption_names():
+    from clipseek.train import PositiveMatcher
+
+    captions = ["a red star", "a star", "a photo of a red shape", "a blue star", "a photo", "a red starfish"]
+    colour = ["red", "blue", "red", "blue", "green", "red"]
+    shape = ["star", "star", "circle", "star", "ring", "starfish"]
+    m = PositiveMatcher(captions, {"colour": colour, "shape": shape}).mask(list(range(6)))
+    # [i, j]: image i has every value caption j names; built by hand from the lists above
+    expected = np.array([
+        # "a red star" "a star" "red shape" "a blue star" "a photo" "red starfish"
+        [1, 1, 1, 0, 1, 0],   # red star
+        [0, 1, 0, 1, 1, 0],   # blue star
+        [0, 0, 1, 0, 1, 0],   # red circle
+        [0, 1, 0, 1, 1, 0],   # blue star
+        [0, 0, 0, 0, 1, 0],   # green ring
+        [0, 0, 1, 0, 1, 1],   # red starfish: "star" is not a whole word of "starfish"
+    ], dtype=bool)
+    assert (m == expected).all()
+    sub = PositiveMatcher(captions, {"colour": colour, "shape": shape}).mask([3, 0])
+    assert (sub == expected[np.ix_([3, 0], [3, 0])]).all()
+
+
+def test_contrastive_loss_matches_clip_and_spreads_targets_over_positives():
+    import torch
+    import torch.nn.functional as F
+
+    from clipseek.train import contrastive_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(5, 5) * 3
+    eye = torch.eye(5, dtype=torch.bool)
+    ref = (F.cross_entropy(logits, torch.arange(5)) + F.cross_entropy(logits.t(), torch.arange(5))) / 2
+    assert torch.allclose(contrastive_loss(logits), ref)
+    assert torch.allclose(contrastive_loss(logits, eye), ref)
+    pos = eye.clone()
+    pos[0, 1] = True  # image 0 also matches caption 1
+    li = [-(torch.log_softmax(logits[i], 0)[pos[i]]).mean() for i in range(5)]
+    lt = [-(torch.log_softmax(logits[:, j], 0)[pos[:, j]]).mean() for j in range(5)]
+    assert torch.allclose(contrastive_loss(logits, pos), (torch.stack(li).mean() + torch.stack(lt).mean()) / 2)
+
+
+def test_training_with_positives_and_a_group_share_ramp(tiny_ckpt, tmp_path):
+    data = labelled_folder(tmp_path / "data", per_class=6)
+    rows = [{"image": str(p.relative_to(data)), "caption": f"a {p.parent.name}", "colour": p.parent.name.split()[0],
+             "shape": p.parent.name.split()[1]} for p in sorted(data.rglob("*.png"))]
+    (data / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = load_pairs(str(data / "m.jsonl"), split=None, group_by="colour", positives=("colour", "shape"))
+    assert pairs.attrs["shape"][:1] == [rows[0]["shape"]]
+    cfg = TrainConfig(epochs=3, batch_size=6, warmup_steps=1, group_frac=0.2, group_frac_end=0.8,
+                      positives=("colour", "shape"))
+    hist = train(tiny_ckpt, pairs, str(tmp_path / "o"), cfg)
+    assert len(hist) == 3 and all(np.isfinite(h.loss) for h in hist)
+    log = json.loads((tmp_path / "o" / "training_log.json").read_text())
+    assert log["config"]["positives"] == ["colour", "shape"] and log["config"]["group_frac_end"] == 0.8
+    with pytest.raises(UsageError, match="no field 'size'"):
+        load_pairs(str(data / "m.jsonl"), split=None, positives=("size",))
+    with pytest.raises(UsageError, match="labelled folder has only the field 'label'"):
+        load_pairs(str(data), positives=("colour",))
+    folder = load_pairs(str(data), positives=("label",))
+    assert folder.attrs["label"][0] in CLASSES

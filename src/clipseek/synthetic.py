@@ -157,17 +157,35 @@ def plan(n: int, seed: int = 0) -> list[Sample]:
     return samples
 
 
+def _draw_range(job) -> int:
+    out, samples, start, seed, image_size = job
+    for i, s in enumerate(samples, start):
+        render(s.colour, s.shape, s.size, s.background, seed * 1_000_003 + i, image_size).save(out / s.path)
+    return len(samples)
+
+
 def generate(out_dir: str | os.PathLike, n: int = 2000, seed: int = 0, image_size: int = 64,
-             on_progress=None) -> list[Sample]:
-    """Write images (folder per class per split) and manifest.jsonl (+ one JSONL per split)."""
+             on_progress=None, workers: int = 1) -> list[Sample]:
+    """Write images (folder per class per split) and manifest.jsonl (+ one JSONL per split).
+    `workers` > 1 draws in that many processes; the pixels do not depend on it."""
     out = Path(out_dir)
     samples = plan(n, seed)
-    for i, s in enumerate(samples):
-        p = out / s.path
-        p.parent.mkdir(parents=True, exist_ok=True)
-        render(s.colour, s.shape, s.size, s.background, seed * 1_000_003 + i, image_size).save(p)
-        if on_progress:
-            on_progress(1)
+    for d in sorted({os.path.dirname(s.path) for s in samples}):
+        (out / d).mkdir(parents=True, exist_ok=True)
+    chunk = 500
+    jobs = [(out, samples[k:k + chunk], k, seed, image_size) for k in range(0, n, chunk)]
+    if workers > 1 and len(jobs) > 1:
+        from multiprocessing import get_context
+
+        with get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+            for done in pool.imap_unordered(_draw_range, jobs):
+                if on_progress:
+                    on_progress(done)
+    else:
+        for job in jobs:
+            done = _draw_range(job)
+            if on_progress:
+                on_progress(done)
     rows = [{"image": s.path, "label": s.label, **asdict(s)} for s in samples]
     for r in rows:
         r.pop("path")

@@ -40,6 +40,8 @@ class TrainConfig:
     workers: int = 0
     templates: tuple[str, ...] = ("a photo of a {}.",)
     group_frac: float = 0.0              # share of batches drawn from one group (hard negatives)
+    group_frac_end: float | None = None  # if set, the share moves linearly to this by the last epoch
+    positives: tuple[str, ...] = ()      # manifest fields that decide which in-batch pairs also match
 
 
 @dataclass
@@ -50,16 +52,19 @@ class Pairs:
     captions: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     groups: list[str] | None = None   # per pair, a manifest field's value (for hard-negative batches)
+    attrs: dict[str, list[str]] | None = None  # field -> per-pair value (for --positives)
 
 
 def read_caption_manifest(path: str | os.PathLike, split: str | None = None,
-                          group_by: str | None = None) -> Pairs:
-    """JSONL lines with an image path (`image`/`path`/`file`) and a `caption`/`text` (or `label`)."""
+                          group_by: str | None = None, positives: tuple[str, ...] = ()) -> Pairs:
+    """JSONL lines with an image path (`image`/`path`/`file`) and a `caption`/`text` (or `label`).
+    `group_by` and `positives` name fields every line must have (see GroupedBatchSampler and
+    positive_mask)."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"manifest not found: {path}")
     root = path.parent
-    pairs = Pairs([], [], groups=[] if group_by else None)
+    pairs = Pairs([], [], groups=[] if group_by else None, attrs={k: [] for k in positives} or None)
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -86,6 +91,10 @@ def read_caption_manifest(path: str | os.PathLike, split: str | None = None,
                 if group_by not in row:
                     raise UsageError(f"{path}:{n}: no field {group_by!r} (--group-by)")
                 pairs.groups.append(str(row[group_by]))
+            for k in positives:
+                if k not in row:
+                    raise UsageError(f"{path}:{n}: no field {k!r} (--positives)")
+                pairs.attrs[k].append(str(row[k]))
             pairs.paths.append(full)
             pairs.captions.append(str(text))
     if not pairs.paths:
@@ -100,25 +109,31 @@ def read_labelled_folder(root: str | os.PathLike, templates=("a photo of a {}.",
     if not classes:
         raise UsageError(f"{root}: no class folders")
     rng = random.Random(seed)
-    pairs = Pairs([], [])
+    pairs = Pairs([], [], attrs={"label": []})
     for c in classes:
         for p in walk_images(root / c):
             pairs.paths.append(p)
             pairs.captions.append(rng.choice(list(templates)).format(c))
+            pairs.attrs["label"].append(c)
     if not pairs.paths:
         raise UsageError(f"{root}: no images in the class folders")
     return pairs
 
 
 def load_pairs(data: str, split: str | None = None, templates=("a photo of a {}.",), seed: int = 0,
-               group_by: str | None = None) -> Pairs:
+               group_by: str | None = None, positives: tuple[str, ...] = ()) -> Pairs:
+    """A manifest or a labelled folder. A folder's pairs carry their class as the field `label`."""
     p = Path(data)
     if p.is_dir():
         if (p / "manifest.jsonl").is_file():
-            return read_caption_manifest(p / "manifest.jsonl", split, group_by)
-        return read_labelled_folder(p / split if split and (p / split).is_dir() else p, templates, seed)
+            return read_caption_manifest(p / "manifest.jsonl", split, group_by, positives)
+        pairs = read_labelled_folder(p / split if split and (p / split).is_dir() else p, templates, seed)
+        if set(positives) - {"label"}:
+            raise UsageError(f"--positives: a labelled folder has only the field 'label', not "
+                             f"{', '.join(sorted(set(positives) - {'label'}))}")
+        return pairs
     if p.suffix.lower() in (".jsonl", ".json"):
-        return read_caption_manifest(p, split, group_by)
+        return read_caption_manifest(p, split, group_by, positives)
     raise UsageError(f"training data must be a JSONL manifest or a folder, not {data!r}")
 
 
@@ -139,7 +154,7 @@ class _PairDataset:
         from .preprocess import preprocess
 
         if self.cache is not None and i in self.cache:
-            return (self.cache[i], self.pairs.captions[i])
+            return (self.cache[i], self.pairs.captions[i], i)
         try:
             img = open_image(self.pairs.paths[i], draft_size=self.cfg.input_size)
         except ImageError as e:
@@ -147,7 +162,7 @@ class _PairDataset:
         pixels = preprocess(img, self.cfg)
         if self.cache is not None:
             self.cache[i] = pixels
-        return (pixels, self.pairs.captions[i])
+        return (pixels, self.pairs.captions[i], i)
 
 
 def _collate(items):
@@ -156,7 +171,54 @@ def _collate(items):
     good = [it for it in items if not isinstance(it[0], str)]
     bad = [(it[1], it[2]) for it in items if isinstance(it[0], str)]
     pixels = torch.from_numpy(np.stack([g[0] for g in good])) if good else None
-    return pixels, [g[1] for g in good], bad
+    return pixels, [g[1] for g in good], [g[2] for g in good], bad
+
+
+class PositiveMatcher:
+    """Which images in a batch match which captions, beyond each image's own caption.
+
+    Caption j "names" a field when the field's value appears in it as a whole word (case-insensitive);
+    image i matches caption j when it has caption j's value for every field caption j names. So with
+    fields (colour, shape), "a red star" matches every red star in the batch, "a star" every star and
+    "a photo" every image. Without this, InfoNCE treats those as negatives and pushes apart images and
+    captions that agree, which is most of a batch when it is drawn from one colour.
+    """
+
+    def __init__(self, captions: list[str], attrs: dict[str, list[str]]):
+        import re
+
+        self.codes, self.named = [], []
+        for values in attrs.values():
+            index = {v: k for k, v in enumerate(sorted(set(values)))}
+            self.codes.append(np.array([index[v] for v in values]))
+            self.named.append(np.array([
+                bool(v.strip()) and re.search(r"(?<!\w)" + re.escape(v.lower()) + r"(?!\w)", c.lower()) is not None
+                for v, c in zip(values, captions)]))
+
+    def mask(self, idx: list[int]) -> np.ndarray:
+        """(B, B) bool: [i, j] is True when image idx[i] matches caption idx[j] (always on the diagonal)."""
+        idx = np.asarray(idx)
+        m = np.ones((len(idx), len(idx)), dtype=bool)
+        for codes, named in zip(self.codes, self.named):
+            c = codes[idx]
+            m &= (c[:, None] == c[None, :]) | ~named[idx][None, :]
+        return m
+
+
+def contrastive_loss(logits_per_image, positives=None):
+    """CLIP's symmetric InfoNCE. With a (B, B) `positives` mask the target of each image (caption) is
+    spread evenly over the captions (images) it matches, instead of only its own pair."""
+    import torch
+    import torch.nn.functional as F
+
+    if positives is None:
+        target = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
+        return (F.cross_entropy(logits_per_image, target) + F.cross_entropy(logits_per_image.t(), target)) / 2
+    t = positives.to(logits_per_image.dtype)
+
+    def soft_ce(logits, t):
+        return -(t / t.sum(1, keepdim=True) * F.log_softmax(logits, dim=1)).sum(1).mean()
+    return (soft_ce(logits_per_image, t) + soft_ce(logits_per_image.t(), t.t())) / 2
 
 
 class GroupedBatchSampler:
@@ -283,6 +345,12 @@ def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: 
     total = steps_per_epoch * cfg.epochs
     opt = _adamw(_param_groups(model, cfg.weight_decay), cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.warmup_steps, total))
+    matcher = None
+    if cfg.positives:
+        missing = set(cfg.positives) - set(pairs.attrs or {})
+        if missing:
+            raise UsageError(f"--positives: the training data has no field {', '.join(sorted(missing))}")
+        matcher = PositiveMatcher(pairs.captions, {k: pairs.attrs[k] for k in cfg.positives})
     start_epoch = 0
     if resume:
         state = torch.load(state_path, map_location="cpu", weights_only=False)
@@ -293,25 +361,32 @@ def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: 
         start_epoch = state["epoch"]
     history: list[EpochStats] = []
     for epoch in range(start_epoch, cfg.epochs):
-        history.append(_run_epoch(model, loader, tokenizer, max_len, opt, sched, cfg, device, epoch, on_step))
+        if isinstance(loader.batch_sampler, GroupedBatchSampler) and cfg.group_frac_end is not None:
+            loader.batch_sampler.frac = cfg.group_frac + (cfg.group_frac_end - cfg.group_frac) * \
+                epoch / max(1, cfg.epochs - 1)
+        history.append(_run_epoch(model, loader, tokenizer, max_len, opt, sched, cfg, device, epoch, on_step,
+                                  matcher))
         _save(model, processor, out, opt, sched, gen, epoch + 1, cfg, history)
     return history
 
 
-def _run_epoch(model, loader, tokenizer, max_len, opt, sched, cfg, device, epoch, on_step) -> EpochStats:
+def _run_epoch(model, loader, tokenizer, max_len, opt, sched, cfg, device, epoch, on_step,
+               matcher: PositiveMatcher | None = None) -> EpochStats:
     import torch
 
     model.train()
     t0, seen, skipped, losses = time.perf_counter(), 0, 0, []
     opt.zero_grad(set_to_none=True)
-    for i, (pixels, captions, bad) in enumerate(loader):
+    for i, (pixels, captions, idx, bad) in enumerate(loader):
         skipped += len(bad)
         if pixels is None or len(captions) < 2:
             continue
         tok = tokenizer(captions, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
         out = model(input_ids=tok["input_ids"].to(device), attention_mask=tok["attention_mask"].to(device),
-                    pixel_values=pixels.to(device), return_loss=True)
-        (out.loss / cfg.grad_accum).backward()
+                    pixel_values=pixels.to(device))
+        pos = torch.from_numpy(matcher.mask(idx)).to(device) if matcher else None
+        loss = contrastive_loss(out.logits_per_image, pos)
+        (loss / cfg.grad_accum).backward()
         if (i + 1) % cfg.grad_accum == 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -320,7 +395,7 @@ def _run_epoch(model, loader, tokenizer, max_len, opt, sched, cfg, device, epoch
             with torch.no_grad():  # as in CLIP: keep the temperature within [1, 100]
                 model.logit_scale.clamp_(0, math.log(100))
         seen += len(captions)
-        losses.append(float(out.loss.detach()))
+        losses.append(float(loss.detach()))
         if on_step:
             on_step({"epoch": epoch + 1, "loss": losses[-1], "images": len(captions),
                      "img_per_s": seen / max(time.perf_counter() - t0, 1e-9), "lr": sched.get_last_lr()[0]})

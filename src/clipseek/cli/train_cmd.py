@@ -23,12 +23,17 @@ def synth_cmd(
     n: int = typer.Option(2000, "--n", min=1, help="Number of images."),
     seed: int = typer.Option(0, "--seed"),
     image_size: int = typer.Option(64, "--image-size", min=16),
+    workers: int = typer.Option(0, "--workers", min=0,
+                                help="Drawing processes (0: one per CPU core); the images do not depend on it."),
 ) -> None:
     """Generate the synthetic coloured-shapes dataset (folder per class, JSONL manifests, splits)."""
+    import os
+
     from ..synthetic import generate
 
     with progress(n, "drawing") as advance:
-        samples = generate(out, n=n, seed=seed, image_size=image_size, on_progress=advance)
+        samples = generate(out, n=n, seed=seed, image_size=image_size, on_progress=advance,
+                           workers=workers or os.cpu_count() or 1)
     counts = {s: sum(1 for x in samples if x.split == s) for s in ("train", "val", "test")}
     print(f"wrote {len(samples)} images to {out} ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
           f"manifest: {out}/manifest.jsonl")
@@ -57,6 +62,13 @@ def train_cmd(
                                            help="Manifest field for hard-negative batches (e.g. colour)."),
     group_frac: float = typer.Option(0.5, "--group-frac", min=0.0, max=1.0,
                                      help="Share of batches drawn from one --group-by value."),
+    group_frac_end: Optional[float] = typer.Option(
+        None, "--group-frac-end", min=0.0, max=1.0,
+        help="Move the --group-frac share linearly to this value by the last epoch."),
+    positives: Optional[str] = typer.Option(
+        None, "--positives",
+        help="Comma-separated manifest fields (a folder: label): in-batch pairs whose caption names "
+             "only values the image has count as matches, not negatives."),
 ) -> None:
     """Contrastive (InfoNCE) training; writes a standard transformers checkpoint each epoch."""
     import tempfile
@@ -74,12 +86,14 @@ def train_cmd(
         raise UsageError(f"--scratch must be one of {', '.join(SIZES)}, not {scratch!r}")
     if not resume and (Path(out) / STATE_DIR).exists():
         raise UsageError(f"{out} already holds a training run; use --resume to continue it or another --out")
-    pairs = load_pairs(data, split, tmpl, seed, group_by)
+    fields = tuple(f.strip() for f in positives.split(",") if f.strip()) if positives else ()
+    pairs = load_pairs(data, split, tmpl, seed, group_by, fields)
     for path, reason in pairs.skipped:
         eprint(f"skipping {path}: {reason}")
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
                       warmup_steps=warmup, grad_accum=grad_accum, freeze=freeze, seed=seed, device=device,
-                      workers=workers, templates=tmpl, group_frac=group_frac if group_by else 0.0)
+                      workers=workers, templates=tmpl, group_frac=group_frac if group_by else 0.0,
+                      group_frac_end=group_frac_end if group_by else None, positives=fields)
     with tempfile.TemporaryDirectory() as tmp:
         if resume:
             start = out
