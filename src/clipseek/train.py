@@ -59,7 +59,7 @@ def read_caption_manifest(path: str | os.PathLike, split: str | None = None,
                           group_by: str | None = None, positives: tuple[str, ...] = ()) -> Pairs:
     """JSONL lines with an image path (`image`/`path`/`file`) and a `caption`/`text` (or `label`).
     `group_by` and `positives` name fields every line must have (see GroupedBatchSampler and
-    positive_mask)."""
+    PositiveMatcher)."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"manifest not found: {path}")
