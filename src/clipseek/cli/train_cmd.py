@@ -12,7 +12,7 @@ from .output import eprint, progress
 SIZES = {  # from-scratch model sizes
     "tiny": dict(image_size=32, patch_size=8, width=32, layers=2, heads=2, text_width=32, text_layers=2,
                  projection_dim=32),
-    "small": dict(image_size=32, patch_size=4, width=64, layers=6, heads=2, text_width=64, text_layers=3,
+    "small": dict(image_size=32, patch_size=4, width=64, layers=4, heads=2, text_width=64, text_layers=3,
                   projection_dim=64),
 }
 
