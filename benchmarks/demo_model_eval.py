@@ -26,6 +26,18 @@ from clipseek.prompts import build_classifier
 from clipseek.synthetic import BG_WORD, COLOURS, SHAPES, SIZES
 
 
+def caption_hits(rows: list[dict], top: np.ndarray) -> list[bool]:
+    """Per caption (row i), whether any image in top[i] has every attribute the caption names."""
+    hits = []
+    for i, r in enumerate(rows):
+        cap = r["caption"].split()
+        need = {k: r[k] for k in ("colour", "shape", "size") if r[k] in cap}
+        if BG_WORD[r["background"]] in cap or ("stripes" in cap and r["background"] == "stripes"):
+            need["background"] = r["background"]
+        hits.append(any(all(rows[j][k] == val for k, val in need.items()) for j in top[i]))
+    return hits
+
+
 def measure(model: str, data: str, split: str = "test", limit: int | None = None) -> dict:
     rows = [json.loads(l) for l in open(Path(data) / f"{split}.jsonl")]
     rows = rows[:limit] if limit else rows
@@ -52,16 +64,8 @@ def measure(model: str, data: str, split: str = "test", limit: int | None = None
     t = enc.encode_texts([r["caption"] for r in rows])
     top5 = np.concatenate([np.argpartition(-(t[k:k + 2048] @ v.T), 5, axis=1)[:, :5]
                            for k in range(0, len(t), 2048)])  # the 5 best, in any order
-    hits, strict = [], []
-    for i, r in enumerate(rows):
-        cap = r["caption"].split()
-        need = {k: r[k] for k in ("colour", "shape") if r[k] in cap}
-        if r["size"] in cap:
-            need["size"] = r["size"]
-        if BG_WORD[r["background"]] in cap or ("stripes" in cap and r["background"] == "stripes"):
-            need["background"] = r["background"]
-        hits.append(any(all(rows[j][k] == val for k, val in need.items()) for j in top5[i]))
-        strict.append(i in top5[i])
+    hits = caption_hits(rows, top5)
+    strict = [i in top5[i] for i in range(len(rows))]
     return {"model": model, "split": split, "images": len(rows), "shape_top1": shapes,
             "colour_top1": colours, "class_top1_all": float(correct.mean()),
             "class_top1_held_out": float(correct[is_held].mean()) if is_held.any() else None,

@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clipseek import synthetic as syn  # noqa: E402
+from demo_model_eval import caption_hits  # noqa: E402
 
 BASE = dict(bs=32, lr=1e-3, wd=0.1, warmup=500, gf=0.8, gf_end=None, epochs=20, n=28800,
             pos=None, eval_every=5, width=64, layers=4, heads=2, image=32, patch=4)
@@ -131,15 +133,7 @@ def evaluate(model, tok, x, rows, dev, held):
     is_held = np.array([r["label"] in held for r in rows])
     t = enc_text([r["caption"] for r in rows])
     top5 = torch.topk(t @ v.T, 5, dim=1).indices.cpu().numpy()
-    hits = []
-    for i, r in enumerate(rows):
-        cap = r["caption"].split()
-        need = {k: r[k] for k in ("colour", "shape") if r[k] in cap}
-        if r["size"] in cap:
-            need["size"] = r["size"]
-        if syn.BG_WORD[r["background"]] in cap or ("stripes" in cap and r["background"] == "stripes"):
-            need["background"] = r["background"]
-        hits.append(any(all(rows[j][k] == val for k, val in need.items()) for j in top5[i]))
+    hits = caption_hits(rows, top5)
     model.train()
     return dict(shape=round(shape, 4), colour=round(colour, 4), cls=round(cls, 4),
                 held=round(float(correct[is_held].mean()), 4) if is_held.any() else None,
