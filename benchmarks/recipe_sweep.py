@@ -14,7 +14,6 @@ Used to pick scripts/train_demo_model.sh's recipe (results in issue #3's note).
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -146,7 +145,7 @@ def one(name: str, d: str, results: str) -> None:
 
     from clipseek.tiny import save_new_checkpoint, words_of
     from clipseek.train import (GroupedBatchSampler, PositiveMatcher, _adamw, _lr_lambda, _param_groups,
-                                contrastive_loss)
+                                contrastive_loss, optimizer_step, ramp)
 
     torch.set_num_threads(1)
     cfg = {**BASE, **CONFIGS[name]}
@@ -187,7 +186,7 @@ def one(name: str, d: str, results: str) -> None:
     model.train()
     for epoch in range(cfg["epochs"]):
         if cfg["gf_end"] is not None:
-            sampler.frac = cfg["gf"] + (cfg["gf_end"] - cfg["gf"]) * epoch / max(1, cfg["epochs"] - 1)
+            sampler.frac = ramp(cfg["gf"], cfg["gf_end"], epoch, cfg["epochs"])
         losses = []
         for b in sampler:
             bi = torch.tensor(b, device=dev)
@@ -197,12 +196,7 @@ def one(name: str, d: str, results: str) -> None:
             pos = torch.from_numpy(matcher.mask(b)).to(dev) if matcher else None
             loss = contrastive_loss(out.logits_per_image, pos)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))
+            optimizer_step(model, opt, sched)
             losses.append(loss.detach())
         rec = dict(name=name, epoch=epoch + 1, loss=round(float(torch.stack(losses).mean()), 4),
                    sec=round(time.time() - t0))

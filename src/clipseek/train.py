@@ -362,12 +362,29 @@ def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: 
     history: list[EpochStats] = []
     for epoch in range(start_epoch, cfg.epochs):
         if isinstance(loader.batch_sampler, GroupedBatchSampler) and cfg.group_frac_end is not None:
-            loader.batch_sampler.frac = cfg.group_frac + (cfg.group_frac_end - cfg.group_frac) * \
-                epoch / max(1, cfg.epochs - 1)
+            loader.batch_sampler.frac = ramp(cfg.group_frac, cfg.group_frac_end, epoch, cfg.epochs)
         history.append(_run_epoch(model, loader, tokenizer, max_len, opt, sched, cfg, device, epoch, on_step,
                                   matcher))
         _save(model, processor, out, opt, sched, gen, epoch + 1, cfg, history)
     return history
+
+
+def ramp(start: float, end: float, epoch: int, epochs: int) -> float:
+    """Linear from `start` (first epoch) to `end` (last epoch)."""
+    return start + (end - start) * epoch / max(1, epochs - 1)
+
+
+def optimizer_step(model, opt, sched) -> None:
+    """Clip gradients to norm 1, step optimizer and schedule, clear gradients, and (as in CLIP) keep
+    the temperature within [1, 100]."""
+    import torch
+
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, math.log(100))
 
 
 def _run_epoch(model, loader, tokenizer, max_len, opt, sched, cfg, device, epoch, on_step,
@@ -388,12 +405,7 @@ def _run_epoch(model, loader, tokenizer, max_len, opt, sched, cfg, device, epoch
         loss = contrastive_loss(out.logits_per_image, pos)
         (loss / cfg.grad_accum).backward()
         if (i + 1) % cfg.grad_accum == 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            with torch.no_grad():  # as in CLIP: keep the temperature within [1, 100]
-                model.logit_scale.clamp_(0, math.log(100))
+            optimizer_step(model, opt, sched)
         seen += len(captions)
         losses.append(float(loss.detach()))
         if on_step:
