@@ -190,3 +190,41 @@ def test_training_with_positives_and_a_group_share_ramp(tiny_ckpt, tmp_path):
         load_pairs(str(data), positives=("colour",))
     folder = load_pairs(str(data), positives=("label",))
     assert folder.attrs["label"][0] in CLASSES
+
+
+def test_pair_cache_gives_every_epoch_the_same_float16_pixels(tmp_path):
+    from clipseek.preprocess import PreprocessCfg, preprocess
+    from clipseek.tiny import make_processor
+    from clipseek.train import _PairDataset
+
+    data = labelled_folder(tmp_path / "data", per_class=2)
+    pairs = load_pairs(str(data))
+    cfg = PreprocessCfg.from_processor(make_processor(32))
+    cached = _PairDataset(pairs, cfg, cache_mb=1)
+    first = [cached[i][0] for i in range(len(cached))]
+    assert len(cached.cache) == len(cached)
+    again = [cached[i][0] for i in range(len(cached))]
+    exact = preprocess(Image.open(pairs.paths[0]).convert("RGB"), cfg)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert first[0].dtype == np.float32 and np.allclose(first[0], exact, atol=4e-3)
+    uncached = _PairDataset(pairs, cfg, cache_mb=0)  # 8 images x 12 KB do not fit in 0 MB
+    assert uncached.cache is None and np.array_equal(uncached[0][0], exact)
+
+
+def test_scratch_small_builds_the_bundled_models_architecture(tmp_path):
+    """`clipseek train --scratch small` (the recorded recipe) starts from the bundled model's shape."""
+    from transformers import CLIPConfig
+
+    from clipseek.cli.train_cmd import SIZES
+    from clipseek.models import BUNDLED_MODELS
+    from clipseek.synthetic import vocabulary
+    from clipseek.tiny import save_new_checkpoint
+
+    made = CLIPConfig.from_pretrained(save_new_checkpoint(str(tmp_path / "s"), vocabulary(), **SIZES["small"]))
+    bundled = CLIPConfig.from_pretrained(BUNDLED_MODELS["clipseek-demo"])
+    for tower in ("vision_config", "text_config"):
+        keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "hidden_act",
+                "image_size", "patch_size", "max_position_embeddings")
+        a, b = getattr(made, tower).to_dict(), getattr(bundled, tower).to_dict()
+        assert {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}, tower
+    assert made.projection_dim == bundled.projection_dim

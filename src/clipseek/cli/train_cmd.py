@@ -12,8 +12,8 @@ from .output import eprint, progress
 SIZES = {  # from-scratch model sizes
     "tiny": dict(image_size=32, patch_size=8, width=32, layers=2, heads=2, text_width=32, text_layers=2,
                  projection_dim=32),
-    "small": dict(image_size=32, patch_size=4, width=64, layers=4, heads=2, text_width=64, text_layers=3,
-                  projection_dim=64),
+    "small": dict(image_size=64, patch_size=8, width=64, layers=6, heads=2, text_width=64, text_layers=3,
+                  projection_dim=64, act="gelu", mlp_ratio=2),
 }
 
 
@@ -69,6 +69,8 @@ def train_cmd(
         None, "--positives",
         help="Comma-separated manifest fields (a folder: label): in-batch pairs whose caption names "
              "only values the image has count as matches, not negatives."),
+    cache_mb: float = typer.Option(2048, "--cache-mb", min=0,
+                                   help="Keep decoded images in memory (float16) when they fit in this many MB."),
 ) -> None:
     """Contrastive (InfoNCE) training; writes a standard transformers checkpoint each epoch."""
     import tempfile
@@ -93,7 +95,8 @@ def train_cmd(
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
                       warmup_steps=warmup, grad_accum=grad_accum, freeze=freeze, seed=seed, device=device,
                       workers=workers, templates=tmpl, group_frac=group_frac if group_by else 0.0,
-                      group_frac_end=group_frac_end if group_by else None, positives=fields)
+                      group_frac_end=group_frac_end if group_by else None, positives=fields,
+                      cache_mb=cache_mb)
     with tempfile.TemporaryDirectory() as tmp:
         if resume:
             start = out
