@@ -143,7 +143,7 @@ class _PairDataset:
     from its batch and counted). When the whole preprocessed set fits in `cache_mb`, each image is
     decoded once and kept in memory, as float16, for the later epochs (80k images at 64 px: 1.9 GB)."""
 
-    def __init__(self, pairs: Pairs, preprocess_cfg, cache_mb: float = 2048):
+    def __init__(self, pairs: Pairs, preprocess_cfg, cache_mb: float):
         self.pairs, self.cfg = pairs, preprocess_cfg
         per_image_mb = 3 * preprocess_cfg.input_size ** 2 * 2 / 2**20
         self.cache: dict[int, np.ndarray] | None = {} if len(pairs.paths) * per_image_mb <= cache_mb else None
@@ -336,12 +336,13 @@ def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: 
 
     gen = torch.Generator().manual_seed(cfg.seed)
     common = dict(num_workers=cfg.workers, collate_fn=_collate, persistent_workers=cfg.workers > 0)
+    dataset = _PairDataset(pairs, pre_cfg, cfg.cache_mb)
     if cfg.group_frac > 0 and pairs.groups:
         sampler = GroupedBatchSampler(pairs.groups, cfg.batch_size, cfg.group_frac, gen)
-        loader = torch.utils.data.DataLoader(_PairDataset(pairs, pre_cfg, cfg.cache_mb), batch_sampler=sampler, **common)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, **common)
     else:
         loader = torch.utils.data.DataLoader(
-            _PairDataset(pairs, pre_cfg, cfg.cache_mb), batch_size=cfg.batch_size, shuffle=True, generator=gen,
+            dataset, batch_size=cfg.batch_size, shuffle=True, generator=gen,
             drop_last=len(pairs.paths) > cfg.batch_size, **common)
     steps_per_epoch = max(1, len(loader) // cfg.grad_accum)
     total = steps_per_epoch * cfg.epochs
