@@ -228,3 +228,58 @@ def test_scratch_small_builds_the_bundled_models_architecture(tmp_path):
         a, b = getattr(made, tower).to_dict(), getattr(bundled, tower).to_dict()
         assert {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}, tower
     assert made.projection_dim == bundled.projection_dim
+
+
+def test_patch_dropout_keeps_the_class_token_and_a_random_half_of_the_patches(tiny_ckpt):
+    import torch
+    from transformers import CLIPModel
+
+    from clipseek.train import PatchDropout
+
+    model = CLIPModel.from_pretrained(tiny_ckpt)
+    emb = model.vision_model.embeddings
+    px = torch.randn(3, 3, model.config.vision_config.image_size, model.config.vision_config.image_size)
+    emb.eval()
+    with torch.no_grad():
+        full = emb(px)
+    drop = PatchDropout(model, 0.5)
+    emb.train()
+    with torch.no_grad():
+        part = emb(px)
+    n = full.shape[1] - 1
+    assert part.shape == (3, 1 + round(n / 2), full.shape[2])
+    assert torch.equal(part[:, 0], full[:, 0])  # the class token
+    for b in range(3):  # every kept token is one of that image's own patches (with its position), once
+        match = [[k for k in range(1, n + 1) if torch.equal(part[b, j], full[b, k])] for j in range(1, part.shape[1])]
+        assert all(len(m) == 1 for m in match) and len({m[0] for m in match}) == len(match)
+    emb.eval()
+    with torch.no_grad():
+        assert torch.equal(emb(px), full)  # inference sees whole images
+    drop.remove()
+    emb.train()
+    with torch.no_grad():
+        assert emb(px).shape == full.shape
+
+
+def test_masked_training_unmasks_the_last_epoch_and_saves_a_plain_clip(tiny_ckpt, tmp_path, monkeypatch):
+    import clipseek.train as tr
+    from transformers import CLIPModel
+
+    tokens = []  # per training forward: (tokens the vision encoder got, tokens of the whole image)
+    real_hook = tr.PatchDropout._hook
+
+    def spy(self, module, inputs, out):
+        res = real_hook(self, module, inputs, out)
+        if module.training:
+            tokens.append((res.shape[1], out.shape[1]))
+        return res
+
+    monkeypatch.setattr(tr.PatchDropout, "_hook", spy)
+    pairs = load_pairs(str(labelled_folder(tmp_path / "data", per_class=4)))  # 16 images: 2 steps an epoch
+    train(tiny_ckpt, pairs, str(tmp_path / "o"), TrainConfig(epochs=3, batch_size=8, warmup_steps=1,
+                                                            mask_patches=0.5))
+    assert len(tokens) == 6
+    assert all(got < full for got, full in tokens[:4])   # epochs 1-2: half the patches
+    assert all(got == full for got, full in tokens[4:])  # last epoch: whole images
+    model = CLIPModel.from_pretrained(tmp_path / "o")
+    assert not model.vision_model.embeddings._forward_hooks

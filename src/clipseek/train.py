@@ -43,6 +43,7 @@ class TrainConfig:
     group_frac_end: float | None = None  # if set, the share moves linearly to this by the last epoch
     positives: tuple[str, ...] = ()      # manifest fields that decide which in-batch pairs also match
     cache_mb: float = 2048               # keep decoded images in memory when they fit (float16)
+    mask_patches: float = 0.0            # share of image patches dropped, every epoch but the last
 
 
 @dataclass
@@ -264,6 +265,31 @@ def _param_groups(model, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+class PatchDropout:
+    """Drops a random share of each image's patch tokens while the vision tower trains (FLIP, Li et al.
+    2023): the encoder then runs on fewer tokens, so a step costs less, and the model sees more images
+    in the same time. The class token always stays; positions were already added, so the kept patches
+    keep theirs. A model in eval mode sees every patch, so the saved checkpoint is a plain CLIP."""
+
+    def __init__(self, model, share: float):
+        self.share = share
+        self.handle = model.vision_model.embeddings.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, out):
+        import torch
+
+        if not module.training or self.share <= 0:
+            return out
+        b, t, d = out.shape
+        keep = max(1, round((t - 1) * (1 - self.share)))
+        order = torch.rand(b, t - 1).argsort(dim=1)[:, :keep].to(out.device) + 1
+        idx = torch.cat([torch.zeros(b, 1, dtype=order.dtype, device=out.device), order], dim=1)
+        return out.gather(1, idx.unsqueeze(-1).expand(-1, -1, d))
+
+    def remove(self) -> None:
+        self.handle.remove()
+
+
 def _freeze(model, which: str | None) -> None:
     if which is None:
         return
@@ -363,12 +389,17 @@ def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: 
         torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"]
     history: list[EpochStats] = []
+    dropout = PatchDropout(model, cfg.mask_patches) if cfg.mask_patches > 0 else None
     for epoch in range(start_epoch, cfg.epochs):
         if isinstance(loader.batch_sampler, GroupedBatchSampler) and cfg.group_frac_end is not None:
             loader.batch_sampler.frac = ramp(cfg.group_frac, cfg.group_frac_end, epoch, cfg.epochs)
+        if dropout:  # the last epoch sees whole images, as at inference (FLIP's unmasked tuning)
+            dropout.share = cfg.mask_patches if epoch < cfg.epochs - 1 else 0.0
         history.append(_run_epoch(model, loader, tokenizer, max_len, opt, sched, cfg, device, epoch, on_step,
                                   matcher))
         _save(model, processor, out, opt, sched, gen, epoch + 1, cfg, history)
+    if dropout:
+        dropout.remove()
     return history
 
 

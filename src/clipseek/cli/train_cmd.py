@@ -69,6 +69,9 @@ def train_cmd(
         None, "--positives",
         help="Comma-separated manifest fields (a folder: label): in-batch pairs whose caption names "
              "only values the image has count as matches, not negatives."),
+    mask_patches: float = typer.Option(
+        0.0, "--mask-patches", min=0.0, max=0.9,
+        help="Drop this share of each image's patches while training (faster steps), every epoch but the last."),
     cache_mb: float = typer.Option(2048, "--cache-mb", min=0,
                                    help="Keep decoded images in memory (float16) when they fit in this many MB."),
 ) -> None:
@@ -96,7 +99,7 @@ def train_cmd(
                       warmup_steps=warmup, grad_accum=grad_accum, freeze=freeze, seed=seed, device=device,
                       workers=workers, templates=tmpl, group_frac=group_frac if group_by else 0.0,
                       group_frac_end=group_frac_end if group_by else None, positives=fields,
-                      cache_mb=cache_mb)
+                      cache_mb=cache_mb, mask_patches=mask_patches)
     with tempfile.TemporaryDirectory() as tmp:
         if resume:
             start = out
