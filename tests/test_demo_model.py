@@ -11,8 +11,8 @@ from clipseek.models import BUNDLED_MODELS
 
 DEMO = BUNDLED_MODELS["clipseek-demo"]
 # Floors well above chance (1/8 colours, 1/6 shapes) and a little under what the model measures on
-# these 192 unseen images (measured: colour 0.995, shape 0.922; README has the test-split table).
-COLOUR_MIN, SHAPE_MIN = 0.95, 0.85
+# these 192 unseen images (measured: colour 1.000, shape 0.948; README has the test-split table).
+COLOUR_MIN, SHAPE_MIN = 0.95, 0.90
 
 
 def test_bundled_model_is_small_and_loads_with_plain_transformers():
