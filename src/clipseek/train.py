@@ -277,13 +277,14 @@ class PatchDropout:
 
     def _hook(self, module, inputs, out):
         import torch
+        import torch.nn.functional as F
 
         if not module.training or self.share <= 0:
             return out
         b, t, d = out.shape
         keep = max(1, round((t - 1) * (1 - self.share)))
-        order = torch.rand(b, t - 1).argsort(dim=1)[:, :keep].to(out.device) + 1
-        idx = torch.cat([torch.zeros(b, 1, dtype=order.dtype, device=out.device), order], dim=1)
+        patches = torch.rand(b, t - 1, device=out.device).argsort(dim=1)[:, :keep] + 1
+        idx = F.pad(patches, (1, 0))  # token 0, the class token, first
         return out.gather(1, idx.unsqueeze(-1).expand(-1, -1, d))
 
     def remove(self) -> None:
