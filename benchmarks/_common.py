@@ -26,7 +26,7 @@ def build_vit_b32(out_dir: str, seed: int = 0) -> str:
     import torch
     from transformers import CLIPConfig, CLIPModel, CLIPProcessor
 
-    from clipseek.tiny import make_processor, make_tokenizer
+    from clipseek.model.scratch import make_processor, make_tokenizer
 
     tok = make_tokenizer(QUERY_WORDS, max_length=77)
     n = len(tok)

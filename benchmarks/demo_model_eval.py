@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from clipseek.classify import probabilities
-from clipseek.models import load_model
-from clipseek.pipeline import embed_all
-from clipseek.prompts import build_classifier
-from clipseek.synthetic import BG_WORD, COLOURS, SHAPES, SIZES
+from clipseek.core.prompts import build_classifier
+from clipseek.core.scores import probabilities
+from clipseek.data.synthetic import BG_WORD, COLOURS, SHAPES
+from clipseek.embed.stages import embed_all
+from clipseek.model.loader import load_model
 
 
 def caption_hits(rows: list[dict], top: np.ndarray) -> list[bool]:

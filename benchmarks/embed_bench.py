@@ -2,7 +2,7 @@
 
 Full-size ViT-B/32 (CLIPConfig defaults, patch 32, random weights) over N JPEGs of 1024x768 on disk.
 Baseline, in the same process: for each file, PIL open -> `processor(images=img)` -> `get_image_features`
-on one image. Ours: `clipseek.pipeline.embed_all` (threaded decode with JPEG draft mode + batched encode).
+on one image. Ours: `clipseek.embed.stages.embed_all` (threaded decode with JPEG draft mode + batched encode).
 Reports images/s, speed ratio, cosine to the baseline vectors and top-10 search overlap per option.
 
     python benchmarks/embed_bench.py                 # 200 images, fp32 + int8 + bf16 on CPU
@@ -17,7 +17,6 @@ import os
 import tempfile
 
 import numpy as np
-
 from _common import QUERIES, Timer, build_vit_b32
 
 
@@ -72,7 +71,7 @@ def baseline(ckpt: str, paths: list[str], device: str):
 
 def ours(ckpt: str, paths: list[str], device: str, dtype: str, batch_size: int, workers: int):
     from clipseek import load_model
-    from clipseek.pipeline import embed_all
+    from clipseek.embed.stages import embed_all
 
     enc = load_model(ckpt, device=device, dtype=dtype)
     embed_all(enc, paths[:batch_size], batch_size=batch_size, workers=workers)  # warm-up

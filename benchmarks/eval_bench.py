@@ -43,11 +43,12 @@ def make_images(root: Path, n: int, size: int) -> None:
 
 
 def default_model(tmp: Path) -> str:
-    from clipseek.models import BUNDLED_MODELS
+    from clipseek.model.loader import BUNDLED_MODELS
 
     if (BUNDLED_MODELS["clipseek-demo"] / "config.json").is_file():
         return "clipseek-demo"
-    from clipseek.tiny import save_new_checkpoint, words_of
+    from clipseek.core.prompts import words_of
+    from clipseek.model.scratch import save_new_checkpoint
 
     words = words_of(CLASSES + ["a photo of a"])
     return save_new_checkpoint(str(tmp / "bench-clip"), words, seed=0, image_size=224, patch_size=32,
@@ -62,10 +63,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from clipseek import eval_run
-    from clipseek.cache import EmbeddingCache
-    from clipseek.datasets import load_labelled
-    from clipseek.models import load_model
+    from clipseek.data.load import load_labelled
+    from clipseek.embed.cache import EmbeddingCache
+    from clipseek.evaluation import run as eval_run
+    from clipseek.model.loader import load_model
 
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)

@@ -19,7 +19,6 @@ import math
 import os
 import shutil
 import tempfile
-import time
 
 from _common import Timer, build_vit_b32
 from embed_bench import write_jpegs
@@ -33,7 +32,7 @@ GPU_SOURCE = "clip-retrieval: 2500 images/s on one A100, ViT-B/32"
 
 
 def build_tiny(out_dir: str) -> str:
-    from clipseek.tiny import save_new_checkpoint
+    from clipseek.model.scratch import save_new_checkpoint
 
     if not os.path.exists(os.path.join(out_dir, "config.json")):
         save_new_checkpoint(out_dir, ["a", "photo", "of", "cat"], seed=0, image_size=32, patch_size=8,
@@ -42,7 +41,7 @@ def build_tiny(out_dir: str) -> str:
 
 
 def decode_rate(paths: list[str], cfg) -> float:
-    from clipseek.embed_job import load_record
+    from clipseek.embed.stages import load_record
 
     with Timer() as t:
         for p in paths:
@@ -74,7 +73,7 @@ def main() -> None:
 
     import clipseek
     from clipseek import load_model
-    from clipseek.embed_job import embed_job
+    from clipseek.embed.job import embed_job
 
     os.makedirs(os.path.join(args.work_dir, "jpegs"), exist_ok=True)
     ckpt = (build_vit_b32(os.path.join(args.work_dir, "vit-b32-random")) if args.model == "vit-b32"

@@ -26,8 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from clipseek import synthetic as syn  # noqa: E402
 from demo_model_eval import caption_hits  # noqa: E402
+
+from clipseek.data import synthetic as syn  # noqa: E402
 
 BASE = dict(bs=32, lr=1e-3, wd=0.1, warmup=500, gf=0.8, gf_end=None, epochs=20, n=28800,
             pos=None, eval_every=5, width=64, layers=4, heads=2, image=32, patch=4)
@@ -63,8 +64,8 @@ _CFGS = {}
 
 
 def _render(i_s):
-    from clipseek.preprocess import PreprocessCfg, preprocess
-    from clipseek.tiny import make_processor
+    from clipseek.core.preprocess import PreprocessCfg, preprocess
+    from clipseek.model.scratch import make_processor
 
     i, s, seed = i_s
     img = syn.render(s.colour, s.shape, s.size, s.background, seed * 1_000_003 + i, 64)
@@ -143,9 +144,18 @@ def one(name: str, d: str, results: str) -> None:
     import torch
     from transformers import CLIPModel, CLIPTokenizer
 
-    from clipseek.tiny import save_new_checkpoint, words_of
-    from clipseek.train import (GroupedBatchSampler, PositiveMatcher, _adamw, _lr_lambda, _param_groups,
-                                contrastive_loss, optimizer_step, ramp)
+    from clipseek.core.prompts import words_of
+    from clipseek.model.scratch import save_new_checkpoint
+    from clipseek.training.loop import (
+        GroupedBatchSampler,
+        PositiveMatcher,
+        _adamw,
+        _lr_lambda,
+        _param_groups,
+        contrastive_loss,
+        optimizer_step,
+        ramp,
+    )
 
     torch.set_num_threads(1)
     cfg = {**BASE, **CONFIGS[name]}

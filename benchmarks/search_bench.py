@@ -1,4 +1,4 @@
-"""Vector search speed, memory and recall: clipseek.index.VectorIndex on random unit vectors (dim 512).
+"""Vector search speed, memory and recall: clipseek.gallery.vector_index.VectorIndex on random unit vectors (dim 512).
 
 For each size: build time, resident memory of the index (RSS growth while building) and its size on
 disk, p50/p99 latency of the vector search alone (one query at a time) and end to end from a text
@@ -21,7 +21,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from _common import QUERIES, Timer, build_vit_b32, rss_mb
 
 
@@ -85,8 +84,8 @@ def disk_mb(path: str) -> float:
 
 def bench_size(n: int, d: int, efforts: list[int], n_queries: int, encoders: dict, data: str = "random",
                kind: str | None = None, work_dir: str = ".") -> None:
-    import clipseek.index as cindex
-    from clipseek.index import VectorIndex
+    import clipseek.gallery.vector_index as cindex
+    from clipseek.gallery.vector_index import VectorIndex
 
     make = random_unit if data == "random" else clustered_unit
     vecs = make(n, d, seed=n)
@@ -174,7 +173,7 @@ def main() -> None:
         torch.set_num_threads(args.torch_threads)
     if not args.no_text:
         from clipseek import load_model
-        from clipseek.models import quantize_int8
+        from clipseek.model.quantize import quantize_int8
 
         ckpt = build_vit_b32(os.path.join(args.work_dir, "vit-b32-random"))
         encoders["fp32"] = load_model(ckpt, device="cpu", dtype="fp32")

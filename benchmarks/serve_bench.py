@@ -28,7 +28,6 @@ import time
 import urllib.parse
 
 import numpy as np
-
 from _common import QUERIES, QUERY_WORDS, build_vit_b32
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
@@ -37,7 +36,7 @@ SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 def build_tiny(out_dir: str) -> str:
     if os.path.exists(os.path.join(out_dir, "config.json")):
         return out_dir
-    from clipseek.tiny import save_new_checkpoint
+    from clipseek.model.scratch import save_new_checkpoint
 
     return save_new_checkpoint(out_dir, QUERY_WORDS, seed=0, image_size=32, patch_size=8, width=32,
                                text_width=32, projection_dim=32)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the bundled demo model (src/clipseek/models/clipseek-demo) from scratch, offline, on CPU.
+# Reproduce the bundled demo model (src/clipseek/model/bundled/clipseek-demo) from scratch, offline, on CPU.
 # Usage: bash scripts/train_demo_model.sh [WORKDIR]   (default WORKDIR: build/demo-model)
 # Measured (2026-11-27, 2 CPU cores): drawing 115,200 images 2 min 14 s; training 7 epochs x 80,384
 # pairs 24 min 45 s wall (epochs 235, 190, 182, 197, 185, 189, 290 s; the first decodes the images into
@@ -39,7 +39,7 @@ rm -rf "$W/ckpt"
     --epochs 7 --mask-patches 0.5 --lr 1.4e-3 --batch-size 64 --warmup 500 --weight-decay 0.1 --seed 0 \
     --group-by colour --group-frac 0.7 --positives colour,shape,size,background
 .venv/bin/python benchmarks/demo_model_eval.py --model "$W/ckpt" --data "$W/synth" --split test
-dest=src/clipseek/models/clipseek-demo
+dest=src/clipseek/model/bundled/clipseek-demo
 rm -rf "$dest" && mkdir -p "$dest"
 cp "$W/ckpt"/{config.json,model.safetensors,processor_config.json,tokenizer.json,tokenizer_config.json,training_log.json} "$dest"/
 echo "bundled model written to $dest"

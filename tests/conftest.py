@@ -20,7 +20,7 @@ WORDS = ["a", "photo", "of", "the", "cat", "dog", "car", "tree", "red", "blue", 
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory) -> str:
-    from clipseek.tiny import save_new_checkpoint
+    from clipseek.model.scratch import save_new_checkpoint
 
     out = tmp_path_factory.mktemp("tiny-clip")
     return save_new_checkpoint(str(out), WORDS, seed=0, image_size=32, patch_size=8, width=32,
@@ -43,7 +43,7 @@ def make_image(seed: int, size=(48, 40), mode="RGB") -> Image.Image:
 
 def read_shards(out):
     """Every row, vector and skipped record of a `clipseek embed` output folder, in shard order."""
-    from clipseek import shards
+    from clipseek.embed import shards
 
     rows, vecs, skipped = [], [], []
     for i in sorted(shards.done_shards(str(out))):

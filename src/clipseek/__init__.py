@@ -10,27 +10,24 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_model": "clipseek.models",
-    "DEFAULT_MODEL": "clipseek.models",
-    "classify_images": "clipseek.classify",
-    "probabilities": "clipseek.classify",
-    "build_classifier": "clipseek.prompts",
-    "open_image": "clipseek.images",
-    "load_labelled": "clipseek.datasets",
-    "run_eval": "clipseek.eval_run",
-    "Gallery": "clipseek.search",
-    "SearchResult": "clipseek.search",
+    "load_model": "clipseek.model.loader",
+    "DEFAULT_MODEL": "clipseek.model.loader",
+    "classify": "clipseek.zero_shot",
+    "classify_images": "clipseek.zero_shot",
+    "probabilities": "clipseek.core.scores",
+    "build_classifier": "clipseek.core.prompts",
+    "open_image": "clipseek.core.images",
+    "load_labelled": "clipseek.data.load",
+    "run_eval": "clipseek.evaluation.run",
+    "Gallery": "clipseek.gallery.facade",
+    "SearchResult": "clipseek.gallery.facade",
     "ClipseekError": "clipseek.errors",
     "ImageError": "clipseek.errors",
     "UsageError": "clipseek.errors",
     "ModelLoadError": "clipseek.errors",
 }
 
-# Functions that share their module's name are bound eagerly: once the submodule is imported, Python
-# would otherwise shadow a lazy attribute with the module object. (classify.py imports no torch.)
-from .classify import classify  # noqa: E402
-
-__all__ = sorted(_EXPORTS) + ["__version__", "classify"]
+__all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name: str):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class ClipseekError(Exception):
     """An expected failure with a message meant for the user (one line)."""
@@ -12,7 +14,15 @@ class UsageError(ClipseekError):
 
 
 class ModelLoadError(ClipseekError):
-    """A checkpoint could not be loaded (missing, offline, not a CLIP-like model)."""
+    """A checkpoint could not be loaded (offline, not cached, not a CLIP-like model): exit 1."""
+
+
+class ModelNotFound(ModelLoadError, UsageError):
+    """The model named on the command line does not exist (no such directory): a bad argument, exit 2."""
+
+
+class ModelMismatchError(UsageError):
+    """The model given is not the one a gallery or shard folder was made with: exit 2."""
 
 
 class ImageError(ClipseekError):
@@ -22,3 +32,11 @@ class ImageError(ClipseekError):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that could not be used, and why (a value, not an exception: the run goes on)."""
+
+    path: str
+    reason: str

@@ -10,34 +10,30 @@ import sys
 
 import typer
 
+from clipseek.cli.app import app
+
 try:  # typer >= 0.20 vendors its own copy of click
     from typer._click import exceptions as click_exc  # type: ignore
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exc
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  rich_markup_mode=None,
-                  help="Zero-shot classification, evaluation and text-to-image search with CLIP models.")
-
-
-
-@app.callback(invoke_without_command=True)
-def _root(version: bool = typer.Option(False, "--version", help="Show the version and exit.")) -> None:
-    if version:
-        from .. import __version__
-
-        print(f"clipseek {__version__}")
-        raise typer.Exit(0)
-
-
 # Command modules register themselves on `app` when imported.
-from . import classify_cmd, demo_cmd, embed_cmd, eval_cmd, gallery_cmd, serve_cmd, train_cmd  # noqa: E402,F401
+from clipseek.cli import (  # noqa: E402,F401
+    classify_cmd,
+    demo_cmd,
+    embed_cmd,
+    eval_cmd,
+    gallery_cmd,
+    serve_cmd,
+    train_cmd,
+)
 
-EXIT_USAGE = 2
+EXIT_FAILURE = 1  # the work could not be done (model not loadable, a job failed, a corrupt shard)
+EXIT_USAGE = 2    # bad arguments: nothing was attempted
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..errors import ClipseekError
+    from clipseek.errors import ClipseekError, UsageError
 
     try:
         rv = app(args=argv, prog_name="clipseek", standalone_mode=False)
@@ -53,9 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     except click_exc.ClickException as e:
         print(f"clipseek: error: {e.format_message()} (see --help)", file=sys.stderr)
         return EXIT_USAGE
-    except ClipseekError as e:
+    except UsageError as e:
         print(f"clipseek: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except ClipseekError as e:  # a failure at run time: the model, a job, a file could not be used
+        print(f"clipseek: error: {e}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("clipseek: interrupted", file=sys.stderr)
         return 130

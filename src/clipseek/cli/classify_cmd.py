@@ -6,8 +6,16 @@ from typing import List, Optional
 
 import typer
 
-from . import app
-from .output import check_format, eprint, print_csv, print_json, print_table, progress, report_skipped
+from clipseek.cli.app import app
+from clipseek.cli.output import (
+    check_format,
+    eprint,
+    print_csv,
+    print_json,
+    print_table,
+    progress,
+    report_skipped,
+)
 
 
 @app.command("classify")
@@ -27,12 +35,12 @@ def classify_cmd(
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any file was skipped."),
 ) -> int:
     """Rank candidate labels for each image (softmax over logit_scale * cosine)."""
-    from ..classify import classify
-    from ..errors import UsageError
-    from ..images import collect_image_paths
-    from ..models import DEFAULT_MODEL, load_model
-    from ..preprocess import FRAMINGS
-    from ..prompts import parse_labels, resolve_templates
+    from clipseek.core.images import collect_image_paths
+    from clipseek.core.preprocess import FRAMINGS
+    from clipseek.core.prompts import parse_labels, resolve_templates
+    from clipseek.errors import UsageError
+    from clipseek.model.loader import DEFAULT_MODEL, load_model
+    from clipseek.zero_shot import classify
 
     check_format(fmt)
     if crop not in FRAMINGS:

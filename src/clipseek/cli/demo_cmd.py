@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from . import app
-from .output import print_table
+from clipseek.cli.app import app
+from clipseek.cli.output import print_table
 
 
 @app.command("demo")
@@ -21,9 +21,9 @@ def demo_cmd(
     import tempfile
     from pathlib import Path
 
-    from ..classify import classify
-    from ..models import load_model
-    from ..synthetic import COLOURS, SHAPES, generate
+    from clipseek.data.synthetic import COLOURS, SHAPES, generate
+    from clipseek.model.loader import load_model
+    from clipseek.zero_shot import classify
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(out or tmp)
@@ -44,8 +44,8 @@ def demo_cmd(
         acc = sum(p.label == s.label for p, s in zip(res.predictions, test)) / max(1, len(test))
         print(f"   top-1 on all {len(test)} test images: {acc:.1%}\n")
 
-        from ..eval_run import run_eval
-        from ..report import summary_table
+        from clipseek.evaluation.report import summary_table
+        from clipseek.evaluation.run import run_eval
 
         doc = run_eval(str(root), [model], lambda m: encoder,
                        {"a photo of a {}.": ["a photo of a {}."], "a {}": ["a {}"]}, split="test",
@@ -54,7 +54,7 @@ def demo_cmd(
         print_table(None, *summary_table(doc))
         print()
 
-        from ..search import Gallery
+        from clipseek.gallery.facade import Gallery
 
         by_path = {str((root / s.path).resolve()): s for s in samples}
         with Gallery(str(root / "gallery.db"), encoder) as gallery:

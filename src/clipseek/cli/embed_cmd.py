@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from . import app
-from .output import check_format, eprint, print_json, report_skipped
+from clipseek.cli.app import app
+from clipseek.cli.output import check_format, eprint, print_json, report_skipped
 
 
 @app.command("embed")
@@ -31,7 +31,7 @@ def embed_cmd(
     fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
 ) -> int:
     """Embed many images into Parquet shards (then: clipseek index --from-parquet DIR)."""
-    from ..embed_job import embed_job
+    from clipseek.embed.job import embed_job
 
     check_format(fmt, ("table", "json"))
     ray_options = {"address": address, "num_gpus_per_worker": num_gpus_per_worker,

@@ -6,8 +6,15 @@ from typing import List, Optional
 
 import typer
 
-from . import app
-from .output import check_format, eprint, print_json, print_table, progress, report_skipped
+from clipseek.cli.app import app
+from clipseek.cli.output import (
+    check_format,
+    eprint,
+    print_json,
+    print_table,
+    progress,
+    report_skipped,
+)
 
 
 @app.command("eval")
@@ -32,11 +39,12 @@ def eval_cmd(
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16."),
 ) -> int:
     """Evaluate models x prompt sets on labelled images: one row per (model, prompt set)."""
-    from ..cache import EmbeddingCache, default_cache_dir
-    from ..eval_run import resolve_prompt_sets, run_eval
-    from ..images import Skipped
-    from ..models import DEFAULT_MODEL, load_model
-    from ..report import summary_table, write_report
+    from clipseek._io import default_cache_dir
+    from clipseek.embed.cache import EmbeddingCache
+    from clipseek.errors import Skipped
+    from clipseek.evaluation.report import summary_table, write_report
+    from clipseek.evaluation.run import resolve_prompt_sets, run_eval
+    from clipseek.model.loader import DEFAULT_MODEL, load_model
 
     check_format(fmt, ("table", "json"))
     prompt_sets = resolve_prompt_sets(template or [], templates or [])

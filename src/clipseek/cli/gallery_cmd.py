@@ -7,8 +7,15 @@ from typing import List, Optional
 
 import typer
 
-from . import app
-from .output import check_format, eprint, print_json, print_table, progress, report_skipped
+from clipseek.cli.app import app
+from clipseek.cli.output import (
+    check_format,
+    eprint,
+    print_json,
+    print_table,
+    progress,
+    report_skipped,
+)
 
 DB_HELP = "Gallery database (SQLite). Default: ./clipseek.db"
 
@@ -28,8 +35,8 @@ def index_cmd(
                                                help="Load the Parquet shards of `clipseek embed` instead."),
 ) -> int:
     """Embed new and changed images into the gallery DB; prune deleted ones; recognise moved ones."""
-    from ..errors import UsageError
-    from ..search import Gallery
+    from clipseek.errors import UsageError
+    from clipseek.gallery.facade import Gallery
 
     check_format(fmt, ("table", "json"))
     if bool(dirs) == bool(from_parquet):
@@ -77,8 +84,8 @@ def search_cmd(
                                    help="Quantize the text tower to int8 on CPU (~3x faster query)."),
 ) -> int:
     """Find the images most similar to a text query (or to an example image)."""
-    from ..errors import UsageError
-    from ..search import Gallery
+    from clipseek.errors import UsageError
+    from clipseek.gallery.facade import Gallery
 
     check_format(fmt, ("table", "json", "paths"))
     if query is not None and image is not None:

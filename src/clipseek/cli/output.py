@@ -7,7 +7,7 @@ import json
 import sys
 from contextlib import contextmanager
 
-from ..errors import UsageError
+from clipseek.errors import UsageError
 
 FORMATS = ("table", "json", "csv")
 
@@ -60,7 +60,13 @@ def report_skipped(skipped, fmt: str) -> None:
 def progress(total: int, description: str, enabled: bool | None = None):
     """A Rich progress bar on stderr with rate and ETA; yields `advance(n, status="", unit="files")`."""
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     if enabled is None:

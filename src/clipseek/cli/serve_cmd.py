@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from clipseek.cli.app import app
 
 
 @app.command("serve")
@@ -26,7 +26,7 @@ def serve_cmd(
                                         "queries, cosine ~0.998 to the fp32 query vector."),
 ) -> int:
     """Search and classify in a web page at http://HOST:PORT/ (API docs at /docs)."""
-    from ..server import serve
+    from clipseek.server import serve
 
     serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text)
     return 0

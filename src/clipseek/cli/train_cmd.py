@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from . import app
-from .output import eprint, progress
+from clipseek.cli.app import app
+from clipseek.cli.output import eprint, progress
 
 SIZES = {  # from-scratch model sizes
     "tiny": dict(image_size=32, patch_size=8, width=32, layers=2, heads=2, text_width=32, text_layers=2,
@@ -29,7 +29,7 @@ def synth_cmd(
     """Generate the synthetic coloured-shapes dataset (folder per class, JSONL manifests, splits)."""
     import os
 
-    from ..synthetic import generate
+    from clipseek.data.synthetic import generate
 
     with progress(n, "drawing") as advance:
         samples = generate(out, n=n, seed=seed, image_size=image_size, on_progress=advance,
@@ -79,10 +79,10 @@ def train_cmd(
     import tempfile
     from pathlib import Path
 
-    from ..errors import UsageError
-    from ..models import resolve_checkpoint
-    from ..prompts import resolve_templates
-    from ..train import STATE_DIR, TrainConfig, load_pairs, train
+    from clipseek.core.prompts import resolve_templates
+    from clipseek.errors import UsageError
+    from clipseek.model.loader import resolve_checkpoint
+    from clipseek.training.loop import STATE_DIR, TrainConfig, load_pairs, train
 
     tmpl = tuple(resolve_templates(None, templates)) if templates else ("a photo of a {}.",)
     if not resume and (model is None) == (scratch is None):
@@ -104,7 +104,8 @@ def train_cmd(
         if resume:
             start = out
         elif scratch:
-            from ..tiny import save_new_checkpoint, words_of
+            from clipseek.core.prompts import words_of
+            from clipseek.model.scratch import save_new_checkpoint
 
             words = words_of(pairs.captions + list(tmpl))
             start = save_new_checkpoint(tmp, words, seed=seed, **SIZES[scratch])

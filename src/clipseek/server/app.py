@@ -1,6 +1,6 @@
 """The HTTP API and web page of `clipseek serve`. `create_app(...)` builds the FastAPI app (tested
 in-process); `serve(...)` only hands it to uvicorn. All logic and every limit live in
-clipseek.service.GalleryService; this module maps requests to its calls and its errors to statuses.
+clipseek.server.service.GalleryService; this module maps requests to its calls and its errors to statuses.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from .. import __version__
-from ..errors import ClipseekError, UsageError
-from ..service import GalleryService, Limits, NotFound, TooLarge
-from .guard import Guard
+from clipseek import __version__
+from clipseek.errors import ClipseekError, UsageError
+from clipseek.server.guard import Guard
+from clipseek.server.service import GalleryService, Limits, NotFound, TooLarge
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")

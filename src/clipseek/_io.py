@@ -1,0 +1,120 @@
+"""Filesystem helpers shared by every floor: the cache folder and atomic writes.
+
+Every file clipseek writes for keeps (reports, shards, indexes, checkpoints, thumbnails, manifests)
+goes through here: written under a temp name unique to this process and call, flushed, then renamed
+into place, so a reader sees the old file or the new one, never half of one, and two processes
+writing the same target never share a temp file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("CLIPSEEK_CACHE"):
+        return Path(os.environ["CLIPSEEK_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "clipseek"
+
+
+def temp_name(path: str | os.PathLike, hidden: bool = False) -> str:
+    """A sibling of `path` no other process or call will pick: `<path>.tmp-<pid>-<random>`."""
+    p = os.fspath(path)
+    head, tail = os.path.split(p)
+    if hidden:
+        tail = "." + tail
+    return os.path.join(head, f"{tail}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None], durable: bool = False) -> None:
+    """Call `write(tmp_path)` to produce the file, then rename it onto `path`. On any failure the temp
+    file is removed and `path` is untouched. `durable` also fsyncs the file and its folder."""
+    target = os.fspath(path)
+    tmp = temp_name(target)
+    try:
+        write(tmp)
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
+        if durable:
+            _fsync_dir(target)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = False) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    atomic_write(path, write, durable)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = False) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), durable)
+
+
+def atomic_write_json(path: str | os.PathLike, doc, indent: int | None = 1, durable: bool = False) -> None:
+    atomic_write_text(path, json.dumps(doc, indent=indent) + "\n", durable)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder under a temp name (yielded), then swap it in for `path` in one rename.
+
+    An existing `path` is renamed aside first and deleted only after the new one is in place, so at
+    every moment `path` or its `.old-*` sibling holds a complete folder (`recover_dir` finds it)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(temp_name(out, hidden=True))
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_dir(path: str | os.PathLike) -> Path | None:
+    """After a kill between `atomic_dir`'s two renames, put the complete folder back at `path`.
+
+    Returns the folder now at `path`, or None when there is none."""
+    out = Path(path)
+    if out.exists():
+        return out
+    olds = sorted(out.parent.glob(f".{out.name}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if olds:
+        os.replace(olds[0], out)
+        return out
+    return None

@@ -1,0 +1,141 @@
+"""Open one image safely: size limits, EXIF orientation, every Pillow mode to RGB, JPEG draft decode.
+
+Nothing here touches Pillow's global settings; limits are checked per call.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from clipseek.errors import ImageError, UsageError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
+DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k; larger files are refused as likely decompression bombs
+
+
+def _register_optional_plugins() -> None:
+    try:  # HEIC/AVIF support when the user has pillow-heif installed
+        import pillow_heif  # type: ignore
+
+        pillow_heif.register_heif_opener()
+    except Exception:
+        pass
+
+
+_register_optional_plugins()
+
+
+def open_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               draft_size: int | None = None, data: bytes | None = None) -> Image.Image:
+    """Return the image at `path` as an RGB PIL image, or raise ImageError(path, reason).
+
+    `draft_size`: when set and the file is a JPEG at least twice that size on its short side,
+    decode at reduced scale (still >= draft_size on each side) — much faster for big photos.
+    `data`: the file's bytes, already read (e.g. from an object store); `path` then only names it.
+    """
+    p = str(path)
+    try:
+        size = len(data) if data is not None else os.path.getsize(p)
+    except OSError:
+        raise ImageError(p, "file not found") from None
+    if size == 0:
+        raise ImageError(p, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data) if data is not None else p, p, max_pixels, draft_size)
+
+
+def open_image_bytes(data: bytes, *, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS,
+                     draft_size: int | None = None) -> Image.Image:
+    """`open_image` for bytes in memory (an upload); errors name the image `name`."""
+    if not data:
+        raise ImageError(name, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name, max_pixels, draft_size)
+
+
+def _decode(src, p: str, max_pixels: int, draft_size: int | None) -> Image.Image:
+    try:
+        img = Image.open(src)
+    except UnidentifiedImageError:
+        raise ImageError(p, "not an image (unrecognised format)") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(p, f"too many pixels ({e})") from None
+    except OSError as e:
+        raise ImageError(p, f"cannot open: {e}") from None
+    try:
+        w, h = img.size
+        if w * h > max_pixels:
+            raise ImageError(p, f"too many pixels: {w}x{h} exceeds the limit of {max_pixels:,}")
+        if w == 0 or h == 0:
+            raise ImageError(p, f"degenerate size {w}x{h}")
+        if draft_size and img.format == "JPEG" and min(w, h) >= 2 * draft_size:
+            img.draft("RGB", (draft_size, draft_size))
+        img.load()  # decode now, so truncated data fails here with the path attached
+        img = ImageOps.exif_transpose(img) or img
+        return to_rgb(img)
+    except ImageError:
+        raise
+    except Exception as e:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError...)
+        raise ImageError(p, f"corrupt or truncated image data ({type(e).__name__}: {e})") from None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB. Transparency is composited on white; 16/32-bit is rescaled."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") else max(float(arr.max()), 255.0)
+        arr = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr).convert("RGB")
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        mode in ("P", "L", "RGB") and "transparency" in img.info)
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def collect_image_paths(inputs: Iterable[str | os.PathLike]) -> list[str]:
+    """Expand files, folders (recursive, image extensions only) and globs into a sorted path list.
+
+    A file named explicitly is kept whatever its extension, so a non-image is reported, not ignored.
+    A path that does not exist, or a glob that matches nothing, is a UsageError.
+    """
+    out: list[str] = []
+    for item in inputs:
+        s = str(item)
+        if os.path.isdir(s):
+            out.extend(walk_images(s))
+        elif os.path.isfile(s):
+            out.append(s)
+        elif glob.has_magic(s):
+            matches = sorted(glob.glob(s, recursive=True))
+            if not matches:
+                raise UsageError(f"no files match {s!r}")
+            for m in matches:
+                out.extend(walk_images(m) if os.path.isdir(m) else [m])
+        else:
+            raise UsageError(f"path not found: {s}")
+    seen: set[str] = set()
+    return [p for p in out if not (p in seen or seen.add(p))]
+
+
+def walk_images(root: str | os.PathLike) -> list[str]:
+    """All files with an image extension under `root`, recursively, sorted, hidden folders skipped."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if Path(name).suffix.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
+                found.append(os.path.join(dirpath, name))
+    return sorted(found)

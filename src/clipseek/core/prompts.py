@@ -1,0 +1,114 @@
+"""Prompt templates and zero-shot classifier weights.
+
+A template is a string with one `{}` (or a callable label -> text). A label's classifier vector is the
+mean of its unit prompt vectors, renormalized (CLIP's prompt ensembling). All prompts of all labels are
+encoded in batches in one pass, so 1,000 labels x 80 templates is 80,000 texts in ~N/batch forwards.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Iterable, Sequence, Union
+
+import numpy as np
+
+from clipseek.errors import UsageError
+
+DEFAULT_TEMPLATE = "a photo of a {}."
+BUILTIN_TEMPLATE_SETS = ("imagenet",)
+Template = Union[str, Callable[[str], str]]
+
+
+def builtin_templates(name: str) -> list[str]:
+    if name not in BUILTIN_TEMPLATE_SETS:
+        raise UsageError(f"unknown template set {name!r}; built in: {', '.join(BUILTIN_TEMPLATE_SETS)}"
+                         " (or give a file with one template per line)")
+    data = resources.files("clipseek").joinpath(f"core/templates_{name}.json").read_text("utf-8")
+    return list(json.loads(data)["templates"])
+
+
+def check_template(t: str) -> str:
+    if t.count("{}") != 1:
+        raise UsageError(f"template must contain exactly one '{{}}' where the label goes: {t!r}")
+    return t
+
+
+def load_templates(spec: str) -> list[str]:
+    """`spec` is a built-in set name, or a .txt (one per line) / .json (list) file of templates."""
+    if spec in BUILTIN_TEMPLATE_SETS:
+        return builtin_templates(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise UsageError(f"unknown template set {spec!r}: not a built-in set "
+                         f"({', '.join(BUILTIN_TEMPLATE_SETS)}) and no such file")
+    text = path.read_text("utf-8")
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+        items = data["templates"] if isinstance(data, dict) else data
+    else:
+        items = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not items:
+        raise UsageError(f"template file {spec} holds no templates")
+    return [check_template(str(t)) for t in items]
+
+
+def resolve_templates(template: str | None = None, templates: str | None = None) -> list[str]:
+    """CLI/API helper: one explicit template, a template set, or the default single template."""
+    if template and templates:
+        raise UsageError("give either --template or --templates, not both")
+    if templates:
+        return load_templates(templates)
+    return [check_template(template or DEFAULT_TEMPLATE)]
+
+
+def clean_labels(labels: Sequence[str]) -> list[str]:
+    out = [str(l).strip() for l in labels if str(l).strip()]
+    if not out:
+        raise UsageError("no labels given")
+    dupes = sorted({l for l in out if out.count(l) > 1})
+    if dupes:
+        raise UsageError(f"duplicate labels: {', '.join(dupes)}")
+    return out
+
+
+def parse_labels(labels: str | None = None, labels_file: str | None = None) -> list[str]:
+    """Labels from a comma-separated string or a file (one per line, '#' comments)."""
+    if labels and labels_file:
+        raise UsageError("give either --labels or --labels-file, not both")
+    if labels_file:
+        p = Path(labels_file)
+        if not p.is_file():
+            raise UsageError(f"labels file not found: {labels_file}")
+        items = [ln for ln in p.read_text("utf-8").splitlines() if not ln.strip().startswith("#")]
+        return clean_labels(items)
+    if not labels:
+        raise UsageError("no labels: pass --labels \"cat,dog\" or --labels-file FILE")
+    return clean_labels(labels.split(","))
+
+
+def render(template: Template, label: str) -> str:
+    return template(label) if callable(template) else template.format(label)
+
+
+def build_classifier(encoder, labels: Sequence[str], templates: Sequence[Template] = (DEFAULT_TEMPLATE,),
+                     batch_size: int = 256) -> np.ndarray:
+    """(L, D) unit classifier weights: per label, the renormalized mean of its unit prompt vectors."""
+    labels = list(labels)
+    templates = list(templates)
+    if not templates:
+        raise UsageError("no templates given")
+    prompts = [render(t, label) for label in labels for t in templates]
+    vecs = encoder.encode_texts(prompts, batch_size=batch_size)
+    vecs = vecs.reshape(len(labels), len(templates), -1).mean(axis=1)
+    return (vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def words_of(texts: Iterable[str]) -> list[str]:
+    """Lower-cased words as CLIP's pre-tokenizer splits them (letters, digits, punctuation)."""
+    found: set[str] = set()
+    for t in texts:
+        found.update(re.findall(r"[a-z]+|[0-9]|[^\sa-z0-9]+", t.lower()))
+    return sorted(found)

@@ -1,0 +1,1 @@
+"""Floor 3: files -> vectors at scale: read/decode/encode stages, local and Ray runners, shards, cache."""

@@ -1,0 +1,59 @@
+"""Collect encoded rows from any worker, in any order, and write each shard once it is complete."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from clipseek.embed import shards
+from clipseek.embed.shards import ROW_FIELDS
+from clipseek.errors import Skipped
+
+
+class ShardAssembler:
+    """Collects encoded rows (in any order, from any worker) and writes each shard once it is complete."""
+
+    def __init__(self, out_dir: str, manifest: dict, shard_paths: dict[int, list[str]],
+                 vector_dtype: str = "float32", on_shard: Callable[[shards.Shard], None] | None = None):
+        self.out_dir, self.manifest, self.vector_dtype = out_dir, manifest, vector_dtype
+        self.expected = {i: len(p) for i, p in shard_paths.items()}
+        self.rows: dict[int, dict[str, dict]] = {i: {} for i in shard_paths}
+        self.on_shard = on_shard
+        self.model_name: str | None = None
+
+    def add(self, cols: dict[str, np.ndarray], shard: int | None = None) -> None:
+        idx = cols["shard"] if shard is None else np.full(len(cols["path"]), shard)
+        for j in range(len(idx)):
+            i = int(idx[j])
+            if i not in self.rows:  # already written (a row delivered twice): nothing to do
+                continue
+            self.rows[i][str(cols["path"][j])] = {k: cols[k][j] for k in (*ROW_FIELDS, "error", "vector",
+                                                                         "fingerprint")}
+            if len(self.rows[i]) == self.expected[i]:
+                self._write(i, self.rows.pop(i))
+
+    def _write(self, i: int, rows: dict[str, dict]) -> None:
+        ordered = [rows[p] for p in sorted(rows)]
+        good = [r for r in ordered if not r["error"]]
+        fps = {str(r["fingerprint"]) for r in ordered}
+        if len(fps) != 1:
+            raise shards.ShardError(f"shard {i} was encoded by different models: {sorted(fps)}")
+        fp = fps.pop()
+        if self.manifest.get("fingerprint") is None:
+            dim = len(ordered[0]["vector"])
+            shards.bind_model(self.out_dir, self.manifest, {"fingerprint": fp, "dim": dim,
+                                                            "model": self.model_name, **shards.fingerprint_fields(fp)})
+        shards.check_model(self.manifest, fp, self.out_dir)
+        vectors = np.stack([r["vector"] for r in good]) if good else \
+            np.zeros((0, int(self.manifest["dim"])), np.float32)
+        shard = shards.Shard(i, fp, [tuple(r[k].item() if hasattr(r[k], "item") else r[k] for k in ROW_FIELDS)
+                                     for r in good], vectors,
+                             [Skipped(str(r["path"]), str(r["error"])) for r in ordered if r["error"]])
+        shards.write_shard(self.out_dir, shard, self.vector_dtype)
+        if self.on_shard:
+            self.on_shard(shard)
+
+    @property
+    def pending(self) -> list[int]:
+        return sorted(self.rows)

@@ -1,0 +1,185 @@
+"""The output of `clipseek embed`: Parquet shards in a folder, a manifest, and loading them into a store.
+
+Layout of DIR:
+  manifest.json                 the job: source, file count, path-list digest, shard size and count,
+                                model fingerprint (set by the first shard written), dim, vector dtype
+  shard-00000.parquet           embedded files of shard 0: path, hash, size, mtime_ns, width, height,
+                                vector (fixed_size_list<float32|float16>[dim]), fingerprint
+  shard-00000.skipped.json      files of shard 0 that could not be embedded, with reasons
+
+Shard i holds sorted-paths[i*S:(i+1)*S]. Each file is written to a temp name and renamed into place,
+the .parquet last: a shard is done exactly when its .parquet exists, so a re-run redoes only the
+missing ones. pyarrow is imported lazily (it comes with `pip install 'clipseek[ray]'`).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clipseek.errors import ModelMismatchError, Skipped, UsageError
+
+MANIFEST = "manifest.json"
+ROW_FIELDS = ("path", "hash", "size", "mtime_ns", "width", "height")  # a shard row, besides its vector
+FORMAT = 1
+VECTOR_DTYPES = ("float32", "float16")
+_SHARD_RE = re.compile(r"shard-(\d{5,})\.parquet$")
+
+
+class ShardError(UsageError):
+    """The output folder belongs to another job or another model."""
+
+
+def pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError("Parquet shards need pyarrow: pip install 'clipseek[ray]' (or pip install pyarrow)") from None
+    return pa, pq
+
+
+def shard_path(out_dir: str, i: int, skipped: bool = False) -> str:
+    return os.path.join(out_dir, f"shard-{i:05d}" + (".skipped.json" if skipped else ".parquet"))
+
+
+def done_shards(out_dir: str) -> set[int]:
+    return {int(m.group(1)) for p in glob.glob(os.path.join(out_dir, "shard-*.parquet"))
+            if (m := _SHARD_RE.search(os.path.basename(p)))}
+
+
+def _atomic_write(path: str, write) -> None:
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _write_json(path: str, doc) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1)
+    _atomic_write(path, write)
+
+
+@dataclass
+class Shard:
+    """One shard's results, in path order."""
+
+    index: int
+    fingerprint: str
+    rows: list[tuple[str, str, int, int, int, int]]   # (path, hash, size, mtime_ns, width, height)
+    vectors: np.ndarray                               # (len(rows), D) float32 unit vectors
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+# ---- the job's manifest ------------------------------------------------------------------------------
+def open_job(out_dir: str, job: dict) -> dict:
+    """Create DIR and its manifest, or check that DIR holds this same job. Returns the manifest."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, MANIFEST)
+    if not os.path.exists(path):
+        if done_shards(out_dir):
+            raise ShardError(f"{out_dir} has shards but no {MANIFEST}; use an empty --out folder")
+        manifest = {"format": FORMAT, **job, "fingerprint": None}
+        _write_json(path, manifest)
+        return manifest
+    manifest = read_manifest(out_dir)
+    for stale in glob.glob(os.path.join(out_dir, "*.tmp-*")):  # left by a killed run
+        os.remove(stale)
+    for key in ("paths_digest", "shard_size", "vector_dtype"):
+        if manifest.get(key) != job[key]:
+            raise ShardError(f"{out_dir} holds another embedding job ({key} differs: source "
+                             f"{manifest.get('source')}, {manifest.get('num_files')} files, shard size "
+                             f"{manifest.get('shard_size')}); use another --out folder")
+    return manifest
+
+
+def read_manifest(out_dir: str) -> dict:
+    try:
+        with open(os.path.join(out_dir, MANIFEST)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"{out_dir} is not a `clipseek embed` output folder (no {MANIFEST})") from None
+
+
+def check_model(manifest: dict, fingerprint: str, where: str) -> None:
+    from clipseek.model.fingerprint import same_model
+
+    have = manifest.get("fingerprint")
+    if have is not None and not same_model(have, fingerprint):
+        raise ModelMismatchError(f"{where} holds vectors of model [{have}] but this job's model is "
+                         f"[{fingerprint}]; use another --out folder")
+
+
+def fingerprint_fields(fingerprint: str) -> dict:
+    """dtype and framing as spelled in an encoder fingerprint ("... dtype=float32 pre=center-224-...")."""
+    dtype = re.search(r" dtype=(\S+)", fingerprint)
+    pre = re.search(r" pre=([a-z]+)-", fingerprint)
+    return {"dtype": dtype.group(1) if dtype else "auto", "framing": pre.group(1) if pre else "center"}
+
+
+def bind_model(out_dir: str, manifest: dict, info: dict) -> None:
+    """Record the model (fingerprint, dim, name, dtype, framing) of the first shard written."""
+    check_model(manifest, info["fingerprint"], out_dir)
+    if manifest.get("fingerprint") is None:
+        manifest.update(info)
+        _write_json(os.path.join(out_dir, MANIFEST), manifest)
+
+
+# ---- writing and reading shards ---------------------------------------------------------------------
+def write_shard(out_dir: str, shard: Shard, vector_dtype: str = "float32") -> str:
+    """Skipped list, then the Parquet file, each atomically; returns the Parquet path."""
+    pa, pq = pyarrow()
+    _write_json(shard_path(out_dir, shard.index, skipped=True),
+                [{"path": s.path, "reason": s.reason} for s in shard.skipped])
+    dim = shard.vectors.shape[1]
+    flat = np.ascontiguousarray(shard.vectors, dtype=vector_dtype).reshape(-1)
+    cols = list(zip(*shard.rows)) if shard.rows else [[]] * 6
+    value_type = pa.float16() if vector_dtype == "float16" else pa.float32()
+    table = pa.table({
+        "path": pa.array(cols[0], pa.string()), "hash": pa.array(cols[1], pa.string()),
+        "size": pa.array(cols[2], pa.int64()), "mtime_ns": pa.array(cols[3], pa.int64()),
+        "width": pa.array(cols[4], pa.int32()), "height": pa.array(cols[5], pa.int32()),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat, value_type), dim),
+        "fingerprint": pa.array([shard.fingerprint] * len(shard.rows), pa.string()).dictionary_encode(),
+    }).replace_schema_metadata({"clipseek.fingerprint": shard.fingerprint})
+    target = shard_path(out_dir, shard.index)
+    _atomic_write(target, lambda tmp: pq.write_table(table, tmp))
+    return target
+
+
+def shard_fingerprint(path: str) -> str:
+    _, pq = pyarrow()
+    meta = pq.read_schema(path).metadata or {}
+    return meta.get(b"clipseek.fingerprint", b"").decode()
+
+
+def read_shard(path: str):
+    """(rows [(path, hash, size, mtime_ns, width, height)], float32 vectors (n, D), fingerprint)."""
+    _, pq = pyarrow()
+    t = pq.read_table(path)
+    n = t.num_rows
+    vec = t.column("vector").combine_chunks()
+    dim = vec.type.list_size
+    vectors = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(n, dim)
+    cols = [t.column(c).to_pylist() for c in ("path", "hash", "size", "mtime_ns", "width", "height")]
+    return list(zip(*cols)), vectors, shard_fingerprint(path)
+
+
+def read_skipped(out_dir: str, i: int) -> list[Skipped]:
+    try:
+        with open(shard_path(out_dir, i, skipped=True)) as f:
+            return [Skipped(d["path"], d["reason"]) for d in json.load(f)]
+    except FileNotFoundError:
+        return []

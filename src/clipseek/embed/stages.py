@@ -1,0 +1,209 @@
+"""Files -> vectors: read/decode/preprocess in a thread pool, encode batches in the caller's thread.
+
+Stages are small functions (read -> decode+preprocess -> encode), driven by `embed_paths` here and by
+the runners of `embed_job` (in-process) and `ray_engine` (Ray Data). Failures per file become
+`Skipped` records and never break the pairing of paths and vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from clipseek.core.images import DEFAULT_MAX_PIXELS, ImageError, open_image
+from clipseek.core.preprocess import PreprocessCfg, preprocess
+from clipseek.embed.shards import ROW_FIELDS
+from clipseek.errors import Skipped
+
+
+@dataclass
+class Blob:
+    """One file's bytes, read once: hashed (same hash as `store.file_hash`) and then decoded."""
+
+    path: str
+    data: bytes
+    size: int
+    mtime_ns: int
+    hash: str
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def read_blob(path: str) -> Blob | Skipped:
+    """Read stage: a local path, or a URI that pyarrow's filesystems reach (s3://, gs://, hdfs://...)."""
+    try:
+        if is_uri(path):
+            from pyarrow import fs
+
+            filesystem, inner = fs.FileSystem.from_uri(path)
+            with filesystem.open_input_file(inner) as f:
+                data, mtime_ns = f.read(), 0
+        else:
+            local = path[len("file://"):] if path.startswith("file://") else path
+            with open(local, "rb") as f:
+                data, mtime_ns = f.read(), os.fstat(f.fileno()).st_mtime_ns
+    except FileNotFoundError:
+        return Skipped(path, "file not found")
+    except (OSError, ValueError) as e:
+        return Skipped(path, f"cannot read: {getattr(e, 'strerror', None) or e}")
+    return Blob(path, data, len(data), mtime_ns, hashlib.blake2b(data, digest_size=16).hexdigest())
+
+
+def decode_blob(blob: Blob, cfg: PreprocessCfg, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Decode + preprocess stage (no model needed): (pixels, (w, h)) or a Skipped record."""
+    try:
+        img = open_image(blob.path, max_pixels=max_pixels, draft_size=cfg.input_size, data=blob.data)
+        return preprocess(img, cfg), img.size
+    except ImageError as e:
+        return Skipped(e.path, e.reason)
+    except Exception as e:
+        return Skipped(blob.path, f"cannot preprocess ({type(e).__name__}: {e})")
+
+
+def ordered_map(fn: Callable, items: Iterable, workers: int, ahead: int) -> Iterator[tuple[object, object]]:
+    """(item, fn(item)) in input order, computed by a thread pool at most `ahead` items in advance."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipseek-decode") as pool:
+        pending: deque = deque()
+        it = iter(items)
+
+        def fill() -> None:
+            while len(pending) < ahead:
+                x = next(it, None)
+                if x is None:
+                    return
+                pending.append((x, pool.submit(fn, x)))
+
+        fill()
+        while pending:
+            x, fut = pending.popleft()
+            res = fut.result()
+            fill()
+            yield x, res
+
+
+@dataclass
+class EmbedBatch:
+    paths: list[str]
+    vectors: np.ndarray                    # (len(paths), D) unit float32
+    skipped: list[Skipped] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) as decoded, EXIF-applied
+
+
+def load_and_preprocess(path: str, encoder, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Read stage + preprocess stage for one file: (pixels, (w, h)) or a Skipped record."""
+    try:
+        img = open_image(path, max_pixels=max_pixels, draft_size=encoder.preprocess_cfg.input_size)
+        return encoder.preprocess(img), img.size
+    except ImageError as e:
+        return Skipped(e.path, e.reason)
+    except Exception as e:  # preprocessing failure on a decoded image: still that file's problem
+        return Skipped(str(path), f"cannot preprocess ({type(e).__name__}: {e})")
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 2)))
+
+
+def embed_paths(encoder, paths: Iterable[str], batch_size: int = 32, workers: int | None = None,
+                max_pixels: int = DEFAULT_MAX_PIXELS,
+                on_progress: Callable[[int], None] | None = None) -> Iterator[EmbedBatch]:
+    """Yield EmbedBatch objects in input order. Decoding of the next batches overlaps encoding.
+
+    At most about two batches are decoded ahead of the encoder, so memory stays bounded however
+    many files there are.
+    """
+    workers = workers or default_workers()
+    loaded = ordered_map(lambda p: load_and_preprocess(p, encoder, max_pixels), paths, workers,
+                         ahead=2 * batch_size + workers)
+    for batch in batched(loaded, batch_size):
+        yield _encode_batch(encoder, batch)
+        if on_progress:
+            on_progress(len(batch))
+
+
+def batched(items: Iterable, n: int) -> Iterator[list]:
+    batch: list = []
+    for x in items:
+        batch.append(x)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _encode_batch(encoder, batch: Sequence[tuple[str, object]]) -> EmbedBatch:
+    good = [(p, r) for p, r in batch if not isinstance(r, Skipped)]
+    skipped = [r for _, r in batch if isinstance(r, Skipped)]
+    if good:
+        vecs = encoder.encode_pixels(np.stack([r[0] for _, r in good]))
+    else:
+        vecs = np.zeros((0, encoder.dim), np.float32)
+    return EmbedBatch([p for p, _ in good], vecs, skipped, [r[1] for _, r in good])
+
+
+def embed_all(encoder, paths: Iterable[str], **kwargs) -> EmbedBatch:
+    """Embed everything and return one EmbedBatch (paths and vectors stay paired)."""
+    out_paths, out_vecs, skipped, sizes = [], [], [], []
+    for b in embed_paths(encoder, paths, **kwargs):
+        out_paths += b.paths
+        out_vecs.append(b.vectors)
+        skipped += b.skipped
+        sizes += b.sizes
+    vecs = np.concatenate(out_vecs) if out_vecs else np.zeros((0, encoder.dim), np.float32)
+    return EmbedBatch(out_paths, vecs, skipped, sizes)
+
+
+# ---- stage 2: read + decode (CPU, no model) ----------------------------------------------------------
+def load_record(path: str, cfg: PreprocessCfg, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+    """One file -> a row: the ROW_FIELDS, `pixels` (None when it failed) and `error` ("" when fine)."""
+    blob = read_blob(path)
+    row = {"path": path, "hash": "", "size": 0, "mtime_ns": 0, "width": 0, "height": 0,
+           "pixels": None, "error": ""}
+    if isinstance(blob, Skipped):
+        row["error"] = blob.reason
+        return row
+    row.update(hash=blob.hash, size=blob.size, mtime_ns=blob.mtime_ns)
+    out = decode_blob(blob, cfg, max_pixels)
+    if isinstance(out, Skipped):
+        row["error"] = out.reason
+    else:
+        row["pixels"], (row["width"], row["height"]) = out
+    return row
+
+
+def stack_records(records: list[dict], pixel_shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Rows -> columns; failed files get zero pixels (they are not encoded)."""
+    cols = {k: np.array([r[k] for r in records]) for k in (*ROW_FIELDS, "error")}
+    cols["pixels"] = np.stack([r["pixels"] if r["pixels"] is not None else np.zeros(pixel_shape, np.float32)
+                               for r in records]) if records else np.zeros((0, *pixel_shape), np.float32)
+    return cols
+
+
+def pixel_shape(cfg: PreprocessCfg) -> tuple[int, ...]:
+    from PIL import Image
+
+    from clipseek.core.preprocess import preprocess
+
+    return tuple(preprocess(Image.new("RGB", (64, 64)), cfg).shape)
+
+
+# ---- stage 3: encode (the model) ------------------------------------------------------------------------
+def encode_columns(encoder, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Adds `vector` (zeros for failed files) and `fingerprint`; drops `pixels`."""
+    out = {k: v for k, v in cols.items() if k != "pixels"}
+    ok = out["error"] == ""
+    vectors = np.zeros((len(ok), encoder.dim), np.float32)
+    if ok.any():
+        vectors[ok] = encoder.encode_pixels(cols["pixels"][ok])
+    out["vector"] = vectors
+    out["fingerprint"] = np.array([encoder.fingerprint] * len(ok))
+    return out

@@ -1,0 +1,193 @@
+"""Run an evaluation: dataset + an already-loaded encoder + prompt sets -> result records (plain dicts).
+
+The three steps stay separate (as in CLIP_benchmark): embed the images once (through the cache), build a
+classifier per prompt set (text side only), score it with the pure functions of `evaluate.py`. The caller
+loads models (one at a time) and decides where the records go (table, JSON, report directory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from clipseek.core.prompts import build_classifier
+from clipseek.data.labelled import CaptionDataset, LabelledDataset
+from clipseek.embed.cache import EmbeddingCache, embed_cached
+from clipseek.errors import Skipped
+from clipseek.evaluation import metrics as ev
+
+CALIBRATION_SPLITS = ("validation", "val", "valid", "dev", "train")
+N_MISTAKES = 12
+
+
+@dataclass
+class EmbeddedSplit:
+    dataset: LabelledDataset
+    paths: list[str]
+    vectors: np.ndarray          # (N, D) for the readable images, aligned with paths and y
+    y: np.ndarray
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def embed_split(encoder, ds: LabelledDataset, cache: EmbeddingCache | None = None, batch_size: int = 32,
+                workers: int | None = None, on_progress: Callable[[int], None] | None = None) -> EmbeddedSplit:
+    emb = embed_cached(encoder, ds.paths, cache, batch_size=batch_size, workers=workers,
+                       on_progress=on_progress)
+    label_of = dict(zip(ds.paths, ds.labels))
+    return EmbeddedSplit(ds, emb.paths, emb.vectors, np.array([label_of[p] for p in emb.paths], np.int64),
+                         emb.skipped)
+
+
+def companion_splits(ds: LabelledDataset) -> tuple[str | None, str | None]:
+    """(train split for the linear probe, split to fit temperature/threshold on), both != ds.split."""
+    others = [s for s in ds.splits if s != ds.split]
+    train = "train" if "train" in others else None
+    calib = next((s for s in CALIBRATION_SPLITS if s in others), None)
+    return train, calib
+
+
+def _mistakes(emb: EmbeddedSplit, probs: np.ndarray, n: int = N_MISTAKES) -> list[dict]:
+    pred = probs.argmax(axis=1)
+    conf = probs.max(axis=1)
+    wrong = np.where(pred != emb.y)[0]
+    order = wrong[np.argsort(-conf[wrong], kind="stable")][:n]
+    classes = emb.dataset.classes
+    return [{"path": emb.paths[i], "true": classes[emb.y[i]], "predicted": classes[pred[i]],
+             "confidence": float(conf[i])} for i in order]
+
+
+def _record(kind: str, model: str, fingerprint: str, prompt_set: str, emb: EmbeddedSplit,
+            probs: np.ndarray, top_k: int) -> dict:
+    m = ev.classification_metrics(emb.y, probs, emb.dataset.classes)
+    metrics = {k: m[k] for k in ("n", "top1", "top5", "mean_per_class_recall", "macro_f1", "ece")}
+    k = min(top_k, len(emb.dataset.classes))
+    metrics["top_k"] = {"k": top_k, "accuracy": ev.top_k_accuracy(emb.y, probs, k) if top_k == k else None}
+    metrics["n_skipped"] = len(emb.skipped)
+    return {"kind": kind, "model": model, "fingerprint": fingerprint, "prompt_set": prompt_set,
+            "metrics": metrics, "per_class": m["per_class"], "confusion_matrix": m["confusion_matrix"],
+            "mistakes": _mistakes(emb, probs)}
+
+
+def zero_shot(encoder, model: str, emb: EmbeddedSplit, prompt_set: str, templates: Sequence,
+              calib: EmbeddedSplit | None = None, top_k: int = 5) -> dict:
+    """One (model, prompt set) row: metrics, calibration and the "none of these" threshold."""
+    ds = emb.dataset
+    class_vecs = build_classifier(encoder, ds.label_texts, templates)
+    sims = emb.vectors.astype(np.float64) @ class_vecs.astype(np.float64).T
+    logits = encoder.logit_scale * sims
+    rec = _record("zero-shot", model, encoder.fingerprint, prompt_set, emb, ev.softmax(logits), top_k)
+    rec["n_templates"] = len(templates)
+    cal_sims = calib.vectors.astype(np.float64) @ class_vecs.astype(np.float64).T if calib else None
+    rec["calibration"] = ev.calibration(logits, emb.y, encoder.logit_scale * cal_sims if calib else None,
+                                        calib.y if calib else None)
+    if calib:
+        rec["calibration"]["fitted_on"] = f"split {calib.dataset.split!r}"
+    rec["none_of_these"] = ev.none_of_these(sims, emb.y, ds.other_class(),
+                                            (cal_sims, calib.y) if calib else None)
+    if calib:
+        rec["none_of_these"]["fitted_on"] = f"split {calib.dataset.split!r}"
+    return rec
+
+
+def linear_probe(model: str, fingerprint: str, train: EmbeddedSplit, emb: EmbeddedSplit,
+                 top_k: int = 5) -> dict:
+    out = ev.linear_probe(train.vectors, train.y, emb.vectors, len(emb.dataset.classes))
+    rec = _record("linear-probe", model, fingerprint, "linear probe", emb, out["probs"], top_k)
+    rec["linear_probe"] = {"train_split": train.dataset.split, "n_train": out["n_train"], "l2": out["l2"]}
+    return rec
+
+
+def evaluate_model(encoder, model: str, ds: LabelledDataset, prompt_sets: dict[str, Sequence],
+                   load_split: Callable[[str], LabelledDataset] | None = None,
+                   cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True,
+                   batch_size: int = 32, on_progress=None) -> tuple[list[dict], list[Skipped]]:
+    """All rows for one model: one zero-shot row per prompt set, plus a linear-probe row when the
+    dataset has a train split. Returns (records, skipped files of the evaluated split)."""
+    emb = embed_split(encoder, ds, cache, batch_size, on_progress=on_progress)
+    if len(emb.paths) == 0:
+        return [], emb.skipped
+    train_name, calib_name = companion_splits(ds) if load_split else (None, None)
+    extra = {s: embed_split(encoder, load_split(s), cache, batch_size)
+             for s in {train_name, calib_name} - {None}}
+    calib = extra.get(calib_name)
+    rows = [zero_shot(encoder, model, emb, name, t, calib, top_k) for name, t in prompt_sets.items()]
+    if probe and train_name and len(extra[train_name].paths):
+        rows.append(linear_probe(model, encoder.fingerprint, extra[train_name], emb, top_k))
+    return rows, emb.skipped
+
+
+def evaluate_retrieval(encoder, model: str, caps: CaptionDataset, cache: EmbeddingCache | None = None,
+                       batch_size: int = 32, on_progress=None) -> tuple[dict, list[Skipped]]:
+    """Text->image and image->text recall@1/5/10; captions of unreadable images are left out."""
+    emb = embed_cached(encoder, caps.images, cache, batch_size=batch_size, on_progress=on_progress)
+    pos = {p: i for i, p in enumerate(emb.paths)}
+    keep = [j for j, i in enumerate(caps.caption_image) if caps.images[i] in pos]
+    texts = [caps.captions[j] for j in keep]
+    owner = [pos[caps.images[caps.caption_image[j]]] for j in keep]
+    text_vecs = encoder.encode_texts(texts) if texts else np.zeros((0, encoder.dim), np.float32)
+    metrics = ev.retrieval_recall(emb.vectors, text_vecs, owner) if texts else {}
+    metrics["n_skipped"] = len(emb.skipped)
+    return {"kind": "retrieval", "model": model, "fingerprint": encoder.fingerprint,
+            "prompt_set": None, "metrics": metrics}, emb.skipped
+
+
+def resolve_prompt_sets(templates: Sequence[str] = (), template_sets: Sequence[str] = ()) -> dict[str, list]:
+    """--template T (each one a prompt set of one template) and --templates NAME|FILE (each a set).
+    No option: the default single template."""
+    from pathlib import Path
+
+    from clipseek.core.prompts import DEFAULT_TEMPLATE, check_template, load_templates
+
+    out: dict[str, list] = {}
+    for t in templates:
+        out[t] = [check_template(t)]
+    for spec in template_sets:
+        out[Path(spec).name if Path(spec).is_file() else spec] = load_templates(spec)
+    return out or {DEFAULT_TEMPLATE: [DEFAULT_TEMPLATE]}
+
+
+def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], object],
+             prompt_sets: dict[str, Sequence], task: str = "classification", split: str | None = None,
+             image_column: str | None = None, label_column: str | None = None,
+             cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True, batch_size: int = 32,
+             materialize_dir: str | None = None, progress=None, on_warning: Callable[[str], None] = print
+             ) -> dict:
+    """Read DATA, evaluate each model (loaded one at a time by `load_encoder`) and return the report
+    document (`report.build_document`). `progress(total, description)` is a context manager yielding an
+    `advance(n)` callable (the CLI passes its progress bar)."""
+    from contextlib import nullcontext
+
+    from clipseek.data.labelled import read_captions
+    from clipseek.data.load import load_labelled
+    from clipseek.errors import UsageError
+    from clipseek.evaluation.report import build_document
+
+    if task not in ("classification", "retrieval"):
+        raise UsageError(f"--task must be classification or retrieval, not {task!r}")
+    progress = progress or (lambda n, d: nullcontext(None))
+    if task == "retrieval":
+        caps = read_captions(data)
+        dataset = {"source": caps.source, "split": None, "splits": [], "n_images": len(caps.images),
+                   "n_captions": len(caps.captions), "warnings": []}
+    else:
+        load = lambda s: load_labelled(data, s, image_column, label_column, materialize_dir)  # noqa: E731
+        ds = load(split)
+        dataset = {**ds.describe(), "warnings": ds.warnings}
+        for w in ds.warnings:
+            on_warning(w)
+    rows, skipped = [], []
+    for name in models:
+        encoder = load_encoder(name)
+        with progress(dataset["n_images"], f"embedding ({name})") as advance:
+            if task == "retrieval":
+                row, sk = evaluate_retrieval(encoder, name, caps, cache, batch_size, advance)
+                rows.append(row)
+            else:
+                new, sk = evaluate_model(encoder, name, ds, prompt_sets, load, cache, top_k, probe,
+                                         batch_size, advance)
+                rows += new
+        skipped += sk
+        del encoder
+    return build_document(task, dataset, rows, skipped)

@@ -1,0 +1,192 @@
+"""Text-to-image and image-to-image search over a gallery: `clipseek.Gallery(db).search(...)`.
+
+`Gallery` ties the pieces together: the store (truth), the FAISS index (a cache, kept in step), and
+an encoder (loaded from the model recorded in the database unless one is given).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from clipseek.core.images import DEFAULT_MAX_PIXELS
+from clipseek.errors import ModelMismatchError, UsageError
+from clipseek.gallery.store import Store
+from clipseek.gallery.vector_index import APPROX_THRESHOLD, VectorIndex
+from clipseek.model.fingerprint import model_source, same_model
+
+DEFAULT_DB = "clipseek.db"
+RERANK_MIN = 32
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    id: int
+    path: str
+    score: float      # cosine similarity between the query and the image
+    width: int
+    height: int
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "path": self.path, "score": round(self.score, 6),
+                "width": self.width, "height": self.height}
+
+
+class Gallery:
+    """A searchable image collection stored in one SQLite file (plus a FAISS cache beside it).
+
+    `Gallery(db)` opens an existing gallery and searches it with the model it was indexed with;
+    `Gallery(db, encoder)` or `Gallery(db, model="...")` picks the model (it must match the DB's).
+    """
+
+    def __init__(self, db_path: str = DEFAULT_DB, encoder=None, *, model: str | None = None,
+                 device: str = "auto", dtype: str | None = None,
+                 approx_threshold: int = APPROX_THRESHOLD, int8_text: bool = False):
+        self.db_path = os.path.abspath(os.path.expanduser(str(db_path)))
+        self._encoder = encoder
+        self._model, self._device, self._dtype = model, device, dtype
+        self._store: Store | None = None
+        self._index: VectorIndex | None = None
+        self._data_version: int | None = None
+        self.approx_threshold = approx_threshold
+        self.int8_text = int8_text
+
+    # ---- lazily opened parts ---------------------------------------------------------------------
+    def _open(self, create: bool) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.db_path, create=create)
+        return self._store
+
+    @property
+    def store(self) -> Store:
+        return self._open(create=False)
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from clipseek.model.loader import DEFAULT_MODEL, load_model
+
+            if self._store is None and self._model is None and os.path.isfile(self.db_path):
+                self._open(create=False)  # the DB names its model
+            info = self._store.model_info() if self._store is not None else {}
+            name = model_source(self._model or info.get("model") or DEFAULT_MODEL)
+            dtype = self._dtype or (info.get("dtype") if not self._model else None) or "auto"
+            self._encoder = load_model(name, device=self._device, dtype=dtype,
+                                       framing=info.get("framing", "center"))
+            if self.int8_text and self._encoder.device == "cpu":
+                from clipseek.model.quantize import quantize_int8
+
+                quantize_int8(self._encoder.model, towers=("text",))
+        self._check_model()
+        return self._encoder
+
+    def _check_model(self) -> None:
+        store, enc = self._store, self._encoder
+        if store is not None and enc is not None and store.fingerprint is not None \
+                and not same_model(store.fingerprint, enc.fingerprint):
+            raise ModelMismatchError(f"{store.path} was indexed with model [{store.fingerprint}] but the model "
+                             f"given is [{enc.fingerprint}]; search it with its own model (omit --model) "
+                             "or use another --db")
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- indexing --------------------------------------------------------------------------------
+    def index(self, dirs: Sequence[str], batch_size: int = 32, workers: int | None = None,
+              max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int], None] | None = None,
+              on_progress: Callable[[int], None] | None = None):
+        """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary."""
+        from clipseek.gallery.sync import check_roots, index_folders
+
+        check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
+        store = self._open(create=True)
+        enc = self.encoder  # raises if the DB belongs to another model
+        enc_fp = store.fingerprint or enc.fingerprint  # same model maybe spelled by another path
+        summary = index_folders(store, _Fingerprinted(enc, enc_fp), dirs, batch_size=batch_size,
+                                workers=workers, max_pixels=max_pixels, on_start=on_start,
+                                on_progress=on_progress)
+        self._refresh_index(force=True)
+        return summary
+
+    def index_parquet(self, out_dir: str, on_progress: Callable[[int], None] | None = None):
+        """Load the Parquet shards of a `clipseek embed` job (no model needed); returns an IndexSummary."""
+        from clipseek.gallery.sync import index_from_parquet
+
+        summary = index_from_parquet(self._open(create=True), out_dir, on_progress=on_progress)
+        self._refresh_index(force=True)
+        return summary
+
+    # ---- searching -------------------------------------------------------------------------------
+    def search(self, text: str | None = None, image: str | None = None, k: int = 10,
+               threshold: float | None = None) -> list[SearchResult]:
+        """The k images most similar to `text` or to the image file `image`, best first."""
+        if (text is None) == (image is None):
+            raise UsageError("give a text query or --image PATH (exactly one)")
+        if text is not None and not text.strip():
+            raise UsageError("empty query: give some words to search for")
+        if k < 1:
+            raise UsageError("k (--top-k) must be at least 1")
+        self.store  # noqa: B018  - opens the DB (and fails clearly) before loading a model
+        enc = self.encoder
+        if text is not None:
+            q = enc.encode_texts([text.strip()])
+        else:
+            from clipseek.core.images import open_image
+
+            q = enc.encode_images([open_image(image)])
+        return self.search_vector(q[0], k, threshold)
+
+    def search_vector(self, query: np.ndarray, k: int = 10,
+                      threshold: float | None = None) -> list[SearchResult]:
+        """Top-k by cosine for a unit query vector; scores are recomputed exactly from the store."""
+        index = self._refresh_index()
+        store = self.store
+        if index.state.count == 0:
+            return []
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        # approximate index: fetch extra candidates, re-rank them by exact cosine (lifts recall)
+        extra = max(k, RERANK_MIN) if index.state.kind != "flat" else 0
+        _, ids = index.search(q[None, :], k + extra + index.state.deleted)
+        rows = store.get_rows_with_vectors([int(i) for i in ids[0] if i >= 0])
+        scored = sorted(((float(vec @ q), row) for row, vec in rows.values()),
+                        key=lambda t: (-t[0], t[1].id))
+        out = [SearchResult(r.id, r.path, s, r.width, r.height) for s, r in scored[:k]]
+        return [r for r in out if threshold is None or r.score >= threshold]
+
+    def _refresh_index(self, force: bool = False) -> VectorIndex:
+        store = self.store
+        version = store.conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._index is None:
+            self._index = VectorIndex.for_store(store, threshold=self.approx_threshold)
+        elif force or version != self._data_version:
+            if self._index.sync(store, self.approx_threshold):
+                self._index.save(store.path + ".faiss")
+        self._data_version = version
+        return self._index
+
+    def stats(self) -> dict:
+        store = self.store
+        return {"db": store.path, "images": store.count(), "skipped": len(store.skipped()),
+                **store.model_info()}
+
+
+class _Fingerprinted:
+    """The encoder, presenting the database's spelling of its (matching) fingerprint."""
+
+    def __init__(self, encoder, fingerprint: str):
+        self._enc = encoder
+        self.fingerprint = fingerprint
+
+    def __getattr__(self, name):
+        return getattr(self._enc, name)

@@ -1,0 +1,319 @@
+"""SQLite catalog of indexed images: the single source of truth for a gallery.
+
+One row per file (absolute path, size, mtime, content hash, width/height, float32 vector), a table of
+skipped files with reasons, and a meta table (schema version, database id, model fingerprint, model
+name, dtype, dim). WAL mode; every write happens in one transaction, so a killed run loses nothing
+that was committed and leaves no half-written batch behind. SQL is parameterised only.
+
+Row ids come from AUTOINCREMENT and are never reused: a changed file gets a new id (delete + insert),
+a moved file keeps its id. The FAISS index (index.py) relies on that to extend itself instead of
+rebuilding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
+
+SCHEMA_VERSION = 1
+APP_ID = "clipseek-gallery"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_hash ON files(hash);
+CREATE TABLE IF NOT EXISTS skipped (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+"""
+
+
+class StoreError(ClipseekError):
+    """The database cannot be used: not a clipseek DB, wrong schema, or another model."""
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str
+    width: int
+    height: int
+
+
+def file_hash(path: str, chunk: int = 1 << 20) -> str:
+    """blake2b-128 of the file's bytes (hashlib releases the GIL, so threads help)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Store:
+    """An open gallery database. Use `Store.open(path)`; close with `.close()` or a `with` block."""
+
+    def __init__(self, path: str, conn: sqlite3.Connection):
+        self.path = path
+        self.conn = conn
+
+    # ---- opening -------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str, create: bool = True) -> "Store":
+        path = os.path.abspath(os.path.expanduser(str(path)))
+        exists = os.path.exists(path)
+        if not exists and not create:
+            raise UsageError(f"no clipseek database at {path} (run `clipseek index DIR --db {path}` first)")
+        if exists and os.path.isdir(path):
+            raise UsageError(f"{path} is a directory, not a clipseek database")
+        if not exists and not os.path.isdir(os.path.dirname(path) or "."):
+            raise UsageError(f"cannot create database {path}: folder does not exist")
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # we manage transactions
+        try:
+            store = cls(path, conn)
+            store._init_or_check(fresh=not exists or os.path.getsize(path) == 0)
+            conn.execute("PRAGMA journal_mode=WAL")  # only once we know the file is ours
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise UsageError(f"{path} is not a clipseek database ({e})") from None
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _init_or_check(self, fresh: bool) -> None:
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if fresh or not tables:
+            with self.transaction():
+                for stmt in filter(str.strip, _SCHEMA.split(";")):  # not executescript: it commits
+                    self.conn.execute(stmt)
+                self._set_meta_rows({"app": APP_ID, "schema_version": str(SCHEMA_VERSION),
+                                     "db_id": uuid.uuid4().hex})
+            return
+        if "meta" not in tables or self.meta("app") != APP_ID:
+            raise UsageError(f"{self.path} is not a clipseek database (it is some other SQLite file)")
+        version = int(self.meta("schema_version") or 0)
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version}; this clipseek reads version "
+                             f"{SCHEMA_VERSION}. Re-index into a new --db.")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (KeyboardInterrupt included)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ---- meta ----------------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta_rows(self, values: dict[str, str]) -> None:
+        self.conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) "
+                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                              [(k, str(v)) for k, v in values.items()])
+
+    @property
+    def db_id(self) -> str:
+        return self.meta("db_id") or ""
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.meta("fingerprint")
+
+    def model_info(self) -> dict[str, str]:
+        return {k: v for k in ("model", "dtype", "framing", "fingerprint", "dim")
+                if (v := self.meta(k)) is not None}
+
+    def bind_model(self, fingerprint: str, dim: int, model: str, dtype: str, framing: str) -> None:
+        """Record the model of an empty DB, or check that `fingerprint` is the DB's model."""
+        check_fingerprint(self, fingerprint)
+        if self.fingerprint is None:
+            with self.transaction():
+                self._set_meta_rows({"fingerprint": fingerprint, "dim": str(dim), "model": model,
+                                     "dtype": dtype, "framing": framing})
+
+    # ---- reads ---------------------------------------------------------------------------------
+    def count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM files").fetchone()[0]
+
+    def max_id(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(id), 0) FROM files").fetchone()[0]
+
+    def count_upto(self, max_id: int) -> int:
+        return self.conn.execute("SELECT count(*) FROM files WHERE id <= ?", (max_id,)).fetchone()[0]
+
+    def rows_under(self, roots: Sequence[str]) -> dict[str, FileRow]:
+        """Catalogued files whose path lies inside one of `roots` (absolute folder paths)."""
+        out: dict[str, FileRow] = {}
+        for root in roots:
+            prefix = root.rstrip(os.sep) + os.sep
+            cur = self.conn.execute(
+                "SELECT id, path, size, mtime_ns, hash, width, height FROM files "
+                "WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
+            out.update((r[1], FileRow(*r)) for r in cur)
+        return out
+
+    def skipped_under(self, roots: Sequence[str]) -> dict[str, tuple[int, int, str]]:
+        out: dict[str, tuple[int, int, str]] = {}
+        for root in roots:
+            prefix = root.rstrip(os.sep) + os.sep
+            cur = self.conn.execute("SELECT path, size, mtime_ns, reason FROM skipped "
+                                    "WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
+            out.update((r[0], (r[1], r[2], r[3])) for r in cur)
+        return out
+
+    def rows_with_hashes(self, hashes: Iterable[str]) -> dict[str, list[FileRow]]:
+        out: dict[str, list[FileRow]] = {}
+        for chunk in _chunks(sorted(set(hashes)), 500):
+            marks = ",".join("?" * len(chunk))
+            cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height FROM files "
+                                    f"WHERE hash IN ({marks})", chunk)  # placeholders only
+            for r in cur:
+                out.setdefault(r[4], []).append(FileRow(*r))
+        return out
+
+    def get_rows(self, ids: Sequence[int]) -> dict[int, FileRow]:
+        out: dict[int, FileRow] = {}
+        for chunk in _chunks([int(i) for i in ids], 500):
+            marks = ",".join("?" * len(chunk))
+            cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height FROM files "
+                                    f"WHERE id IN ({marks})", chunk)  # placeholders only
+            out.update((r[0], FileRow(*r)) for r in cur)
+        return out
+
+    def get_rows_with_vectors(self, ids: Sequence[int]) -> dict[int, tuple[FileRow, np.ndarray]]:
+        out: dict[int, tuple[FileRow, np.ndarray]] = {}
+        for chunk in _chunks([int(i) for i in ids], 500):
+            marks = ",".join("?" * len(chunk))
+            cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height, vector "
+                                    f"FROM files WHERE id IN ({marks})", chunk)  # placeholders only
+            out.update((r[0], (FileRow(*r[:7]), np.frombuffer(r[7], dtype=np.float32))) for r in cur)
+        return out
+
+    def vector(self, row_id: int) -> np.ndarray:
+        (blob,) = self.conn.execute("SELECT vector FROM files WHERE id = ?", (row_id,)).fetchone()
+        return np.frombuffer(blob, dtype=np.float32).copy()
+
+    def iter_vectors(self, after_id: int = 0, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids int64, vectors float32 (n, D)) in id order, for ids > after_id, `chunk` rows at a time."""
+        dim = int(self.meta("dim") or 0)
+        last = after_id
+        while True:
+            rows = self.conn.execute("SELECT id, vector FROM files WHERE id > ? ORDER BY id LIMIT ?",
+                                     (last, chunk)).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+            last = int(ids[-1])
+            yield ids, vecs
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        parts = list(self.iter_vectors())
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros((0, int(self.meta("dim") or 0)), np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def skipped(self) -> list[tuple[str, str]]:
+        return self.conn.execute("SELECT path, reason FROM skipped ORDER BY path").fetchall()
+
+    def common_root(self) -> str | None:
+        """The deepest folder holding every catalogued file (None when empty). The common prefix of
+        a sorted set is that of its first and last items, so this reads two index entries."""
+        lo, hi = self.conn.execute("SELECT min(path), max(path) FROM files").fetchone()
+        if lo is None:
+            return None
+        prefix = os.path.commonprefix([lo, hi])
+        return prefix[:prefix.rfind(os.sep) + 1].rstrip(os.sep) or os.sep
+
+    # ---- writes (call inside `with store.transaction():`) --------------------------------------
+    def insert_files(self, rows: Sequence[tuple[str, int, int, str, int, int, np.ndarray]]) -> None:
+        """(path, size, mtime_ns, hash, width, height, vector). A path already present is replaced
+        by a new row with a new id (its content changed); its skip record, if any, is cleared."""
+        paths = [(r[0],) for r in rows]
+        self.conn.executemany("DELETE FROM files WHERE path = ?", paths)
+        self.conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
+        self.conn.executemany(
+            "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector) VALUES (?,?,?,?,?,?,?)",
+            [(p, s, m, h, w, ht, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+             for p, s, m, h, w, ht, v in rows])
+
+    def copy_file_row(self, src_id: int, path: str, size: int, mtime_ns: int) -> None:
+        """A new path with the same content as row `src_id`: reuse its vector, no re-embedding."""
+        self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
+        self.conn.execute("DELETE FROM skipped WHERE path = ?", (path,))
+        self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector) "
+                          "SELECT ?, ?, ?, hash, width, height, vector FROM files WHERE id = ?",
+                          (path, size, mtime_ns, src_id))
+
+    def move_file(self, row_id: int, new_path: str, size: int, mtime_ns: int) -> None:
+        self.conn.execute("DELETE FROM files WHERE path = ? AND id != ?", (new_path, row_id))
+        self.conn.execute("DELETE FROM skipped WHERE path = ?", (new_path,))
+        self.conn.execute("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                          (new_path, size, mtime_ns, row_id))
+
+    def touch_file(self, row_id: int, size: int, mtime_ns: int) -> None:
+        self.conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, row_id))
+
+    def remove_paths(self, paths: Iterable[str]) -> None:
+        items = [(p,) for p in paths]
+        self.conn.executemany("DELETE FROM files WHERE path = ?", items)
+        self.conn.executemany("DELETE FROM skipped WHERE path = ?", items)
+
+    def record_skipped(self, items: Sequence[tuple[str, int, int, str]]) -> None:
+        """(path, size, mtime_ns, reason); a file that turned bad loses its old vector row."""
+        self.conn.executemany("DELETE FROM files WHERE path = ?", [(i[0],) for i in items])
+        self.conn.executemany("INSERT INTO skipped(path, size, mtime_ns, reason) VALUES (?,?,?,?) "
+                              "ON CONFLICT(path) DO UPDATE SET size = excluded.size, "
+                              "mtime_ns = excluded.mtime_ns, reason = excluded.reason", items)
+
+
+def check_fingerprint(store: Store, fingerprint: str) -> None:
+    have = store.fingerprint
+    if have is not None and have != fingerprint:
+        raise ModelMismatchError(f"{store.path} was indexed with model [{have}] but the model given is "
+                         f"[{fingerprint}]; search it with its own model (omit --model) or use another --db")
+
+
+def _chunks(items: list, n: int) -> Iterator[list]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]

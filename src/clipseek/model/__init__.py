@@ -1,0 +1,1 @@
+"""Floor 2: checkpoints -> Encoders (unit vectors), their identity (Fingerprint), from-scratch configs."""

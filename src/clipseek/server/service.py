@@ -1,0 +1,276 @@
+"""What `clipseek serve` does, as a library: search, classify, images and thumbnails of one gallery,
+with every request limit checked here, so the HTTP layer (server/) only maps requests to calls.
+
+Threading: SQLite connections belong to the thread that opened them, the fast tokenizer must not be
+used by two threads at once, and two forward passes on a 2-core CPU only slow each other down. So
+all model and index work runs on one worker thread owned by the service; callers (any thread) block
+on it. Looking up an image by id uses a small read-only connection per calling thread, so serving
+thumbnails never waits behind a model forward.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence, TypeVar
+
+from clipseek.core.prompts import (
+    BUILTIN_TEMPLATE_SETS,
+    DEFAULT_TEMPLATE,
+    builtin_templates,
+    check_template,
+    clean_labels,
+)
+from clipseek.errors import ClipseekError, ImageError, UsageError
+from clipseek.gallery.facade import Gallery, SearchResult
+from clipseek.gallery.store import Store
+from clipseek.gallery.thumbs import (
+    THUMB_SIZE,
+    as_jpeg,
+    ensure_thumbnail,
+    web_media_type,
+)
+
+T = TypeVar("T")
+TEXT_BATCH = 64  # text queries encoded together at most
+
+
+class NotFound(ClipseekError):
+    """No image with that id in the gallery (or its file is gone from disk)."""
+
+
+class TooLarge(UsageError):
+    """An upload or an image over the size or pixel limit."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 64_000_000        # decoded uploads: 64 MP x 3 bytes is ~190 MB at most
+    max_k: int = 200
+    max_query_chars: int = 500
+    max_labels: int = 1000
+    max_label_chars: int = 200
+    max_templates: int = 100
+    max_prompts: int = 20_000           # labels x templates texts to encode for one classify call
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class GalleryService:
+    """One gallery and its model, safe to call from many threads. Close with `.close()`."""
+
+    def __init__(self, gallery: Gallery | str, encoder=None, *, model: str | None = None,
+                 device: str = "auto", limits: Limits = Limits(), thumb_dir: str | None = None,
+                 int8_text: bool = False):
+        if isinstance(gallery, Gallery):
+            gallery.close()  # reopened below on the worker thread, which owns its SQLite connection
+            if encoder is not None:
+                gallery = Gallery(gallery.db_path, encoder, approx_threshold=gallery.approx_threshold)
+        else:
+            gallery = Gallery(gallery, encoder, model=model, device=device, int8_text=int8_text)
+        self.gallery, self.limits = gallery, limits
+        self.db_path = gallery.db_path
+        self.thumb_dir = thumb_dir or self.db_path + ".thumbs"
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="clipseek-model")
+        self._local = threading.local()
+        self._classifiers: OrderedDict[tuple, object] = OrderedDict()
+        self._pending: list[tuple[str, int, Future]] = []  # text queries waiting for the model
+        self._pending_lock, self._draining = threading.Lock(), False
+        self.encoder = self._run(self._load)  # the model is loaded once, now; a bad DB fails here
+
+    def _load(self):
+        self.gallery.store  # noqa: B018 - opens the DB (clear error if missing) before the model
+        enc = self.gallery.encoder
+        self.gallery.search_vector(enc.encode_texts(["warm up"])[0], 1)  # builds the index now
+        return enc
+
+    def _submit_text(self, q: str, k: int) -> Future:
+        """Queue a text query. Queries that arrive while the model is busy are encoded together in
+        one batch when it is free (one forward for 16 queries costs far less than 16 forwards)."""
+        fut: Future = Future()
+        with self._pending_lock:
+            self._pending.append((q, k, fut))
+            idle = not self._draining
+            self._draining = True
+        if idle:
+            try:
+                self._worker.submit(self._drain_texts)
+            except RuntimeError:  # closed
+                with self._pending_lock:
+                    self._pending.remove((q, k, fut))
+                    self._draining = False
+                raise ClipseekError("the gallery service is closed") from None
+        return fut
+
+    def _drain_texts(self) -> None:
+        with self._pending_lock:
+            batch, self._pending = self._pending[:TEXT_BATCH], self._pending[TEXT_BATCH:]
+        try:  # a request given up meanwhile (client gone) has a cancelled future: skip it
+            batch = [b for b in batch if b[2].set_running_or_notify_cancel()]
+            vecs = self.gallery.encoder.encode_texts([q.strip() for q, _, _ in batch]) if batch else []
+            for i, (q, k, fut) in enumerate(batch):
+                try:
+                    results = self._relative(self.gallery.search_vector(vecs[i], k))
+                    fut.set_result({"query": q, "k": k, "results": results})
+                except Exception as e:
+                    fut.set_exception(e)
+        except Exception as e:  # the batch's forward failed: every query in it gets the error
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(e)
+        finally:
+            with self._pending_lock:
+                self._draining = bool(self._pending)
+                if self._draining:
+                    self._worker.submit(self._drain_texts)
+
+    def _run(self, fn: Callable[..., T], *args) -> T:
+        return self._worker.submit(fn, *args).result()
+
+    def close(self) -> None:
+        self._run(self.gallery.close)
+        self._worker.shutdown()
+
+    # ---- checks ----------------------------------------------------------------------------------
+    def _check_k(self, k: int) -> int:
+        if not 1 <= k <= self.limits.max_k:
+            raise UsageError(f"k must be between 1 and {self.limits.max_k}, got {k}")
+        return k
+
+    def _decode_upload(self, data: bytes, name: str):
+        from clipseek.core.images import open_image_bytes
+
+        if len(data) > self.limits.max_upload_bytes:
+            raise TooLarge(f"upload too large: over the limit of {self.limits.max_upload_bytes:,} bytes")
+        try:
+            return open_image_bytes(data, name=name or "upload", max_pixels=self.limits.max_pixels)
+        except ImageError as e:
+            cls = TooLarge if "too many pixels" in e.reason else UsageError
+            raise cls(f"upload {name or ''} is not a usable image: {e.reason}".replace("  ", " ")) from None
+
+    def _check_labels(self, labels: Sequence[str]) -> list[str]:
+        lim = self.limits
+        items = [p for value in labels for line in str(value).splitlines() for p in line.split(",")]
+        if len(items) > lim.max_labels:
+            raise UsageError(f"too many labels: {len(items)} (the limit is {lim.max_labels})")
+        long = [l for l in items if len(l.strip()) > lim.max_label_chars]
+        if long:
+            raise UsageError(f"label too long: {len(long[0].strip())} characters "
+                             f"(the limit is {lim.max_label_chars})")
+        return clean_labels(items)
+
+    def _check_templates(self, templates: Sequence[str] | None, n_labels: int) -> list[str]:
+        """A built-in set by name, or template strings; never a file on the server."""
+        lim = self.limits
+        items = [t for t in (templates or []) if t.strip()]
+        if len(items) == 1 and items[0].strip() in BUILTIN_TEMPLATE_SETS:
+            items = builtin_templates(items[0].strip())
+        else:
+            if len(items) > lim.max_templates:
+                raise UsageError(f"too many templates: {len(items)} (the limit is {lim.max_templates})")
+            if any(len(t) > lim.max_query_chars for t in items):
+                raise UsageError(f"template too long (the limit is {lim.max_query_chars} characters)")
+            items = [check_template(t.strip()) for t in items] or [DEFAULT_TEMPLATE]
+        if n_labels * len(items) > lim.max_prompts:
+            raise UsageError(f"{n_labels} labels x {len(items)} templates = {n_labels * len(items):,} "
+                             f"prompts; the limit is {lim.max_prompts:,}")
+        return items
+
+    # ---- search and classify ---------------------------------------------------------------------
+    def search_text(self, q: str, k: int = 20) -> dict:
+        return self.submit_search_text(q, k).result()
+
+    def submit_search_text(self, q: str, k: int = 20) -> Future:
+        """Check the query now (raises UsageError); a Future of the result dict (for asyncio callers
+        to await with asyncio.wrap_future, so no thread waits on the model for them)."""
+        if len(q) > self.limits.max_query_chars:
+            raise UsageError(f"query too long: {len(q)} characters (the limit is "
+                             f"{self.limits.max_query_chars})")
+        if not q.strip():
+            raise UsageError("empty query: give some words to search for")
+        return self._submit_text(q, self._check_k(k))
+
+    def search_image(self, data: bytes, k: int = 20, name: str = "") -> dict:
+        self._check_k(k)
+        img = self._decode_upload(data, name)  # decoded here, not on the model thread
+        return {"k": k, "results": self._run(self._search_image, img, k)}
+
+    def _search_image(self, img, k: int) -> list[dict]:
+        g = self.gallery
+        return self._relative(g.search_vector(g.encoder.encode_images([img])[0], k))
+
+    def _relative(self, results: list[SearchResult]) -> list[dict]:
+        root = self.gallery.store.common_root() or os.sep
+        return [{**r.to_dict(), "path": os.path.relpath(r.path, root)} for r in results]
+
+    def classify(self, data: bytes, labels: Sequence[str], templates: Sequence[str] | None = None,
+                 name: str = "") -> dict:
+        labels = self._check_labels(labels)
+        templates = self._check_templates(templates, len(labels))
+        img = self._decode_upload(data, name)
+        probs = self._run(self._classify, img, labels, templates)
+        ranked = sorted(zip(labels, probs), key=lambda t: -t[1])
+        return {"labels": labels, "templates": len(templates),
+                "predictions": [{"label": l, "score": round(float(p), 6)} for l, p in ranked]}
+
+    def _classify(self, img, labels: list[str], templates: list[str]):
+        from clipseek.core.prompts import build_classifier
+        from clipseek.core.scores import probabilities
+
+        key = (tuple(labels), tuple(templates))
+        weights = self._classifiers.pop(key, None)
+        if weights is None:
+            weights = build_classifier(self.encoder, labels, templates)
+        self._classifiers[key] = weights  # most recently used last; keep a few label sets
+        while len(self._classifiers) > 8:
+            self._classifiers.popitem(last=False)
+        return probabilities(self.encoder.encode_images([img]), weights, self.encoder.logit_scale)[0]
+
+    # ---- images by id ----------------------------------------------------------------------------
+    def _row(self, image_id: int):
+        """The catalogue row of an indexed image whose file is still on disk, else NotFound."""
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store.open(self.db_path, create=False)
+        row = store.get_rows([image_id]).get(image_id) if 0 < image_id < 2 ** 63 else None
+        if row is None:
+            raise NotFound(f"no image with id {image_id}")
+        try:
+            st = os.stat(row.path)
+        except OSError:
+            st = None
+        if st is None or not os.path.isfile(row.path):
+            raise NotFound(f"image {image_id} is in the index but its file is gone; re-run clipseek index")
+        if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):  # serve only what was indexed
+            raise NotFound(f"image {image_id} changed on disk since it was indexed; re-run clipseek index")
+        return row
+
+    def image(self, image_id: int) -> tuple[str | None, bytes | None, str]:
+        """(path, None, media type) for a browser-ready file, else (None, JPEG bytes, 'image/jpeg')."""
+        row = self._row(image_id)
+        media = web_media_type(row.path)
+        if media:
+            return row.path, None, media
+        try:
+            return None, as_jpeg(row.path), "image/jpeg"
+        except ImageError as e:
+            raise NotFound(f"image {image_id} cannot be read now: {e.reason}") from None
+
+    def thumbnail(self, image_id: int, size: int = THUMB_SIZE) -> str:
+        row = self._row(image_id)
+        try:
+            return ensure_thumbnail(row.path, self.thumb_dir, row.hash, size)
+        except ImageError as e:
+            raise NotFound(f"image {image_id} cannot be read now: {e.reason}") from None
+
+    def stats(self) -> dict:
+        def read():
+            s = self.gallery.stats()
+            return {**s, "root": self.gallery.store.common_root()}
+
+        return {**self._run(read), "limits": self.limits.to_dict()}

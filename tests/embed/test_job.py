@@ -1,0 +1,171 @@
+"""`clipseek embed` with the in-process engine: shards, resume, skipped files, and `index --from-parquet`."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from conftest import make_image, read_shards
+
+pq = pytest.importorskip("pyarrow.parquet")
+
+
+@pytest.fixture
+def photos(tmp_path):
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    for i in range(11):
+        make_image(i, (40 + i, 36)).save(d / ("sub" if i % 4 == 0 else "") / f"p{i:02d}.png")
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (d / "empty.png").write_bytes(b"")
+    return d
+
+
+
+def reference(encoder, photos):
+    from clipseek.core.images import walk_images
+    from clipseek.embed.stages import embed_all
+
+    return embed_all(encoder, walk_images(photos), batch_size=4, workers=2)
+
+
+def test_local_shards_match_embed_paths(tmp_path, encoder, photos):
+    from clipseek.embed import shards
+    from clipseek.embed.job import embed_job
+
+    out = tmp_path / "out"
+    s = embed_job(str(photos), str(out), encoder, shard_size=4, batch_size=3, workers=2)
+    assert (s.files, s.shards, s.shards_written, s.embedded, len(s.skipped)) == (13, 4, 4, 11, 2)
+    assert sorted(os.listdir(out)) == ["manifest.json"] + [f"shard-{i:05d}.{e}" for i in range(4)
+                                                           for e in ("parquet", "skipped.json")]
+    rows, vecs, skipped = read_shards(out)
+    ref = reference(encoder, photos)
+    assert [r[0] for r in rows] == ref.paths  # every good file exactly once, sorted
+    np.testing.assert_allclose(vecs, ref.vectors, atol=1e-5)
+    assert {os.path.basename(k.path): k.reason for k in skipped} == \
+        {os.path.basename(k.path): k.reason for k in ref.skipped}
+    from clipseek.gallery.store import file_hash
+
+    assert all(r[1] == file_hash(r[0]) and r[2] == os.path.getsize(r[0]) for r in rows)
+    assert [(r[4], r[5]) for r in rows] == ref.sizes
+    t = pq.read_table(shards.shard_path(str(out), 0))
+    vtype = t.schema.field("vector").type
+    assert vtype.list_size == 32 and str(vtype.value_type) == "float"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["fingerprint"] == encoder.fingerprint and manifest["num_shards"] == 4
+    assert manifest["dim"] == 32 and manifest["dtype"] == "float32"
+
+
+def test_resume_redoes_only_missing_shards(tmp_path, encoder, photos):
+    from clipseek.embed import shards
+    from clipseek.embed.job import embed_job
+
+    out = tmp_path / "out"
+    embed_job(str(photos), str(out), encoder, shard_size=4, vector_dtype="float16")
+    before = {i: os.stat(shards.shard_path(str(out), i)).st_mtime_ns for i in range(4)}
+    os.remove(shards.shard_path(str(out), 2))  # as if the job died before writing shard 2
+    (out / "shard-00003.parquet.tmp-dead").write_bytes(b"half")  # a temp file left by a kill
+    s = embed_job(str(photos), str(out), encoder, shard_size=4, vector_dtype="float16")
+    assert (s.shards_done_before, s.shards_written) == (3, 1)
+    assert all(os.stat(shards.shard_path(str(out), i)).st_mtime_ns == before[i] for i in (0, 1, 3))
+    rows, vecs, _ = read_shards(out)
+    assert len(rows) == len({r[0] for r in rows}) == 11 and vecs.dtype == np.float32
+    assert not (out / "shard-00003.parquet.tmp-dead").exists()
+    np.testing.assert_allclose(vecs, reference(encoder, photos).vectors, atol=2e-3)  # float16 storage
+
+
+def test_other_job_or_model_refused(tmp_path, encoder, photos):
+    from conftest import WORDS
+
+    from clipseek.embed.job import embed_job
+    from clipseek.errors import ClipseekError
+    from clipseek.model.scratch import save_new_checkpoint
+
+    out = tmp_path / "out"
+    embed_job(str(photos), str(out), encoder, shard_size=4)
+    with pytest.raises(ClipseekError, match="another embedding job"):
+        embed_job(str(photos), str(out), encoder, shard_size=5)
+    os.remove(out / "shard-00001.parquet")
+    other = save_new_checkpoint(str(tmp_path / "other"), WORDS, seed=3, image_size=32, patch_size=8,
+                                width=32, text_width=32, projection_dim=32)
+    with pytest.raises(ClipseekError, match="model") as e:
+        embed_job(str(photos), str(out), model=other, device="cpu", shard_size=4)
+    assert str(other) in str(e.value) and encoder.fingerprint in str(e.value)
+
+
+def test_list_file_csv_and_parquet_sources(tmp_path, photos):
+    import csv
+
+    import pyarrow as pa
+
+    from clipseek.embed.job import list_source
+
+    files = sorted(str(p) for p in photos.rglob("*.p*g"))
+    (tmp_path / "list.txt").write_text("# my files\n" + "\n".join(files[::-1]) + "\n\n")
+    assert list_source(str(tmp_path / "list.txt")) == files
+    with open(tmp_path / "f.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "file"])
+        w.writerows([[i, os.path.relpath(p, tmp_path)] for i, p in enumerate(files)])
+    assert list_source(str(tmp_path / "f.csv"), "file") == files
+    pq.write_table(pa.table({"path": files + ["s3://bucket/x.jpg"]}), tmp_path / "f.parquet")
+    assert list_source(str(tmp_path / "f.parquet")) == files + ["s3://bucket/x.jpg"]
+
+
+def test_cli_embed_then_index_from_parquet(tmp_path, tiny_ckpt, photos, capsys):
+    from clipseek.cli import main
+    from clipseek.gallery.facade import Gallery
+
+    def cli(*args):
+        rc = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+
+    out = tmp_path / "out"
+    rc, stdout, err = cli("embed", photos, "--out", out, "--model", tiny_ckpt, "--shard-size", "5",
+                          "--format", "json")
+    doc = json.loads(stdout)
+    assert rc == 0 and (doc["embedded"], len(doc["skipped"]), doc["shards"]) == (11, 2, 3)
+    db, ref_db = tmp_path / "p.db", tmp_path / "ref.db"
+    rc, stdout, err = cli("index", "--from-parquet", out, "--db", db)
+    assert rc == 0 and "11 images" in stdout and "11 added" in stdout and "2 skipped" in stdout, err
+    rc, stdout, _ = cli("index", "--from-parquet", out, "--db", db, "--format", "json")
+    assert rc == 0 and json.loads(stdout)["added"] == 0 and json.loads(stdout)["total"] == 11
+    assert cli("index", photos, "--db", ref_db, "--model", tiny_ckpt)[0] == 0
+    with Gallery(str(db)) as g, Gallery(str(ref_db)) as ref:
+        for q in ("a photo of a cat", "red car"):
+            a, b = g.search(text=q, k=5), ref.search(text=q, k=5)
+            assert [r.path for r in a] == [r.path for r in b]
+            assert np.allclose([r.score for r in a], [r.score for r in b], atol=1e-5)
+        assert g.stats()["images"] == 11 and g.stats()["skipped"] == 2
+    rc, stdout, _ = cli("index", photos, "--db", db, "--format", "json")  # the folder path agrees
+    assert rc == 0 and json.loads(stdout)["unchanged"] == 11 and json.loads(stdout)["added"] == 0
+
+
+def test_index_from_parquet_refuses_other_model(tmp_path, tiny_ckpt, photos, capsys):
+    from conftest import WORDS
+
+    from clipseek.cli import main
+    from clipseek.model.scratch import save_new_checkpoint
+
+    other = save_new_checkpoint(str(tmp_path / "other"), WORDS, seed=3, image_size=32, patch_size=8,
+                                width=32, text_width=32, projection_dim=32)
+    out, db = tmp_path / "out", tmp_path / "g.db"
+    assert main(["embed", str(photos), "--out", str(out), "--model", other]) == 0
+    assert main(["index", str(photos), "--db", str(db), "--model", tiny_ckpt]) == 0
+    capsys.readouterr()
+    assert main(["index", "--from-parquet", str(out), "--db", str(db)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(other) in lines[0] and str(tiny_ckpt) in lines[0]
+    assert main(["index", str(photos), "--from-parquet", str(out), "--db", str(db)]) == 2
+    assert main(["embed", str(photos), "--out", str(out), "--engine", "spark"]) == 2
+
+
+def test_ray_missing_says_how_to_install(tmp_path, photos, monkeypatch, capsys):
+    from clipseek.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert main(["embed", str(photos), "--out", str(tmp_path / "o"), "--engine", "ray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'clipseek[ray]'" in err[0]

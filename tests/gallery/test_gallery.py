@@ -1,0 +1,130 @@
+"""clipseek.Gallery: results equal a brute-force numpy ranking of the stored vectors."""
+
+import os
+
+import numpy as np
+import pytest
+from conftest import make_image
+
+import clipseek
+from clipseek.core.images import open_image
+from clipseek.errors import ClipseekError, UsageError
+
+QUERIES = ["a photo of a cat", "red car", "big blue house", "dog"]
+
+
+@pytest.fixture
+def gallery_dir(tmp_path):
+    d = tmp_path / "photos"
+    (d / "b").mkdir(parents=True)
+    for i in range(40):
+        make_image(i, (40 + i % 7 * 4, 32 + i % 5 * 3)).save(d / ("b" if i % 3 else ".") / f"p{i}.png")
+    return d
+
+
+def brute_force(gallery, q, k, threshold=None):
+    ids, vecs = gallery.store.all_vectors()
+    scores = vecs.astype(np.float64) @ q.astype(np.float64)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(int(ids[i]), float(scores[i])) for i in order if threshold is None or scores[i] >= threshold]
+
+
+def check_equal(results, expected):
+    assert [r.id for r in results] == [i for i, _ in expected]
+    assert np.allclose([r.score for r in results], [s for _, s in expected], atol=1e-5)
+
+
+def test_text_and_image_search_equal_brute_force(tmp_path, encoder, gallery_dir):
+    g = clipseek.Gallery(str(tmp_path / "g.db"), encoder)
+    summary = g.index([str(gallery_dir)])
+    assert summary.added == 40 and summary.total == 40
+    for text in QUERIES:
+        q = encoder.encode_texts([text])[0]
+        for k in (1, 5, 40, 100):
+            check_equal(g.search(text, k=k), brute_force(g, q, k))
+    res = g.search("red car", k=40, threshold=0.05)
+    check_equal(res, brute_force(g, encoder.encode_texts(["red car"])[0], 40, 0.05))
+    assert all(r.score >= 0.05 for r in res)
+
+    probe = gallery_dir / "b" / "p1.png"
+    res = g.search(image=str(probe), k=5)
+    check_equal(res, brute_force(g, encoder.encode_images([open_image(probe)])[0], 5))
+    assert res[0].path == str(probe) and res[0].score == pytest.approx(1.0, abs=1e-5)
+    assert (res[0].width, res[0].height) == open_image(probe).size
+
+    # after moves and deletions, still exact (deleted rows filtered, moved rows keep their vectors)
+    os.rename(probe, gallery_dir / "moved.png")
+    for i in (0, 3, 6):
+        os.remove(gallery_dir / f"p{i}.png")
+    s = g.index([str(gallery_dir)])
+    assert (s.moved, s.removed) == (1, 3)
+    q = encoder.encode_texts(["dog"])[0]
+    res = g.search("dog", k=40)
+    check_equal(res, brute_force(g, q, 40))
+    assert len(res) == 37 and str(gallery_dir / "moved.png") in {r.path for r in res}
+    g.close()
+
+    with clipseek.Gallery(str(tmp_path / "g.db")) as g2:  # no encoder given: the DB's model
+        check_equal(g2.search("dog", k=5), brute_force(g2, q, 5))
+        assert g2.encoder.fingerprint == encoder.fingerprint
+
+
+def test_approximate_gallery_scores_are_exact(tmp_path, encoder, gallery_dir):
+    g = clipseek.Gallery(str(tmp_path / "g.db"), encoder, approx_threshold=10)
+    g.index([str(gallery_dir)])
+    assert g._refresh_index().state.kind == "pq-sq8"
+    for text in QUERIES:
+        q = encoder.encode_texts([text])[0]
+        # 1,024 candidates cover all 40 items, and the store re-ranks them exactly
+        check_equal(g.search(text, k=10), brute_force(g, q, 10))
+    g.close()
+
+
+def test_bad_queries_and_model_mismatch(tmp_path, encoder, gallery_dir, tiny_ckpt):
+    g = clipseek.Gallery(str(tmp_path / "g.db"), encoder)
+    g.index([str(gallery_dir)])
+    for bad in ("", "   "):
+        with pytest.raises(UsageError, match="empty query"):
+            g.search(bad)
+    with pytest.raises(UsageError):
+        g.search("cat", image=str(gallery_dir / "p0.png"))
+    with pytest.raises(ClipseekError, match="not found"):
+        g.search(image=str(tmp_path / "missing.png"))
+    g.close()
+
+    from conftest import WORDS
+
+    from clipseek.model.scratch import save_new_checkpoint
+
+    other = save_new_checkpoint(str(tmp_path / "other"), WORDS, seed=1, image_size=32, patch_size=8,
+                                width=32, text_width=32, projection_dim=32)
+    other_enc = clipseek.load_model(other, device="cpu")
+    with pytest.raises(ClipseekError) as e:
+        clipseek.Gallery(str(tmp_path / "g.db"), other_enc).search("cat")
+    assert encoder.fingerprint in str(e.value) and other_enc.fingerprint in str(e.value)
+    with pytest.raises(ClipseekError, match="no clipseek database"):
+        clipseek.Gallery(str(tmp_path / "nope.db"), encoder).search("cat")
+
+
+def test_int8_gallery_reopens_with_its_own_dtype(tmp_path, tiny_ckpt, encoder, gallery_dir):
+    enc8 = clipseek.load_model(tiny_ckpt, device="cpu", dtype="int8")
+    assert "dtype=int8" in enc8.fingerprint and enc8.fingerprint != encoder.fingerprint
+    v32, v8 = encoder.encode_texts(["red car"]), enc8.encode_texts(["red car"])
+    assert np.allclose(v32, v8, atol=1e-6)  # text tower stays fp32
+    with clipseek.Gallery(str(tmp_path / "g.db"), enc8) as g:
+        g.index([str(gallery_dir)])
+    with clipseek.Gallery(str(tmp_path / "g.db")) as g:  # reloads the int8 model from the DB's record
+        assert g.search("red car", k=3) and g.encoder.fingerprint == enc8.fingerprint
+
+
+def test_int8_text_tower_option(tmp_path, encoder, gallery_dir):
+    with clipseek.Gallery(str(tmp_path / "g.db"), encoder) as g:
+        g.index([str(gallery_dir)])
+    with clipseek.Gallery(str(tmp_path / "g.db"), int8_text=True) as g8, \
+            clipseek.Gallery(str(tmp_path / "g.db")) as g32:
+        kinds = {type(m).__module__ for m in g8.encoder.model.text_model.modules()}
+        assert any("quantized" in k for k in kinds)  # the text tower really is int8
+        assert not any("quantized" in type(m).__module__ for m in g32.encoder.model.text_model.modules())
+        q8, q32 = g8.encoder.encode_texts(["dog"])[0], g32.encoder.encode_texts(["dog"])[0]
+        assert 0.99 < float(q8 @ q32) < 1.0 - 1e-7  # close to fp32, not the same vector
+        check_equal(g8.search("dog", k=5), brute_force(g8, q8, 5))

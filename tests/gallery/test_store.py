@@ -1,0 +1,146 @@
+"""The SQLite catalog and the indexer that keeps it in step with folders on disk."""
+
+import os
+import sqlite3
+
+import numpy as np
+import pytest
+from conftest import make_image
+
+from clipseek.errors import ClipseekError
+from clipseek.gallery.store import Store, StoreError
+from clipseek.gallery.sync import index_folders
+
+
+class Counting:
+    """The real encoder, counting how many images it embeds."""
+
+    def __init__(self, enc):
+        self._enc = enc
+        self.embedded = 0
+
+    def encode_pixels(self, pixels):
+        self.embedded += len(pixels)
+        return self._enc.encode_pixels(pixels)
+
+    def __getattr__(self, name):
+        return getattr(self._enc, name)
+
+
+@pytest.fixture
+def counting(encoder):
+    return Counting(encoder)
+
+
+def paths_in(store):
+    return sorted(r[0] for r in store.conn.execute("SELECT path FROM files"))
+
+
+def test_fresh_db_schema_wal_and_meta(tmp_path):
+    with Store.open(str(tmp_path / "g.db")) as s:
+        assert s.meta("schema_version") == "1" and len(s.db_id) == 32
+        assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert s.count() == 0 and s.fingerprint is None
+        s.bind_model("m@1 dtype=float32", 4, "m", "float32", "center")
+    with Store.open(str(tmp_path / "g.db"), create=False) as s:
+        assert s.model_info()["fingerprint"] == "m@1 dtype=float32" and s.model_info()["dim"] == "4"
+        with pytest.raises(StoreError, match=r"m@1 dtype=float32.*other@2"):
+            s.bind_model("other@2", 4, "other", "float32", "center")
+
+
+def test_not_a_clipseek_db(tmp_path):
+    txt = tmp_path / "notes.db"
+    txt.write_text("hello, I am a text file" * 100)
+    with pytest.raises(StoreError, match="not a clipseek database"):
+        Store.open(str(txt))
+    other = tmp_path / "other.sqlite"
+    c = sqlite3.connect(other)
+    c.execute("CREATE TABLE t (x)")
+    c.commit()
+    c.close()
+    with pytest.raises(StoreError, match="not a clipseek database"):
+        Store.open(str(other))
+    c = sqlite3.connect(other)  # untouched: still the other app's table, not switched to WAL
+    assert c.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert [r[0] for r in c.execute("SELECT name FROM sqlite_master")] == ["t"]
+    with pytest.raises(StoreError, match="no clipseek database"):
+        Store.open(str(tmp_path / "missing.db"), create=False)
+
+
+def test_ids_never_reused_and_vectors_roundtrip(tmp_path):
+    with Store.open(str(tmp_path / "g.db")) as s:
+        s.bind_model("fp", 3, "m", "float32", "center")
+        v = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
+        with s.transaction():
+            s.insert_files([("/a.png", 1, 1, "h1", 4, 5, v[0]), ("/b.png", 1, 1, "h2", 4, 5, v[1])])
+        with s.transaction():
+            s.insert_files([("/b.png", 2, 2, "h3", 4, 5, v[0])])  # changed content: new id
+        ids, vecs = s.all_vectors()
+        assert ids.tolist() == [1, 3] and np.array_equal(vecs, [v[0], v[0]])
+        with pytest.raises(RuntimeError):
+            with s.transaction():
+                s.remove_paths(["/a.png"])
+                raise RuntimeError("boom")  # rolled back
+        assert s.count() == 2 and s.max_id() == 3
+
+
+def test_reindex_embeds_only_what_changed(tmp_path, counting):
+    d = tmp_path / "imgs"
+    (d / "sub").mkdir(parents=True)
+    for i in range(6):
+        make_image(i, (40 + i, 36)).save(d / f"i{i}.png")
+    (d / "zero.jpg").write_bytes(b"")
+    (d / "bad.png").write_text("not a png")
+    s = Store.open(str(tmp_path / "g.db"))
+    r = index_folders(s, counting, [str(d)], batch_size=4)
+    assert (r.added, r.updated, r.moved, r.removed, r.total) == (6, 0, 0, 0, 6)
+    assert {os.path.basename(x.path) for x in r.skipped} == {"zero.jpg", "bad.png"}
+    assert counting.embedded == 6
+
+    r = index_folders(s, counting, [str(d)])  # nothing changed: nothing embedded, skips not retried
+    assert (r.added, r.unchanged, r.still_skipped, r.skipped) == (0, 6, 2, []) and counting.embedded == 6
+
+    old_ids = {p: i for i, p in s.conn.execute("SELECT id, path FROM files")}
+    os.rename(d / "i0.png", d / "sub" / "renamed.png")           # moved: same id, no embedding
+    os.remove(d / "i1.png")                                       # deleted: pruned
+    make_image(100, (50, 50)).save(d / "i2.png")                  # changed: re-embedded, new id
+    os.utime(d / "i3.png", (1, 1))                                # touched only: not re-embedded
+    make_image(4, (44, 36)).save(d / "copy_of_i4.png")            # duplicate content: vector copied
+    make_image(7).save(d / "bad.png")                             # a skipped file fixed: retried
+    r = index_folders(s, counting, [str(d)])
+    assert (r.added, r.updated, r.moved, r.removed) == (2, 1, 1, 1), r
+    assert r.still_skipped == 1 and counting.embedded == 6 + 2     # i2 and bad.png only
+    new_ids = {p: i for i, p in s.conn.execute("SELECT id, path FROM files")}
+    assert new_ids[str(d / "sub" / "renamed.png")] == old_ids[str(d / "i0.png")]
+    assert new_ids[str(d / "i2.png")] > max(old_ids.values())
+    assert str(d / "i1.png") not in new_ids and s.count() == 7
+    assert np.array_equal(s.vector(new_ids[str(d / "copy_of_i4.png")]), s.vector(new_ids[str(d / "i4.png")]))
+    assert [p for p, _ in s.skipped()] == [str(d / "zero.jpg")]
+
+    (d / "i5.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")   # good file turned bad: dropped, skipped
+    os.remove(d / "zero.jpg")                                     # a skipped file deleted: forgotten
+    r = index_folders(s, counting, [str(d)])
+    assert [os.path.basename(x.path) for x in r.skipped] == ["i5.png"] and r.removed == 1
+    assert str(d / "i5.png") not in paths_in(s) and [p for p, _ in s.skipped()] == [str(d / "i5.png")]
+    assert len(paths_in(s)) == len(set(paths_in(s))) == s.count() == 6
+    s.close()
+
+
+def test_other_folders_are_left_alone_and_model_is_checked(tmp_path, counting):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    make_image(1).save(a / "x.png")
+    make_image(2).save(b / "y.png")
+    with Store.open(str(tmp_path / "g.db")) as s:
+        index_folders(s, counting, [str(a)])
+        index_folders(s, counting, [str(b)])
+        assert [os.path.basename(p) for p in paths_in(s)] == ["x.png", "y.png"]
+        os.rename(a / "x.png", b / "x.png")  # moved across folders: recognised when indexing b
+        r = index_folders(s, counting, [str(b)])
+        assert r.moved == 1 and counting.embedded == 2
+        s.conn.execute("UPDATE meta SET value = 'someone-else@1' WHERE key = 'fingerprint'")
+        with pytest.raises(ClipseekError, match="someone-else@1.*" + counting.fingerprint.split("@")[0]):
+            index_folders(s, counting, [str(b)])
+    with pytest.raises(ClipseekError, match="folder not found"):
+        index_folders(Store.open(str(tmp_path / "h.db")), counting, [str(tmp_path / "nope")])
