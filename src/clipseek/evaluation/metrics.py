@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from clipseek.core.scores import softmax
+from clipseek.core.scores import log_softmax, softmax
 
 ECE_BINS = 15
 
@@ -78,8 +78,7 @@ def expected_calibration_error(probs: np.ndarray, y_true, n_bins: int = ECE_BINS
 
 
 def nll(logits: np.ndarray, y_true) -> float:
-    z = logits - logits.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    logp = log_softmax(logits)
     return float(-logp[np.arange(len(logp)), np.asarray(y_true)].mean())
 
 
