@@ -39,15 +39,12 @@ def classify_cmd(
 ) -> int:
     """Rank candidate labels for each image (softmax over logit_scale * cosine)."""
     from clipseek.core.images import collect_image_paths
-    from clipseek.core.preprocess import FRAMINGS
     from clipseek.core.prompts import parse_labels, resolve_templates
     from clipseek.errors import UsageError
     from clipseek.model.loader import DEFAULT_MODEL, load_model
     from clipseek.zero_shot import classify
 
     check_format(fmt)
-    if crop not in FRAMINGS:
-        raise UsageError(f"--crop must be one of {', '.join(FRAMINGS)}, not {crop!r}")
     label_list = parse_labels(labels, labels_file)
     tmpl = resolve_templates(template, templates)
     files = collect_image_paths(paths)
