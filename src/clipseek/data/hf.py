@@ -11,6 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from clipseek._io import atomic_write_bytes
 from clipseek.errors import UsageError
 
 IMAGE_COLUMNS = ("image", "img", "jpg", "png", "picture")
@@ -66,9 +67,7 @@ def _materialize(value, out_dir: Path) -> str:
     target = out_dir / (hashlib.sha256(data).hexdigest()[:24] + (suffix or ".img"))
     if not target.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        atomic_write_bytes(target, data)
     return str(target)
 
 

@@ -21,9 +21,9 @@ import datetime as _dt
 import html
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from clipseek._io import atomic_dir
 
 SCHEMA = "clipseek.eval/1"
 THUMB = 128
@@ -130,23 +130,11 @@ def thumbnail(src: str, dst: Path) -> bool:
 def write_report(doc: dict, out_dir: str | os.PathLike) -> Path:
     """Write report.json/.md/.html (+ PNGs, thumbnails) into `out_dir`, atomically replacing it."""
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         assets = _write_assets(doc, tmp)
         (tmp / "report.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", "utf-8")
         (tmp / "report.md").write_text(render_markdown(doc, assets), "utf-8")
         (tmp / "report.html").write_text(render_html(doc, assets), "utf-8")
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
