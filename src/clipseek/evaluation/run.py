@@ -127,7 +127,7 @@ def evaluate_retrieval(encoder, model: str, caps: CaptionDataset, cache: Embeddi
     texts = [caps.captions[j] for j in keep]
     owner = [pos[caps.images[caps.caption_image[j]]] for j in keep]
     text_vecs = encoder.encode_texts(texts) if texts else np.zeros((0, encoder.dim), np.float32)
-    metrics = ev.retrieval_recall(emb.vectors, text_vecs, owner) if texts else {}
+    metrics = ev.retrieval_recall(emb.vectors, text_vecs, owner, texts=texts) if texts else {}
     metrics["n_skipped"] = len(emb.skipped)
     return {"kind": "retrieval", "model": model, "fingerprint": encoder.fingerprint,
             "prompt_set": None, "metrics": metrics}, emb.skipped
