@@ -62,6 +62,7 @@ def test_classify_table_csv_and_templates(tiny_ckpt, image_dir, tmp_path):
     (["classify", "IMG", "-l", "a,b", "--format", "xml", "--model", "CKPT"], "unknown format"),
     (["classify", "IMG", "-l", "a,b", "--model", "/no/such/model"], "model directory not found"),
     (["classify", "IMG", "-l", "a,b", "--top-k", "0", "--model", "CKPT"], "--top-k"),
+    (["classify", "IMG", "-l", "a,b", "--crop", "zoom", "--model", "CKPT"], "--crop must be one of"),
 ])
 def test_bad_arguments_get_one_clear_line(tiny_ckpt, image_dir, args, message):
     args = [str(image_dir / "img1.png") if a == "IMG" else tiny_ckpt if a == "CKPT" else a for a in args]

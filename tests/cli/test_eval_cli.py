@@ -6,8 +6,10 @@ same vectors; the linear probe (colour classes are trivially separable in any em
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +37,24 @@ def colour_data(tmp_path_factory):
                 Image.fromarray(a).save(d / f"{c}{i}.png")
     (root / "test" / "red" / "broken.jpg").write_bytes(b"not a jpeg")
     return root
+
+
+def keys_of(doc) -> set[str]:
+    """Every dict key in a JSON document, recursively; `recall@5` counts as `recall`."""
+    if isinstance(doc, dict):
+        return {k.split("@")[0] for k in doc} | set().union(*map(keys_of, doc.values()))
+    if isinstance(doc, list):
+        return set().union(set(), *map(keys_of, doc))
+    return set()
+
+
+def assert_schema_documented(doc):
+    """The README is the home of the report schema: each key a report holds is named there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    block = readme.split("#### The eval report (`report.json`)", 1)[1].split("```")[1]
+    assert doc["schema"] in block
+    missing = keys_of(doc) - set(re.findall(r"[A-Za-z_]\w*", block))
+    assert not missing, f"report keys missing from the README's schema: {sorted(missing)}"
 
 
 def brute_force_top1(tiny_ckpt, paths, labels, classes, templates):
@@ -89,6 +109,7 @@ def test_eval_json_report_and_brute_force_parity(tiny_ckpt, colour_data, tmp_pat
     assert n_thumbs > 0 and html.count("<img src='thumbs/") >= n_thumbs
     assert "(n=24, 1 skipped)" in (rep / "report.md").read_text()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".rep")]   # no temp dirs left behind
+    assert_schema_documented(doc)
 
 
 def test_eval_table_from_manifest_fills_cache(tiny_ckpt, colour_data, tmp_path):
@@ -159,6 +180,7 @@ def test_retrieval_task_matches_brute_force(tiny_ckpt, tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     m = doc["rows"][0]["metrics"]
     assert m["n_images"] == 8 and m["n_captions"] == 16 and m["n_skipped"] == 1
+    assert_schema_documented(doc)
     enc = load_model(tiny_ckpt, device="cpu")
     iv = enc.encode_images([Image.open(tmp_path / f"{i}.png") for i in range(8)])
     tv = enc.encode_texts([c for d in caps[:8] for c in d["captions"]])

@@ -77,6 +77,7 @@ def test_bad_input_one_line(tmp_path, tiny_ckpt, photos, capsys):
         (["index", photos / "p1.png", "--db", db], "not a folder"),
         (["search", "", "--db", db], "empty query"),
         (["search", "--db", db], "empty query"),
+        (["search", "cat", "--image", photos / "p1.png", "--db", db], "not both"),
         (["search", "cat", "--db", tmp_path / "notes.txt"], "not a clipseek database"),
         (["search", "cat", "--db", tmp_path / "missing.db"], "no clipseek database"),
         (["search", "cat", "--db", db, "--format", "xml"], "unknown format"),

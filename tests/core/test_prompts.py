@@ -7,6 +7,7 @@ from clipseek.core.prompts import (
     load_templates,
     parse_labels,
     resolve_templates,
+    split_labels,
 )
 from clipseek.errors import UsageError
 
@@ -70,3 +71,12 @@ def test_labels_parsing(tmp_path):
             parse_labels(bad)
     with pytest.raises(UsageError):
         resolve_templates("a {}", "imagenet")
+
+
+def test_one_label_splitter_for_commas_and_new_lines(tmp_path):
+    assert split_labels("cat, dog\nred car\r\nbird,\n") == ["cat", "dog", "red car", "bird"]
+    assert split_labels(["cat,dog", "bird\nfish", " "]) == ["cat", "dog", "bird", "fish"]  # repeated fields
+    assert parse_labels("cat\ndog, bird") == ["cat", "dog", "bird"]                   # --labels: the same rule
+    f = tmp_path / "l.txt"
+    f.write_text("cat\nhot dog, chili\n")
+    assert parse_labels(labels_file=str(f)) == ["cat", "hot dog, chili"]        # a file: one label per line

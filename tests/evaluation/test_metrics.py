@@ -127,3 +127,32 @@ def test_retrieval_recall_matches_brute_force():
         assert r[f"text_to_image_recall@{k}"] == pytest.approx(t2i)
         assert r[f"image_to_text_recall@{k}"] == pytest.approx(i2t)
     assert r["n_images"] == 30 and r["n_captions"] == 60
+
+
+
+def test_retrieval_recall_identical_captions_of_two_images_are_one_tie():
+    """Images 0 and 1 both have the caption "a dog". Image 1's copy is encoded a hair closer to image 0
+    (as float rounding in a batch can do), so by raw score it outranks image 0's own "a dog". With the
+    caption texts given, identical texts are one tie, resolved for image 0, whatever the caption order."""
+    rng = np.random.RandomState(0)
+    imgs = rng.randn(3, 8)
+    imgs /= np.linalg.norm(imgs, axis=1, keepdims=True)
+    dog = imgs[0] + 0.05 * rng.randn(8)
+    dog /= np.linalg.norm(dog)
+    closer = dog + 1e-3 * imgs[0]
+    closer /= np.linalg.norm(closer)
+    texts = ["a dog", "a dog", "a cat", "a bird"]
+    owner = [0, 1, 1, 2]
+    vecs = np.stack([dog, closer, imgs[1], imgs[2]]).astype(np.float32)  # images 1 and 2: exact hits
+    assert vecs[1] @ imgs[0] > vecs[0] @ imgs[0] > max(imgs[1] @ imgs[0], imgs[2] @ imgs[0])
+
+    by_score = ev.retrieval_recall(imgs, vecs, owner)
+    assert by_score["image_to_text_recall@1"] == pytest.approx(2 / 3)  # image 0 misses by a rounding
+    assert by_score["image_to_text_recall@5"] == 1.0
+    for order in ([0, 1, 2, 3], [1, 0, 2, 3], [3, 1, 2, 0]):
+        r = ev.retrieval_recall(imgs, vecs[order], [owner[i] for i in order], texts=[texts[i] for i in order])
+        assert r["image_to_text_recall@1"] == 1.0, order
+        assert r["n_images"] == 3 and r["n_captions"] == 4
+    # without duplicates, giving the texts changes nothing
+    plain = ["a dog", "a puppy", "a cat", "a bird"]
+    assert ev.retrieval_recall(imgs, vecs, owner, texts=plain) == by_score

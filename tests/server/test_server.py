@@ -12,6 +12,7 @@ from conftest import make_image
 from PIL import Image
 
 import clipseek
+from clipseek.core.prompts import DEFAULT_TEMPLATE, parse_labels
 from clipseek.server.service import Limits
 
 fastapi = pytest.importorskip("fastapi")
@@ -66,6 +67,7 @@ def test_health_stats_and_docs(client, gallery, encoder):
     s = client.get("/api/stats").json()
     assert s["images"] == 12 and s["skipped"] == 0 and s["root"] == gallery[1]
     assert s["fingerprint"] == encoder.fingerprint and s["limits"]["max_labels"] == 1000
+    assert s["default_template"] == DEFAULT_TEMPLATE  # the page names the default prompt from here
     spec = client.get("/openapi.json").json()
     for path in ("/api/search", "/api/search/image", "/api/classify", "/api/images/{image_id}",
                  "/api/thumbs/{image_id}", "/api/stats", "/api/health"):
@@ -112,6 +114,10 @@ def test_classify_matches_classify_images(client, encoder):
     got = {p["label"]: p["score"] for p in body["predictions"]}
     assert got == pytest.approx(dict(zip(["cat", "dog", "car"], probs)), abs=1e-5)
     assert [p["score"] for p in body["predictions"]] == sorted(got.values(), reverse=True)
+    # new lines separate labels as commas do, exactly as the CLI's --labels splits them
+    typed = "cat\ndog, car\r\n"
+    r = client.post("/api/classify", files={"file": ("x.png", data)}, data={"labels": typed})
+    assert r.status_code == 200 and r.json()["labels"] == parse_labels(typed) == ["cat", "dog", "car"]
     # repeated fields, the built-in template set, and custom templates
     r = client.post("/api/classify", files={"file": ("x.png", data)},
                     data={"labels": ["red circle", "blue square"], "templates": "imagenet"})

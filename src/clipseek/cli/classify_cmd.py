@@ -16,14 +16,17 @@ from clipseek.cli.output import (
     progress,
     report_skipped,
 )
+from clipseek.core.prompts import DEFAULT_TEMPLATE
 
 
 @app.command("classify")
 def classify_cmd(
     paths: List[str] = typer.Argument(..., help="Image files, folders (recursive) or globs."),
-    labels: Optional[str] = typer.Option(None, "--labels", "-l", help='Comma-separated labels: "cat,dog".'),
+    labels: Optional[str] = typer.Option(None, "--labels", "-l",
+                                         help='Labels separated by commas or new lines: "cat,dog".'),
     labels_file: Optional[str] = typer.Option(None, "--labels-file", help="File with one label per line."),
-    template: Optional[str] = typer.Option(None, "--template", help='Prompt template, e.g. "a photo of a {}."'),
+    template: Optional[str] = typer.Option(None, "--template",
+                                           help=f'Prompt template with one {{}} (default: "{DEFAULT_TEMPLATE}").'),
     templates: Optional[str] = typer.Option(None, "--templates", help="Template set: 'imagenet' or a file."),
     top_k: int = typer.Option(5, "--top-k", min=1, help="Labels to show per image."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
@@ -36,15 +39,12 @@ def classify_cmd(
 ) -> int:
     """Rank candidate labels for each image (softmax over logit_scale * cosine)."""
     from clipseek.core.images import collect_image_paths
-    from clipseek.core.preprocess import FRAMINGS
     from clipseek.core.prompts import parse_labels, resolve_templates
     from clipseek.errors import UsageError
     from clipseek.model.loader import DEFAULT_MODEL, load_model
     from clipseek.zero_shot import classify
 
     check_format(fmt)
-    if crop not in FRAMINGS:
-        raise UsageError(f"--crop must be one of {', '.join(FRAMINGS)}, not {crop!r}")
     label_list = parse_labels(labels, labels_file)
     tmpl = resolve_templates(template, templates)
     files = collect_image_paths(paths)

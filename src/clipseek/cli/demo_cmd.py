@@ -21,6 +21,7 @@ def demo_cmd(
     import tempfile
     from pathlib import Path
 
+    from clipseek.core.prompts import DEFAULT_TEMPLATE
     from clipseek.data.synthetic import COLOURS, SHAPES, generate
     from clipseek.model.loader import load_model
     from clipseek.zero_shot import classify
@@ -35,12 +36,12 @@ def demo_cmd(
 
         few = test[:6]
         labels = [f"{c} {s}" for c in COLOURS for s in SHAPES]
-        res = classify(encoder, [str(root / s.path) for s in few], labels, ["a photo of a {}."], top=3)
+        res = classify(encoder, [str(root / s.path) for s in few], labels, [DEFAULT_TEMPLATE], top=3)
         rows = [[Path(p.path).name, truth.caption, f"{p.label} ({p.ranked[0][1]:.0%})",
                  "yes" if p.label == truth.label else "no"] for p, truth in zip(res.predictions, few)]
         print(f"2. zero-shot classification over {len(labels)} 'colour shape' labels")
         print_table(None, ["image", "caption (ground truth)", "predicted", "correct"], rows)
-        res = classify(encoder, [str(root / s.path) for s in test], labels, ["a photo of a {}."], top=1)
+        res = classify(encoder, [str(root / s.path) for s in test], labels, [DEFAULT_TEMPLATE], top=1)
         acc = sum(p.label == s.label for p, s in zip(res.predictions, test)) / max(1, len(test))
         print(f"   top-1 on all {len(test)} test images: {acc:.1%}\n")
 
@@ -48,7 +49,7 @@ def demo_cmd(
         from clipseek.evaluation.run import run_eval
 
         doc = run_eval(str(root), [model], lambda m: encoder,
-                       {"a photo of a {}.": ["a photo of a {}."], "a {}": ["a {}"]}, split="test",
+                       {DEFAULT_TEMPLATE: [DEFAULT_TEMPLATE], "a {}": ["a {}"]}, split="test",
                        probe=True, on_warning=lambda w: None)
         print("3. evaluation on the test split (zero-shot per prompt set, and a linear probe on train)")
         print_table(None, *summary_table(doc))

@@ -34,12 +34,10 @@ def embed_cmd(
     from clipseek.embed.job import embed_job
 
     check_format(fmt, ("table", "json"))
-    ray_options = {"address": address, "num_gpus_per_worker": num_gpus_per_worker,
-                   "workers": workers} if engine == "ray" else None
     summary = embed_job(source, out, engine=engine, model=model, device=device, dtype=dtype,
-                        shard_size=shard_size, batch_size=batch_size,
-                        workers=workers if engine == "local" else None, path_column=path_column,
-                        vector_dtype=vector_dtype, ray_options=ray_options,
+                        shard_size=shard_size, batch_size=batch_size, workers=workers,
+                        path_column=path_column, vector_dtype=vector_dtype,
+                        ray_options={"address": address, "num_gpus_per_worker": num_gpus_per_worker},
                         on_shard=lambda s: eprint(f"shard {s.index}: {len(s.rows)} embedded, "
                                                   f"{len(s.skipped)} skipped"))
     report_skipped(summary.skipped, fmt)

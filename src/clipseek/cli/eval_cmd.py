@@ -39,7 +39,6 @@ def eval_cmd(
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16."),
 ) -> int:
     """Evaluate models x prompt sets on labelled images: one row per (model, prompt set)."""
-    from clipseek._io import default_cache_dir
     from clipseek.embed.cache import EmbeddingCache
     from clipseek.errors import Skipped
     from clipseek.evaluation.report import summary_table, write_report
@@ -48,10 +47,9 @@ def eval_cmd(
 
     check_format(fmt, ("table", "json"))
     prompt_sets = resolve_prompt_sets(template or [], templates or [])
-    cache = None if no_cache else EmbeddingCache(cache_dir or default_cache_dir())
+    cache = None if no_cache else EmbeddingCache(cache_dir)  # None: the default cache folder
     doc = run_eval(data, models or [DEFAULT_MODEL], lambda m: load_model(m, device=device, dtype=dtype),
                    prompt_sets, task, split, image_column, label_column, cache, top_k, probe, batch_size,
-                   materialize_dir=str((cache.directory if cache else default_cache_dir()) / "dataset-images"),
                    progress=progress, on_warning=lambda w: eprint(f"warning: {w}"))
     report_skipped([Skipped(s["path"], s["reason"]) for s in doc["skipped"]], fmt)
     if report:

@@ -84,14 +84,9 @@ def search_cmd(
                                    help="Quantize the text tower to int8 on CPU (~3x faster query)."),
 ) -> int:
     """Find the images most similar to a text query (or to an example image)."""
-    from clipseek.errors import UsageError
     from clipseek.gallery.facade import Gallery
 
     check_format(fmt, ("table", "json", "paths"))
-    if query is not None and image is not None:
-        raise UsageError("give a text query or --image, not both")
-    if query is None and image is None:
-        raise UsageError("empty query: give some words to search for, or --image PATH")
     with Gallery(db, model=model, device=device, int8_text=int8_text) as gallery:
         results = gallery.search(text=query, image=image, k=top_k, threshold=threshold)
     if fmt == "json":

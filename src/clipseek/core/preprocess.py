@@ -12,7 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from clipseek.errors import UsageError
+
 FRAMINGS = ("center", "pad")
+
+
+def check_framing(framing: str) -> str:
+    """`framing` if it is one of FRAMINGS (`--crop`), else UsageError."""
+    if framing not in FRAMINGS:
+        raise UsageError(f"--crop must be one of {', '.join(FRAMINGS)}, not {framing!r}")
+    return framing
 
 
 @dataclass(frozen=True)
@@ -38,8 +47,7 @@ class PreprocessCfg:
 
     @classmethod
     def from_processor(cls, proc, framing: str = "center") -> "PreprocessCfg":
-        if framing not in FRAMINGS:
-            raise ValueError(f"framing must be one of {FRAMINGS}, not {framing!r}")
+        check_framing(framing)
         size = dict(getattr(proc, "size", None) or {})
         if size.get("shortest_edge"):
             resize: int | tuple[int, int] = int(size["shortest_edge"])

@@ -1,4 +1,7 @@
-"""Prompt templates and zero-shot classifier weights.
+"""Prompt templates, label lists and zero-shot classifier weights.
+
+`DEFAULT_TEMPLATE` is the one default prompt (CLI, server, library). `split_labels` is the one way
+inline labels are split (commas and line breaks), for the CLI and the server alike.
 
 A template is a string with one `{}` (or a callable label -> text). A label's classifier vector is the
 mean of its unit prompt vectors, renormalized (CLIP's prompt ensembling). All prompts of all labels are
@@ -11,11 +14,12 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, Union
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence, Union
 
 from clipseek.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 BUILTIN_TEMPLATE_SETS = ("imagenet",)
@@ -74,8 +78,19 @@ def clean_labels(labels: Sequence[str]) -> list[str]:
     return out
 
 
+LABEL_SEPARATORS = re.compile(r"[,\r\n]")
+
+
+def split_labels(values: str | Iterable[str]) -> list[str]:
+    """Labels typed inline (`--labels`, the server's `labels` field): each value is split on commas
+    and line breaks, pieces are stripped, empty ones dropped. A labels file is read one label per line
+    instead (`parse_labels`), so a label in a file may contain a comma."""
+    items = [values] if isinstance(values, str) else values
+    return [p.strip() for value in items for p in LABEL_SEPARATORS.split(str(value)) if p.strip()]
+
+
 def parse_labels(labels: str | None = None, labels_file: str | None = None) -> list[str]:
-    """Labels from a comma-separated string or a file (one per line, '#' comments)."""
+    """Labels from a string (`split_labels`: commas or new lines) or a file (one per line, '#' comments)."""
     if labels and labels_file:
         raise UsageError("give either --labels or --labels-file, not both")
     if labels_file:
@@ -86,7 +101,7 @@ def parse_labels(labels: str | None = None, labels_file: str | None = None) -> l
         return clean_labels(items)
     if not labels:
         raise UsageError("no labels: pass --labels \"cat,dog\" or --labels-file FILE")
-    return clean_labels(labels.split(","))
+    return clean_labels(split_labels(labels))
 
 
 def render(template: Template, label: str) -> str:
@@ -96,6 +111,8 @@ def render(template: Template, label: str) -> str:
 def build_classifier(encoder, labels: Sequence[str], templates: Sequence[Template] = (DEFAULT_TEMPLATE,),
                      batch_size: int = 256) -> np.ndarray:
     """(L, D) unit classifier weights: per label, the renormalized mean of its unit prompt vectors."""
+    import numpy as np  # here, so the CLI can read this module's constants without loading numpy
+
     labels = list(labels)
     templates = list(templates)
     if not templates:

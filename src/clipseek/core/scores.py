@@ -1,4 +1,4 @@
-"""Scores to probabilities and rankings: the one softmax and top-k every job uses."""
+"""Scores to probabilities and rankings: the one softmax (and log-softmax) and top-k every job uses."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log of `softmax`, computed without taking the log of an underflowed probability."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 def probabilities(image_vecs: np.ndarray, class_vecs: np.ndarray, logit_scale: float) -> np.ndarray:

@@ -11,6 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from clipseek._io import atomic_write_bytes
 from clipseek.errors import UsageError
 
 IMAGE_COLUMNS = ("image", "img", "jpg", "png", "picture")
@@ -55,6 +56,13 @@ def _pick(columns, wanted: str | None, candidates, what: str, name: str) -> str:
     raise UsageError(f"{name}: no {what} column found; pass --{what}-column (columns: {', '.join(columns)})")
 
 
+def default_materialize_dir(base: str | os.PathLike | None = None) -> Path:
+    """Where image bytes are written: `dataset-images/` in `base` (default: the clipseek cache folder)."""
+    from clipseek._io import default_cache_dir
+
+    return Path(base if base is not None else default_cache_dir()) / "dataset-images"
+
+
 def _materialize(value, out_dir: Path) -> str:
     """An image cell ({"path", "bytes"} with decoding off) -> a file path on disk."""
     path, data = value.get("path"), value.get("bytes")
@@ -66,9 +74,7 @@ def _materialize(value, out_dir: Path) -> str:
     target = out_dir / (hashlib.sha256(data).hexdigest()[:24] + (suffix or ".img"))
     if not target.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        atomic_write_bytes(target, data)
     return str(target)
 
 
@@ -87,9 +93,7 @@ def read_hf(name: str, split: str | None = None, image_column: str | None = None
     lab_col = _pick(first.column_names, label_column, LABEL_COLUMNS, "label", name)
     feature = first.features[lab_col]
     names = list(feature.names) if hasattr(feature, "names") else None
-    from clipseek._io import default_cache_dir
-
-    out_dir = Path(materialize_dir) if materialize_dir else default_cache_dir() / "dataset-images"
+    out_dir = Path(materialize_dir) if materialize_dir else default_materialize_dir()
     rows = []
     chosen = choose_split([s for s in splits if s], split, name) if any(splits) else None
     for s, d in splits.items():

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from clipseek._io import atomic_write_json, atomic_write_text
+
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring")
 COLOURS = {
     "red": (215, 35, 35), "green": (35, 165, 55), "blue": (35, 70, 215), "yellow": (240, 215, 30),
@@ -192,16 +194,12 @@ def generate(out_dir: str | os.PathLike, n: int = 2000, seed: int = 0, image_siz
     _write_jsonl(out / "manifest.jsonl", rows)
     for split, _ in SPLITS:
         _write_jsonl(out / f"{split}.jsonl", [r for r in rows if r["split"] == split])
-    (out / "dataset.json").write_text(json.dumps({
+    atomic_write_json(out / "dataset.json", {
         "generator": "clipseek.data.synthetic", "n": n, "seed": seed, "image_size": image_size,
         "shapes": list(SHAPES), "colours": list(COLOURS), "held_out": [" ".join(h) for h in HELD_OUT],
-    }, indent=1))
+    })
     return samples
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))

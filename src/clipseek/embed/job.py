@@ -142,7 +142,9 @@ def embed_job(source: str, out_dir: str, encoder=None, *, engine: str = "local",
               vector_dtype: str = "float32", max_pixels: int = DEFAULT_MAX_PIXELS,
               ray_options: dict | None = None,
               on_shard: Callable[[shards.Shard], None] | None = None) -> EmbedSummary:
-    """Embed every image of `source` into Parquet shards in `out_dir`; resumes an interrupted job."""
+    """Embed every image of `source` into Parquet shards in `out_dir`; resumes an interrupted job.
+    `workers`: decoding threads (local engine) or encoder actors (ray); `ray_options`: the other
+    arguments of `ray_runner.run_ray` (address, num_gpus_per_worker), ignored by the local engine."""
     from clipseek.model.fingerprint import model_source
     from clipseek.model.loader import DEFAULT_MODEL
 
@@ -172,7 +174,7 @@ def embed_job(source: str, out_dir: str, encoder=None, *, engine: str = "local",
         from clipseek.embed.ray_runner import run_ray
 
         run_ray(name, assembler, todo, batch_size=batch_size, max_pixels=max_pixels, device=device,
-                dtype=dtype or "auto", **(ray_options or {}))
+                dtype=dtype or "auto", **{"workers": workers, **(ray_options or {})})
     if assembler.pending:
         raise shards.ShardError(f"shards {assembler.pending[:5]} did not receive all their files")
     summary.fingerprint = manifest.get("fingerprint")

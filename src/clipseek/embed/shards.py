@@ -18,11 +18,11 @@ import glob
 import json
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from clipseek._io import atomic_write, atomic_write_json
 from clipseek.errors import ModelMismatchError, Skipped, UsageError
 
 MANIFEST = "manifest.json"
@@ -54,24 +54,6 @@ def done_shards(out_dir: str) -> set[int]:
             if (m := _SHARD_RE.search(os.path.basename(p)))}
 
 
-def _atomic_write(path: str, write) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _write_json(path: str, doc) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(doc, f, indent=1)
-    _atomic_write(path, write)
-
-
 @dataclass
 class Shard:
     """One shard's results, in path order."""
@@ -92,7 +74,7 @@ def open_job(out_dir: str, job: dict) -> dict:
         if done_shards(out_dir):
             raise ShardError(f"{out_dir} has shards but no {MANIFEST}; use an empty --out folder")
         manifest = {"format": FORMAT, **job, "fingerprint": None}
-        _write_json(path, manifest)
+        atomic_write_json(path, manifest)
         return manifest
     manifest = read_manifest(out_dir)
     for stale in glob.glob(os.path.join(out_dir, "*.tmp-*")):  # left by a killed run
@@ -134,15 +116,15 @@ def bind_model(out_dir: str, manifest: dict, info: dict) -> None:
     check_model(manifest, info["fingerprint"], out_dir)
     if manifest.get("fingerprint") is None:
         manifest.update(info)
-        _write_json(os.path.join(out_dir, MANIFEST), manifest)
+        atomic_write_json(os.path.join(out_dir, MANIFEST), manifest)
 
 
 # ---- writing and reading shards ---------------------------------------------------------------------
 def write_shard(out_dir: str, shard: Shard, vector_dtype: str = "float32") -> str:
     """Skipped list, then the Parquet file, each atomically; returns the Parquet path."""
     pa, pq = pyarrow()
-    _write_json(shard_path(out_dir, shard.index, skipped=True),
-                [{"path": s.path, "reason": s.reason} for s in shard.skipped])
+    atomic_write_json(shard_path(out_dir, shard.index, skipped=True),
+                      [{"path": s.path, "reason": s.reason} for s in shard.skipped])
     dim = shard.vectors.shape[1]
     flat = np.ascontiguousarray(shard.vectors, dtype=vector_dtype).reshape(-1)
     cols = list(zip(*shard.rows)) if shard.rows else [[]] * 6
@@ -155,7 +137,7 @@ def write_shard(out_dir: str, shard: Shard, vector_dtype: str = "float32") -> st
         "fingerprint": pa.array([shard.fingerprint] * len(shard.rows), pa.string()).dictionary_encode(),
     }).replace_schema_metadata({"clipseek.fingerprint": shard.fingerprint})
     target = shard_path(out_dir, shard.index)
-    _atomic_write(target, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(target, lambda tmp: pq.write_table(table, tmp))
     return target
 
 

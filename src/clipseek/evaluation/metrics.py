@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from clipseek.core.scores import softmax
+from clipseek.core.scores import log_softmax, softmax
 
 ECE_BINS = 15
 
@@ -78,8 +78,7 @@ def expected_calibration_error(probs: np.ndarray, y_true, n_bins: int = ECE_BINS
 
 
 def nll(logits: np.ndarray, y_true) -> float:
-    z = logits - logits.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    logp = log_softmax(logits)
     return float(-logp[np.arange(len(logp)), np.asarray(y_true)].mean())
 
 
@@ -236,17 +235,28 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> Call
 
 # ---------------------------------------------------------------- retrieval
 def retrieval_recall(image_vecs: np.ndarray, text_vecs: np.ndarray, text_image,
-                     ks: Sequence[int] = (1, 5, 10)) -> dict:
-    """Recall@k both ways. text_image[j] = index of caption j's image. Text->image: the caption's image
-    is among the k best images. Image->text: any of the image's captions is among the k best captions."""
+                     ks: Sequence[int] = (1, 5, 10), texts: Sequence[str] | None = None) -> dict:
+    """Recall@k both ways. text_image[j] = index of caption j's image; texts[j] = caption j's text.
+
+    Text->image: the caption's image is among the k best images. Image->text: any of the image's
+    captions is among the k best captions. Rank = the number of items scoring strictly higher, so an
+    exact tie counts for the right answer. Ties between identical captions do not depend on float
+    rounding: all captions with the same text are scored with one vector (the first caption's), so
+    their scores are bit-identical; an image's own caption therefore never ranks below another image's
+    caption with the same text, and which of them comes first in the list changes nothing."""
     owner = np.asarray(text_image, np.int64)
-    sims = text_vecs.astype(np.float32) @ image_vecs.astype(np.float32).T      # (T, I)
+    text_vecs = np.asarray(text_vecs, np.float32)
+    group = np.arange(len(owner))
+    if texts is not None and len(owner):
+        _, first, group = np.unique(np.asarray(list(texts), dtype=str), return_index=True,
+                                    return_inverse=True)
+        text_vecs = text_vecs[first]
+    sims = (text_vecs @ image_vecs.astype(np.float32).T)[group.reshape(-1)]      # (T, I)
     own = sims[np.arange(len(owner)), owner]
     t2i_rank = (sims > own[:, None]).sum(axis=1)                                  # 0 = best
-    sims_i = sims.T                                                               # (I, T)
-    best_own = np.full(len(image_vecs), -np.inf)
+    best_own = np.full(len(image_vecs), -np.inf, np.float32)
     np.maximum.at(best_own, owner, own)
-    i2t_rank = (sims_i > best_own[:, None]).sum(axis=1)
+    i2t_rank = (sims.T > best_own[:, None]).sum(axis=1)
     has_caption = np.isfinite(best_own)
     out = {"n_images": int(has_caption.sum()), "n_captions": int(len(owner))}
     for k in ks:

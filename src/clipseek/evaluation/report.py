@@ -1,16 +1,7 @@
 """Evaluation documents and report directories: report.json, report.md, report.html, PNGs, thumbnails.
 
-`report.json` schema ("clipseek.eval/1", documented in README.md):
-  schema, clipseek_version, created (UTC ISO), task ("classification" | "retrieval"),
-  dataset {source, split, splits, n_images, classes, label_texts, warnings},
-  rows [{kind ("zero-shot" | "linear-probe" | "retrieval"), model, fingerprint, prompt_set, n_templates,
-         metrics {n, n_skipped, top1, top5|null, top_k {k, accuracy}, mean_per_class_recall, macro_f1, ece}
-               (retrieval: n_images, n_captions, text_to_image_recall@{1,5,10}, image_to_text_recall@{1,5,10}),
-         per_class [{class, precision, recall, f1, support, predicted}], confusion_matrix [[int]] (rows=true),
-         calibration {temperature, ece_before, ece_after, fitted_on},
-         none_of_these {threshold, detects, precision, recall, f1, flagged, fitted_on, ...},
-         mistakes [{path, true, predicted, confidence}], linear_probe {train_split, n_train, l2}}],
-  skipped [{path, reason}]
+The schema of report.json ("clipseek.eval/1") is documented in one place: README.md, section "The eval
+report (`report.json`)"; tests/cli/test_eval_cli.py checks that every key written here is named there.
 The directory is written to a temporary sibling and renamed into place at the end, so a crash never
 leaves a partial report that looks complete.
 """
@@ -21,9 +12,9 @@ import datetime as _dt
 import html
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from clipseek._io import atomic_dir
 
 SCHEMA = "clipseek.eval/1"
 THUMB = 128
@@ -130,23 +121,11 @@ def thumbnail(src: str, dst: Path) -> bool:
 def write_report(doc: dict, out_dir: str | os.PathLike) -> Path:
     """Write report.json/.md/.html (+ PNGs, thumbnails) into `out_dir`, atomically replacing it."""
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         assets = _write_assets(doc, tmp)
         (tmp / "report.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", "utf-8")
         (tmp / "report.md").write_text(render_markdown(doc, assets), "utf-8")
         (tmp / "report.html").write_text(render_html(doc, assets), "utf-8")
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -7,12 +7,15 @@ loads models (one at a time) and decides where the records go (table, JSON, repo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from clipseek.core.prompts import build_classifier
+from clipseek.core.scores import softmax
+from clipseek.data.hf import default_materialize_dir
 from clipseek.data.labelled import CaptionDataset, LabelledDataset
 from clipseek.embed.cache import EmbeddingCache, embed_cached
 from clipseek.errors import Skipped
@@ -20,6 +23,7 @@ from clipseek.evaluation import metrics as ev
 
 CALIBRATION_SPLITS = ("validation", "val", "valid", "dev", "train")
 N_MISTAKES = 12
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,7 +81,7 @@ def zero_shot(encoder, model: str, emb: EmbeddedSplit, prompt_set: str, template
     class_vecs = build_classifier(encoder, ds.label_texts, templates)
     sims = emb.vectors.astype(np.float64) @ class_vecs.astype(np.float64).T
     logits = encoder.logit_scale * sims
-    rec = _record("zero-shot", model, encoder.fingerprint, prompt_set, emb, ev.softmax(logits), top_k)
+    rec = _record("zero-shot", model, encoder.fingerprint, prompt_set, emb, softmax(logits), top_k)
     rec["n_templates"] = len(templates)
     cal_sims = calib.vectors.astype(np.float64) @ class_vecs.astype(np.float64).T if calib else None
     rec["calibration"] = ev.calibration(logits, emb.y, encoder.logit_scale * cal_sims if calib else None,
@@ -127,7 +131,7 @@ def evaluate_retrieval(encoder, model: str, caps: CaptionDataset, cache: Embeddi
     texts = [caps.captions[j] for j in keep]
     owner = [pos[caps.images[caps.caption_image[j]]] for j in keep]
     text_vecs = encoder.encode_texts(texts) if texts else np.zeros((0, encoder.dim), np.float32)
-    metrics = ev.retrieval_recall(emb.vectors, text_vecs, owner) if texts else {}
+    metrics = ev.retrieval_recall(emb.vectors, text_vecs, owner, texts=texts) if texts else {}
     metrics["n_skipped"] = len(emb.skipped)
     return {"kind": "retrieval", "model": model, "fingerprint": encoder.fingerprint,
             "prompt_set": None, "metrics": metrics}, emb.skipped
@@ -152,11 +156,14 @@ def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], obj
              prompt_sets: dict[str, Sequence], task: str = "classification", split: str | None = None,
              image_column: str | None = None, label_column: str | None = None,
              cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True, batch_size: int = 32,
-             materialize_dir: str | None = None, progress=None, on_warning: Callable[[str], None] = print
-             ) -> dict:
+             materialize_dir: str | None = None, progress=None,
+             on_warning: Callable[[str], None] | None = None) -> dict:
     """Read DATA, evaluate each model (loaded one at a time by `load_encoder`) and return the report
     document (`report.build_document`). `progress(total, description)` is a context manager yielding an
-    `advance(n)` callable (the CLI passes its progress bar)."""
+    `advance(n)` callable (the CLI passes its progress bar). Dataset warnings are in the document
+    (`dataset.warnings`); `on_warning` also gets each one as soon as the data is read (default: the
+    `clipseek.evaluation` logger). Images that a `datasets` dataset holds as bytes are written to
+    `materialize_dir`, by default `dataset-images/` in the embedding cache's folder."""
     from contextlib import nullcontext
 
     from clipseek.data.labelled import read_captions
@@ -167,6 +174,9 @@ def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], obj
     if task not in ("classification", "retrieval"):
         raise UsageError(f"--task must be classification or retrieval, not {task!r}")
     progress = progress or (lambda n, d: nullcontext(None))
+    on_warning = on_warning or log.warning
+    if materialize_dir is None:  # beside the embedding cache in use, so --cache-dir moves both
+        materialize_dir = str(default_materialize_dir(cache.directory if cache else None))
     if task == "retrieval":
         caps = read_captions(data)
         dataset = {"source": caps.source, "split": None, "splits": [], "n_images": len(caps.images),

@@ -131,10 +131,10 @@ class Gallery:
     def search(self, text: str | None = None, image: str | None = None, k: int = 10,
                threshold: float | None = None) -> list[SearchResult]:
         """The k images most similar to `text` or to the image file `image`, best first."""
-        if (text is None) == (image is None):
-            raise UsageError("give a text query or --image PATH (exactly one)")
-        if text is not None and not text.strip():
-            raise UsageError("empty query: give some words to search for")
+        if text is not None and image is not None:
+            raise UsageError("give a text query or --image PATH, not both")
+        if image is None and not (text or "").strip():
+            raise UsageError("empty query: give some words to search for, or --image PATH")
         if k < 1:
             raise UsageError("k (--top-k) must be at least 1")
         self.store  # noqa: B018  - opens the DB (and fails clearly) before loading a model

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 
 from PIL import Image
 
+from clipseek._io import atomic_write
 from clipseek.core.images import DEFAULT_MAX_PIXELS, open_image
 
 THUMB_SIZE = 320
@@ -37,15 +37,7 @@ def ensure_thumbnail(src: str, cache_dir: str, file_hash: str, size: int = THUMB
     img = open_image(src, max_pixels=max_pixels, draft_size=size)
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, "JPEG", quality=85, optimize=True)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(out, lambda tmp: img.save(tmp, "JPEG", quality=85, optimize=True))
     return out
 
 

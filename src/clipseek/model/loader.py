@@ -10,7 +10,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from clipseek.core.preprocess import PreprocessCfg
+from clipseek.core.preprocess import PreprocessCfg, check_framing
 from clipseek.errors import ModelLoadError, ModelNotFound, UsageError
 from clipseek.model.hf import HFEncoder, quiet_transformers
 from clipseek.model.quantize import quantize_int8
@@ -85,6 +85,7 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: s
     import torch
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
+    check_framing(framing)  # a bad argument fails before any weights are read
     quiet_transformers()
     source, local = resolve_checkpoint(name_or_path)
     dev = resolve_device(device)

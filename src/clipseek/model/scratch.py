@@ -1,6 +1,6 @@
 """Small CLIP checkpoints built from scratch: a word-level BPE vocabulary and a compact config.
 
-Used by `clipseek train --from-scratch` (the bundled demo model) and by the test fixtures. The vocabulary
+Used by `clipseek train --scratch tiny|small` (the bundled demo model) and by the test fixtures. The vocabulary
 is a valid CLIP BPE vocabulary: all 256 byte symbols (alone and word-final), plus merges that spell each
 given word, so known words are one token and anything else still tokenizes, character by character.
 """

@@ -23,7 +23,9 @@ from clipseek.core.prompts import (
     builtin_templates,
     check_template,
     clean_labels,
+    split_labels,
 )
+from clipseek.core.scores import top_k
 from clipseek.errors import ClipseekError, ImageError, UsageError
 from clipseek.gallery.facade import Gallery, SearchResult
 from clipseek.gallery.store import Store
@@ -155,12 +157,12 @@ class GalleryService:
 
     def _check_labels(self, labels: Sequence[str]) -> list[str]:
         lim = self.limits
-        items = [p for value in labels for line in str(value).splitlines() for p in line.split(",")]
+        items = split_labels(labels)
         if len(items) > lim.max_labels:
             raise UsageError(f"too many labels: {len(items)} (the limit is {lim.max_labels})")
-        long = [l for l in items if len(l.strip()) > lim.max_label_chars]
+        long = [l for l in items if len(l) > lim.max_label_chars]
         if long:
-            raise UsageError(f"label too long: {len(long[0].strip())} characters "
+            raise UsageError(f"label too long: {len(long[0])} characters "
                              f"(the limit is {lim.max_label_chars})")
         return clean_labels(items)
 
@@ -214,9 +216,9 @@ class GalleryService:
         templates = self._check_templates(templates, len(labels))
         img = self._decode_upload(data, name)
         probs = self._run(self._classify, img, labels, templates)
-        ranked = sorted(zip(labels, probs), key=lambda t: -t[1])
+        ranked = top_k(probs[None, :], labels, len(labels))[0]
         return {"labels": labels, "templates": len(templates),
-                "predictions": [{"label": l, "score": round(float(p), 6)} for l, p in ranked]}
+                "predictions": [{"label": l, "score": round(p, 6)} for l, p in ranked]}
 
     def _classify(self, img, labels: list[str], templates: list[str]):
         from clipseek.core.prompts import build_classifier
@@ -273,4 +275,4 @@ class GalleryService:
             s = self.gallery.stats()
             return {**s, "root": self.gallery.store.common_root()}
 
-        return {**self._run(read), "limits": self.limits.to_dict()}
+        return {**self._run(read), "default_template": DEFAULT_TEMPLATE, "limits": self.limits.to_dict()}

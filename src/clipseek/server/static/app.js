@@ -113,7 +113,7 @@ async function searchImage() {
 async function classify() {
   if (!picked) return;
   const labels = $("labels").value.trim();
-  if (!labels) { setStatus("Type some labels first, separated by commas.", true); $("labels").focus(); return; }
+  if (!labels) { setStatus("Type some labels first, separated by commas or new lines.", true); $("labels").focus(); return; }
   const form = new FormData();
   form.append("file", picked);
   form.append("labels", labels);
@@ -179,6 +179,7 @@ async function loadStats() {
     const s = await api("/api/stats");
     const model = (s.model || "").split("/").filter(Boolean).pop() || "model";
     $("stats").textContent = s.images.toLocaleString() + " images · " + model;
+    if (s.default_template) $("default-template").textContent = "one prompt: \"" + s.default_template + "\"";
     $("token-form").hidden = true;
   } catch (e) { $("stats").textContent = ""; }
 }

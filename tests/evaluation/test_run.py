@@ -1,0 +1,53 @@
+"""run_eval's own decisions: where warnings go (never print) and where dataset images are written."""
+
+import io
+import json
+import logging
+
+import pytest
+from conftest import make_image
+
+from clipseek.evaluation.run import resolve_prompt_sets, run_eval
+
+
+def folder_with_empty_class(root):
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for i in range(2):
+            make_image(i + (10 if c == "dog" else 0), (24, 20)).save(root / c / f"{i}.png")
+    (root / "classes.json").write_text(json.dumps({"cat": "cat", "dog": "dog", "zebra": "zebra"}))
+    return root
+
+
+def test_warnings_are_logged_or_handed_over_never_printed(encoder, tmp_path, capsys, caplog):
+    data = str(folder_with_empty_class(tmp_path / "d"))
+    with caplog.at_level(logging.WARNING, logger="clipseek.evaluation"):
+        doc = run_eval(data, ["tiny"], lambda m: encoder, resolve_prompt_sets(), probe=False)
+    assert capsys.readouterr() == ("", "")
+    assert [r.getMessage() for r in caplog.records] == ["class 'zebra' has no images"]
+    assert doc["dataset"]["warnings"] == ["class 'zebra' has no images"]
+    seen = []
+    run_eval(data, ["tiny"], lambda m: encoder, resolve_prompt_sets(), probe=False, on_warning=seen.append)
+    assert seen == ["class 'zebra' has no images"]
+
+
+def test_dataset_images_are_written_beside_the_embedding_cache(encoder, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from clipseek.embed.cache import EmbeddingCache
+
+    blobs = []
+    for i in range(4):
+        buf = io.BytesIO()
+        make_image(i).save(buf, "PNG")
+        blobs.append({"bytes": buf.getvalue(), "path": f"img{i}.png"})
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["ant", "bee"])})
+    pq = tmp_path / "pq"
+    pq.mkdir()
+    datasets.Dataset.from_dict({"image": blobs, "label": [0, 1, 1, 0]}, features=feats).to_parquet(
+        str(pq / "test.parquet"))
+    cache = EmbeddingCache(tmp_path / "cache")
+    doc = run_eval(str(pq), ["tiny"], lambda m: encoder, resolve_prompt_sets(), cache=cache, probe=False)
+    assert doc["rows"][0]["metrics"]["n"] == 4
+    written = sorted((tmp_path / "cache" / "dataset-images").iterdir())
+    assert len(written) == 4 and all(p.suffix == ".png" for p in written)
+    assert not [p for p in (tmp_path / "cache" / "dataset-images").iterdir() if ".tmp" in p.name]
