@@ -1,1 +1,1 @@
-"""Floor 1: images, preprocessing, prompts and scores. Pure functions over pixels, strings and arrays."""
+"""Floor 2: images, preprocessing, prompts and scores. Pure functions over pixels, strings and arrays."""

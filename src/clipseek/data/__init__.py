@@ -1,1 +1,1 @@
-"""Floor 2: readers of labelled datasets, caption pairs and manifests, and the synthetic generator."""
+"""Floor 3: readers of labelled datasets, caption pairs and manifests, and the synthetic generator."""

@@ -1,1 +1,1 @@
-"""Floor 3: files -> vectors at scale: read/decode/encode stages, local and Ray runners, shards, cache."""
+"""Floor 4: files -> vectors at scale: read/decode/encode stages, local and Ray runners, shards, cache."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clipseek._io import atomic_write, atomic_write_json
-from clipseek.errors import ModelMismatchError, Skipped, UsageError
+from clipseek.errors import ClipseekError, ModelMismatchError, Skipped, UsageError
 
 MANIFEST = "manifest.json"
 ROW_FIELDS = ("path", "hash", "size", "mtime_ns", "width", "height")  # a shard row, besides its vector
@@ -32,8 +32,12 @@ VECTOR_DTYPES = ("float32", "float16")
 _SHARD_RE = re.compile(r"shard-(\d{5,})\.parquet$")
 
 
-class ShardError(UsageError):
-    """The output folder belongs to another job or another model."""
+class ShardError(ClipseekError):
+    """An embedding job went wrong at run time (a shard short of rows, rows from two models): exit 1."""
+
+
+class ShardFolderError(ShardError, UsageError):
+    """The --out folder belongs to another job (or lost its manifest): a bad argument, exit 2."""
 
 
 def pyarrow():
@@ -72,7 +76,7 @@ def open_job(out_dir: str, job: dict) -> dict:
     path = os.path.join(out_dir, MANIFEST)
     if not os.path.exists(path):
         if done_shards(out_dir):
-            raise ShardError(f"{out_dir} has shards but no {MANIFEST}; use an empty --out folder")
+            raise ShardFolderError(f"{out_dir} has shards but no {MANIFEST}; use an empty --out folder")
         manifest = {"format": FORMAT, **job, "fingerprint": None}
         atomic_write_json(path, manifest)
         return manifest
@@ -81,7 +85,7 @@ def open_job(out_dir: str, job: dict) -> dict:
         os.remove(stale)
     for key in ("paths_digest", "shard_size", "vector_dtype"):
         if manifest.get(key) != job[key]:
-            raise ShardError(f"{out_dir} holds another embedding job ({key} differs: source "
+            raise ShardFolderError(f"{out_dir} holds another embedding job ({key} differs: source "
                              f"{manifest.get('source')}, {manifest.get('num_files')} files, shard size "
                              f"{manifest.get('shard_size')}); use another --out folder")
     return manifest

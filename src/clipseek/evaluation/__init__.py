@@ -1,1 +1,1 @@
-"""Floor 4: accuracy, calibration and retrieval metrics (pure), the evaluation run, and its report."""
+"""Floor 5: accuracy, calibration and retrieval metrics (pure), the evaluation run, and its report."""

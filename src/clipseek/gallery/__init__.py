@@ -1,1 +1,1 @@
-"""Floor 4: a searchable gallery: SQLite store (truth), FAISS index (cache), folder sync, thumbnails."""
+"""Floor 5: a searchable gallery: SQLite store (truth), FAISS index (cache), folder sync, thumbnails."""

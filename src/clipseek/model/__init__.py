@@ -1,1 +1,1 @@
-"""Floor 2: checkpoints -> Encoders (unit vectors), their identity (Fingerprint), from-scratch configs."""
+"""Floor 3: checkpoints -> Encoders (unit vectors), their identity (Fingerprint), from-scratch configs."""

@@ -1,1 +1,1 @@
-"""Floor 4: fine-tuning and training from scratch (contrastive loss, sampling, patch dropout, checkpoints)."""
+"""Floor 5: fine-tuning and training from scratch (contrastive loss, sampling, patch dropout, checkpoints)."""
