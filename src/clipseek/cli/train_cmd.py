@@ -80,9 +80,11 @@ def train_cmd(
     from pathlib import Path
 
     from clipseek.core.prompts import resolve_templates
+    from clipseek.data.pairs import load_pairs
     from clipseek.errors import UsageError
     from clipseek.model.loader import resolve_checkpoint
-    from clipseek.training.loop import STATE_DIR, TrainConfig, load_pairs, train
+    from clipseek.training.checkpoint import STATE_DIR
+    from clipseek.training.loop import TrainConfig, train
 
     tmpl = tuple(resolve_templates(None, templates)) if templates else ("a photo of a {}.",)
     if not resume and (model is None) == (scratch is None):
