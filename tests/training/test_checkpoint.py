@@ -1,4 +1,5 @@
-"""The run folder: a kill between the save's two renames loses nothing and `--resume` finds the run."""
+"""The run folder: a kill between the save's two renames loses nothing and `--resume` finds the run; the
+checks before a run starts; from-scratch presets and the starting checkpoint."""
 
 import json
 import os
@@ -8,7 +9,15 @@ from shapes import labelled_folder, weights
 
 from clipseek import _io
 from clipseek.data.pairs import load_pairs
-from clipseek.training.checkpoint import STATE_DIR, recover_run
+from clipseek.errors import UsageError
+from clipseek.model.scratch import SIZES
+from clipseek.training.checkpoint import (
+    STATE_DIR,
+    check_start,
+    recover_run,
+    scratch_checkpoint,
+    start_checkpoint,
+)
 from clipseek.training.loop import TrainConfig, train
 
 
@@ -66,3 +75,57 @@ def test_recover_run_finds_a_folder_left_aside_by_older_versions(tmp_path):
     (tmp_path / ".run.old" / STATE_DIR).mkdir(parents=True)
     (tmp_path / ".run.old" / STATE_DIR / "state.pt").write_bytes(b"x")
     assert recover_run(out) and (out / STATE_DIR / "state.pt").is_file()
+
+
+def test_scratch_small_builds_the_bundled_models_architecture(tmp_path):
+    """`clipseek train --scratch small` (the recorded recipe) starts from the bundled model's shape."""
+    from transformers import CLIPConfig
+
+    from clipseek.data.synthetic import vocabulary
+    from clipseek.model.loader import BUNDLED_MODELS
+
+    made = CLIPConfig.from_pretrained(scratch_checkpoint(str(tmp_path / "s"), "small", vocabulary()))
+    bundled = CLIPConfig.from_pretrained(BUNDLED_MODELS["clipseek-demo"])
+    for tower in ("vision_config", "text_config"):
+        keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "hidden_act",
+                "image_size", "patch_size", "max_position_embeddings")
+        a, b = getattr(made, tower).to_dict(), getattr(bundled, tower).to_dict()
+        assert {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}, tower
+    assert made.projection_dim == bundled.projection_dim
+
+
+def test_check_start_refusals(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(UsageError, match="give either --model"):
+        check_start(out)
+    with pytest.raises(UsageError, match="give either --model"):
+        check_start(out, model="m", scratch="tiny")
+    with pytest.raises(UsageError, match="--scratch must be one of tiny, small, not 'huge'"):
+        check_start(out, scratch="huge")
+    with pytest.raises(UsageError, match="no checkpoint to resume"):
+        check_start(out, resume=True)
+    check_start(out, scratch="tiny")  # a new folder: fine
+    (tmp_path / ".run.old-1-cafe" / STATE_DIR).mkdir(parents=True)  # a run whose save was killed
+    (tmp_path / ".run.old-1-cafe" / STATE_DIR / "state.pt").write_bytes(b"x")
+    with pytest.raises(UsageError, match="already holds a training run; use --resume"):
+        check_start(out, model="m")
+    assert (out / STATE_DIR / "state.pt").is_file()  # recovered, so --resume finds it
+    check_start(out, resume=True)
+
+
+def test_start_checkpoint_from_scratch_is_temporary_and_covers_the_captions(tmp_path):
+    import torch
+    from transformers import CLIPConfig, CLIPTokenizer
+
+    pairs = load_pairs(str(labelled_folder(tmp_path / "data", per_class=1)))
+    before = torch.get_rng_state()
+    with start_checkpoint(tmp_path / "run", pairs, scratch="tiny", templates=("art of a {}.",), seed=3) as start:
+        tok = CLIPTokenizer.from_pretrained(start)
+        assert CLIPConfig.from_pretrained(start).vision_config.image_size == SIZES["tiny"]["image_size"]
+        vocab = tok.get_vocab()  # words of the captions and of the templates are in the vocabulary
+        assert {"circle</w>", "square</w>", "art</w>"} <= set(vocab) and "tree</w>" not in vocab
+        assert os.path.isdir(start)
+    assert not os.path.exists(start)
+    assert torch.equal(torch.get_rng_state(), before)
+    with start_checkpoint(tmp_path / "run", pairs, resume=True) as start:
+        assert start == str(tmp_path / "run")

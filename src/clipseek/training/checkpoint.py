@@ -1,9 +1,15 @@
-"""A training run on disk: a standard checkpoint folder (weights, config, tokenizer, processor) plus
+"""A training run on disk, and where a run starts.
+
+The run folder: a standard checkpoint folder (weights, config, tokenizer, processor) plus
 `training_state/state.pt` (optimizer, schedule, epoch, random states) and `training_log.json`.
 
 Each save builds the whole folder under a temp name and swaps it in with `clipseek._io.atomic_dir`, so
 at every moment the run folder, or (between the swap's two renames) its `.NAME.old-*` sibling, holds a
 complete checkpoint; `recover_run` puts that one back, and resuming calls it first.
+
+Starting: `check_start` refuses a run that cannot start (before any data is read), `start_checkpoint`
+gives the checkpoint the first epoch loads (a given model, a new from-scratch model of a preset size,
+or the run folder itself when resuming).
 """
 
 from __future__ import annotations
@@ -12,10 +18,15 @@ import glob
 import json
 import os
 import shutil
+import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Iterator
 
 from clipseek._io import atomic_dir, recover_dir
+from clipseek.data.pairs import DEFAULT_TEMPLATES, Pairs
+from clipseek.errors import UsageError
 
 STATE_DIR = "training_state"
 STATE_FILE = "state.pt"
@@ -91,3 +102,58 @@ def save_checkpoint(out: str | os.PathLike, model, processor, state: dict, log: 
         (tmp / STATE_DIR).mkdir()
         torch.save(state, tmp / STATE_DIR / STATE_FILE)
         (tmp / LOG_FILE).write_text(json.dumps(log, indent=1), encoding="utf-8")
+
+
+def check_start(out: str | os.PathLike, model: str | None = None, scratch: str | None = None,
+                resume: bool = False) -> None:
+    """Refuse a run that cannot start: neither or both of a model and a scratch size (unless resuming),
+    an unknown size, nothing to resume in `out`, or a new run over one `out` already holds. A save that
+    was killed half-way is recovered first, so its run counts as held."""
+    if not resume and (model is None) == (scratch is None):
+        raise UsageError("give either --model CHECKPOINT (fine-tune) or --scratch tiny|small")
+    if scratch:
+        _check_size(scratch)
+    held = recover_run(out)
+    if resume and not held:
+        raise UsageError(f"--resume: no checkpoint to resume from in {out} (no {STATE_DIR}/{STATE_FILE})")
+    if not resume and (Path(out) / STATE_DIR).exists():
+        raise UsageError(f"{out} already holds a training run; use --resume to continue it or another --out")
+
+
+def _check_size(size: str) -> None:
+    from clipseek.model.scratch import SIZES
+
+    if size not in SIZES:
+        raise UsageError(f"--scratch must be one of {', '.join(SIZES)}, not {size!r}")
+
+
+def scratch_checkpoint(dest: str, size: str, captions: list[str], templates=DEFAULT_TEMPLATES,
+                       seed: int = 0) -> str:
+    """Save a new, randomly initialised CLIP of preset `size` (model.scratch.SIZES) into `dest`, with a
+    vocabulary of the words in `captions` and `templates`. Torch's global random state is left as it was."""
+    import torch
+
+    from clipseek.core.prompts import words_of
+    from clipseek.model.scratch import SIZES, save_new_checkpoint
+
+    _check_size(size)
+    with torch.random.fork_rng(devices=[]):
+        return save_new_checkpoint(dest, words_of(list(captions) + list(templates)), seed=seed, **SIZES[size])
+
+
+@contextmanager
+def start_checkpoint(out: str | os.PathLike, pairs: Pairs, model: str | None = None, scratch: str | None = None,
+                     resume: bool = False, templates=DEFAULT_TEMPLATES, seed: int = 0) -> Iterator[str]:
+    """The checkpoint `train` starts from, for the length of the block: `out` when resuming, a new
+    from-scratch model (in a temp folder, removed after) for `scratch`, else `model` resolved."""
+    from clipseek.model.loader import resolve_checkpoint
+
+    if resume:
+        yield str(out)
+    elif scratch:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield scratch_checkpoint(tmp, scratch, pairs.captions, templates, seed)
+    elif model is not None:
+        yield resolve_checkpoint(model)[0]
+    else:
+        raise UsageError("give either --model CHECKPOINT (fine-tune) or --scratch tiny|small")
