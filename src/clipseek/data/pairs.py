@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipseek.core.images import walk_images
+from clipseek.core.prompts import DEFAULT_TEMPLATE
 from clipseek.data.labelled import MANIFEST_SUFFIXES, manifest_records
 from clipseek.errors import UsageError
 
-DEFAULT_TEMPLATES = ("a photo of a {}.",)
+DEFAULT_TEMPLATES = (DEFAULT_TEMPLATE,)
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Pairs:
 def _caption(row: dict) -> str | None:
     text = row.get("caption") or row.get("text")
     if not text and row.get("label") not in (None, ""):
-        text = f"a photo of a {row['label']}."
+        text = DEFAULT_TEMPLATE.format(row["label"])
     return text
 
 

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from clipseek.data.pairs import Pairs
+from clipseek.data.pairs import DEFAULT_TEMPLATES, Pairs
 from clipseek.errors import ClipseekError, UsageError
 from clipseek.training.batches import GroupedBatchSampler, make_loader
 from clipseek.training.checkpoint import (
@@ -50,7 +50,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 0
-    templates: tuple[str, ...] = ("a photo of a {}.",)
+    templates: tuple[str, ...] = DEFAULT_TEMPLATES
     group_frac: float = 0.0              # share of batches drawn from one group (hard negatives)
     group_frac_end: float | None = None  # if set, the share moves linearly to this by the last epoch
     positives: tuple[str, ...] = ()      # manifest fields that decide which in-batch pairs also match
