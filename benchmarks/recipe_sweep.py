@@ -146,16 +146,9 @@ def one(name: str, d: str, results: str) -> None:
 
     from clipseek.core.prompts import words_of
     from clipseek.model.scratch import save_new_checkpoint
-    from clipseek.training.loop import (
-        GroupedBatchSampler,
-        PositiveMatcher,
-        _adamw,
-        _lr_lambda,
-        _param_groups,
-        contrastive_loss,
-        optimizer_step,
-        ramp,
-    )
+    from clipseek.training.batches import GroupedBatchSampler
+    from clipseek.training.loss import PositiveMatcher, contrastive_loss
+    from clipseek.training.optim import adamw, lr_schedule, optimizer_step, param_groups, ramp
 
     torch.set_num_threads(1)
     cfg = {**BASE, **CONFIGS[name]}
@@ -190,8 +183,8 @@ def one(name: str, d: str, results: str) -> None:
     torch.manual_seed(0)
     sampler = GroupedBatchSampler([r["colour"] for r in rows_tr], cfg["bs"], cfg["gf"], gen)
     total = len(sampler) * cfg["epochs"]
-    opt = _adamw(_param_groups(model, cfg["wd"]), cfg["lr"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg["warmup"], total))
+    opt = adamw(param_groups(model, cfg["wd"]), cfg["lr"])
+    sched = lr_schedule(opt, cfg["warmup"], total)
     t0 = time.time()
     model.train()
     for epoch in range(cfg["epochs"]):
@@ -222,8 +215,10 @@ def one(name: str, d: str, results: str) -> None:
 
 
 def main() -> None:
-    cmd = sys.argv[1]
-    if cmd == "prep":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "--help"
+    if cmd in ("-h", "--help"):
+        print(__doc__)
+    elif cmd == "prep":
         prep(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 57600)
     elif cmd == "one":
         one(sys.argv[2], sys.argv[3], sys.argv[4])
@@ -235,6 +230,8 @@ def main() -> None:
         procs = [subprocess.Popen([sys.executable, __file__, "one", nm, d, results]) for nm in names]
         for p in procs:
             p.wait()
+    else:
+        sys.exit(f"unknown command {cmd!r}; see --help")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,6 @@ import typer
 from clipseek.cli.app import app
 from clipseek.cli.output import eprint, progress
 
-SIZES = {  # from-scratch model sizes
-    "tiny": dict(image_size=32, patch_size=8, width=32, layers=2, heads=2, text_width=32, text_layers=2,
-                 projection_dim=32),
-    "small": dict(image_size=64, patch_size=8, width=64, layers=6, heads=2, text_width=64, text_layers=3,
-                  projection_dim=64, act="gelu", mlp_ratio=2),
-}
-
 
 @app.command("synth")
 def synth_cmd(
@@ -76,21 +69,13 @@ def train_cmd(
                                    help="Keep decoded images in memory (float16) when they fit in this many MB."),
 ) -> None:
     """Contrastive (InfoNCE) training; writes a standard transformers checkpoint each epoch."""
-    import tempfile
-    from pathlib import Path
-
     from clipseek.core.prompts import resolve_templates
-    from clipseek.errors import UsageError
-    from clipseek.model.loader import resolve_checkpoint
-    from clipseek.training.loop import STATE_DIR, TrainConfig, load_pairs, train
+    from clipseek.data.pairs import DEFAULT_TEMPLATES, load_pairs
+    from clipseek.training.checkpoint import check_start, start_checkpoint
+    from clipseek.training.loop import TrainConfig, train
 
-    tmpl = tuple(resolve_templates(None, templates)) if templates else ("a photo of a {}.",)
-    if not resume and (model is None) == (scratch is None):
-        raise UsageError("give either --model CHECKPOINT (fine-tune) or --scratch tiny|small")
-    if scratch and scratch not in SIZES:
-        raise UsageError(f"--scratch must be one of {', '.join(SIZES)}, not {scratch!r}")
-    if not resume and (Path(out) / STATE_DIR).exists():
-        raise UsageError(f"{out} already holds a training run; use --resume to continue it or another --out")
+    tmpl = tuple(resolve_templates(None, templates)) if templates else DEFAULT_TEMPLATES
+    check_start(out, model=model, scratch=scratch, resume=resume)
     fields = tuple(f.strip() for f in positives.split(",") if f.strip()) if positives else ()
     pairs = load_pairs(data, split, tmpl, seed, group_by, fields)
     for path, reason in pairs.skipped:
@@ -100,20 +85,10 @@ def train_cmd(
                       workers=workers, templates=tmpl, group_frac=group_frac if group_by else 0.0,
                       group_frac_end=group_frac_end if group_by else None, positives=fields,
                       cache_mb=cache_mb, mask_patches=mask_patches)
-    with tempfile.TemporaryDirectory() as tmp:
-        if resume:
-            start = out
-        elif scratch:
-            from clipseek.core.prompts import words_of
-            from clipseek.model.scratch import save_new_checkpoint
-
-            words = words_of(pairs.captions + list(tmpl))
-            start = save_new_checkpoint(tmp, words, seed=seed, **SIZES[scratch])
-        else:
-            start = resolve_checkpoint(model)[0]
+    with start_checkpoint(out, pairs, model=model, scratch=scratch, resume=resume, templates=tmpl,
+                          seed=seed) as start:
         eprint(f"training on {len(pairs.paths)} pairs ({len(pairs.skipped)} skipped), {epochs} epochs")
-        total = len(pairs.paths) * epochs
-        with progress(total, "training") as advance:
+        with progress(len(pairs.paths) * epochs, "training") as advance:
             def on_step(info: dict) -> None:
                 advance(info["images"], f"loss {info['loss']:.3f} epoch {info['epoch']}", "img")
             history = train(start, pairs, out, cfg, resume=resume, on_step=on_step)

@@ -178,9 +178,16 @@ def read_folder(root: str | os.PathLike, split: str | None = None) -> LabelledDa
 
 
 # ---------------------------------------------------------------- CSV / JSONL manifests
-def _manifest_records(path: Path, image_column: str, label_column: str):
-    """Yield (line number, record dict) from a CSV (header row) or JSONL manifest."""
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+MANIFEST_SUFFIXES = JSONL_SUFFIXES + (".csv",)
+
+
+def manifest_records(path: str | os.PathLike, required: tuple[str, ...] = ()):
+    """Yield (line number, record dict) from a CSV (header row) or JSONL manifest: the one record reader
+    for evaluation, retrieval and training manifests. `required`: columns a CSV header must have (a
+    JSONL line is checked by the caller, field by field)."""
+    path = Path(path)
+    if path.suffix.lower() in JSONL_SUFFIXES:
         with open(path, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 if not line.strip():
@@ -196,7 +203,7 @@ def _manifest_records(path: Path, image_column: str, label_column: str):
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
-        for col in (image_column, label_column):
+        for col in required:
             if col not in header:
                 raise UsageError(f"{path}: missing column {col!r}; columns: {', '.join(header) or '(none)'}")
         for rec in reader:
@@ -212,7 +219,7 @@ def read_manifest(path: str | os.PathLike, split: str | None = None, image_colum
     image_column, label_column = image_column or "path", label_column or "label"
     base = path.parent
     rows: list[tuple[str, str, str | None]] = []
-    for n, rec in _manifest_records(path, image_column, label_column):
+    for n, rec in manifest_records(path, (image_column, label_column)):
         for col in (image_column, label_column):
             if col not in rec or rec[col] in (None, ""):
                 raise UsageError(f"{path}:{n}: missing {col!r}")
@@ -237,7 +244,7 @@ def read_captions(path: str | os.PathLike) -> CaptionDataset:
     index: dict[str, int] = {}
     captions: list[str] = []
     owner: list[int] = []
-    for n, rec in _manifest_records(path, "image", "caption"):
+    for n, rec in manifest_records(path, ("image", "caption")):
         if "image" not in rec:
             raise UsageError(f"{path}:{n}: missing 'image'")
         caps = rec.get("captions", rec.get("caption"))

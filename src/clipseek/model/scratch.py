@@ -10,6 +10,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Iterable
 
+SIZES = {  # from-scratch presets (`clipseek train --scratch NAME`): keyword arguments of `tiny_config`
+    "tiny": dict(image_size=32, patch_size=8, width=32, layers=2, heads=2, text_width=32, text_layers=2,
+                 projection_dim=32),
+    # the bundled clipseek-demo model's architecture
+    "small": dict(image_size=64, patch_size=8, width=64, layers=6, heads=2, text_width=64, text_layers=3,
+                  projection_dim=64, act="gelu", mlp_ratio=2),
+}
+
 
 @lru_cache(maxsize=1)
 def _byte_symbols() -> list[str]:
