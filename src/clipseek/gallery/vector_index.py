@@ -1,36 +1,29 @@
 """A FAISS index derived from the store (the store stays the truth; this is a cache).
 
-Kinds. Small galleries get an exact inner-product index (`IndexFlatIP`). Above `APPROX_THRESHOLD`
-vectors the default is "pq-sq8": an exhaustive scan of 4-bit product-quantizer codes with SIMD look-up
-tables (faiss "fast scan", 2 dimensions per 4-bit code: 256 bytes for 512-d) picks `REFINE_CANDIDATES`
-candidates, and 8-bit scalar-quantized copies of the vectors (1 byte per dimension) re-score them
-(`IndexRefine`); the gallery then re-ranks the survivors with the exact stored vectors. For 512-d that
-is 0.77 KB per vector, a million vectors in about 0.6 GB. Why not a graph: on random (structureless)
-vectors HNSW reached recall@10 0.56 at 100k, and building it took minutes per 100k vectors on two
-cores; the scan reaches 0.97 at 1M and builds in seconds (benchmarks/search_bench.py keeps HNSW for
-comparison). The approximate index is split into `PARTS` parts of equal size, searched in parallel by
-the index's own thread pool (faiss releases the GIL; one query is otherwise scanned by one core);
-`close()` shuts the pool down.
+Kinds. Below `APPROX_THRESHOLD` vectors an exact inner-product index ("flat", `IndexFlatIP`). Above,
+"pq-sq8": an exhaustive scan of 4-bit product-quantizer codes with SIMD look-up tables (faiss "fast
+scan", 2 dimensions per 4-bit code) picks `REFINE_CANDIDATES` candidates, 8-bit scalar-quantized
+copies of the vectors re-score them (`IndexRefine`), and the gallery re-ranks the survivors with the
+exact stored vectors: 0.77 KB per 512-d vector, recall@10 0.97 at 1M, built in seconds (HNSW reached
+0.56 at 100k random vectors and took minutes to build: benchmarks/search_bench.py keeps it). It is
+split into `PARTS` equal parts searched in parallel by the index's own threads (faiss releases the
+GIL; one query is otherwise scanned by one core); `close()` stops them.
 
-Building. One path (`_build`) for arrays (`build`) and for the store (`rebuild`): an approximate index
-is trained on `training_sample`, the one sampling rule (`TRAIN_SAMPLE` vectors drawn uniformly, seed 0,
-from all of them), then every vector is added (`add` keeps the parts even). Zero vectors build an
-empty index of either kind (an approximate one stays untrained until its first `add`, which trains it
-by the same rule); it saves, loads and answers nothing.
+Building. Arrays (`build`) and the store (`rebuild`) take one path (`_build`): an approximate index is
+trained on `training_sample` (the one rule: `TRAIN_SAMPLE` vectors drawn uniformly, seed 0, from all of
+them), then every vector is added. Zero vectors give an empty index of either kind (an approximate one
+stays untrained until its first `add` trains it by the same rule) that saves, loads and answers [].
 
-Ids and deleted rows. FAISS positions map to the store's row ids through int64 arrays kept beside the
-index (faiss's IndexIDMap made single queries ~30x slower on a busy machine). Row ids are never
-reused, so on open:
-  - new rows (id > max_id) are appended, no rebuild;
-  - the positions of rows deleted since get the id `DELETED` (-1) and queries skip them: the exact
-    index through an `IDSelectorBitmap`, the approximate one by filtering its results (the PQ fast
-    scan takes no selector: "search params not supported"), searching again with twice as many only
-    when a query lost so many to deleted rows that fewer than k remain. Once deleted rows exceed
-    `REBUILD_FRACTION` of the index it is rebuilt without them.
-Persisted beside the database as `<db>.faiss` (and `<db>.faiss.1`, ... for further parts),
-`<db>.faiss.ids.npy` and `<db>.faiss.json` (which DB, which model, the highest row id, the deleted
-count and the rows each part covers). An index saved by another format or of a kind this version does
-not build (such as the former "hnsw-sq8") is not loaded: the next search rebuilds it from the store.
+Rows. Positions map to the store's row ids through int64 arrays beside the index (IndexIDMap made
+single queries ~30x slower). Row ids are never reused, so on open new rows (id > max_id) are appended,
+and rows deleted since get the id `DELETED`; queries skip those: the exact index through an
+`IDSelectorBitmap`, the approximate one (fast scan takes no selector) by filtering its results, asked
+for its share of deleted rows more and searched again with twice as many only if a query lost more.
+Past `REBUILD_FRACTION` deleted, or outgrowing the exact index, it is rebuilt.
+
+Files: `<db>.faiss` (`.faiss.1`... for more parts), `<db>.faiss.ids.npy`, `<db>.faiss.json` (DB, model,
+max id, deleted count, part sizes). One of another format or kind (the former "hnsw-sq8") is not
+loaded: rebuilt from the store.
 """
 
 from __future__ import annotations
@@ -164,10 +157,6 @@ class VectorIndex:
             vi.add(ids, vecs)
         return vi
 
-    @property
-    def trained(self) -> bool:
-        return bool(self.parts[0].is_trained)
-
     def train(self, sample: np.ndarray) -> None:
         """Train an empty approximate index; every part shares the quantizers of the first."""
         if self.state.count:
@@ -184,7 +173,7 @@ class VectorIndex:
         if len(ids) == 0:
             return
         ids, vectors = np.asarray(ids, np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
-        if not self.trained:
+        if not self.parts[0].is_trained:
             self.train(training_sample([(ids, vectors)], len(ids)))
         start = 0
         for p, take in enumerate(self._spread(len(ids))):
@@ -281,12 +270,6 @@ class VectorIndex:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-
-    def __enter__(self) -> "VectorIndex":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # ---- persistence -------------------------------------------------------------------------------
     @staticmethod
