@@ -46,6 +46,49 @@ def clustered_unit(n: int, d: int, seed: int, centers: int = 1000, spread: float
     return out
 
 
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
+
+class HnswSQ8:
+    """The graph index the gallery does not use (kept here for comparison): faiss HNSW over 8-bit
+    scalar-quantized vectors, with the few members of VectorIndex this benchmark calls."""
+
+    kind = "hnsw-sq8"
+
+    def __init__(self, ids: np.ndarray, vecs: np.ndarray, m: int = HNSW_M,
+                 ef_construction: int = HNSW_EF_CONSTRUCTION):
+        import faiss
+
+        self.index = faiss.IndexHNSWSQ(vecs.shape[1], faiss.ScalarQuantizer.QT_8bit, m,
+                                       faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efConstruction = ef_construction
+        rng = np.random.default_rng(0)
+        self.index.train(vecs[rng.choice(len(vecs), min(len(vecs), 100_000), replace=False)])
+        self.ids = np.zeros(0, np.int64)
+        self.ef_search = HNSW_EF_SEARCH
+        self.add(ids, vecs)
+
+    def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        self.index.add(np.ascontiguousarray(vecs, dtype=np.float32))
+        self.ids = np.concatenate([self.ids, np.asarray(ids, np.int64)])
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self.index.hnsw.efSearch = max(self.ef_search, k)  # each query uses max(ef, k)
+        scores, pos = self.index.search(np.ascontiguousarray(np.atleast_2d(q), dtype=np.float32), k)
+        return scores, np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def save(self, path: str) -> None:
+        import faiss
+
+        faiss.write_index(self.index, path)
+
+
 def latencies(fn, queries) -> np.ndarray:
     out = []
     for q in queries:
@@ -94,21 +137,22 @@ def bench_size(n: int, d: int, efforts: list[int], n_queries: int, encoders: dic
     truth = exact_top(vecs, queries, 10) + 1  # ids are positions + 1
     rss0 = rss_mb()
     with Timer() as t:
-        vi = VectorIndex.build(ids, vecs, kind=kind)
+        vi = HnswSQ8(ids, vecs) if kind == HnswSQ8.kind else VectorIndex.build(ids, vecs, kind=kind)
     mem = rss_mb() - rss0
     build_s = t.s
     os.makedirs(work_dir, exist_ok=True)
     path = os.path.join(work_dir, f"bench-{n}.faiss")
     vi.save(path)
-    print(f"\n== {n:,} {data} vectors, dim {d}: index {vi.state.kind} ({len(vi.parts)} parts), "
-          f"build {t.s:.1f} s, memory {mem:.0f} MiB (RSS growth while building), {disk_mb(path):.0f} MiB on disk")
-    pq = vi.state.kind == "pq-sq8"
-    default = cindex.REFINE_CANDIDATES if pq else cindex.HNSW_EF_SEARCH
+    pq = not isinstance(vi, HnswSQ8)
+    print(f"\n== {n:,} {data} vectors, dim {d}: index {vi.state.kind if pq else vi.kind} "
+          f"({len(vi.parts) if pq else 1} parts), build {t.s:.1f} s, memory {mem:.0f} MiB (RSS growth "
+          f"while building), {disk_mb(path):.0f} MiB on disk")
+    default = cindex.REFINE_CANDIDATES if pq else HNSW_EF_SEARCH
     for effort in efforts:
         if pq:
             vi.refine_candidates = effort
         else:
-            vi.set_ef_search(effort)
+            vi.ef_search = effort
         got = np.stack([vi.search(q, 10)[1][0] for q in queries])
         lat = latencies(lambda q: vi.search(q, 10), queries)
         rr = [rerank(vi, vecs, q) for q in queries]
@@ -120,7 +164,7 @@ def bench_size(n: int, d: int, efforts: list[int], n_queries: int, encoders: dic
               f"{recall_at_10(rr, truth):.3f}  p50 {np.percentile(lat_rr, 50):6.2f} ms  p99 "
               f"{np.percentile(lat_rr, 99):6.2f} ms")
     vi.refine_candidates = cindex.REFINE_CANDIDATES
-    vi.set_ef_search(cindex.HNSW_EF_SEARCH)
+    vi.ef_search = HNSW_EF_SEARCH
     lat = latencies(lambda q: vi.search(q, 1000), queries[:50])
     print(f"  k=1000: p50 {np.percentile(lat, 50):.1f} ms  p99 {np.percentile(lat, 99):.1f} ms")
     texts = [QUERIES[i % len(QUERIES)] + ("" if i < len(QUERIES) else f" {i}") for i in range(n_queries)]
@@ -141,6 +185,8 @@ def bench_size(n: int, d: int, efforts: list[int], n_queries: int, encoders: dic
     hit = np.mean([vi.search(v, 1)[1][0, 0] == n + 1 + i for i, v in enumerate(extra[:100])])
     print(f"  add 1,000 vectors in place (no rebuild): {ta.s * 1000:.0f} ms vs full build {build_s:.1f} s; "
           f"ntotal {vi.ntotal:,}; each of 100 added vectors is its own top hit: {hit:.2f}")
+    if pq:
+        vi.close()
     del vi
     import faiss
 
@@ -158,7 +204,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--effort", default="256,512,1024,2048",
                     help="pq-sq8 candidate counts (or HNSW efSearch values with --kind hnsw-sq8) to sweep")
-    ap.add_argument("--kind", default=None, help="index kind (default: what the gallery picks for the size)")
+    ap.add_argument("--kind", default=None, help="flat, pq-sq8 or hnsw-sq8 (default: what the gallery "
+                    "picks for the size); hnsw-sq8 lives in this benchmark only")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--data", choices=["random", "clustered"], default="random")
     ap.add_argument("--torch-threads", type=int, default=None, help="torch threads for the text tower")

@@ -128,3 +128,45 @@ def test_int8_text_tower_option(tmp_path, encoder, gallery_dir):
         q8, q32 = g8.encoder.encode_texts(["dog"])[0], g32.encoder.encode_texts(["dog"])[0]
         assert 0.99 < float(q8 @ q32) < 1.0 - 1e-7  # close to fp32, not the same vector
         check_equal(g8.search("dog", k=5), brute_force(g8, q8, 5))
+
+
+def fill_store(db, vecs):
+    from clipseek.gallery.store import Store
+
+    with Store.open(db) as s:
+        s.bind_model("fp@x", vecs.shape[1], "m", "float32", "center")
+        with s.transaction():
+            s.insert_files([(f"/img/{i}.png", 1, 1, f"h{i}", 8, 8, v) for i, v in enumerate(vecs)])
+
+
+@pytest.mark.parametrize("threshold", [10_000, 100])  # exact index, approximate index
+def test_search_after_deletions_equals_brute_force_over_live_rows(tmp_path, threshold):
+    from clipseek.gallery.store import Store
+
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((20, 32))
+    vecs = centers[rng.integers(0, 20, 1000)] + 0.3 * rng.standard_normal((1000, 32))
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    db = str(tmp_path / "g.db")
+    fill_store(db, vecs)
+    g = clipseek.Gallery(db, approx_threshold=threshold)
+    q = vecs[3]
+    assert len(g.search_vector(q, 5)) == 5  # builds the index
+    nearest = np.argsort(-(vecs @ q))[:40]
+    gone = set(nearest.tolist()) | set(rng.choice(1000, 50, replace=False).tolist())
+    with Store.open(db) as other, other.transaction():  # another process deletes rows
+        other.remove_paths([f"/img/{i}.png" for i in gone])
+    for k in (1, 10, 50):
+        res = g.search_vector(q, k)
+        check_equal(res, brute_force(g, q, k))
+        assert len(res) == k and not {r.path for r in res} & {f"/img/{i}.png" for i in gone}
+    index = g._refresh_index()
+    assert index.state.deleted == len(gone) and index.state.count == 1000  # filtered, not rebuilt
+    g.close()
+
+
+def test_empty_gallery_answers_nothing(tmp_path):
+    db = str(tmp_path / "g.db")
+    fill_store(db, np.zeros((0, 32), np.float32))
+    with clipseek.Gallery(db) as g:
+        assert g.search_vector(np.ones(32, np.float32), 10) == []

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import make_image
 
-from clipseek.errors import ClipseekError
-from clipseek.gallery.store import Store, StoreError
+from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
+from clipseek.gallery.store import Store
 from clipseek.gallery.sync import index_folders
 
 
@@ -44,26 +44,26 @@ def test_fresh_db_schema_wal_and_meta(tmp_path):
         s.bind_model("m@1 dtype=float32", 4, "m", "float32", "center")
     with Store.open(str(tmp_path / "g.db"), create=False) as s:
         assert s.model_info()["fingerprint"] == "m@1 dtype=float32" and s.model_info()["dim"] == "4"
-        with pytest.raises(StoreError, match=r"m@1 dtype=float32.*other@2"):
+        with pytest.raises(ModelMismatchError, match=r"m@1 dtype=float32.*other@2"):
             s.bind_model("other@2", 4, "other", "float32", "center")
 
 
 def test_not_a_clipseek_db(tmp_path):
     txt = tmp_path / "notes.db"
     txt.write_text("hello, I am a text file" * 100)
-    with pytest.raises(StoreError, match="not a clipseek database"):
+    with pytest.raises(UsageError, match="not a clipseek database"):
         Store.open(str(txt))
     other = tmp_path / "other.sqlite"
     c = sqlite3.connect(other)
     c.execute("CREATE TABLE t (x)")
     c.commit()
     c.close()
-    with pytest.raises(StoreError, match="not a clipseek database"):
+    with pytest.raises(UsageError, match="not a clipseek database"):
         Store.open(str(other))
     c = sqlite3.connect(other)  # untouched: still the other app's table, not switched to WAL
     assert c.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert [r[0] for r in c.execute("SELECT name FROM sqlite_master")] == ["t"]
-    with pytest.raises(StoreError, match="no clipseek database"):
+    with pytest.raises(UsageError, match="no clipseek database"):
         Store.open(str(tmp_path / "missing.db"), create=False)
 
 

@@ -57,11 +57,13 @@ def read_blob(path: str) -> Blob | Skipped:
     return Blob(path, data, len(data), mtime_ns, hashlib.blake2b(data, digest_size=16).hexdigest())
 
 
-def decode_blob(blob: Blob, cfg: PreprocessCfg, max_pixels: int = DEFAULT_MAX_PIXELS):
-    """Decode + preprocess stage (no model needed): (pixels, (w, h)) or a Skipped record."""
+def decode_blob(blob: Blob, cfg: PreprocessCfg, max_pixels: int = DEFAULT_MAX_PIXELS,
+                prep: Callable | None = None):
+    """Decode + preprocess stage from the bytes read (no model needed): (pixels, (w, h)) or a Skipped
+    record. `prep(image)` replaces `preprocess(image, cfg)` (an encoder's own preprocessing)."""
     try:
         img = open_image(blob.path, max_pixels=max_pixels, draft_size=cfg.input_size, data=blob.data)
-        return preprocess(img, cfg), img.size
+        return (prep(img) if prep is not None else preprocess(img, cfg)), img.size
     except ImageError as e:
         return Skipped(e.path, e.reason)
     except Exception as e:
@@ -97,15 +99,15 @@ class EmbedBatch:
     sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) as decoded, EXIF-applied
 
 
+def decode_for(encoder, blob: Blob, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Decode stage for an in-process encoder (its own preprocessing): (pixels, (w, h)) or Skipped."""
+    return decode_blob(blob, encoder.preprocess_cfg, max_pixels, encoder.preprocess)
+
+
 def load_and_preprocess(path: str, encoder, max_pixels: int = DEFAULT_MAX_PIXELS):
-    """Read stage + preprocess stage for one file: (pixels, (w, h)) or a Skipped record."""
-    try:
-        img = open_image(path, max_pixels=max_pixels, draft_size=encoder.preprocess_cfg.input_size)
-        return encoder.preprocess(img), img.size
-    except ImageError as e:
-        return Skipped(e.path, e.reason)
-    except Exception as e:  # preprocessing failure on a decoded image: still that file's problem
-        return Skipped(str(path), f"cannot preprocess ({type(e).__name__}: {e})")
+    """Read stage + decode stage for one file, read once: (pixels, (w, h)) or a Skipped record."""
+    blob = read_blob(str(path))
+    return blob if isinstance(blob, Skipped) else decode_for(encoder, blob, max_pixels)
 
 
 def default_workers() -> int:
@@ -124,7 +126,7 @@ def embed_paths(encoder, paths: Iterable[str], batch_size: int = 32, workers: in
     loaded = ordered_map(lambda p: load_and_preprocess(p, encoder, max_pixels), paths, workers,
                          ahead=2 * batch_size + workers)
     for batch in batched(loaded, batch_size):
-        yield _encode_batch(encoder, batch)
+        yield encode_batch(encoder, batch)
         if on_progress:
             on_progress(len(batch))
 
@@ -140,7 +142,8 @@ def batched(items: Iterable, n: int) -> Iterator[list]:
         yield batch
 
 
-def _encode_batch(encoder, batch: Sequence[tuple[str, object]]) -> EmbedBatch:
+def encode_batch(encoder, batch: Sequence[tuple[str, object]]) -> EmbedBatch:
+    """Encode stage: (path, (pixels, (w, h)) or Skipped) pairs -> one EmbedBatch, paths kept paired."""
     good = [(p, r) for p, r in batch if not isinstance(r, Skipped)]
     skipped = [r for _, r in batch if isinstance(r, Skipped)]
     if good:

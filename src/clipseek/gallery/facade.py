@@ -92,6 +92,8 @@ class Gallery:
                              "or use another --db")
 
     def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -155,9 +157,10 @@ class Gallery:
         if index.state.count == 0:
             return []
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        # approximate index: fetch extra candidates, re-rank them by exact cosine (lifts recall)
+        # approximate index: fetch extra candidates, re-rank them by exact cosine (lifts recall);
+        # the index leaves deleted rows out itself
         extra = max(k, RERANK_MIN) if index.state.kind != "flat" else 0
-        _, ids = index.search(q[None, :], k + extra + index.state.deleted)
+        _, ids = index.search(q[None, :], k + extra)
         rows = store.get_rows_with_vectors([int(i) for i in ids[0] if i >= 0])
         scored = sorted(((float(vec @ q), row) for row, vec in rows.values()),
                         key=lambda t: (-t[0], t[1].id))

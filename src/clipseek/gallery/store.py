@@ -6,7 +6,7 @@ name, dtype, dim). WAL mode; every write happens in one transaction, so a killed
 that was committed and leaves no half-written batch behind. SQL is parameterised only.
 
 Row ids come from AUTOINCREMENT and are never reused: a changed file gets a new id (delete + insert),
-a moved file keeps its id. The FAISS index (index.py) relies on that to extend itself instead of
+a moved file keeps its id. The FAISS index (vector_index.py) relies on that to extend itself instead of
 rebuilding.
 """
 
@@ -180,6 +180,11 @@ class Store:
 
     def count_upto(self, max_id: int) -> int:
         return self.conn.execute("SELECT count(*) FROM files WHERE id <= ?", (max_id,)).fetchone()[0]
+
+    def ids_upto(self, max_id: int) -> np.ndarray:
+        """The row ids <= max_id still in the store, ascending (int64)."""
+        cur = self.conn.execute("SELECT id FROM files WHERE id <= ? ORDER BY id", (max_id,))
+        return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     def rows_under(self, roots: Sequence[str]) -> dict[str, FileRow]:
         """Catalogued files whose path lies inside one of `roots` (absolute folder paths)."""

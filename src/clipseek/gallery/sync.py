@@ -1,21 +1,44 @@
-"""Bring a gallery database up to date with folders on disk: scan, plan, embed, commit per batch.
+"""Bring a gallery database up to date with folders on disk, reading each file once.
 
-scan -> plan (unchanged / touched / moved / copied / to embed / gone) -> one transaction for the
-cheap changes -> embed the rest in batches, one transaction each. A run killed at any point leaves
-every committed batch in place; the next run sees those files as unchanged and goes on.
+scan (stat only) -> plan by (size, mtime): unchanged / still skipped / to read / gone -> read each file
+to read once -> resolve it by content hash: touched / moved / copied / to embed -> encode and commit
+window by window -> remove the rows of gone files that no move claimed.
+
+Reading once. A file's content hash must be known before deciding whether to embed it (a moved,
+copied or touched file is not re-embedded), and its pixels come from the same bytes. So the read
+stage, in a thread pool, reads the whole file (`embed.stages.read_blob`), hashes those bytes and, in
+the same task, decodes and preprocesses them, unless the hash is one that a row under the indexed
+folders already has (a touch, a move or a copy within them: nothing to decode). The bytes are
+dropped when the task ends, so at most `workers` files' bytes are in memory, whatever the size of
+the folder; results (hash, and pixels or not) wait for at most `2 * batch_size + workers` files, as
+in `embed_paths`. The caller's thread takes them in windows of `batch_size`, looks their hashes up
+in the store (one query per window), resolves each file in order, encodes the window's files to
+embed and commits the window in one transaction, its changes applied in the order they were decided.
+Two rare cases cost more: content that matches only rows outside the folders is decoded for nothing
+(it becomes a copy or a move, not encoded), and content that matched a row this run has since
+replaced (two files that swapped contents) is read a second time to be embedded.
+
+A run killed at any point leaves every committed window in place; the next run sees those files as
+unchanged and goes on (and removes the rows of gone files, which are removed last).
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from clipseek.core.images import DEFAULT_MAX_PIXELS, walk_images
-from clipseek.embed.stages import embed_paths
+from clipseek.embed.stages import (
+    batched,
+    decode_for,
+    default_workers,
+    encode_batch,
+    ordered_map,
+    read_blob,
+)
 from clipseek.errors import ModelMismatchError, Skipped, UsageError
-from clipseek.gallery.store import FileRow, Store, file_hash
+from clipseek.gallery.store import FileRow, Store
 
 
 @dataclass
@@ -37,15 +60,25 @@ class IndexSummary:
 
 @dataclass
 class Plan:
+    """What the scan tells without reading a file."""
+
+    found: dict[str, tuple[int, int]]                            # path -> (size, mtime_ns) on disk
+    known: dict[str, FileRow]                                    # rows under the folders
     unchanged: int = 0
     still_skipped: int = 0
-    touched: list[tuple[int, int, int]] = field(default_factory=list)         # (id, size, mtime)
-    moved: list[tuple[int, str, int, int]] = field(default_factory=list)      # (id, path, size, mtime)
-    copied: list[tuple[int, str, int, int]] = field(default_factory=list)     # (src id, path, size, mtime)
-    embed: dict[str, tuple[int, int, str]] = field(default_factory=dict)      # path -> (size, mtime, hash)
-    changed: set[str] = field(default_factory=set)                           # embed paths seen before
-    gone: list[str] = field(default_factory=list)                            # paths to forget
-    bad: list[tuple[str, int, int, str]] = field(default_factory=list)        # unreadable while hashing
+    to_read: list[str] = field(default_factory=list)             # new, changed or retried files
+    gone: dict[str, FileRow] = field(default_factory=dict)       # rows whose file is gone (may be moves)
+    gone_skips: list[str] = field(default_factory=list)          # skip records of files that are gone
+
+
+@dataclass
+class Read:
+    """A file after the read stage: what was read, and its pixels unless its hash made them needless."""
+
+    size: int
+    mtime_ns: int
+    hash: str
+    decoded: tuple | Skipped | None  # (pixels, (w, h)), a decoding failure, or None: not decoded
 
 
 def check_roots(dirs: Sequence[str]) -> list[str]:
@@ -77,58 +110,60 @@ def scan(roots: Sequence[str]) -> dict[str, tuple[int, int]]:
     return found
 
 
-def _hash_all(paths: list[str], workers: int) -> dict[str, str | Exception]:
-    def one(p: str):
-        try:
-            return file_hash(p)
-        except OSError as e:
-            return e
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip(paths, pool.map(one, paths)))
-
-
-def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int, int]],
-                 workers: int = 4) -> Plan:
-    plan = Plan()
-    known = store.rows_under(roots)
+def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int, int]]) -> Plan:
+    """Sort the scanned files by (size, mtime) against the store's rows; reads no file."""
+    plan = Plan(found, store.rows_under(roots))
     known_skips = store.skipped_under(roots)
-    candidates = []
     for path, (size, mtime) in found.items():
-        row = known.get(path)
+        row = plan.known.get(path)
         if row is not None and (row.size, row.mtime_ns) == (size, mtime):
             plan.unchanged += 1
         elif row is None and path in known_skips and known_skips[path][:2] == (size, mtime):
             plan.still_skipped += 1
         else:
-            candidates.append(path)
-    gone_rows = {p: r for p, r in known.items() if p not in found}
-    plan.gone = [p for p in known_skips if p not in found]
-    hashes = _hash_all(candidates, workers)
-    same_content = store.rows_with_hashes(h for h in hashes.values() if isinstance(h, str))
-    claimed: set[int] = set()
-    for path in candidates:
-        size, mtime = found[path]
-        h = hashes[path]
-        if isinstance(h, Exception):
-            plan.bad.append((path, size, mtime, f"cannot read: {h.strerror or h}"))
-            continue
-        row = known.get(path)
-        if row is not None and row.hash == h:
-            plan.touched.append((row.id, size, mtime))
-            continue
-        src = _reusable(same_content.get(h, []), gone_rows, claimed, path)
-        if src is not None and src[1]:
-            plan.moved.append((src[0].id, path, size, mtime))
-            gone_rows.pop(src[0].path, None)
-            claimed.add(src[0].id)
-        elif src is not None:
-            plan.copied.append((src[0].id, path, size, mtime))
-        else:
-            plan.embed[path] = (size, mtime, h)
-            if row is not None:
-                plan.changed.add(path)
-    plan.gone += list(gone_rows)
+            plan.to_read.append(path)
+    plan.gone = {p: r for p, r in plan.known.items() if p not in found}
+    plan.gone_skips = [p for p in known_skips if p not in found]
     return plan
+
+
+def read_file(path: str, encoder, skip_decode: frozenset[str] | set[str],
+              max_pixels: int = DEFAULT_MAX_PIXELS) -> Read | Skipped:
+    """Read stage (thread pool): one read; hash; decode unless the hash is in `skip_decode`."""
+    blob = read_blob(path)
+    if isinstance(blob, Skipped):
+        return blob
+    decoded = None if blob.hash in skip_decode else decode_for(encoder, blob, max_pixels)
+    return Read(blob.size, blob.mtime_ns, blob.hash, decoded)
+
+
+class _Resolver:
+    """Decides, file after file in the caller's thread, what a read file is. Remembers the rows that
+    moves claimed and the rows this run replaces (never the source of a later move or copy)."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.claimed: set[int] = set()
+        self.replaced: set[int] = set()
+
+    def replace(self, path: str) -> None:
+        """`path` gets new content (or a skip record): its old row goes."""
+        row = self.plan.known.get(path)
+        if row is not None:
+            self.replaced.add(row.id)
+
+    def resolve(self, path: str, h: str, same: list[FileRow]) -> tuple[str, FileRow | None]:
+        """("touched", its row), ("moved", the row), ("copied", the source row) or ("embed", None)."""
+        row = self.plan.known.get(path)
+        if row is not None and row.hash == h:
+            return "touched", row
+        self.replace(path)
+        src = _reusable([r for r in same if r.id not in self.replaced], self.plan.gone, self.claimed, path)
+        if src is not None and src[1]:
+            self.claimed.add(src[0].id)
+            self.plan.gone.pop(src[0].path, None)
+            return "moved", src[0]
+        return ("copied", src[0]) if src is not None else ("embed", None)
 
 
 def _reusable(rows: list[FileRow], gone: dict[str, FileRow], claimed: set[int],
@@ -143,48 +178,81 @@ def _reusable(rows: list[FileRow], gone: dict[str, FileRow], claimed: set[int],
     return None
 
 
-def apply_cheap(store: Store, plan: Plan) -> None:
-    """Moves, touches, copies, removals and unreadable files: one transaction, no model needed."""
-    with store.transaction():
-        store.remove_paths(plan.gone)
-        for row_id, path, size, mtime in plan.moved:
-            store.move_file(row_id, path, size, mtime)
-        for row_id, size, mtime in plan.touched:
-            store.touch_file(row_id, size, mtime)
-        for src_id, path, size, mtime in plan.copied:
-            store.copy_file_row(src_id, path, size, mtime)
-        store.record_skipped(plan.bad)
+def _index_window(store: Store, encoder, resolver: _Resolver, window: list[tuple[str, Read | Skipped]],
+                  summary: IndexSummary, max_pixels: int) -> None:
+    """Resolve a window of read files in order, encode those to embed, commit it in one transaction."""
+    same = store.rows_with_hashes(r.hash for _, r in window if isinstance(r, Read))
+    steps = [_step(resolver, path, r, same, encoder, max_pixels) for path, r in window]
+    to_embed = [(path, r.decoded) for kind, path, r, _ in steps if kind == "embed"]
+    batch = encode_batch(encoder, to_embed) if to_embed else None
+    vectors = dict(zip(batch.paths, zip(batch.sizes, batch.vectors))) if batch else {}
+    with store.transaction():  # in decision order: a copy's source is never replaced before it
+        for kind, path, r, src in steps:
+            if kind == "skip":
+                size, mtime = resolver.plan.found[path]
+                store.record_skipped([(path, size, mtime, r.reason)])
+                summary.skipped.append(Skipped(path, r.reason))
+            elif kind == "touched":
+                store.touch_file(src.id, r.size, r.mtime_ns)
+                summary.unchanged += 1
+            elif kind == "moved":
+                store.move_file(src.id, path, r.size, r.mtime_ns)
+                summary.moved += 1
+            elif kind == "copied":
+                store.copy_file_row(src.id, path, r.size, r.mtime_ns)
+                summary.added += 1
+            else:
+                (w, h), v = vectors[path]
+                store.insert_files([(path, r.size, r.mtime_ns, r.hash, w, h, v)])
+                summary.updated += path in resolver.plan.known
+                summary.added += path not in resolver.plan.known
+
+
+def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, list[FileRow]], encoder,
+          max_pixels: int) -> tuple[str, str, Read | Skipped, FileRow | None]:
+    """(kind, path, what was read, source row): kind is "touched", "moved", "copied", "embed" (with
+    pixels) or "skip" (r is then the Skipped record)."""
+    if isinstance(r, Skipped):
+        kind, src = "skip", None
+    else:
+        kind, src = resolver.resolve(path, r.hash, same.get(r.hash, []))
+    if kind == "embed" and r.decoded is None:  # its content's row was replaced meanwhile
+        r = read_file(path, encoder, frozenset(), max_pixels)  # the one case of a second read
+        kind = "skip" if isinstance(r, Skipped) else kind
+    if kind == "embed" and isinstance(r.decoded, Skipped):
+        kind, r = "skip", r.decoded
+    if kind == "skip":
+        resolver.replace(path)
+    return kind, path, r, src
 
 
 def index_folders(store: Store, encoder, dirs: Sequence[str], batch_size: int = 32,
                   workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                   on_start: Callable[[int], None] | None = None,
                   on_progress: Callable[[int], None] | None = None) -> IndexSummary:
-    """Index `dirs` into `store` with `encoder`; returns what changed. Safe to interrupt any time."""
+    """Index `dirs` into `store` with `encoder`; returns what changed. Safe to interrupt any time.
+    `on_start(n)` gets the number of files to read, `on_progress(n)` the files done since."""
     roots = check_roots(dirs)
     store.bind_model(encoder.fingerprint, encoder.dim, getattr(encoder, "name", "?"),
                      getattr(encoder, "dtype_name", None) or str(getattr(encoder, "dtype", "float32")).replace("torch.", ""),
                      encoder.preprocess_cfg.framing)
-    plan = plan_changes(store, roots, scan(roots), workers=max(2, workers or 4))
-    apply_cheap(store, plan)
-    summary = IndexSummary(unchanged=plan.unchanged + len(plan.touched), moved=len(plan.moved),
-                           added=len(plan.copied), removed=len(plan.gone), still_skipped=plan.still_skipped,
-                           skipped=[Skipped(p, r) for p, _, _, r in plan.bad])
+    plan = plan_changes(store, roots, scan(roots))
+    summary = IndexSummary(unchanged=plan.unchanged, still_skipped=plan.still_skipped)
     if on_start:
-        on_start(len(plan.embed))
-    for batch in embed_paths(encoder, list(plan.embed), batch_size=batch_size, workers=workers,
-                             max_pixels=max_pixels):
-        rows = [(p, *plan.embed[p][:3], w, h, v) for p, (w, h), v in zip(batch.paths, batch.sizes, batch.vectors)]
-        bad = [(s.path, *plan.embed[s.path][:2], s.reason) for s in batch.skipped]
-        with store.transaction():
-            store.insert_files(rows)
-            store.record_skipped(bad)
-        n_changed = sum(p in plan.changed for p in batch.paths)
-        summary.updated += n_changed
-        summary.added += len(batch.paths) - n_changed
-        summary.skipped += batch.skipped
+        on_start(len(plan.to_read))
+    workers = workers or default_workers()
+    local = frozenset(r.hash for r in plan.known.values())  # content the folders' rows already have
+    reads = ordered_map(lambda p: read_file(p, encoder, local, max_pixels), plan.to_read, workers,
+                        ahead=2 * batch_size + workers)
+    resolver = _Resolver(plan)
+    for window in batched(reads, batch_size):
+        _index_window(store, encoder, resolver, window, summary, max_pixels)
         if on_progress:
-            on_progress(len(batch.paths) + len(batch.skipped))
+            on_progress(len(window))
+    gone = plan.gone_skips + list(plan.gone)  # gone files that no move claimed
+    with store.transaction():
+        store.remove_paths(gone)
+    summary.removed = len(gone)
     summary.total = store.count()
     return summary
 

@@ -1,26 +1,29 @@
 """A FAISS index derived from the store (the store stays the truth; this is a cache).
 
-Small galleries get an exact inner-product index (`IndexFlatIP`). Above `APPROX_THRESHOLD` vectors
-the default is "pq-sq8": an exhaustive scan of 4-bit product-quantizer codes with SIMD look-up tables
-(faiss "fast scan", 2 dimensions per 4-bit code: 256 bytes for 512-d) picks `REFINE_CANDIDATES`
-candidates, and 8-bit scalar-quantized copies of the vectors (1 byte per dimension) re-score them
-(`IndexRefine`); the gallery then re-ranks the survivors with the exact stored vectors. For 512-d that
-is 0.77 KB per vector, a million vectors in about 0.6 GB. Why not a graph: on random (structureless)
-vectors HNSW reached recall@10 0.56 at 100k, and building it took minutes per 100k vectors on two
-cores; the scan reaches 0.97 at 1M and builds in seconds. Adding vectors is an append (no re-training).
-The approximate index is split into `PARTS` halves searched in parallel threads (faiss releases the
-GIL), because a single query is otherwise scanned by one core. "hnsw-sq8" remains available by name.
+Kinds. Below `APPROX_THRESHOLD` vectors an exact inner-product index ("flat", `IndexFlatIP`). Above,
+"pq-sq8": an exhaustive scan of 4-bit product-quantizer codes with SIMD look-up tables (faiss "fast
+scan", 2 dimensions per 4-bit code) picks `REFINE_CANDIDATES` candidates, 8-bit scalar-quantized
+copies of the vectors re-score them (`IndexRefine`), and the gallery re-ranks the survivors with the
+exact stored vectors: 0.77 KB per 512-d vector, recall@10 0.97 at 1M, built in seconds (HNSW reached
+0.56 at 100k random vectors and took minutes to build: benchmarks/search_bench.py keeps it). It is
+split into `PARTS` equal parts searched in parallel by the index's own threads (faiss releases the
+GIL; one query is otherwise scanned by one core); `close()` stops them.
 
-FAISS positions map to the store's row ids through int64 arrays kept beside the index (faiss's
-IndexIDMap made single queries ~30x slower on a busy machine).
+Building. Arrays (`build`) and the store (`rebuild`) take one path (`_build`): an approximate index is
+trained on `training_sample` (the one rule: `TRAIN_SAMPLE` vectors drawn uniformly, seed 0, from all of
+them), then every vector is added. Zero vectors give an empty index of either kind (an approximate one
+stays untrained until its first `add` trains it by the same rule) that saves, loads and answers [].
 
-Persisted beside the database as `<db>.faiss` (and `<db>.faiss.1`, ... for further parts),
-`<db>.faiss.ids.npy` and `<db>.faiss.json` (which DB, which model, the highest row id and the rows
-each part covers). Row ids are never reused, so on open:
-  - new rows (id > max_id) are added to the index, no rebuild;
-  - rows deleted since (count of ids <= max_id dropped) are filtered out of results, searching a few
-    more neighbours to make up for them, until they exceed `REBUILD_FRACTION`; then it rebuilds.
-Deleting these files loses nothing: the next search rebuilds them from the store.
+Rows. Positions map to the store's row ids through int64 arrays beside the index (IndexIDMap made
+single queries ~30x slower). Row ids are never reused, so on open new rows (id > max_id) are appended,
+and rows deleted since get the id `DELETED`; queries skip those: the exact index through an
+`IDSelectorBitmap`, the approximate one (fast scan takes no selector) by filtering its results, asked
+for its share of deleted rows more and searched again with twice as many only if a query lost more.
+Past `REBUILD_FRACTION` deleted, or outgrowing the exact index, it is rebuilt.
+
+Files: `<db>.faiss` (`.faiss.1`... for more parts), `<db>.faiss.ids.npy`, `<db>.faiss.json` (DB, model,
+max id, deleted count, part sizes). One of another format or kind (the former "hnsw-sq8") is not
+loaded: rebuilt from the store.
 """
 
 from __future__ import annotations
@@ -29,30 +32,34 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from clipseek._io import atomic_write, atomic_write_json
+
 APPROX_THRESHOLD = 50_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+KINDS = ("flat", "pq-sq8")
+MIN_TRAIN = 16             # a 4-bit PQ learns 16 centroids per sub-quantizer
 REFINE_CANDIDATES = 1024   # pq-sq8: candidates from the 4-bit scan re-scored with the 8-bit vectors
 PARTS = 2                  # pq-sq8: parts searched in parallel (one per core here)
 REBUILD_FRACTION = 0.1
 TRAIN_SAMPLE = 100_000
-FORMAT = 2
+CHUNK = 20_000
+DELETED = -1               # the id of a position whose row left the store
+FORMAT = 3                 # 3: deleted positions carry DELETED in the ids file
 
-_pool: ThreadPoolExecutor | None = None
+Chunks = Iterator[tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
 class IndexState:
     db_id: str
     fingerprint: str
-    kind: str        # "flat", "pq-sq8" or "hnsw-sq8"
+    kind: str        # one of KINDS
     max_id: int      # highest store row id in the index
     count: int       # vectors in the index
-    deleted: int = 0  # of those, rows no longer in the store (filtered at query time)
+    deleted: int = 0  # of those, rows no longer in the store (id DELETED, skipped by queries)
     parts: list[int] = field(default_factory=list)  # vectors per part
     format: int = FORMAT
 
@@ -64,7 +71,7 @@ def _faiss():
 
 
 def choose_kind(n: int, threshold: int = APPROX_THRESHOLD) -> str:
-    return "flat" if n < threshold else "pq-sq8"
+    return "flat" if n < max(threshold, MIN_TRAIN) else "pq-sq8"
 
 
 def pq_subquantizers(dim: int) -> int:
@@ -75,23 +82,28 @@ def pq_subquantizers(dim: int) -> int:
     return max(m, 2)
 
 
-def new_index(kind: str, dim: int, train: np.ndarray | None = None, m: int = HNSW_M,
-              ef_construction: int = HNSW_EF_CONSTRUCTION):
+def new_index(kind: str, dim: int):
+    """An empty faiss index of `kind` ("pq-sq8" comes untrained)."""
     faiss = _faiss()
     if kind == "flat":
         return faiss.IndexFlatIP(dim)
-    if kind not in ("hnsw-sq8", "pq-sq8"):
-        raise ValueError(f"unknown index kind {kind!r}")
-    if train is None or len(train) == 0:
-        raise ValueError(f"{kind} needs training vectors")
-    if kind == "hnsw-sq8":
-        base = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
-        base.hnsw.efConstruction = ef_construction
-    else:
-        base = faiss.index_factory(dim, f"PQ{pq_subquantizers(dim)}x4fs,Refine(SQ8)",
-                                   faiss.METRIC_INNER_PRODUCT)
-    base.train(np.ascontiguousarray(train, dtype=np.float32))
-    return base
+    if kind != "pq-sq8":
+        raise ValueError(f"unknown index kind {kind!r} (known: {', '.join(KINDS)})")
+    return faiss.index_factory(dim, f"PQ{pq_subquantizers(dim)}x4fs,Refine(SQ8)", faiss.METRIC_INNER_PRODUCT)
+
+
+def training_sample(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+    """The one training-sample rule: min(n, TRAIN_SAMPLE) of the n vectors `chunks` yields (in order),
+    drawn uniformly without replacement (seed 0), kept in their order."""
+    pick = np.sort(np.random.default_rng(0).choice(n, min(n, TRAIN_SAMPLE), replace=False))
+    out, start = [], 0
+    for _, vecs in chunks:
+        lo, hi = np.searchsorted(pick, [start, start + len(vecs)])
+        out.append(np.asarray(vecs, dtype=np.float32)[pick[lo:hi] - start])
+        start += len(vecs)
+        if hi == len(pick):
+            break
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def _clone(index):
@@ -108,123 +120,197 @@ class VectorIndex:
         self.ids = ids if ids is not None else [np.zeros(0, np.int64) for _ in parts]  # position -> row id
         if not state.parts:
             state.parts = [int(p.ntotal) for p in parts]
-        self.set_ef_search(HNSW_EF_SEARCH)
         self.refine_candidates = REFINE_CANDIDATES
+        self._selectors: dict[int, tuple | None] = {}  # part -> (bitmap, selector, params) if it has deleted
+        self._pool: ThreadPoolExecutor | None = None
 
-    @property
-    def index(self):
-        """The (first) faiss index."""
-        return self.parts[0]
-
-    # ---- building from arrays (benchmarks, rebuilds) ------------------------------------------
+    # ---- building ----------------------------------------------------------------------------------
     @classmethod
-    def empty(cls, kind: str, dim: int, train: np.ndarray | None, db_id: str = "", fingerprint: str = "",
-              **kw) -> "VectorIndex":
-        first = new_index(kind, dim, train, **kw)
-        parts = [first] + [_clone(first) for _ in range(PARTS - 1)] if kind == "pq-sq8" else [first]
-        return cls(parts, IndexState(db_id, fingerprint, kind, 0, 0))
+    def empty(cls, kind: str, dim: int, db_id: str = "", fingerprint: str = "") -> "VectorIndex":
+        n_parts = 1 if kind == "flat" else PARTS
+        return cls([new_index(kind, dim) for _ in range(n_parts)], IndexState(db_id, fingerprint, kind, 0, 0))
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str | None = None, db_id: str = "",
-              fingerprint: str = "", **kw) -> "VectorIndex":
-        kind = kind or choose_kind(len(ids))
-        rng = np.random.default_rng(0)
-        sample = vectors[rng.choice(len(vectors), min(len(vectors), TRAIN_SAMPLE), replace=False)] \
-            if kind != "flat" else None
-        vi = cls.empty(kind, vectors.shape[1], sample, db_id, fingerprint, **kw)
-        step = -(-len(ids) // len(vi.parts))
-        for i in range(0, len(ids), step):
-            vi.add(ids[i:i + step], vectors[i:i + step])
+              fingerprint: str = "") -> "VectorIndex":
+        ids, vectors = np.asarray(ids, np.int64), np.asarray(vectors, np.float32)
+
+        def chunks() -> Chunks:
+            return ((ids[i:i + CHUNK], vectors[i:i + CHUNK]) for i in range(0, len(ids), CHUNK))
+        dim = vectors.shape[1] if vectors.ndim == 2 else 0
+        return cls._build(kind or choose_kind(len(ids)), dim, len(ids), chunks, db_id, fingerprint)
+
+    @classmethod
+    def rebuild(cls, store, threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
+        n = store.count()
+        return cls._build(choose_kind(n, threshold), int(store.meta("dim") or 0), n, store.iter_vectors,
+                          store.db_id, store.fingerprint or "")
+
+    @classmethod
+    def _build(cls, kind: str, dim: int, n: int, chunks: Callable[[], Chunks], db_id: str,
+               fingerprint: str) -> "VectorIndex":
+        """The one build path: train on the sample rule over all n vectors, then add them all."""
+        vi = cls.empty(kind, dim, db_id, fingerprint)
+        if kind != "flat" and n:
+            vi.train(training_sample(chunks(), n))
+        for ids, vecs in chunks():
+            vi.add(ids, vecs)
         return vi
 
+    def train(self, sample: np.ndarray) -> None:
+        """Train an empty approximate index; every part shares the quantizers of the first."""
+        if self.state.count:
+            raise ValueError("only an empty index can be trained")
+        if len(sample) < MIN_TRAIN:
+            raise ValueError(f"a {self.state.kind} index needs at least {MIN_TRAIN} vectors to train, "
+                             f"got {len(sample)}")
+        self.parts[0].train(np.ascontiguousarray(sample, dtype=np.float32))
+        self.parts[1:] = [_clone(self.parts[0]) for _ in self.parts[1:]]
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Append vectors (to the smallest part): no rebuild, no re-training."""
+        """Append vectors, spread over the parts to keep them even: no rebuild, no re-training (an
+        untrained, empty index is first trained on these vectors by the sample rule)."""
         if len(ids) == 0:
             return
-        p = int(np.argmin(self.state.parts))
-        self.parts[p].add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self.ids[p] = np.concatenate([self.ids[p], np.asarray(ids, dtype=np.int64)])
-        self.state.parts[p] += len(ids)
+        ids, vectors = np.asarray(ids, np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
+        if not self.parts[0].is_trained:
+            self.train(training_sample([(ids, vectors)], len(ids)))
+        start = 0
+        for p, take in enumerate(self._spread(len(ids))):
+            if take:
+                self.parts[p].add(vectors[start:start + take])
+                self.ids[p] = np.concatenate([self.ids[p], ids[start:start + take]])
+                self.state.parts[p] += take
+                self._selectors.pop(p, None)
+                start += take
         self.state.max_id = max(self.state.max_id, int(np.max(ids)))
         self.state.count += len(ids)
 
-    def set_ef_search(self, ef: int) -> None:
-        """HNSW search breadth (higher: better recall, slower). Each query uses max(ef, k)."""
-        self.ef_search = ef
-        for part in self.parts:
-            if hasattr(part, "hnsw"):
-                part.hnsw.efSearch = ef
+    def _spread(self, n: int) -> list[int]:
+        """How many of n new vectors each part takes: the smallest first, towards equal sizes."""
+        sizes = self.state.parts
+        target = -(-(sum(sizes) + n) // len(sizes))
+        take, left = [0] * len(sizes), n
+        for p in sorted(range(len(sizes)), key=lambda i: sizes[i]):
+            take[p] = min(max(target - sizes[p], 0), left)
+            left -= take[p]
+        return take
+
+    def mark_deleted(self, live_ids: np.ndarray) -> None:
+        """Give every position whose row id is not in `live_ids` the id DELETED (skipped by queries)."""
+        for p, ids in enumerate(self.ids):
+            gone = (ids != DELETED) & ~np.isin(ids, live_ids)
+            if gone.any():
+                ids[gone] = DELETED
+                self._selectors.pop(p, None)
+        self.state.deleted = int(sum(np.count_nonzero(ids == DELETED) for ids in self.ids))
+
+    # ---- searching ---------------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (m, min(k, live rows)), best first; deleted rows never appear."""
+        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        s = self.state
+        k = min(int(k), s.count - s.deleted)
+        if k <= 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        # the exact index skips deleted rows itself; the approximate one is asked for enough more
+        # that its share of deleted rows still leaves k, and again with twice as many if not
+        fetch = k if s.kind == "flat" or not s.deleted else -(-k * s.count // (s.count - s.deleted)) + 8
+        while True:
+            scores, ids = self._search_parts(q, fetch)
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+            if fetch >= s.count or bool((ids != DELETED).all()):
+                return scores, ids
+            fetch = min(2 * fetch, s.count)
+
+    def _search_parts(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every non-empty part's top k, side by side (unsorted across parts)."""
+        used = [p for p in range(len(self.parts)) if self.parts[p].ntotal > 0]
+        if len(used) == 1:
+            return self._search_part(used[0], q, k)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=PARTS, thread_name_prefix="clipseek-search")
+        results = list(self._pool.map(lambda p: self._search_part(p, q, k), used))
+        return np.concatenate([r[0] for r in results], axis=1), np.concatenate([r[1] for r in results], axis=1)
 
     def _search_part(self, p: int, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        part, params = self.parts[p], None
+        part = self.parts[p]
         k = max(1, min(k, int(part.ntotal)))
-        if hasattr(part, "hnsw"):
-            part.hnsw.efSearch = max(self.ef_search, k)
-        elif self.state.kind == "pq-sq8":
+        if self.state.kind == "flat":
+            params = self._selector(p)
+        else:
             params = _faiss().IndexRefineSearchParameters()
-            params.k_factor = float(max(2.0, self.refine_candidates / k))
+            live = max(1, self.state.count - self.state.deleted)
+            params.k_factor = float(max(2.0, self.refine_candidates * self.state.count / live / k))
         scores, pos = part.search(q, k, params=params)
-        ids = np.where(pos >= 0, self.ids[p][np.maximum(pos, 0)], -1) if len(self.ids[p]) else pos
-        return scores, ids
+        ids = np.where(pos >= 0, self.ids[p][np.maximum(pos, 0)], DELETED)
+        return np.where(ids != DELETED, scores, -np.inf), ids
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each (m, k'), best first; ids of -1 mark empty slots."""
-        global _pool
-        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        k = max(1, min(int(k), max(self.state.count, 1)))
-        live = [p for p in range(len(self.parts)) if self.parts[p].ntotal > 0] or [0]
-        if len(live) == 1:
-            return self._search_part(live[0], q, k)
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=PARTS, thread_name_prefix="clipseek-search")
-        results = list(_pool.map(lambda p: self._search_part(p, q, k), live))
-        scores = np.concatenate([r[0] for r in results], axis=1)
-        ids = np.concatenate([r[1] for r in results], axis=1)
-        scores = np.where(ids >= 0, scores, -np.inf)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+    def _selector(self, p: int):
+        """faiss SearchParameters that skip part p's deleted positions (None when it has none)."""
+        if p not in self._selectors:
+            keep = self.ids[p] != DELETED
+            entry = None
+            if not keep.all():
+                faiss = _faiss()
+                bitmap = np.packbits(keep, bitorder="little")  # bit i: position i is searched
+                sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+                entry = (bitmap, sel, faiss.SearchParameters(sel=sel))  # the bitmap must outlive sel
+            self._selectors[p] = entry
+        entry = self._selectors.get(p)
+        return entry[2] if entry else None
 
     @property
     def ntotal(self) -> int:
         return int(sum(p.ntotal for p in self.parts))
 
-    # ---- persistence -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the search threads (a later search starts them again)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    # ---- persistence -------------------------------------------------------------------------------
     @staticmethod
     def _part_path(path: str, p: int) -> str:
         return path if p == 0 else f"{path}.{p}"
 
     def save(self, path: str) -> None:
-        """Write every file to a temp name and rename; the state (written last) names what is valid."""
+        """Write each file atomically; the state (written last) names what is valid."""
         faiss = _faiss()
         for p, part in enumerate(self.parts):
-            faiss.write_index(part, self._part_path(path, p) + ".tmp")
-        with open(path + ".ids.tmp", "wb") as f:
-            np.save(f, np.concatenate(self.ids))
-        for p in range(len(self.parts)):
-            os.replace(self._part_path(path, p) + ".tmp", self._part_path(path, p))
-        os.replace(path + ".ids.tmp", path + ".ids.npy")
-        with open(path + ".json.tmp", "w") as f:
-            json.dump(asdict(self.state), f)
-        os.replace(path + ".json.tmp", path + ".json")
+            atomic_write(self._part_path(path, p), lambda tmp, part=part: faiss.write_index(part, tmp))
+
+        def write_ids(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.save(f, np.concatenate(self.ids))
+        atomic_write(path + ".ids.npy", write_ids)
+        atomic_write_json(path + ".json", asdict(self.state), indent=None)
+        p = len(self.parts)
+        while os.path.exists(self._part_path(path, p)):  # parts of an earlier, larger index
+            os.remove(self._part_path(path, p))
+            p += 1
 
     @classmethod
     def load(cls, path: str) -> "VectorIndex | None":
-        """The saved index, or None if missing, unreadable or inconsistent (it is only a cache)."""
+        """The saved index, or None if missing, unreadable, inconsistent, of another format or of a
+        kind this version does not build (it is only a cache)."""
         try:
             with open(path + ".json") as f:
                 state = IndexState(**json.load(f))
-            if state.format != FORMAT:
+            if state.format != FORMAT or state.kind not in KINDS:
                 return None
             parts = [_faiss().read_index(cls._part_path(path, p)) for p in range(len(state.parts))]
             ids = np.load(path + ".ids.npy")
         except Exception:
             return None
-        if [int(p.ntotal) for p in parts] != state.parts or sum(state.parts) != state.count \
-                or len(ids) != state.count or not parts:
+        if not parts or [int(p.ntotal) for p in parts] != state.parts or sum(state.parts) != state.count \
+                or len(ids) != state.count or int(np.count_nonzero(ids == DELETED)) != state.deleted:
             return None
         return cls(parts, state, np.split(ids, np.cumsum(state.parts)[:-1]))
 
-    # ---- keeping it in step with the store ------------------------------------------------------
+    # ---- keeping it in step with the store ---------------------------------------------------------
     @classmethod
     def for_store(cls, store, path: str | None = None, threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
         """Load the index persisted beside the store, extend or rebuild it if stale, save if changed."""
@@ -238,9 +324,9 @@ class VectorIndex:
         return vi
 
     def sync(self, store, threshold: int = APPROX_THRESHOLD) -> bool:
-        """Bring this index up to date with the store: extend it with new rows, or rebuild it when
-        it belongs to another DB/model, too many rows were deleted, or it outgrew the exact index.
-        Returns True if anything changed (so the caller saves it)."""
+        """Bring this index up to date with the store: extend it with new rows and mark deleted ones,
+        or rebuild it when it belongs to another DB/model, too many rows were deleted, it outgrew the
+        exact index or it was empty. Returns True if anything changed (so the caller saves it)."""
         s = self.state
         if s.db_id != store.db_id or s.fingerprint != (store.fingerprint or ""):
             self._replace(self.rebuild(store, threshold))
@@ -249,29 +335,17 @@ class VectorIndex:
         deleted = s.count - live_old
         n_new = store.count() - live_old
         want = choose_kind(live_old + n_new, threshold)
-        if deleted > REBUILD_FRACTION * max(s.count, 1) or (want != s.kind and s.kind == "flat"):
+        if deleted > REBUILD_FRACTION * max(s.count, 1) or (want != s.kind and s.kind == "flat") \
+                or (s.count == 0 and n_new > 0):
             self._replace(self.rebuild(store, threshold))
             return True
         changed = deleted != s.deleted or n_new > 0
-        s.deleted = deleted
+        if deleted != s.deleted:
+            self.mark_deleted(store.ids_upto(s.max_id))
         for ids, vecs in store.iter_vectors(after_id=s.max_id):
             self.add(ids, vecs)
         return changed
 
     def _replace(self, other: "VectorIndex") -> None:
         self.parts, self.state, self.ids = other.parts, other.state, other.ids
-        self.set_ef_search(self.ef_search)
-
-    @classmethod
-    def rebuild(cls, store, threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
-        n = store.count()
-        kind = choose_kind(n, threshold)
-        dim = int(store.meta("dim") or 0) or 1
-        chunks = store.iter_vectors(chunk=min(TRAIN_SAMPLE, max(1, -(-n // PARTS))))
-        first = next(chunks, None)
-        vi = cls.empty(kind, dim, first[1] if first is not None else None, store.db_id, store.fingerprint or "")
-        if first is not None:
-            vi.add(*first)
-        for ids, vecs in chunks:
-            vi.add(ids, vecs)
-        return vi
+        self._selectors = {}
