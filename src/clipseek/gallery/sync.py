@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from clipseek.core.images import DEFAULT_MAX_PIXELS, walk_images
 from clipseek.embed.stages import embed_paths
 from clipseek.errors import ModelMismatchError, Skipped, UsageError
 from clipseek.gallery.store import FileRow, Store, file_hash
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
 
 
 @dataclass
@@ -156,15 +159,13 @@ def apply_cheap(store: Store, plan: Plan) -> None:
         store.record_skipped(plan.bad)
 
 
-def index_folders(store: Store, encoder, dirs: Sequence[str], batch_size: int = 32,
+def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_size: int = 32,
                   workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                   on_start: Callable[[int], None] | None = None,
                   on_progress: Callable[[int], None] | None = None) -> IndexSummary:
     """Index `dirs` into `store` with `encoder`; returns what changed. Safe to interrupt any time."""
     roots = check_roots(dirs)
-    store.bind_model(encoder.fingerprint, encoder.dim, getattr(encoder, "name", "?"),
-                     getattr(encoder, "dtype_name", None) or str(getattr(encoder, "dtype", "float32")).replace("torch.", ""),
-                     encoder.preprocess_cfg.framing)
+    store.bind_model(encoder.fingerprint, encoder.dim)
     plan = plan_changes(store, roots, scan(roots), workers=max(2, workers or 4))
     apply_cheap(store, plan)
     summary = IndexSummary(unchanged=plan.unchanged + len(plan.touched), moved=len(plan.moved),
@@ -197,7 +198,6 @@ def index_from_parquet(store: Store, out_dir: str,
     A file already in the store with the same content is left alone, so loading twice adds nothing.
     """
     from clipseek.embed import shards
-    from clipseek.model.fingerprint import same_model
 
     manifest = shards.read_manifest(out_dir)
     done = sorted(shards.done_shards(out_dir))
@@ -205,7 +205,7 @@ def index_from_parquet(store: Store, out_dir: str,
     for i in done:
         path = shards.shard_path(out_dir, i)
         fp = shards.shard_fingerprint(path)
-        if have is not None and not same_model(have, fp):
+        if have is not None and not have.same_weights(fp):
             raise ModelMismatchError(f"{path} holds vectors of model [{fp}] but {store.path} was indexed with "
                              f"model [{have}]; load it into another --db")
         have = have or fp
@@ -214,8 +214,7 @@ def index_from_parquet(store: Store, out_dir: str,
         summary.total = store.count()
         return summary
     if store.fingerprint is None:
-        store.bind_model(have, int(manifest["dim"]), manifest.get("model") or "?",
-                         manifest.get("dtype") or "float32", manifest.get("framing") or "center")
+        store.bind_model(have, int(manifest["dim"]))
     for i in done:
         rows, vectors, _ = shards.read_shard(shards.shard_path(out_dir, i))
         skipped = shards.read_skipped(out_dir, i)

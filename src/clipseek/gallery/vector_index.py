@@ -48,7 +48,7 @@ _pool: ThreadPoolExecutor | None = None
 @dataclass
 class IndexState:
     db_id: str
-    fingerprint: str
+    fingerprint: str  # str(Fingerprint) of the store's model, "" before one is bound
     kind: str        # "flat", "pq-sq8" or "hnsw-sq8"
     max_id: int      # highest store row id in the index
     count: int       # vectors in the index
@@ -242,7 +242,7 @@ class VectorIndex:
         it belongs to another DB/model, too many rows were deleted, or it outgrew the exact index.
         Returns True if anything changed (so the caller saves it)."""
         s = self.state
-        if s.db_id != store.db_id or s.fingerprint != (store.fingerprint or ""):
+        if s.db_id != store.db_id or s.fingerprint != str(store.fingerprint or ""):
             self._replace(self.rebuild(store, threshold))
             return True
         live_old = store.count_upto(s.max_id)
@@ -269,7 +269,7 @@ class VectorIndex:
         dim = int(store.meta("dim") or 0) or 1
         chunks = store.iter_vectors(chunk=min(TRAIN_SAMPLE, max(1, -(-n // PARTS))))
         first = next(chunks, None)
-        vi = cls.empty(kind, dim, first[1] if first is not None else None, store.db_id, store.fingerprint or "")
+        vi = cls.empty(kind, dim, first[1] if first is not None else None, store.db_id, str(store.fingerprint or ""))
         if first is not None:
             vi.add(*first)
         for ids, vecs in chunks:
