@@ -5,7 +5,7 @@ from transformers import AutoImageProcessor, CLIPModel
 
 from clipseek import load_model
 from clipseek.core.preprocess import letterbox
-from clipseek.errors import ModelLoadError
+from clipseek.errors import ModelLoadError, UsageError
 
 
 def test_vectors_are_unit_float32(encoder):
@@ -82,5 +82,5 @@ def test_hub_unreachable_gives_clear_error(monkeypatch):
 
 
 def test_unknown_dtype(tiny_ckpt):
-    with pytest.raises(ModelLoadError, match="unknown dtype"):
+    with pytest.raises(UsageError, match="unknown dtype"):  # a bad argument (exit 2)
         load_model(tiny_ckpt, dtype="fp8")
