@@ -1,7 +1,9 @@
-"""Shared fixtures: a tiny CLIP checkpoint built once per session, and generated images. No network."""
+"""Shared fixtures: a tiny CLIP checkpoint built once per session, a fast fake encoder (no torch), and
+generated images. No network."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,6 +34,51 @@ def encoder(tiny_ckpt):
     from clipseek import load_model
 
     return load_model(tiny_ckpt, device="cpu")
+
+
+class FakeEncoder:
+    """The Encoder protocol without torch, for tests that need "some encoder", not CLIP quality.
+
+    Image vectors are a fixed random projection of the preprocessed pixels (the same pixels give the
+    same vector), text vectors are drawn from a generator seeded by a hash of the text; all are unit
+    float32 and the same in every process. It has the protocol's attributes and nothing else.
+    """
+
+    def __init__(self, name: str = "fake-clip", dim: int = 32, size: int = 32, framing: str = "center"):
+        from clipseek.core.preprocess import PreprocessCfg
+        from clipseek.model.fingerprint import Fingerprint
+
+        self.name, self.device, self.dtype_name, self.dim, self.logit_scale = name, "cpu", "float32", dim, 100.0
+        self.preprocess_cfg = PreprocessCfg(size, (size, size), (0.5,) * 3, (0.5,) * 3, framing=framing)
+        self.fingerprint = Fingerprint(name, "v1", "fake", "float32", self.preprocess_cfg.describe())
+        self._projection = np.random.default_rng(0).standard_normal((3 * size * size, dim)).astype(np.float32)
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        from clipseek.core.preprocess import preprocess
+
+        return preprocess(image.convert("RGB"), self.preprocess_cfg)
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        return _unit(np.asarray(pixels, np.float32).reshape(len(pixels), -1) @ self._projection)
+
+    def encode_images(self, images, batch_size: int = 32) -> np.ndarray:
+        if not len(images):
+            return np.zeros((0, self.dim), np.float32)
+        return self.encode_pixels(np.stack([self.preprocess(im) for im in images]))
+
+    def encode_texts(self, texts, batch_size: int = 256) -> np.ndarray:
+        seeds = [int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little") for t in texts]
+        return _unit(np.array([np.random.default_rng(s).standard_normal(self.dim) for s in seeds],
+                              np.float32).reshape(len(texts), self.dim))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
 
 
 def make_image(seed: int, size=(48, 40), mode="RGB") -> Image.Image:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from clipseek.core.prompts import (
 from clipseek.core.scores import probabilities, top_k
 from clipseek.embed.stages import embed_all
 from clipseek.errors import Skipped
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
 
 
 @dataclass
@@ -44,7 +47,7 @@ class ClassifyResult:
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
-def classify(encoder, paths: Sequence[str], labels: Sequence[str],
+def classify(encoder: Encoder, paths: Sequence[str], labels: Sequence[str],
              templates: Sequence[Template] = (DEFAULT_TEMPLATE,), top: int = 5, batch_size: int = 32,
              workers: int | None = None, on_progress: Callable[[int], None] | None = None
              ) -> ClassifyResult:
@@ -57,7 +60,7 @@ def classify(encoder, paths: Sequence[str], labels: Sequence[str],
     return ClassifyResult(labels, preds, emb.skipped, probs)
 
 
-def classify_images(encoder, images, labels: Sequence[str],
+def classify_images(encoder: Encoder, images, labels: Sequence[str],
                     templates: Sequence[Template] = (DEFAULT_TEMPLATE,)) -> np.ndarray:
     """In-memory PIL images -> (N, L) probabilities."""
     class_vecs = build_classifier(encoder, clean_labels(labels), templates)

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_image, read_shards
+from conftest import FakeEncoder, make_image, read_shards
 
 pq = pytest.importorskip("pyarrow.parquet")
 
@@ -30,7 +30,8 @@ def reference(encoder, photos):
     return embed_all(encoder, walk_images(photos), batch_size=4, workers=2)
 
 
-def test_local_shards_match_embed_paths(tmp_path, encoder, photos):
+def test_local_shards_match_embed_paths(tmp_path, fake_encoder, photos):
+    encoder = fake_encoder
     from clipseek.embed import shards
     from clipseek.embed.job import embed_job
 
@@ -53,11 +54,14 @@ def test_local_shards_match_embed_paths(tmp_path, encoder, photos):
     vtype = t.schema.field("vector").type
     assert vtype.list_size == 32 and str(vtype.value_type) == "float"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["fingerprint"] == encoder.fingerprint and manifest["num_shards"] == 4
+    assert manifest["fingerprint"] == str(encoder.fingerprint) and manifest["num_shards"] == 4
     assert manifest["dim"] == 32 and manifest["dtype"] == "float32"
+    assert (manifest["model"], manifest["framing"]) == (encoder.name, "center")
+    assert s.fingerprint == encoder.fingerprint and s.to_dict()["fingerprint"] == manifest["fingerprint"]
 
 
-def test_resume_redoes_only_missing_shards(tmp_path, encoder, photos):
+def test_resume_redoes_only_missing_shards(tmp_path, fake_encoder, photos):
+    encoder = fake_encoder
     from clipseek.embed import shards
     from clipseek.embed.job import embed_job
 
@@ -75,23 +79,20 @@ def test_resume_redoes_only_missing_shards(tmp_path, encoder, photos):
     np.testing.assert_allclose(vecs, reference(encoder, photos).vectors, atol=2e-3)  # float16 storage
 
 
-def test_other_job_or_model_refused(tmp_path, encoder, photos):
-    from conftest import WORDS
-
+def test_other_job_or_model_refused(tmp_path, fake_encoder, photos):
     from clipseek.embed.job import embed_job
-    from clipseek.errors import ClipseekError
-    from clipseek.model.scratch import save_new_checkpoint
+    from clipseek.errors import ClipseekError, ModelMismatchError
 
+    encoder = fake_encoder
     out = tmp_path / "out"
     embed_job(str(photos), str(out), encoder, shard_size=4)
     with pytest.raises(ClipseekError, match="another embedding job"):
         embed_job(str(photos), str(out), encoder, shard_size=5)
     os.remove(out / "shard-00001.parquet")
-    other = save_new_checkpoint(str(tmp_path / "other"), WORDS, seed=3, image_size=32, patch_size=8,
-                                width=32, text_width=32, projection_dim=32)
-    with pytest.raises(ClipseekError, match="model") as e:
-        embed_job(str(photos), str(out), model=other, device="cpu", shard_size=4)
-    assert str(other) in str(e.value) and encoder.fingerprint in str(e.value)
+    other = FakeEncoder(name="other-model")
+    with pytest.raises(ModelMismatchError, match="model") as e:
+        embed_job(str(photos), str(out), other, shard_size=4)
+    assert str(other.fingerprint) in str(e.value) and str(encoder.fingerprint) in str(e.value)
 
 
 def test_list_file_csv_and_parquet_sources(tmp_path, photos):

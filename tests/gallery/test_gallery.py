@@ -4,11 +4,11 @@ import os
 
 import numpy as np
 import pytest
-from conftest import make_image
+from conftest import FakeEncoder, make_image
 
 import clipseek
 from clipseek.core.images import open_image
-from clipseek.errors import ClipseekError, UsageError
+from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
 
 QUERIES = ["a photo of a cat", "red car", "big blue house", "dog"]
 
@@ -69,7 +69,8 @@ def test_text_and_image_search_equal_brute_force(tmp_path, encoder, gallery_dir)
         assert g2.encoder.fingerprint == encoder.fingerprint
 
 
-def test_approximate_gallery_scores_are_exact(tmp_path, encoder, gallery_dir):
+def test_approximate_gallery_scores_are_exact(tmp_path, fake_encoder, gallery_dir):
+    encoder = fake_encoder
     g = clipseek.Gallery(str(tmp_path / "g.db"), encoder, approx_threshold=10)
     g.index([str(gallery_dir)])
     assert g._refresh_index().state.kind == "pq-sq8"
@@ -80,7 +81,8 @@ def test_approximate_gallery_scores_are_exact(tmp_path, encoder, gallery_dir):
     g.close()
 
 
-def test_bad_queries_and_model_mismatch(tmp_path, encoder, gallery_dir, tiny_ckpt):
+def test_bad_queries_and_model_mismatch(tmp_path, fake_encoder, gallery_dir):
+    encoder = fake_encoder
     g = clipseek.Gallery(str(tmp_path / "g.db"), encoder)
     g.index([str(gallery_dir)])
     for bad in ("", "   "):
@@ -92,23 +94,17 @@ def test_bad_queries_and_model_mismatch(tmp_path, encoder, gallery_dir, tiny_ckp
         g.search(image=str(tmp_path / "missing.png"))
     g.close()
 
-    from conftest import WORDS
-
-    from clipseek.model.scratch import save_new_checkpoint
-
-    other = save_new_checkpoint(str(tmp_path / "other"), WORDS, seed=1, image_size=32, patch_size=8,
-                                width=32, text_width=32, projection_dim=32)
-    other_enc = clipseek.load_model(other, device="cpu")
-    with pytest.raises(ClipseekError) as e:
+    other_enc = FakeEncoder(name="other-model")
+    with pytest.raises(ModelMismatchError) as e:
         clipseek.Gallery(str(tmp_path / "g.db"), other_enc).search("cat")
-    assert encoder.fingerprint in str(e.value) and other_enc.fingerprint in str(e.value)
+    assert str(encoder.fingerprint) in str(e.value) and str(other_enc.fingerprint) in str(e.value)
     with pytest.raises(ClipseekError, match="no clipseek database"):
         clipseek.Gallery(str(tmp_path / "nope.db"), encoder).search("cat")
 
 
 def test_int8_gallery_reopens_with_its_own_dtype(tmp_path, tiny_ckpt, encoder, gallery_dir):
     enc8 = clipseek.load_model(tiny_ckpt, device="cpu", dtype="int8")
-    assert "dtype=int8" in enc8.fingerprint and enc8.fingerprint != encoder.fingerprint
+    assert enc8.fingerprint.dtype == "int8" and not enc8.fingerprint.same_weights(encoder.fingerprint)
     v32, v8 = encoder.encode_texts(["red car"]), enc8.encode_texts(["red car"])
     assert np.allclose(v32, v8, atol=1e-6)  # text tower stays fp32
     with clipseek.Gallery(str(tmp_path / "g.db"), enc8) as g:

@@ -5,31 +5,26 @@ import sqlite3
 
 import numpy as np
 import pytest
-from conftest import make_image
+from conftest import FakeEncoder, make_image
 
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
 from clipseek.gallery.store import Store
 from clipseek.gallery.sync import index_folders
 
 
-class Counting:
-    """The real encoder, counting how many images it embeds."""
+class Counting(FakeEncoder):
+    """A fake encoder that counts how many images it embeds."""
 
-    def __init__(self, enc):
-        self._enc = enc
-        self.embedded = 0
+    embedded = 0
 
     def encode_pixels(self, pixels):
         self.embedded += len(pixels)
-        return self._enc.encode_pixels(pixels)
-
-    def __getattr__(self, name):
-        return getattr(self._enc, name)
+        return super().encode_pixels(pixels)
 
 
 @pytest.fixture
-def counting(encoder):
-    return Counting(encoder)
+def counting():
+    return Counting()
 
 
 def paths_in(store):
@@ -41,11 +36,15 @@ def test_fresh_db_schema_wal_and_meta(tmp_path):
         assert s.meta("schema_version") == "1" and len(s.db_id) == 32
         assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert s.count() == 0 and s.fingerprint is None
-        s.bind_model("m@1 dtype=float32", 4, "m", "float32", "center")
+        fp = FakeEncoder(name="m").fingerprint
+        s.bind_model(fp, 4)
     with Store.open(str(tmp_path / "g.db"), create=False) as s:
-        assert s.model_info()["fingerprint"] == "m@1 dtype=float32" and s.model_info()["dim"] == "4"
-        with pytest.raises(ModelMismatchError, match=r"m@1 dtype=float32.*other@2"):
-            s.bind_model("other@2", 4, "other", "float32", "center")
+        assert s.fingerprint == fp
+        assert s.model_info() == {"fingerprint": "m@v1 backend=fake dtype=float32 pre=center-32-crop32x32",
+                                  "dim": "4", "model": "m", "dtype": "float32", "framing": "center"}
+        other = FakeEncoder(name="other").fingerprint
+        with pytest.raises(ModelMismatchError, match=r"\[m@v1 .*\[other@v1 "):
+            s.bind_model(other, 4)
 
 
 def test_not_a_clipseek_db(tmp_path):
@@ -69,7 +68,7 @@ def test_not_a_clipseek_db(tmp_path):
 
 def test_ids_never_reused_and_vectors_roundtrip(tmp_path):
     with Store.open(str(tmp_path / "g.db")) as s:
-        s.bind_model("fp", 3, "m", "float32", "center")
+        s.bind_model(FakeEncoder().fingerprint, 3)
         v = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
         with s.transaction():
             s.insert_files([("/a.png", 1, 1, "h1", 4, 5, v[0]), ("/b.png", 1, 1, "h2", 4, 5, v[1])])
@@ -139,8 +138,9 @@ def test_other_folders_are_left_alone_and_model_is_checked(tmp_path, counting):
         os.rename(a / "x.png", b / "x.png")  # moved across folders: recognised when indexing b
         r = index_folders(s, counting, [str(b)])
         assert r.moved == 1 and counting.embedded == 2
-        s.conn.execute("UPDATE meta SET value = 'someone-else@1' WHERE key = 'fingerprint'")
-        with pytest.raises(ClipseekError, match="someone-else@1.*" + counting.fingerprint.split("@")[0]):
+        other = FakeEncoder(name="someone-else").fingerprint
+        s.conn.execute("UPDATE meta SET value = ? WHERE key = 'fingerprint'", (str(other),))
+        with pytest.raises(ModelMismatchError, match=r"\[someone-else@v1 .*\[" + counting.fingerprint.name + "@"):
             index_folders(s, counting, [str(b)])
     with pytest.raises(ClipseekError, match="folder not found"):
         index_folders(Store.open(str(tmp_path / "h.db")), counting, [str(tmp_path / "nope")])

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import FakeEncoder
 
 from clipseek.gallery.store import Store
 from clipseek.gallery.vector_index import VectorIndex
@@ -40,7 +41,7 @@ def fill(store, vecs, start=0):
 @pytest.fixture
 def store(tmp_path):
     s = Store.open(str(tmp_path / "g.db"))
-    s.bind_model("fp@x", 32, "m", "float32", "center")
+    s.bind_model(FakeEncoder().fingerprint, 32)
     yield s
     s.close()
 
@@ -143,7 +144,7 @@ def test_index_of_another_db_is_not_trusted(tmp_path, store):
     fill(store, unit(rng, 30))
     VectorIndex.for_store(store)
     other = Store.open(str(tmp_path / "other.db"))
-    other.bind_model("fp@x", 32, "m", "float32", "center")
+    other.bind_model(FakeEncoder().fingerprint, 32)
     fill(other, unit(rng, 7))
     os.replace(store.path + ".faiss", other.path + ".faiss")
     os.replace(store.path + ".faiss.json", other.path + ".faiss.json")

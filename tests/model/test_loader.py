@@ -37,7 +37,7 @@ def test_text_batching_does_not_change_vectors(encoder):
 
 def test_pad_framing_keeps_edges(tiny_ckpt):
     enc = load_model(tiny_ckpt, framing="pad")
-    assert "pad" in enc.fingerprint
+    assert enc.fingerprint.framing == "pad" and enc.fingerprint.preprocess.startswith("pad-")
     wide = make_image(0, (120, 30))
     boxed = letterbox(wide, (0, 0, 0))
     assert boxed.size == (120, 120) and np.asarray(boxed)[45:75].any()
@@ -47,7 +47,7 @@ def test_pad_framing_keeps_edges(tiny_ckpt):
 def test_bf16(tiny_ckpt, encoder):
     enc = load_model(tiny_ckpt, dtype="bf16")
     img = [make_image(3)]
-    assert "bfloat16" in enc.fingerprint
+    assert enc.fingerprint.dtype == enc.dtype_name == "bfloat16"
     assert float(enc.encode_images(img)[0] @ encoder.encode_images(img)[0]) > 0.98
 
 
@@ -60,8 +60,12 @@ def test_fingerprint_changes_with_weights(tiny_ckpt, tmp_path, encoder):
     with __import__("torch").no_grad():
         m.visual_projection.weight.mul_(2.0)
     m.save_pretrained(copy)
-    assert load_model(str(copy)).fingerprint.split()[0].split("@")[1] != \
-        encoder.fingerprint.split()[0].split("@")[1]
+    changed = load_model(str(copy)).fingerprint
+    assert changed.local and changed.identity != encoder.fingerprint.identity
+    assert not changed.same_weights(encoder.fingerprint)
+    same = tmp_path / "same"  # the same files by another path: the same weights
+    shutil.copytree(tiny_ckpt, same)
+    assert load_model(str(same)).fingerprint.same_weights(encoder.fingerprint)
 
 
 def test_missing_dir_and_non_checkpoint(tmp_path):
@@ -78,5 +82,5 @@ def test_hub_unreachable_gives_clear_error(monkeypatch):
 
 
 def test_unknown_dtype(tiny_ckpt):
-    with pytest.raises(UsageError, match="unknown dtype"):
+    with pytest.raises(UsageError, match="unknown dtype"):  # a bad argument (exit 2)
         load_model(tiny_ckpt, dtype="fp8")

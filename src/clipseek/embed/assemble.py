@@ -9,6 +9,7 @@ import numpy as np
 from clipseek.embed import shards
 from clipseek.embed.shards import ROW_FIELDS
 from clipseek.errors import Skipped
+from clipseek.model.fingerprint import Fingerprint
 
 
 class ShardAssembler:
@@ -20,7 +21,6 @@ class ShardAssembler:
         self.expected = {i: len(p) for i, p in shard_paths.items()}
         self.rows: dict[int, dict[str, dict]] = {i: {} for i in shard_paths}
         self.on_shard = on_shard
-        self.model_name: str | None = None
 
     def add(self, cols: dict[str, np.ndarray], shard: int | None = None) -> None:
         idx = cols["shard"] if shard is None else np.full(len(cols["path"]), shard)
@@ -36,14 +36,12 @@ class ShardAssembler:
     def _write(self, i: int, rows: dict[str, dict]) -> None:
         ordered = [rows[p] for p in sorted(rows)]
         good = [r for r in ordered if not r["error"]]
-        fps = {str(r["fingerprint"]) for r in ordered}
-        if len(fps) != 1:
-            raise shards.ShardError(f"shard {i} was encoded by different models: {sorted(fps)}")
-        fp = fps.pop()
+        fps = [Fingerprint.parse(s) for s in sorted({str(r["fingerprint"]) for r in ordered})]
+        fp = fps[0]
+        if not all(fp.same_weights(other) for other in fps):
+            raise shards.ShardError(f"shard {i} was encoded by different models: {[str(f) for f in fps]}")
         if self.manifest.get("fingerprint") is None:
-            dim = len(ordered[0]["vector"])
-            shards.bind_model(self.out_dir, self.manifest, {"fingerprint": fp, "dim": dim,
-                                                            "model": self.model_name, **shards.fingerprint_fields(fp)})
+            shards.bind_model(self.out_dir, self.manifest, fp, len(ordered[0]["vector"]))
         shards.check_model(self.manifest, fp, self.out_dir)
         vectors = np.stack([r["vector"] for r in good]) if good else \
             np.zeros((0, int(self.manifest["dim"])), np.float32)

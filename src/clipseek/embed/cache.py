@@ -11,13 +11,17 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from clipseek._io import default_cache_dir
 from clipseek.embed.stages import EmbedBatch, embed_all
 from clipseek.errors import Skipped, UsageError
+from clipseek.model.fingerprint import Fingerprint
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
 
 SCHEMA_VERSION = 1
 
@@ -61,34 +65,34 @@ class EmbeddingCache:
     def close(self) -> None:
         self.db.close()
 
-    def lookup(self, fingerprint: str, ident: tuple[str, int, int]):
+    def lookup(self, fingerprint: Fingerprint, ident: tuple[str, int, int]):
         """A cached np.ndarray vector, a Skipped record, or None (miss or stale)."""
         row = self.db.execute("SELECT size, mtime_ns, vector, reason FROM image_vectors "
-                              "WHERE fingerprint = ? AND path = ?", (fingerprint, ident[0])).fetchone()
+                              "WHERE fingerprint = ? AND path = ?", (str(fingerprint), ident[0])).fetchone()
         if row is None or (row[0], row[1]) != (ident[1], ident[2]):
             return None
         if row[2] is None:
             return Skipped(ident[0], row[3] or "unreadable")
         return np.frombuffer(row[2], dtype=np.float32)
 
-    def store(self, fingerprint: str, entries) -> None:
+    def store(self, fingerprint: Fingerprint, entries) -> None:
         """entries: (ident, vector or None, (w, h) or None, reason or None); one transaction."""
         with self.db:
             self.db.executemany(
                 "INSERT OR REPLACE INTO image_vectors (fingerprint, path, size, mtime_ns, vector, width, "
                 "height, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(fingerprint, i[0], i[1], i[2],
+                [(str(fingerprint), i[0], i[1], i[2],
                   None if v is None else np.ascontiguousarray(v, np.float32).tobytes(),
                   wh[0] if wh else None, wh[1] if wh else None, r) for i, v, wh, r in entries])
 
-    def count(self, fingerprint: str | None = None) -> int:
+    def count(self, fingerprint: Fingerprint | None = None) -> int:
         if fingerprint is None:
             return self.db.execute("SELECT COUNT(*) FROM image_vectors").fetchone()[0]
         return self.db.execute("SELECT COUNT(*) FROM image_vectors WHERE fingerprint = ?",
-                               (fingerprint,)).fetchone()[0]
+                               (str(fingerprint),)).fetchone()[0]
 
 
-def embed_cached(encoder, paths: Sequence[str], cache: EmbeddingCache | None = None,
+def embed_cached(encoder: Encoder, paths: Sequence[str], cache: EmbeddingCache | None = None,
                  on_progress: Callable[[int], None] | None = None, **kwargs) -> EmbedBatch:
     """Like `pipeline.embed_all`, but vectors (and skips) come from `cache` when the file is unchanged.
 

@@ -16,7 +16,7 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from clipseek.core.images import DEFAULT_MAX_PIXELS, walk_images
 from clipseek.embed import shards
@@ -32,6 +32,10 @@ from clipseek.embed.stages import (
     stack_records,
 )
 from clipseek.errors import Skipped, UsageError
+from clipseek.model.fingerprint import Fingerprint
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
 
 DEFAULT_SHARD_SIZE = 10_000
 
@@ -93,13 +97,14 @@ class EmbedSummary:
     shards_written: int = 0
     embedded: int = 0
     skipped: list[Skipped] = field(default_factory=list)
-    fingerprint: str | None = None
+    fingerprint: Fingerprint | None = None
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return {"out": self.out_dir, "files": self.files, "shards": self.shards,
                 "shards_done_before": self.shards_done_before, "shards_written": self.shards_written,
-                "embedded": self.embedded, "fingerprint": self.fingerprint, "seconds": round(self.seconds, 3),
+                "embedded": self.embedded, "fingerprint": str(self.fingerprint) if self.fingerprint else None,
+                "seconds": round(self.seconds, 3),
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
@@ -120,11 +125,11 @@ def prepare_job(source: str, out_dir: str, shard_size: int = DEFAULT_SHARD_SIZE,
     done = shards.done_shards(out_dir)
     todo = {i: p for i, p in enumerate(planned) if i not in done}
     summary = EmbedSummary(out_dir, len(paths), len(planned), len(planned) - len(todo),
-                           fingerprint=manifest.get("fingerprint"))
+                           fingerprint=shards.manifest_fingerprint(manifest))
     return manifest, todo, summary
 
 
-def run_local(encoder, assembler: ShardAssembler, todo: dict[int, list[str]], batch_size: int = 32,
+def run_local(encoder: Encoder, assembler: ShardAssembler, todo: dict[int, list[str]], batch_size: int = 32,
               workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
     """The in-process runner: decode in a thread pool, overlapping the encoder, one shard after another."""
     workers = workers or default_workers()
@@ -136,9 +141,10 @@ def run_local(encoder, assembler: ShardAssembler, todo: dict[int, list[str]], ba
             assembler.add(encode_columns(encoder, stack_records(batch, shape)), shard=i)
 
 
-def embed_job(source: str, out_dir: str, encoder=None, *, engine: str = "local", model: str | None = None,
-              device: str = "auto", dtype: str | None = None, shard_size: int = DEFAULT_SHARD_SIZE,
-              batch_size: int = 32, workers: int | None = None, path_column: str | None = None,
+def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engine: str = "local",
+              model: str | None = None, device: str = "auto", dtype: str | None = None,
+              shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int = 32, workers: int | None = None,
+              path_column: str | None = None,
               vector_dtype: str = "float32", max_pixels: int = DEFAULT_MAX_PIXELS,
               ray_options: dict | None = None,
               on_shard: Callable[[shards.Shard], None] | None = None) -> EmbedSummary:
@@ -162,7 +168,6 @@ def embed_job(source: str, out_dir: str, encoder=None, *, engine: str = "local",
             on_shard(shard)
 
     assembler = ShardAssembler(summary.out_dir, manifest, todo, vector_dtype, done)
-    assembler.model_name = getattr(encoder, "name", None) or name
     if todo and engine == "local":
         if encoder is None:
             from clipseek.model.loader import load_model
@@ -177,6 +182,6 @@ def embed_job(source: str, out_dir: str, encoder=None, *, engine: str = "local",
                 dtype=dtype or "auto", **{"workers": workers, **(ray_options or {})})
     if assembler.pending:
         raise shards.ShardError(f"shards {assembler.pending[:5]} did not receive all their files")
-    summary.fingerprint = manifest.get("fingerprint")
+    summary.fingerprint = shards.manifest_fingerprint(manifest)
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -24,6 +24,7 @@ import numpy as np
 
 from clipseek._io import atomic_write, atomic_write_json
 from clipseek.errors import ClipseekError, ModelMismatchError, Skipped, UsageError
+from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
 MANIFEST = "manifest.json"
 ROW_FIELDS = ("path", "hash", "size", "mtime_ns", "width", "height")  # a shard row, besides its vector
@@ -63,7 +64,7 @@ class Shard:
     """One shard's results, in path order."""
 
     index: int
-    fingerprint: str
+    fingerprint: Fingerprint
     rows: list[tuple[str, str, int, int, int, int]]   # (path, hash, size, mtime_ns, width, height)
     vectors: np.ndarray                               # (len(rows), D) float32 unit vectors
     skipped: list[Skipped] = field(default_factory=list)
@@ -99,25 +100,24 @@ def read_manifest(out_dir: str) -> dict:
         raise UsageError(f"{out_dir} is not a `clipseek embed` output folder (no {MANIFEST})") from None
 
 
-def check_model(manifest: dict, fingerprint: str, where: str) -> None:
-    from clipseek.model.fingerprint import same_model
+def manifest_fingerprint(manifest: dict) -> Fingerprint | None:
+    """The model of the job's vectors (None until the first shard is written)."""
+    text = manifest.get("fingerprint")
+    return None if text is None else Fingerprint.parse(text)
 
-    have = manifest.get("fingerprint")
-    if have is not None and not same_model(have, fingerprint):
+
+def check_model(manifest: dict, fingerprint: Fingerprint, where: str) -> None:
+    have = manifest_fingerprint(manifest)
+    if have is not None and not have.same_weights(fingerprint):
         raise ModelMismatchError(f"{where} holds vectors of model [{have}] but this job's model is "
                          f"[{fingerprint}]; use another --out folder")
 
 
-def fingerprint_fields(fingerprint: str) -> dict:
-    """dtype and framing as spelled in an encoder fingerprint ("... dtype=float32 pre=center-224-...")."""
-    dtype = re.search(r" dtype=(\S+)", fingerprint)
-    pre = re.search(r" pre=([a-z]+)-", fingerprint)
-    return {"dtype": dtype.group(1) if dtype else "auto", "framing": pre.group(1) if pre else "center"}
-
-
-def bind_model(out_dir: str, manifest: dict, info: dict) -> None:
+def bind_model(out_dir: str, manifest: dict, fingerprint: Fingerprint, dim: int) -> None:
     """Record the model (fingerprint, dim, name, dtype, framing) of the first shard written."""
-    check_model(manifest, info["fingerprint"], out_dir)
+    check_model(manifest, fingerprint, out_dir)
+    info = {"fingerprint": str(fingerprint), "dim": dim, "model": fingerprint.name,
+            "dtype": fingerprint.dtype, "framing": fingerprint.framing}
     if manifest.get("fingerprint") is None:
         manifest.update(info)
         atomic_write_json(os.path.join(out_dir, MANIFEST), manifest)
@@ -138,21 +138,24 @@ def write_shard(out_dir: str, shard: Shard, vector_dtype: str = "float32") -> st
         "size": pa.array(cols[2], pa.int64()), "mtime_ns": pa.array(cols[3], pa.int64()),
         "width": pa.array(cols[4], pa.int32()), "height": pa.array(cols[5], pa.int32()),
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat, value_type), dim),
-        "fingerprint": pa.array([shard.fingerprint] * len(shard.rows), pa.string()).dictionary_encode(),
-    }).replace_schema_metadata({"clipseek.fingerprint": shard.fingerprint})
+        "fingerprint": pa.array([str(shard.fingerprint)] * len(shard.rows), pa.string()).dictionary_encode(),
+    }).replace_schema_metadata({"clipseek.fingerprint": str(shard.fingerprint)})
     target = shard_path(out_dir, shard.index)
     atomic_write(target, lambda tmp: pq.write_table(table, tmp))
     return target
 
 
-def shard_fingerprint(path: str) -> str:
+def shard_fingerprint(path: str) -> Fingerprint:
     _, pq = pyarrow()
     meta = pq.read_schema(path).metadata or {}
-    return meta.get(b"clipseek.fingerprint", b"").decode()
+    try:
+        return Fingerprint.parse(meta.get(b"clipseek.fingerprint", b"").decode())
+    except FingerprintError as e:
+        raise FingerprintError(f"{path}: {e}") from None
 
 
 def read_shard(path: str):
-    """(rows [(path, hash, size, mtime_ns, width, height)], float32 vectors (n, D), fingerprint)."""
+    """(rows [(path, hash, size, mtime_ns, width, height)], float32 vectors (n, D), Fingerprint)."""
     _, pq = pyarrow()
     t = pq.read_table(path)
     n = t.num_rows

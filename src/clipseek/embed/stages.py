@@ -12,7 +12,7 @@ import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from clipseek.core.images import DEFAULT_MAX_PIXELS, ImageError, open_image
 from clipseek.core.preprocess import PreprocessCfg, preprocess
 from clipseek.embed.shards import ROW_FIELDS
 from clipseek.errors import Skipped
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
 
 
 @dataclass
@@ -99,12 +102,12 @@ class EmbedBatch:
     sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) as decoded, EXIF-applied
 
 
-def decode_for(encoder, blob: Blob, max_pixels: int = DEFAULT_MAX_PIXELS):
+def decode_for(encoder: Encoder, blob: Blob, max_pixels: int = DEFAULT_MAX_PIXELS):
     """Decode stage for an in-process encoder (its own preprocessing): (pixels, (w, h)) or Skipped."""
     return decode_blob(blob, encoder.preprocess_cfg, max_pixels, encoder.preprocess)
 
 
-def load_and_preprocess(path: str, encoder, max_pixels: int = DEFAULT_MAX_PIXELS):
+def load_and_preprocess(path: str, encoder: Encoder, max_pixels: int = DEFAULT_MAX_PIXELS):
     """Read stage + decode stage for one file, read once: (pixels, (w, h)) or a Skipped record."""
     blob = read_blob(str(path))
     return blob if isinstance(blob, Skipped) else decode_for(encoder, blob, max_pixels)
@@ -114,7 +117,7 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2)))
 
 
-def embed_paths(encoder, paths: Iterable[str], batch_size: int = 32, workers: int | None = None,
+def embed_paths(encoder: Encoder, paths: Iterable[str], batch_size: int = 32, workers: int | None = None,
                 max_pixels: int = DEFAULT_MAX_PIXELS,
                 on_progress: Callable[[int], None] | None = None) -> Iterator[EmbedBatch]:
     """Yield EmbedBatch objects in input order. Decoding of the next batches overlaps encoding.
@@ -142,7 +145,7 @@ def batched(items: Iterable, n: int) -> Iterator[list]:
         yield batch
 
 
-def encode_batch(encoder, batch: Sequence[tuple[str, object]]) -> EmbedBatch:
+def encode_batch(encoder: Encoder, batch: Sequence[tuple[str, object]]) -> EmbedBatch:
     """Encode stage: (path, (pixels, (w, h)) or Skipped) pairs -> one EmbedBatch, paths kept paired."""
     good = [(p, r) for p, r in batch if not isinstance(r, Skipped)]
     skipped = [r for _, r in batch if isinstance(r, Skipped)]
@@ -153,7 +156,7 @@ def encode_batch(encoder, batch: Sequence[tuple[str, object]]) -> EmbedBatch:
     return EmbedBatch([p for p, _ in good], vecs, skipped, [r[1] for _, r in good])
 
 
-def embed_all(encoder, paths: Iterable[str], **kwargs) -> EmbedBatch:
+def embed_all(encoder: Encoder, paths: Iterable[str], **kwargs) -> EmbedBatch:
     """Embed everything and return one EmbedBatch (paths and vectors stay paired)."""
     out_paths, out_vecs, skipped, sizes = [], [], [], []
     for b in embed_paths(encoder, paths, **kwargs):
@@ -200,7 +203,7 @@ def pixel_shape(cfg: PreprocessCfg) -> tuple[int, ...]:
 
 
 # ---- stage 3: encode (the model) ------------------------------------------------------------------------
-def encode_columns(encoder, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def encode_columns(encoder: Encoder, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Adds `vector` (zeros for failed files) and `fingerprint`; drops `pixels`."""
     out = {k: v for k, v in cols.items() if k != "pixels"}
     ok = out["error"] == ""
@@ -208,5 +211,5 @@ def encode_columns(encoder, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray
     if ok.any():
         vectors[ok] = encoder.encode_pixels(cols["pixels"][ok])
     out["vector"] = vectors
-    out["fingerprint"] = np.array([encoder.fingerprint] * len(ok))
+    out["fingerprint"] = np.array([str(encoder.fingerprint)] * len(ok))
     return out

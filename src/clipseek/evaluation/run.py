@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -20,6 +20,10 @@ from clipseek.data.labelled import CaptionDataset, LabelledDataset
 from clipseek.embed.cache import EmbeddingCache, embed_cached
 from clipseek.errors import Skipped
 from clipseek.evaluation import metrics as ev
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
+    from clipseek.model.fingerprint import Fingerprint
 
 CALIBRATION_SPLITS = ("validation", "val", "valid", "dev", "train")
 N_MISTAKES = 12
@@ -35,7 +39,7 @@ class EmbeddedSplit:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def embed_split(encoder, ds: LabelledDataset, cache: EmbeddingCache | None = None, batch_size: int = 32,
+def embed_split(encoder: Encoder, ds: LabelledDataset, cache: EmbeddingCache | None = None, batch_size: int = 32,
                 workers: int | None = None, on_progress: Callable[[int], None] | None = None) -> EmbeddedSplit:
     emb = embed_cached(encoder, ds.paths, cache, batch_size=batch_size, workers=workers,
                        on_progress=on_progress)
@@ -62,19 +66,19 @@ def _mistakes(emb: EmbeddedSplit, probs: np.ndarray, n: int = N_MISTAKES) -> lis
              "confidence": float(conf[i])} for i in order]
 
 
-def _record(kind: str, model: str, fingerprint: str, prompt_set: str, emb: EmbeddedSplit,
+def _record(kind: str, model: str, fingerprint: Fingerprint, prompt_set: str, emb: EmbeddedSplit,
             probs: np.ndarray, top_k: int) -> dict:
     m = ev.classification_metrics(emb.y, probs, emb.dataset.classes)
     metrics = {k: m[k] for k in ("n", "top1", "top5", "mean_per_class_recall", "macro_f1", "ece")}
     k = min(top_k, len(emb.dataset.classes))
     metrics["top_k"] = {"k": top_k, "accuracy": ev.top_k_accuracy(emb.y, probs, k) if top_k == k else None}
     metrics["n_skipped"] = len(emb.skipped)
-    return {"kind": kind, "model": model, "fingerprint": fingerprint, "prompt_set": prompt_set,
+    return {"kind": kind, "model": model, "fingerprint": str(fingerprint), "prompt_set": prompt_set,
             "metrics": metrics, "per_class": m["per_class"], "confusion_matrix": m["confusion_matrix"],
             "mistakes": _mistakes(emb, probs)}
 
 
-def zero_shot(encoder, model: str, emb: EmbeddedSplit, prompt_set: str, templates: Sequence,
+def zero_shot(encoder: Encoder, model: str, emb: EmbeddedSplit, prompt_set: str, templates: Sequence,
               calib: EmbeddedSplit | None = None, top_k: int = 5) -> dict:
     """One (model, prompt set) row: metrics, calibration and the "none of these" threshold."""
     ds = emb.dataset
@@ -95,7 +99,7 @@ def zero_shot(encoder, model: str, emb: EmbeddedSplit, prompt_set: str, template
     return rec
 
 
-def linear_probe(model: str, fingerprint: str, train: EmbeddedSplit, emb: EmbeddedSplit,
+def linear_probe(model: str, fingerprint: Fingerprint, train: EmbeddedSplit, emb: EmbeddedSplit,
                  top_k: int = 5) -> dict:
     out = ev.linear_probe(train.vectors, train.y, emb.vectors, len(emb.dataset.classes))
     rec = _record("linear-probe", model, fingerprint, "linear probe", emb, out["probs"], top_k)
@@ -103,7 +107,7 @@ def linear_probe(model: str, fingerprint: str, train: EmbeddedSplit, emb: Embedd
     return rec
 
 
-def evaluate_model(encoder, model: str, ds: LabelledDataset, prompt_sets: dict[str, Sequence],
+def evaluate_model(encoder: Encoder, model: str, ds: LabelledDataset, prompt_sets: dict[str, Sequence],
                    load_split: Callable[[str], LabelledDataset] | None = None,
                    cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True,
                    batch_size: int = 32, on_progress=None) -> tuple[list[dict], list[Skipped]]:
@@ -122,7 +126,7 @@ def evaluate_model(encoder, model: str, ds: LabelledDataset, prompt_sets: dict[s
     return rows, emb.skipped
 
 
-def evaluate_retrieval(encoder, model: str, caps: CaptionDataset, cache: EmbeddingCache | None = None,
+def evaluate_retrieval(encoder: Encoder, model: str, caps: CaptionDataset, cache: EmbeddingCache | None = None,
                        batch_size: int = 32, on_progress=None) -> tuple[dict, list[Skipped]]:
     """Text->image and image->text recall@1/5/10; captions of unreadable images are left out."""
     emb = embed_cached(encoder, caps.images, cache, batch_size=batch_size, on_progress=on_progress)
@@ -133,7 +137,7 @@ def evaluate_retrieval(encoder, model: str, caps: CaptionDataset, cache: Embeddi
     text_vecs = encoder.encode_texts(texts) if texts else np.zeros((0, encoder.dim), np.float32)
     metrics = ev.retrieval_recall(emb.vectors, text_vecs, owner, texts=texts) if texts else {}
     metrics["n_skipped"] = len(emb.skipped)
-    return {"kind": "retrieval", "model": model, "fingerprint": encoder.fingerprint,
+    return {"kind": "retrieval", "model": model, "fingerprint": str(encoder.fingerprint),
             "prompt_set": None, "metrics": metrics}, emb.skipped
 
 
@@ -152,7 +156,7 @@ def resolve_prompt_sets(templates: Sequence[str] = (), template_sets: Sequence[s
     return out or {DEFAULT_TEMPLATE: [DEFAULT_TEMPLATE]}
 
 
-def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], object],
+def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], Encoder],
              prompt_sets: dict[str, Sequence], task: str = "classification", split: str | None = None,
              image_column: str | None = None, label_column: str | None = None,
              cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True, batch_size: int = 32,

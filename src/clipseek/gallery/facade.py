@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -16,7 +16,10 @@ from clipseek.core.images import DEFAULT_MAX_PIXELS
 from clipseek.errors import ModelMismatchError, UsageError
 from clipseek.gallery.store import Store
 from clipseek.gallery.vector_index import APPROX_THRESHOLD, VectorIndex
-from clipseek.model.fingerprint import model_source, same_model
+from clipseek.model.fingerprint import model_source
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
 
 DEFAULT_DB = "clipseek.db"
 RERANK_MIN = 32
@@ -42,8 +45,8 @@ class Gallery:
     `Gallery(db, encoder)` or `Gallery(db, model="...")` picks the model (it must match the DB's).
     """
 
-    def __init__(self, db_path: str = DEFAULT_DB, encoder=None, *, model: str | None = None,
-                 device: str = "auto", dtype: str | None = None,
+    def __init__(self, db_path: str = DEFAULT_DB, encoder: Encoder | None = None, *,
+                 model: str | None = None, device: str = "auto", dtype: str | None = None,
                  approx_threshold: int = APPROX_THRESHOLD, int8_text: bool = False):
         self.db_path = os.path.abspath(os.path.expanduser(str(db_path)))
         self._encoder = encoder
@@ -65,29 +68,29 @@ class Gallery:
         return self._open(create=False)
 
     @property
-    def encoder(self):
+    def encoder(self) -> Encoder:
         if self._encoder is None:
             from clipseek.model.loader import DEFAULT_MODEL, load_model
 
             if self._store is None and self._model is None and os.path.isfile(self.db_path):
                 self._open(create=False)  # the DB names its model
-            info = self._store.model_info() if self._store is not None else {}
-            name = model_source(self._model or info.get("model") or DEFAULT_MODEL)
-            dtype = self._dtype or (info.get("dtype") if not self._model else None) or "auto"
-            self._encoder = load_model(name, device=self._device, dtype=dtype,
-                                       framing=info.get("framing", "center"))
-            if self.int8_text and self._encoder.device == "cpu":
+            fp = self._store.fingerprint if self._store is not None else None
+            name = model_source(self._model or (fp.name if fp else DEFAULT_MODEL))
+            dtype = self._dtype or (fp.dtype if fp and not self._model else None) or "auto"
+            enc = load_model(name, device=self._device, dtype=dtype, framing=fp.framing if fp else "center")
+            if self.int8_text and enc.device == "cpu":
                 from clipseek.model.quantize import quantize_int8
 
-                quantize_int8(self._encoder.model, towers=("text",))
+                quantize_int8(enc.model, towers=("text",))
+            self._encoder = enc
         self._check_model()
         return self._encoder
 
     def _check_model(self) -> None:
         store, enc = self._store, self._encoder
-        if store is not None and enc is not None and store.fingerprint is not None \
-                and not same_model(store.fingerprint, enc.fingerprint):
-            raise ModelMismatchError(f"{store.path} was indexed with model [{store.fingerprint}] but the model "
+        have = store.fingerprint if store is not None and enc is not None else None
+        if have is not None and not have.same_weights(enc.fingerprint):
+            raise ModelMismatchError(f"{store.path} was indexed with model [{have}] but the model "
                              f"given is [{enc.fingerprint}]; search it with its own model (omit --model) "
                              "or use another --db")
 
@@ -114,8 +117,7 @@ class Gallery:
         check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
         store = self._open(create=True)
         enc = self.encoder  # raises if the DB belongs to another model
-        enc_fp = store.fingerprint or enc.fingerprint  # same model maybe spelled by another path
-        summary = index_folders(store, _Fingerprinted(enc, enc_fp), dirs, batch_size=batch_size,
+        summary = index_folders(store, enc, dirs, batch_size=batch_size,
                                 workers=workers, max_pixels=max_pixels, on_start=on_start,
                                 on_progress=on_progress)
         self._refresh_index(force=True)
@@ -183,13 +185,3 @@ class Gallery:
         return {"db": store.path, "images": store.count(), "skipped": len(store.skipped()),
                 **store.model_info()}
 
-
-class _Fingerprinted:
-    """The encoder, presenting the database's spelling of its (matching) fingerprint."""
-
-    def __init__(self, encoder, fingerprint: str):
-        self._enc = encoder
-        self.fingerprint = fingerprint
-
-    def __getattr__(self, name):
-        return getattr(self._enc, name)

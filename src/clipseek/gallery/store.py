@@ -23,6 +23,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
+from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
 SCHEMA_VERSION = 1
 APP_ID = "clipseek-gallery"
@@ -156,20 +157,28 @@ class Store:
         return self.meta("db_id") or ""
 
     @property
-    def fingerprint(self) -> str | None:
-        return self.meta("fingerprint")
+    def fingerprint(self) -> Fingerprint | None:
+        """The model the vectors were made with (None until the first index run binds one)."""
+        text = self.meta("fingerprint")
+        if text is None:
+            return None
+        try:
+            return Fingerprint.parse(text)
+        except FingerprintError as e:
+            raise StoreError(f"{self.path}: {e}") from None
 
     def model_info(self) -> dict[str, str]:
         return {k: v for k in ("model", "dtype", "framing", "fingerprint", "dim")
                 if (v := self.meta(k)) is not None}
 
-    def bind_model(self, fingerprint: str, dim: int, model: str, dtype: str, framing: str) -> None:
-        """Record the model of an empty DB, or check that `fingerprint` is the DB's model."""
+    def bind_model(self, fingerprint: Fingerprint, dim: int) -> None:
+        """Record the model of an empty DB, or check that `fingerprint` has the DB's model's weights."""
         check_fingerprint(self, fingerprint)
         if self.fingerprint is None:
             with self.transaction():
-                self._set_meta_rows({"fingerprint": fingerprint, "dim": str(dim), "model": model,
-                                     "dtype": dtype, "framing": framing})
+                self._set_meta_rows({"fingerprint": str(fingerprint), "dim": str(dim),
+                                     "model": fingerprint.name, "dtype": fingerprint.dtype,
+                                     "framing": fingerprint.framing})
 
     # ---- reads ---------------------------------------------------------------------------------
     def count(self) -> int:
@@ -312,9 +321,9 @@ class Store:
                               "mtime_ns = excluded.mtime_ns, reason = excluded.reason", items)
 
 
-def check_fingerprint(store: Store, fingerprint: str) -> None:
+def check_fingerprint(store: Store, fingerprint: Fingerprint) -> None:
     have = store.fingerprint
-    if have is not None and have != fingerprint:
+    if have is not None and not have.same_weights(fingerprint):
         raise ModelMismatchError(f"{store.path} was indexed with model [{have}] but the model given is "
                          f"[{fingerprint}]; search it with its own model (omit --model) or use another --db")
 

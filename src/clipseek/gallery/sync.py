@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from clipseek.core.images import DEFAULT_MAX_PIXELS, walk_images
 from clipseek.embed.stages import (
@@ -39,6 +39,9 @@ from clipseek.embed.stages import (
 )
 from clipseek.errors import ModelMismatchError, Skipped, UsageError
 from clipseek.gallery.store import FileRow, Store
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
 
 
 @dataclass
@@ -127,7 +130,7 @@ def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int,
     return plan
 
 
-def read_file(path: str, encoder, skip_decode: frozenset[str] | set[str],
+def read_file(path: str, encoder: Encoder, skip_decode: frozenset[str] | set[str],
               max_pixels: int = DEFAULT_MAX_PIXELS) -> Read | Skipped:
     """Read stage (thread pool): one read; hash; decode unless the hash is in `skip_decode`."""
     blob = read_blob(path)
@@ -178,7 +181,7 @@ def _reusable(rows: list[FileRow], gone: dict[str, FileRow], claimed: set[int],
     return None
 
 
-def _index_window(store: Store, encoder, resolver: _Resolver, window: list[tuple[str, Read | Skipped]],
+def _index_window(store: Store, encoder: Encoder, resolver: _Resolver, window: list[tuple[str, Read | Skipped]],
                   summary: IndexSummary, max_pixels: int) -> None:
     """Resolve a window of read files in order, encode those to embed, commit it in one transaction."""
     same = store.rows_with_hashes(r.hash for _, r in window if isinstance(r, Read))
@@ -208,7 +211,7 @@ def _index_window(store: Store, encoder, resolver: _Resolver, window: list[tuple
                 summary.added += path not in resolver.plan.known
 
 
-def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, list[FileRow]], encoder,
+def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, list[FileRow]], encoder: Encoder,
           max_pixels: int) -> tuple[str, str, Read | Skipped, FileRow | None]:
     """(kind, path, what was read, source row): kind is "touched", "moved", "copied", "embed" (with
     pixels) or "skip" (r is then the Skipped record)."""
@@ -226,16 +229,14 @@ def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, lis
     return kind, path, r, src
 
 
-def index_folders(store: Store, encoder, dirs: Sequence[str], batch_size: int = 32,
+def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_size: int = 32,
                   workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                   on_start: Callable[[int], None] | None = None,
                   on_progress: Callable[[int], None] | None = None) -> IndexSummary:
     """Index `dirs` into `store` with `encoder`; returns what changed. Safe to interrupt any time.
     `on_start(n)` gets the number of files to read, `on_progress(n)` the files done since."""
     roots = check_roots(dirs)
-    store.bind_model(encoder.fingerprint, encoder.dim, getattr(encoder, "name", "?"),
-                     getattr(encoder, "dtype_name", None) or str(getattr(encoder, "dtype", "float32")).replace("torch.", ""),
-                     encoder.preprocess_cfg.framing)
+    store.bind_model(encoder.fingerprint, encoder.dim)
     plan = plan_changes(store, roots, scan(roots))
     summary = IndexSummary(unchanged=plan.unchanged, still_skipped=plan.still_skipped)
     if on_start:
@@ -265,7 +266,6 @@ def index_from_parquet(store: Store, out_dir: str,
     A file already in the store with the same content is left alone, so loading twice adds nothing.
     """
     from clipseek.embed import shards
-    from clipseek.model.fingerprint import same_model
 
     manifest = shards.read_manifest(out_dir)
     done = sorted(shards.done_shards(out_dir))
@@ -273,7 +273,7 @@ def index_from_parquet(store: Store, out_dir: str,
     for i in done:
         path = shards.shard_path(out_dir, i)
         fp = shards.shard_fingerprint(path)
-        if have is not None and not same_model(have, fp):
+        if have is not None and not have.same_weights(fp):
             raise ModelMismatchError(f"{path} holds vectors of model [{fp}] but {store.path} was indexed with "
                              f"model [{have}]; load it into another --db")
         have = have or fp
@@ -282,8 +282,7 @@ def index_from_parquet(store: Store, out_dir: str,
         summary.total = store.count()
         return summary
     if store.fingerprint is None:
-        store.bind_model(have, int(manifest["dim"]), manifest.get("model") or "?",
-                         manifest.get("dtype") or "float32", manifest.get("framing") or "center")
+        store.bind_model(have, int(manifest["dim"]))
     for i in done:
         rows, vectors, _ = shards.read_shard(shards.shard_path(out_dir, i))
         skipped = shards.read_skipped(out_dir, i)

@@ -55,7 +55,7 @@ Chunks = Iterator[tuple[np.ndarray, np.ndarray]]
 @dataclass
 class IndexState:
     db_id: str
-    fingerprint: str
+    fingerprint: str  # str(Fingerprint) of the store's model, "" before one is bound
     kind: str        # one of KINDS
     max_id: int      # highest store row id in the index
     count: int       # vectors in the index
@@ -144,7 +144,7 @@ class VectorIndex:
     def rebuild(cls, store, threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
         n = store.count()
         return cls._build(choose_kind(n, threshold), int(store.meta("dim") or 0), n, store.iter_vectors,
-                          store.db_id, store.fingerprint or "")
+                          store.db_id, str(store.fingerprint or ""))
 
     @classmethod
     def _build(cls, kind: str, dim: int, n: int, chunks: Callable[[], Chunks], db_id: str,
@@ -328,7 +328,7 @@ class VectorIndex:
         or rebuild it when it belongs to another DB/model, too many rows were deleted, it outgrew the
         exact index or it was empty. Returns True if anything changed (so the caller saves it)."""
         s = self.state
-        if s.db_id != store.db_id or s.fingerprint != (store.fingerprint or ""):
+        if s.db_id != store.db_id or s.fingerprint != str(store.fingerprint or ""):
             self._replace(self.rebuild(store, threshold))
             return True
         live_old = store.count_upto(s.max_id)

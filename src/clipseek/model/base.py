@@ -1,22 +1,41 @@
-"""The Encoder protocol: what every backend gives the rest of clipseek."""
+"""The Encoder protocol: what every backend gives the rest of clipseek, and all that the rest reads."""
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
 from clipseek.core.preprocess import PreprocessCfg
+from clipseek.model.fingerprint import Fingerprint
 
 
+@runtime_checkable
 class Encoder(Protocol):
-    dim: int
-    logit_scale: float
-    fingerprint: str
+    """Images and texts in, unit float32 vectors out, in one shared space of `dim` dimensions."""
+
+    name: str                     # the checkpoint as given to load_model (hub id or absolute path)
+    device: str                   # where it runs: "cpu", "cuda", "mps"
+    dtype_name: str               # the precision it runs at: "float32", "float16", "bfloat16", "int8"
+    dim: int                      # vector length
+    logit_scale: float            # multiplies cosine similarities into classification logits
+    fingerprint: Fingerprint      # what made its vectors (stored with them, checked against them)
     preprocess_cfg: PreprocessCfg
 
-    def preprocess(self, image: Image.Image) -> np.ndarray: ...
-    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray: ...
-    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray: ...
-    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray: ...
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """One image -> its (3, H, W) float32 model input."""
+        ...
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) preprocessed images -> (N, dim) unit vectors."""
+        ...
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """Images -> (N, dim) unit vectors."""
+        ...
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Texts -> (M, dim) unit vectors."""
+        ...
+

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from clipseek.core.preprocess import PreprocessCfg, preprocess
+from clipseek.model.fingerprint import Fingerprint
 
 
 def quiet_transformers() -> None:
@@ -44,8 +45,7 @@ class HFEncoder:
         self.logit_scale = float(scale.detach().float().exp()) if scale is not None else 100.0
         dtype_name = getattr(model, "_clipseek_dtype", None) or str(self.dtype).replace("torch.", "")
         self.dtype_name = dtype_name
-        self.fingerprint = (f"{name}@{identity} backend={self.backend} dtype={dtype_name} "
-                            f"pre={preprocess_cfg.describe()}")
+        self.fingerprint = Fingerprint(name, identity, self.backend, dtype_name, preprocess_cfg.describe())
         self.model_type = getattr(model.config, "model_type", "clip")
         text_cfg = getattr(model.config, "text_config", None)
         self.max_text_len = int(getattr(text_cfg, "max_position_embeddings", 77) or 77)
@@ -85,7 +85,7 @@ class HFEncoder:
 
     def describe(self) -> dict:
         return {"model": self.name, "device": self.device, "dtype": str(self.dtype),
-                "dim": self.dim, "fingerprint": self.fingerprint}
+                "dim": self.dim, "fingerprint": str(self.fingerprint)}
 
 
 def _unit(t) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Load a checkpoint (hub id or directory) into an Encoder that turns images and texts into unit vectors.
 
-Everything downstream sees only the Encoder protocol: `encode_images`, `encode_texts`, `logit_scale`,
-`fingerprint`, `dim`. A new backend is one new class.
+Everything downstream sees only the Encoder protocol (`model/base.py`); its `fingerprint` says which
+weights made a vector (`model/fingerprint.py`). A new backend is one new class.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import ipaddress
 import os
 import sys
 from contextlib import asynccontextmanager
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from fastapi import FastAPI, File, Form, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -23,6 +23,9 @@ from clipseek import __version__
 from clipseek.errors import ClipseekError, UsageError
 from clipseek.server.guard import Guard
 from clipseek.server.service import GalleryService, Limits, NotFound, TooLarge
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
@@ -55,8 +58,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(gallery_or_db, encoder=None, *, token: str | None = None, limits: Limits = Limits(),
-               model: str | None = None, device: str = "auto", allowed_hosts: list[str] | None = None,
+def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | None = None,
+               limits: Limits = Limits(), model: str | None = None, device: str = "auto",
+               allowed_hosts: list[str] | None = None,
                thumb_dir: str | None = None, int8_text: bool = False) -> FastAPI:
     """The app for one gallery (a Gallery or a database path). The model is loaded here, once.
 

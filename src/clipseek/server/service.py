@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 from clipseek.core.prompts import (
     BUILTIN_TEMPLATE_SETS,
@@ -35,6 +35,9 @@ from clipseek.gallery.thumbs import (
     ensure_thumbnail,
     web_media_type,
 )
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
 
 T = TypeVar("T")
 TEXT_BATCH = 64  # text queries encoded together at most
@@ -66,7 +69,7 @@ class Limits:
 class GalleryService:
     """One gallery and its model, safe to call from many threads. Close with `.close()`."""
 
-    def __init__(self, gallery: Gallery | str, encoder=None, *, model: str | None = None,
+    def __init__(self, gallery: Gallery | str, encoder: Encoder | None = None, *, model: str | None = None,
                  device: str = "auto", limits: Limits = Limits(), thumb_dir: str | None = None,
                  int8_text: bool = False):
         if isinstance(gallery, Gallery):
@@ -85,7 +88,7 @@ class GalleryService:
         self._pending_lock, self._draining = threading.Lock(), False
         self.encoder = self._run(self._load)  # the model is loaded once, now; a bad DB fails here
 
-    def _load(self):
+    def _load(self) -> Encoder:
         self.gallery.store  # noqa: B018 - opens the DB (clear error if missing) before the model
         enc = self.gallery.encoder
         self.gallery.search_vector(enc.encode_texts(["warm up"])[0], 1)  # builds the index now

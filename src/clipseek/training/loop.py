@@ -34,7 +34,14 @@ from clipseek.training.checkpoint import (
     training_log,
 )
 from clipseek.training.loss import PositiveMatcher, contrastive_loss
-from clipseek.training.optim import adamw, freeze, lr_schedule, optimizer_step, param_groups, ramp
+from clipseek.training.optim import (
+    adamw,
+    freeze,
+    lr_schedule,
+    optimizer_step,
+    param_groups,
+    ramp,
+)
 from clipseek.training.patch_dropout import PatchDropout
 
 
