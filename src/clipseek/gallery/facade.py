@@ -112,6 +112,7 @@ class Gallery:
               max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int], None] | None = None,
               on_progress: Callable[[int], None] | None = None):
         """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary."""
+        from clipseek.gallery.phash import fill_phashes
         from clipseek.gallery.sync import check_roots, index_folders
 
         check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
@@ -120,6 +121,7 @@ class Gallery:
         summary = index_folders(store, enc, dirs, batch_size=batch_size,
                                 workers=workers, max_pixels=max_pixels, on_start=on_start,
                                 on_progress=on_progress)
+        fill_phashes(store, workers)  # new files, and every file of a database made before pHashes
         self._refresh_index(force=True)
         return summary
 
