@@ -16,6 +16,7 @@ BLOCK = 2048
 QUERY_CHUNK = 20_000
 NPROBE = 16
 TRAIN_PER_LIST = 40
+KMEANS_ITERATIONS = 10
 
 
 def cosine_pairs(vectors: np.ndarray, threshold: float, exact: bool | None = None
@@ -50,18 +51,19 @@ def ivf_lists(n: int) -> int:
     return int(min(4096, max(16, 2 ** round(np.log2(4 * np.sqrt(n))))))
 
 
-def _ivf_pairs(v: np.ndarray, threshold: float, nprobe: int = NPROBE):
+def _ivf_pairs(v: np.ndarray, threshold: float, nprobe: int | None = None):
     import faiss
 
     n, d = v.shape
     nlist = ivf_lists(n)
     quantizer = faiss.IndexFlatIP(d)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = KMEANS_ITERATIONS  # coarse cells are enough: near-copies share one anyway
     rng = np.random.default_rng(0)
     sample = v[rng.choice(n, min(n, nlist * TRAIN_PER_LIST), replace=False)]
     index.train(sample)
     index.add(v)
-    index.nprobe = min(nprobe, nlist)
+    index.nprobe = min(nprobe or NPROBE, nlist)
     out_i, out_j, out_s = [], [], []
     for start in range(0, n, QUERY_CHUNK):
         q = v[start:start + QUERY_CHUNK]
