@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clipseek.core.organise import Transfer, plan_transfers
 from clipseek.errors import UsageError
 from clipseek.gallery.pairs import cosine_pairs
 from clipseek.gallery.phash import PHASH_BITS, fill_phashes, hamming_pairs
@@ -178,5 +179,9 @@ def _why(links: _Links, keep, r) -> tuple[str, float, int]:
     return (*direct, keep.id) if direct else links.node_best[r.id]
 
 
-def relative_to(path: str, root: str | None) -> str:
-    return os.path.relpath(path, root) if root else path
+def extras_plan(groups: list[DupeGroup], out_dir: str, root: str | None) -> list[Transfer]:
+    """Every non-keeper to OUT/<its path relative to the gallery's root folder>."""
+    base = root or os.sep
+    rows = [(m.path, os.path.relpath(m.path, base), f"{m.reason} of {g.keep.path}", m.score)
+            for g in groups for m in g.extras]
+    return plan_transfers(rows, out_dir)
