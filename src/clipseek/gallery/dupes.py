@@ -171,12 +171,13 @@ def _member(r, reason: str, score: float, link: str) -> Member:
 
 
 def _why(links: _Links, keep, r) -> tuple[str, float, int]:
-    """How `r` relates to the keeper: the same bytes, else their direct link, else r's strongest link
-    inside the group (it joined the group through another member): (reason, score, linked id)."""
+    """Why `r` is in the group: its strongest link (the same bytes, a close pHash, a high cosine), to
+    the keeper when that link is as strong as any: (reason, score, linked id)."""
     if r.hash == keep.hash:
         return "identical", 1.0, keep.id
     direct = links.best.get((min(r.id, keep.id), max(r.id, keep.id)))
-    return (*direct, keep.id) if direct else links.node_best[r.id]
+    best = links.node_best[r.id]
+    return (*direct, keep.id) if direct and not _stronger(best[:2], direct) else best
 
 
 def extras_plan(groups: list[DupeGroup], out_dir: str, root: str | None) -> list[Transfer]:

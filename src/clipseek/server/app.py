@@ -110,6 +110,13 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
         data = await file.read(limits.max_upload_bytes + 1)
         return await run_in_threadpool(svc.classify, data, labels, templates, file.filename or "")
 
+    @app.get("/api/dupes", tags=["search"], summary="Groups of duplicate images, with a keeper each")
+    async def dupes(similar: bool = Query(False, description="Also group near-identical shots (bursts) "
+                                          "by CLIP cosine >= threshold."),
+                    threshold: float = Query(0.95, description="CLIP cosine for similar shots."),
+                    limit: int = Query(500, description="Groups to return at most, the largest first.")):
+        return await run_in_threadpool(svc.dupes, similar, threshold, limit)
+
     @app.get("/api/images/{image_id}", tags=["images"], summary="The original image file, by id")
     async def image(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
         path, data, media = await run_in_threadpool(svc.image, image_id)

@@ -61,6 +61,7 @@ class Limits:
     max_label_chars: int = 200
     max_templates: int = 100
     max_prompts: int = 20_000           # labels x templates texts to encode for one classify call
+    max_dupe_groups: int = 5_000
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -272,6 +273,31 @@ class GalleryService:
             return ensure_thumbnail(row.path, self.thumb_dir, row.hash, size)
         except ImageError as e:
             raise NotFound(f"image {image_id} cannot be read now: {e.reason}") from None
+
+    # ---- duplicates ------------------------------------------------------------------------------
+    def dupes(self, similar: bool = False, threshold: float = 0.95, limit: int = 500) -> dict:
+        """Duplicate groups (gallery.dupes) with paths relative to the gallery's root; at most `limit`
+        groups, the largest first. Computed on the model thread, which owns the gallery's database."""
+        from clipseek.gallery.dupes import check_settings
+
+        check_settings(threshold, 0)
+        if not 1 <= limit <= self.limits.max_dupe_groups:
+            raise UsageError(f"limit must be between 1 and {self.limits.max_dupe_groups}, got {limit}")
+        return self._run(self._dupes, similar, threshold, limit)
+
+    def _dupes(self, similar: bool, threshold: float, limit: int) -> dict:
+        from clipseek.gallery.dupes import find_duplicates
+
+        store = self.gallery.store
+        groups = find_duplicates(store, similar=similar, threshold=threshold)
+        root = store.common_root() or os.sep
+        rel = (lambda p: os.path.relpath(p, root) if p else p)
+        shown = sorted(groups, key=lambda g: -len(g.members))[:limit]
+        return {"similar": similar, "threshold": threshold, "total_groups": len(groups),
+                "extras": sum(len(g.extras) for g in groups),
+                "groups": [{"keep": rel(g.keep.path), "members": [
+                    {**m.to_dict(), "path": rel(m.path), "link": rel(m.link)} for m in g.members]}
+                    for g in shown]}
 
     def stats(self) -> dict:
         def read():
