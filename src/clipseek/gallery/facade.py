@@ -110,8 +110,9 @@ class Gallery:
     # ---- indexing --------------------------------------------------------------------------------
     def index(self, dirs: Sequence[str], batch_size: int = 32, workers: int | None = None,
               max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int], None] | None = None,
-              on_progress: Callable[[int], None] | None = None):
-        """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary."""
+              on_progress: Callable[[int], None] | None = None, refresh_index: bool = True):
+        """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary.
+        `refresh_index=False` leaves the FAISS cache to whoever searches (a watcher beside a server)."""
         from clipseek.gallery.phash import fill_phashes
         from clipseek.gallery.sync import check_roots, index_folders
 
@@ -122,7 +123,8 @@ class Gallery:
                                 workers=workers, max_pixels=max_pixels, on_start=on_start,
                                 on_progress=on_progress)
         fill_phashes(store, workers)  # new files, and every file of a database made before pHashes
-        self._refresh_index(force=True)
+        if refresh_index:
+            self._refresh_index(force=True)
         return summary
 
     def index_parquet(self, out_dir: str, on_progress: Callable[[int], None] | None = None):

@@ -139,8 +139,56 @@ class GalleryService:
         return self._worker.submit(fn, *args).result()
 
     def close(self) -> None:
+        self.stop_watching()
         self._run(self.gallery.close)
         self._worker.shutdown()
+
+    # ---- following folders (serve --watch) -------------------------------------------------------
+    def watch(self, dirs: Sequence[str], poll: bool = False, interval: float | None = None,
+              quiet: float | None = None, on_batch: Callable | None = None,
+              on_stop: Callable[[BaseException], None] | None = None):
+        """Index `dirs` now and whenever they change, on a thread of its own with its own database
+        connection (searches see each committed batch without a restart). Returns the Watcher;
+        `on_stop(error)` is called if it stops by itself (a watched folder deleted, ...)."""
+        from clipseek.gallery.sync import check_roots
+        from clipseek.gallery.watch import MAX_WAIT, POLL_INTERVAL, QUIET, Watcher
+
+        roots = check_roots(dirs)
+        own: list[Gallery] = []
+
+        def apply():
+            if not own:  # opened on the watcher's thread, which then owns its SQLite connection
+                own.append(Gallery(self.db_path, self.encoder))
+            return own[0].index(roots, refresh_index=False)
+
+        watcher = Watcher(roots, apply, on_batch, poll=poll, interval=interval or POLL_INTERVAL,
+                          quiet=QUIET if quiet is None else quiet, max_wait=MAX_WAIT,
+                          ignore=[self.thumb_dir])
+        stop = threading.Event()
+
+        def run():
+            try:
+                watcher.run(stop)
+            except Exception as e:  # reported once; the server goes on serving what is indexed
+                if on_stop:
+                    on_stop(e)
+            finally:
+                for g in own:
+                    g.close()
+
+        watcher.start()  # fails here, in the caller, if a folder cannot be watched
+        thread = threading.Thread(target=run, name="clipseek-watch", daemon=True)
+        self._watching = (watcher, stop, thread)
+        thread.start()
+        return watcher
+
+    def stop_watching(self, timeout: float = 30.0) -> None:
+        watching = getattr(self, "_watching", None)
+        if watching:
+            _, stop, thread = watching
+            stop.set()
+            thread.join(timeout)
+            self._watching = None
 
     # ---- checks ----------------------------------------------------------------------------------
     def _check_k(self, k: int) -> int:
