@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder
 from dupes_images import copies_of, photo
+from PIL import Image
 
 from clipseek.gallery.dupes import find_duplicates
 from clipseek.gallery.pairs import cosine_pairs
@@ -193,3 +194,18 @@ def test_unreadable_file_gets_blank_phash_and_copies_keep_theirs(tmp_path, folde
         index_folders(s, encoder, [str(folder)])  # a copy reuses the row's vector and pHash
         assert s.conn.execute("SELECT phash FROM files WHERE path = ?",
                               (str(folder / "copy.png"),)).fetchone()[0] == got[str(folder / "p2.png")]
+
+
+def test_keeper_uses_the_files_own_size_not_the_draft_decoded_one(tmp_path, encoder):
+    """JPEGs are decoded at reduced scale for the model, so the store may hold a smaller size: the
+    big JPEG original must still win over its half-size PNG copy."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    photo(3, (640, 480)).save(d / "big.jpg", quality=95)
+    Image.open(d / "big.jpg").resize((320, 240), Image.LANCZOS).save(d / "half.png")
+    with Store.open(str(tmp_path / "g.db")) as s:
+        index_folders(s, encoder, [str(d)])
+        stored = dict(s.conn.execute("SELECT path, width FROM files"))
+        assert stored[str(d / "big.jpg")] < 320  # what the store recorded for the JPEG
+        (g,) = find_duplicates(s)
+    assert g.keep.path == str(d / "big.jpg") and (g.keep.width, g.keep.height) == (640, 480)

@@ -17,6 +17,7 @@ is the largest image (pixels, then bytes), then the oldest file. Nothing here de
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -145,7 +146,7 @@ def pair_cosines(store, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _groups(store, links: _Links) -> list[DupeGroup]:
     comps = links.components()
-    rows = store.get_rows([i for c in comps for i in c])
+    rows = {i: _true_size(r) for i, r in store.get_rows([i for c in comps for i in c]).items()}
     groups = []
     for comp in comps:
         members = [rows[i] for i in comp if i in rows]
@@ -160,6 +161,19 @@ def _groups(store, links: _Links) -> list[DupeGroup]:
         out[1:] = sorted(out[1:], key=lambda m: (RANK[m.reason], -m.score, m.path))
         groups.append(DupeGroup(out[0], tuple(out)))
     return sorted(groups, key=lambda g: g.keep.path)
+
+
+def _true_size(row):
+    """The row with the file's own pixel size, read from its header (the store may hold the size a
+    JPEG was draft-decoded at for the model); the stored size if the file cannot be opened."""
+    from PIL import Image
+
+    try:
+        with Image.open(row.path) as img:
+            w, h = img.size
+    except Exception:
+        return row
+    return dataclasses.replace(row, width=w, height=h)
 
 
 def _neg(path: str) -> tuple:
