@@ -176,6 +176,7 @@ def random_unit(n: int, d: int, rng) -> np.ndarray:
 
 
 def speed(args) -> None:
+    from clipseek.gallery.dupes import DEFAULT_PHASH_DISTANCE
     from clipseek.gallery.pairs import cosine_pairs, ivf_lists
     from clipseek.gallery.phash import hamming_pairs
 
@@ -204,8 +205,8 @@ def speed(args) -> None:
     codes = rng.integers(0, 2 ** 63, n, dtype=np.int64).astype(np.uint64) * np.uint64(2) + \
         rng.integers(0, 2, n).astype(np.uint64)
     with Timer() as t:
-        i, _, _ = hamming_pairs(codes, 8)
-    print(f"pHash pairs (<= 8 bits) over {n:,} hashes: {t.s:.1f} s, {len(i)} pairs")
+        i, _, _ = hamming_pairs(codes, DEFAULT_PHASH_DISTANCE)
+    print(f"pHash pairs (<= {DEFAULT_PHASH_DISTANCE} bits) over {n:,} random hashes: {t.s:.1f} s, {len(i)} pairs")
 
 
 def main() -> None:

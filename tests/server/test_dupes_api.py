@@ -79,7 +79,7 @@ def test_duplicates_view_in_chromium(gallery, encoder):
                 assert page.locator(".dupe-group").count() == 1
                 assert page.locator(".dupe-group .card").count() == 5
                 assert page.locator(".card.keeper .caption").inner_text() == "p0.png"
-                assert "1 groups, 4 extra copies" in page.inner_text("#status")
+                assert "1 group, 4 extra copies" in page.inner_text("#status")
                 page.wait_for_function("() => [...document.querySelectorAll('.dupe-group img')]"
                                        ".every(i => i.complete && i.naturalWidth > 0)")
                 page.locator(".dupe-group .card").nth(1).click()

@@ -59,7 +59,7 @@ def _apply(plan, mode: str, out: str, dry_run: bool, log: str | None, fmt: str, 
         for s in skipped:
             eprint(f"skipping {s.path}: {s.reason}")
     done = len(plan) - len(skipped)
-    _print_plan(plan, mode, log_path, skipped, fmt, dry_run, list(unreadable))
+    _print_plan(plan, mode, log_path, skipped, fmt, dry_run, list(unreadable), what)
     verb = {"move": "moved", "copy": "copied", "link": "linked"}[mode]
     if dry_run:
         eprint(f"dry run: {len(plan)} files would be {verb} into {out}; nothing was changed")
@@ -69,7 +69,7 @@ def _apply(plan, mode: str, out: str, dry_run: bool, log: str | None, fmt: str, 
     return 0
 
 
-def _print_plan(plan, mode, log_path, skipped, fmt, dry_run, unreadable) -> None:
+def _print_plan(plan, mode, log_path, skipped, fmt, dry_run, unreadable, what) -> None:
     failed = {s.path for s in skipped}
     if fmt == "json":
         print_json({"log": log_path, "mode": mode, "dry_run": dry_run,
@@ -80,6 +80,9 @@ def _print_plan(plan, mode, log_path, skipped, fmt, dry_run, unreadable) -> None
     elif fmt == "csv":
         print_csv(["source", "destination", "label", "probability"],
                   [[t.source, t.destination, t.label, f"{t.probability:.6f}"] for t in plan])
+    elif what == "dupes":
+        print_table(None, ["image", "to", "why", "score"],
+                    [[t.source, t.destination, t.label, f"{t.probability:.3f}"] for t in plan])
     else:
         print_table(None, ["image", "to", "label"],
                     [[t.source, t.destination, f"{t.label} ({t.probability:.1%})"] for t in plan])
@@ -118,7 +121,8 @@ def dupes_cmd(
         return _apply(extras_plan(groups, out, root), "move", out, dry_run, log, fmt, "dupes")
     _print_groups(groups, fmt)
     extras = sum(len(g.extras) for g in groups)
-    eprint(f"{len(groups)} groups, {extras} extra copies" if groups else "no duplicates found")
+    eprint(f"{len(groups)} group{'s' * (len(groups) != 1)}, {extras} extra cop{'y' if extras == 1 else 'ies'}"
+           if groups else "no duplicates found")
     return 0
 
 

@@ -206,7 +206,9 @@ async function findDupes() {
     $("classify-panel").hidden = true;
     $("dupes-panel").hidden = false;
     const ms = Math.round(performance.now() - t0);
-    setStatus(body.total_groups ? body.total_groups + " groups, " + body.extras + " extra copies (" + ms + " ms)"
+    const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
+    setStatus(body.total_groups ? plural(body.total_groups, "group", "groups") + ", " +
+                                  plural(body.extras, "extra copy", "extra copies") + " (" + ms + " ms)"
                                 : "No duplicates found.");
   } catch (e) { setStatus(e.message, true); }
 }
