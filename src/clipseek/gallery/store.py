@@ -2,8 +2,9 @@
 
 One row per file (absolute path, size, mtime, content hash, width/height, float32 vector, perceptual
 hash), a table of skipped files with reasons, and a meta table (schema version, database id, model
-fingerprint, model name, dtype, dim). Older databases are upgraded in place when opened (`_MIGRATIONS`). WAL mode; every write happens in one transaction, so a killed run loses nothing
-that was committed and leaves no half-written batch behind. SQL is parameterised only.
+fingerprint, model name, dtype, dim); older databases are upgraded in place when opened (`_MIGRATIONS`).
+WAL mode; every write happens in one transaction, so a killed run loses nothing that was committed and
+leaves no half-written batch behind. SQL is parameterised only.
 
 Row ids come from AUTOINCREMENT and are never reused: a changed file gets a new id (delete + insert),
 a moved file keeps its id. The FAISS index (vector_index.py) relies on that to extend itself instead of
