@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 from conftest import make_image
@@ -41,18 +42,23 @@ def test_watch_then_ctrl_c(tmp_path, tiny_ckpt):
         make_image(i).save(d / f"p{i}.png")
     db = tmp_path / "g.db"
     proc = start("index", d, "--db", db, "--model", tiny_ckpt, "--watch", "--poll", "--poll-interval", "0.1")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
         assert wait_for(lambda: count(db) == 3), "first pass did not commit"
         for i in range(3, 8):
             make_image(i).save(d / f"p{i}.png")
-        assert wait_for(lambda: count(db) == 8, timeout=30), "new files were not indexed"
+        assert wait_for(lambda: any("5 added (8 images)" in l for l in lines), timeout=30), lines
         os.remove(d / "p0.png")
-        assert wait_for(lambda: count(db) == 7, timeout=30), "a deleted file was not removed"
+        assert wait_for(lambda: any("1 removed (7 images)" in l for l in lines), timeout=30), lines
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        err = proc.stderr.read()
+        proc.wait(timeout=30)
+        reader.join(10)
     assert proc.returncode == 0, err
-    assert out.splitlines()[0].startswith("3 images in") and "5 added" in out and "1 removed" in out
+    assert lines[0].startswith("3 images in") and count(db) == 7
     assert "watching" in err and "polling every 0.1 s: asked for (--poll)" in err
     assert "stopped watching; 7 images" in err and "Traceback" not in err
     c = sqlite3.connect(db)
