@@ -1,9 +1,10 @@
 """SQLite catalog of indexed images: the single source of truth for a gallery.
 
-One row per file (absolute path, size, mtime, content hash, width/height, float32 vector), a table of
-skipped files with reasons, and a meta table (schema version, database id, model fingerprint, model
-name, dtype, dim). WAL mode; every write happens in one transaction, so a killed run loses nothing
-that was committed and leaves no half-written batch behind. SQL is parameterised only.
+One row per file (absolute path, size, mtime, content hash, width/height, float32 vector, perceptual
+hash), a table of skipped files with reasons, and a meta table (schema version, database id, model
+fingerprint, model name, dtype, dim); older databases are upgraded in place when opened (`_MIGRATIONS`).
+WAL mode; every write happens in one transaction, so a killed run loses nothing that was committed and
+leaves no half-written batch behind. SQL is parameterised only.
 
 Row ids come from AUTOINCREMENT and are never reused: a changed file gets a new id (delete + insert),
 a moved file keeps its id. The FAISS index (vector_index.py) relies on that to extend itself instead of
@@ -25,7 +26,7 @@ import numpy as np
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP_ID = "clipseek-gallery"
 
 _SCHEMA = """
@@ -48,6 +49,11 @@ CREATE TABLE IF NOT EXISTS skipped (
     reason TEXT NOT NULL
 );
 """
+# Schema version N -> the statements that upgrade a version N-1 database in place. A fresh database is
+# created at version 1 and upgraded through every step, so old and new databases end up identical.
+_MIGRATIONS = {
+    2: ("ALTER TABLE files ADD COLUMN phash TEXT",),  # 64-bit perceptual hash, hex; NULL until computed
+}
 
 
 class StoreError(ClipseekError):
@@ -112,15 +118,28 @@ class Store:
             with self.transaction():
                 for stmt in filter(str.strip, _SCHEMA.split(";")):  # not executescript: it commits
                     self.conn.execute(stmt)
-                self._set_meta_rows({"app": APP_ID, "schema_version": str(SCHEMA_VERSION),
-                                     "db_id": uuid.uuid4().hex})
-            return
-        if "meta" not in tables or self.meta("app") != APP_ID:
+                self._set_meta_rows({"app": APP_ID, "schema_version": "1", "db_id": uuid.uuid4().hex})
+        elif "meta" not in tables or self.meta("app") != APP_ID:
             raise UsageError(f"{self.path} is not a clipseek database (it is some other SQLite file)")
         version = int(self.meta("schema_version") or 0)
-        if version != SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema version {version}; this clipseek reads version "
-                             f"{SCHEMA_VERSION}. Re-index into a new --db.")
+        if not 1 <= version <= SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version}; this clipseek reads versions 1 "
+                             f"to {SCHEMA_VERSION}. Re-index into a new --db.")
+        if version < SCHEMA_VERSION:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Upgrade to SCHEMA_VERSION in one transaction (another process may have done it already)."""
+        try:
+            with self.transaction():
+                version = int(self.meta("schema_version") or 0)
+                for v in range(version + 1, SCHEMA_VERSION + 1):
+                    for stmt in _MIGRATIONS[v]:
+                        self.conn.execute(stmt)
+                self._set_meta_rows({"schema_version": str(max(version, SCHEMA_VERSION))})
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"{self.path} needs a schema upgrade to version {SCHEMA_VERSION} and it "
+                             f"cannot be written ({e})") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -279,6 +298,29 @@ class Store:
         prefix = os.path.commonprefix([lo, hi])
         return prefix[:prefix.rfind(os.sep) + 1].rstrip(os.sep) or os.sep
 
+    # ---- perceptual hashes and identical files (clipseek dupes) ----------------------------------
+    def rows_without_phash(self, limit: int = 1000, after_id: int = 0) -> list[tuple[int, str]]:
+        """(id, path) of up to `limit` rows with id > after_id whose perceptual hash is not computed."""
+        return self.conn.execute("SELECT id, path FROM files WHERE phash IS NULL AND id > ? ORDER BY id "
+                                 "LIMIT ?", (after_id, limit)).fetchall()
+
+    def phashes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64, 64-bit perceptual hashes uint64) of every row that has one, in id order."""
+        rows = self.conn.execute("SELECT id, phash FROM files WHERE phash IS NOT NULL AND phash != '' "
+                                 "ORDER BY id").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        codes = np.fromiter((int(r[1], 16) for r in rows), dtype=np.uint64, count=len(rows))
+        return ids, codes
+
+    def same_content_ids(self) -> list[list[int]]:
+        """Ids of the rows sharing one content hash, a list per hash held by more than one row."""
+        cur = self.conn.execute("SELECT f.hash, f.id FROM files f JOIN (SELECT hash FROM files GROUP BY "
+                                "hash HAVING count(*) > 1) d ON f.hash = d.hash ORDER BY f.hash, f.id")
+        out: dict[str, list[int]] = {}
+        for h, i in cur:
+            out.setdefault(h, []).append(i)
+        return list(out.values())
+
     # ---- writes (call inside `with store.transaction():`) --------------------------------------
     def insert_files(self, rows: Sequence[tuple[str, int, int, str, int, int, np.ndarray]]) -> None:
         """(path, size, mtime_ns, hash, width, height, vector). A path already present is replaced
@@ -295,8 +337,8 @@ class Store:
         """A new path with the same content as row `src_id`: reuse its vector, no re-embedding."""
         self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
         self.conn.execute("DELETE FROM skipped WHERE path = ?", (path,))
-        self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector) "
-                          "SELECT ?, ?, ?, hash, width, height, vector FROM files WHERE id = ?",
+        self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, phash) "
+                          "SELECT ?, ?, ?, hash, width, height, vector, phash FROM files WHERE id = ?",
                           (path, size, mtime_ns, src_id))
 
     def move_file(self, row_id: int, new_path: str, size: int, mtime_ns: int) -> None:
@@ -307,6 +349,10 @@ class Store:
 
     def touch_file(self, row_id: int, size: int, mtime_ns: int) -> None:
         self.conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, row_id))
+
+    def set_phashes(self, items: Sequence[tuple[int, str]]) -> None:
+        """(id, perceptual hash as 16 hex digits, or '' when the file could not be read)."""
+        self.conn.executemany("UPDATE files SET phash = ? WHERE id = ?", [(h, i) for i, h in items])
 
     def remove_paths(self, paths: Iterable[str]) -> None:
         items = [(p,) for p in paths]
