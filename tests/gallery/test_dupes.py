@@ -197,8 +197,9 @@ def test_unreadable_file_gets_blank_phash_and_copies_keep_theirs(tmp_path, folde
 
 
 def test_keeper_uses_the_files_own_size_not_the_draft_decoded_one(tmp_path, encoder):
-    """JPEGs are decoded at reduced scale for the model, so the store may hold a smaller size: the
-    big JPEG original must still win over its half-size PNG copy."""
+    """JPEGs are decoded at reduced scale for the model; the store records the file's own size, and
+    the big JPEG original wins over its half-size PNG copy (also for databases made before that fix,
+    whose rows may still hold the draft size: dupes reads each member's header)."""
     d = tmp_path / "photos"
     d.mkdir()
     photo(3, (640, 480)).save(d / "big.jpg", quality=95)
@@ -206,6 +207,7 @@ def test_keeper_uses_the_files_own_size_not_the_draft_decoded_one(tmp_path, enco
     with Store.open(str(tmp_path / "g.db")) as s:
         index_folders(s, encoder, [str(d)])
         stored = dict(s.conn.execute("SELECT path, width FROM files"))
-        assert stored[str(d / "big.jpg")] < 320  # what the store recorded for the JPEG
+        assert stored[str(d / "big.jpg")] == 640  # the file's own width, not the draft-decoded one
+        s.conn.execute("UPDATE files SET width = 160, height = 120 WHERE path = ?", (str(d / "big.jpg"),))
         (g,) = find_duplicates(s)
     assert g.keep.path == str(d / "big.jpg") and (g.keep.width, g.keep.height) == (640, 480)
