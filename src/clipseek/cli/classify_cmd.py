@@ -37,7 +37,8 @@ def classify_cmd(
     crop: str = typer.Option("center", "--crop", help="center (as the checkpoint) or pad (letterbox)."),
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any file was skipped."),
 ) -> int:
-    """Rank candidate labels for each image (softmax over logit_scale * cosine)."""
+    """Rank candidate labels for each image: CLIP shares each image's probability out among the labels
+    (softmax); SigLIP scores each label on its own (sigmoid), as the model was trained."""
     from clipseek.core.images import collect_image_paths
     from clipseek.core.prompts import parse_labels, resolve_templates
     from clipseek.errors import UsageError
