@@ -176,3 +176,23 @@ def test_no_weights_and_damaged_weights(tmp_path):
     (d / "open_clip_model.safetensors").unlink()
     with pytest.raises(ModelLoadError, match="no open_clip weights"):
         load_model(str(d), device="cpu")
+
+
+def test_tokenizer_from_tokenizer_json_alone(tmp_path):
+    d = Path(broken_copy(tmp_path))
+    ref = load_model(str(d), device="cpu")
+    ref.tokenizer.save_pretrained(tmp_path / "tok")
+    for name in ("vocab.json", "merges.txt"):
+        (d / name).unlink()
+    shutil.copy(tmp_path / "tok" / "tokenizer.json", d / "tokenizer.json")
+    enc = load_model(str(d), device="cpu")
+    texts = expected(NAMES[0])[0]["texts"]
+    assert np.allclose(enc.encode_texts(texts), ref.encode_texts(texts), atol=1e-6)
+
+
+def test_missing_tokenizer_falls_back_to_clip_bpe_or_says_so(tmp_path):
+    d = Path(broken_copy(tmp_path))
+    for name in ("vocab.json", "merges.txt"):
+        (d / name).unlink()
+    with pytest.raises(ModelLoadError, match="openai/clip-vit-base-patch32.*not in the Hugging Face cache"):
+        load_model(str(d), device="cpu")

@@ -207,7 +207,7 @@ def hub_files(repo: str, revision: str | None, where: str) -> Files:
         except EntryNotFoundError:
             return None
         except (HfHubHTTPError, OSError, ValueError) as e:
-            raise ModelLoadError(f"{where}: cannot reach it on the Hugging Face hub: "
+            raise ModelLoadError(f"{where}: the Hugging Face hub answered: "
                                  f"{str(e).splitlines()[0]}") from None
         seen.append(path)
         return path
@@ -220,17 +220,25 @@ def hub_files(repo: str, revision: str | None, where: str) -> Files:
 
 
 def load_tokenizer(files: Files, arch: OpenClipArch, where: str):
-    """CLIP's BPE tokenizer: the checkpoint's own vocab.json + merges.txt when it has them (the hub's
-    open_clip checkpoints usually do), else OpenAI's (open_clip's default), from the Hugging Face cache."""
+    """CLIP's BPE tokenizer (open_clip's default), from the checkpoint's own vocabulary files when it has
+    them (`vocab.json` + `merges.txt`, or `tokenizer.json`; the hub's open_clip checkpoints usually do),
+    else OpenAI's, from the Hugging Face cache. Other tokenizer settings in the checkpoint are not read:
+    open_clip does not read them either."""
     from transformers import CLIPTokenizer
 
-    vocab, merges = files.fetch("vocab.json"), files.fetch("merges.txt")
+    n = arch.context_length
     try:
+        vocab, merges = files.fetch("vocab.json"), files.fetch("merges.txt")
         if vocab is not None and merges is not None:
-            tok = CLIPTokenizer(str(vocab), str(merges), model_max_length=arch.context_length)
+            tok = CLIPTokenizer(str(vocab), str(merges), model_max_length=n)  # positional: 4.x and 5.x
+        elif (single := files.fetch("tokenizer.json")) is not None:
+            tok = CLIPTokenizer(tokenizer_file=str(single), model_max_length=n)
         else:
-            tok = CLIPTokenizer.from_pretrained(CLIP_BPE_SOURCE, model_max_length=arch.context_length)
-    except (OSError, ValueError):
+            from huggingface_hub import hf_hub_download
+
+            vocab, merges = (hf_hub_download(CLIP_BPE_SOURCE, f) for f in ("vocab.json", "merges.txt"))
+            tok = CLIPTokenizer(str(vocab), str(merges), model_max_length=n)
+    except (OSError, ValueError):  # the hub's "not cached" and "not found" errors are OSErrors
         raise ModelLoadError(f"{where}: has no tokenizer files, and CLIP's BPE tokenizer ({CLIP_BPE_SOURCE}) "
                              "is not in the Hugging Face cache; download it once with network access"
                              ) from None
