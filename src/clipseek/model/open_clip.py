@@ -154,12 +154,12 @@ def preprocess_cfg(config: dict, image_size: int, where: str, framing: str = "ce
     std = tuple(float(x) for x in (pp.get("std") or OPENAI_STD))
     if len(mean) != 3 or len(std) != 3:
         raise ModelLoadError(f"{where}: open_clip preprocess_cfg mean/std need 3 values")
+    square = (image_size, image_size)
     if mode == "shortest":
-        return PreprocessCfg(image_size, (image_size, image_size), mean, std, RESAMPLE[interp],  # type: ignore[arg-type]
+        return PreprocessCfg(image_size, square, mean, std, RESAMPLE[interp],  # type: ignore[arg-type]
                              framing=framing, crop_rounding="round")
     if mode == "squash":
-        return PreprocessCfg((image_size, image_size), None, mean, std, RESAMPLE[interp],  # type: ignore[arg-type]
-                             framing=framing)
+        return PreprocessCfg(square, None, mean, std, RESAMPLE[interp], framing=framing)  # type: ignore[arg-type]
     raise ModelLoadError(f"{where}: unsupported open_clip resize_mode {mode!r} (shortest and squash are supported)")
 
 
