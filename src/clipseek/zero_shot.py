@@ -1,4 +1,7 @@
-"""Zero-shot classification: probabilities and top-k for images x labels. Nothing here prints."""
+"""Zero-shot classification: probabilities and top-k for images x labels. Nothing here prints.
+
+Probabilities are the model's own (`core.scores.probabilities`): a softmax over the labels for CLIP,
+an independent sigmoid per label for SigLIP-style models (those with a `logit_bias`)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from clipseek.core.prompts import (
     build_classifier,
     clean_labels,
 )
-from clipseek.core.scores import probabilities, top_k
+from clipseek.core.scores import probabilities, scoring, top_k
 from clipseek.embed.stages import embed_all
 from clipseek.errors import Skipped
 
@@ -44,9 +47,11 @@ class ClassifyResult:
     skipped: list[Skipped] = field(default_factory=list)
     probs: np.ndarray | None = None   # (N, L), rows aligned with predictions
     best_cosine: np.ndarray | None = None  # (N,) cosine of each image to its best label
+    scoring: str = "softmax"          # "softmax" (rows sum to 1) or "sigmoid" (one probability per label)
 
     def to_dict(self) -> dict:
-        return {"labels": self.labels, "results": [p.to_dict() for p in self.predictions],
+        return {"labels": self.labels, "scoring": self.scoring,
+                "results": [p.to_dict() for p in self.predictions],
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
@@ -58,10 +63,10 @@ def classify(encoder: Encoder, paths: Sequence[str], labels: Sequence[str],
     labels = clean_labels(labels)
     class_vecs = build_classifier(encoder, labels, templates)
     emb = embed_all(encoder, paths, batch_size=batch_size, workers=workers, on_progress=on_progress)
-    probs = probabilities(emb.vectors, class_vecs, encoder.logit_scale)
+    probs = probabilities(emb.vectors, class_vecs, encoder.logit_scale, encoder.logit_bias)
     preds = [Prediction(p, r) for p, r in zip(emb.paths, top_k(probs, labels, top))]
     best = (emb.vectors @ class_vecs.T).max(axis=1) if len(preds) else np.zeros(0, np.float32)
-    return ClassifyResult(labels, preds, emb.skipped, probs, best)
+    return ClassifyResult(labels, preds, emb.skipped, probs, best, scoring(encoder.logit_bias))
 
 
 def sort_plan(result: ClassifyResult, out_dir: str, unsure_below: float | None = None,
@@ -81,6 +86,7 @@ def sort_plan(result: ClassifyResult, out_dir: str, unsure_below: float | None =
 
 def classify_images(encoder: Encoder, images, labels: Sequence[str],
                     templates: Sequence[Template] = (DEFAULT_TEMPLATE,)) -> np.ndarray:
-    """In-memory PIL images -> (N, L) probabilities."""
+    """In-memory PIL images -> (N, L) probabilities (the model's own: softmax or sigmoid)."""
     class_vecs = build_classifier(encoder, clean_labels(labels), templates)
-    return probabilities(encoder.encode_images(list(images)), class_vecs, encoder.logit_scale)
+    return probabilities(encoder.encode_images(list(images)), class_vecs, encoder.logit_scale,
+                         encoder.logit_bias)

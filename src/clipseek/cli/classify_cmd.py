@@ -50,8 +50,9 @@ def classify_cmd(
     log: Optional[str] = typer.Option(None, "--log", help="With --sort-into: the undo log's path. "
                                       "Default: OUT/clipseek-sort-DATE.csv"),
 ) -> int:
-    """Rank candidate labels for each image (softmax over logit_scale * cosine); with --sort-into, put
-    each image into a folder per label."""
+    """Rank candidate labels for each image: CLIP shares each image's probability out among the labels
+    (softmax); SigLIP scores each label on its own (sigmoid), as the model was trained. With --sort-into,
+    put each image into a folder per label."""
     from clipseek.cli.organise_cmd import check_sort_args, sort_classified
     from clipseek.core.images import collect_image_paths
     from clipseek.core.prompts import parse_labels, resolve_templates

@@ -33,6 +33,10 @@ class PreprocessCfg:
     resample: int = Image.BICUBIC
     rescale: float = 1 / 255
     framing: str = "center"
+    # where a centre crop starts when the margin is odd: "floor" ((h - ch) // 2, as transformers'
+    # image processors) or "round" (round((h - ch) / 2), half to even, as torchvision's CenterCrop,
+    # which open_clip checkpoints were evaluated with)
+    crop_rounding: str = "floor"
 
     @property
     def input_size(self) -> int:
@@ -92,13 +96,13 @@ def preprocess(img: Image.Image, cfg: PreprocessCfg) -> np.ndarray:
         img = img.resize((new_w, new_h), resample=cfg.resample)
     arr = np.asarray(img, dtype=np.float32)
     if cfg.crop:
-        arr = _center_crop(arr, cfg.crop)
+        arr = _center_crop(arr, cfg.crop, cfg.crop_rounding)
     arr = arr * np.float32(cfg.rescale)
     arr = (arr - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
-def _center_crop(arr: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
+def _center_crop(arr: np.ndarray, crop: tuple[int, int], rounding: str = "floor") -> np.ndarray:
     ch, cw = crop
     h, w = arr.shape[:2]
     if h < ch or w < cw:  # pad with zeros like transformers does for too-small images
@@ -107,5 +111,8 @@ def _center_crop(arr: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
         top, left = (ph - h) // 2, (pw - w) // 2
         padded[top:top + h, left:left + w] = arr
         arr, h, w = padded, ph, pw
-    top, left = (h - ch) // 2, (w - cw) // 2
+    if rounding == "round":
+        top, left = int(round((h - ch) / 2)), int(round((w - cw) / 2))
+    else:
+        top, left = (h - ch) // 2, (w - cw) // 2
     return arr[top:top + ch, left:left + cw]

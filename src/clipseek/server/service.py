@@ -25,7 +25,7 @@ from clipseek.core.prompts import (
     clean_labels,
     split_labels,
 )
-from clipseek.core.scores import top_k
+from clipseek.core.scores import scoring, top_k
 from clipseek.errors import ClipseekError, ImageError, UsageError
 from clipseek.gallery.facade import Gallery, SearchResult
 from clipseek.gallery.store import Store
@@ -269,7 +269,7 @@ class GalleryService:
         img = self._decode_upload(data, name)
         probs = self._run(self._classify, img, labels, templates)
         ranked = top_k(probs[None, :], labels, len(labels))[0]
-        return {"labels": labels, "templates": len(templates),
+        return {"labels": labels, "templates": len(templates), "scoring": scoring(self.encoder.logit_bias),
                 "predictions": [{"label": l, "score": round(p, 6)} for l, p in ranked]}
 
     def _classify(self, img, labels: list[str], templates: list[str]):
@@ -283,7 +283,8 @@ class GalleryService:
         self._classifiers[key] = weights  # most recently used last; keep a few label sets
         while len(self._classifiers) > 8:
             self._classifiers.popitem(last=False)
-        return probabilities(self.encoder.encode_images([img]), weights, self.encoder.logit_scale)[0]
+        enc = self.encoder
+        return probabilities(enc.encode_images([img]), weights, enc.logit_scale, enc.logit_bias)[0]
 
     # ---- images by id ----------------------------------------------------------------------------
     def _row(self, image_id: int):

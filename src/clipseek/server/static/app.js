@@ -123,13 +123,18 @@ async function classify() {
   const t0 = performance.now();
   try {
     const body = await api("/api/classify", { method: "POST", body: form });
-    showBars(body.predictions);
+    showBars(body.predictions, body.scoring);
     setStatus(picked.name + ": " + body.predictions[0].label + " (" + body.labels.length + " labels, "
               + Math.round(performance.now() - t0) + " ms)");
   } catch (e) { setStatus(e.message, true); }
 }
 
-function showBars(predictions) {
+const SCORING_NOTES = {
+  softmax: "Scores are shared out among the labels (softmax): they add up to 100%.",
+  sigmoid: "Each label is scored on its own (sigmoid, as the model was trained): the scores need not add up to 100%.",
+};
+
+function showBars(predictions, scoring) {
   const list = $("bars");
   list.replaceChildren();
   const shown = predictions.slice(0, 25);
@@ -157,6 +162,7 @@ function showBars(predictions) {
     li.textContent = "… and " + (predictions.length - shown.length) + " more labels";
     list.append(li);
   }
+  $("scoring-note").textContent = SCORING_NOTES[scoring] || "";
   $("grid").replaceChildren();
   $("dupes-panel").hidden = true;
   $("classify-panel").hidden = false;
