@@ -1,6 +1,5 @@
 """Duplicate groups: pHash column migration, pair searches against brute force, grouping, keepers."""
 
-import io
 import os
 import shutil
 import sqlite3

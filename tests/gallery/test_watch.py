@@ -5,7 +5,6 @@ import os
 import queue
 import shutil
 import threading
-import time
 
 import pytest
 from conftest import make_image

@@ -193,7 +193,11 @@ def local_files(path: str | Path, identity: Callable[[], str]) -> Files:
 def hub_files(repo: str, revision: str | None, where: str) -> Files:
     """Files of a hub repo through the Hugging Face cache (HF_HUB_OFFLINE=1: the cache only)."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+    )
 
     seen: list[Path] = []
     offline: set[str] = set()
