@@ -180,3 +180,21 @@ def test_bf16_on_a_cpu_without_native_bf16_warns_and_names_faster_options(tiny_c
     assert enc.dtype_name == "bfloat16"
     warned = "slower than fp32" in caplog.text and "--dtype int8" in caplog.text and "--backend onnx" in caplog.text
     assert warned == (not cpu_has_bf16())
+
+
+def test_a_gallery_keeps_its_backend_for_int8_and_mixes_backends_for_fp32(tiny_ckpt, cache, tmp_path):
+    from clipseek.gallery.facade import Gallery
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(4):
+        make_image(i).save(d / f"{i}.png")
+    with Gallery(str(tmp_path / "int8.db"), model=tiny_ckpt, device="cpu", dtype="int8") as g:
+        g.index([str(d)])
+    with Gallery(str(tmp_path / "int8.db"), backend="auto") as g:  # int8 vectors are runtime-specific
+        assert g.encoder.fingerprint.backend == "torch" and len(g.search("red car", k=2)) == 2
+    with Gallery(str(tmp_path / "fp32.db"), model=tiny_ckpt, backend="onnx") as g:
+        g.index([str(d)])
+        want = [r.path for r in g.search("red car", k=4)]
+    with Gallery(str(tmp_path / "fp32.db"), backend="torch", device="cpu") as g:  # indexed with ONNX
+        assert g.encoder.fingerprint.backend == "torch" and [r.path for r in g.search("red car", k=4)] == want
