@@ -172,6 +172,16 @@ def test_choose_backend():
             choose_backend(*bad)
 
 
+def test_without_onnxruntime_onnx_is_a_usage_error_and_auto_means_torch(tiny_ckpt, tmp_path, monkeypatch):
+    from clipseek.model import loader
+
+    monkeypatch.setattr(loader, "onnx_available", lambda: False)
+    assert choose_backend("auto", "cpu", "fp32") == "torch"
+    for call in (lambda: choose_backend("onnx", "cpu", "fp32"), lambda: export_onnx(tiny_ckpt, str(tmp_path / "o"))):
+        with pytest.raises(UsageError, match=r"pip install 'clipseek\[onnx\]'"):
+            call()
+
+
 def test_bf16_on_a_cpu_without_native_bf16_warns_and_names_faster_options(tiny_ckpt, caplog):
     assert not cpu_has_bf16("flags\t: fpu avx2 fma\n")
     assert cpu_has_bf16("flags\t: fpu avx512f avx512_bf16\n") and cpu_has_bf16("Features\t: fp asimd bf16\n")

@@ -145,6 +145,8 @@ def choose_backend(backend: str, device: str, dtype: str, name_or_path: str = ""
     if backend == "torch" and export:
         raise UsageError(f"{name_or_path} is an ONNX export folder: load it with --backend onnx (or auto)")
     if backend == "onnx" or (backend == "auto" and export):
+        if not onnx_available():
+            raise UsageError(NO_ONNX)
         if device not in ("auto", "cpu") or dtype not in ONNX_DTYPES:
             raise UsageError(f"--backend onnx runs on the CPU with --dtype fp32 or int8, not "
                              f"--device {device} --dtype {dtype}")
@@ -195,6 +197,8 @@ def export_onnx(name_or_path: str, out: str, int8: bool = False, revision: str |
     from clipseek.model.export import export_encoder
     from clipseek.model.onnx_store import is_export
 
+    if not onnx_available():
+        raise UsageError(NO_ONNX)
     target = Path(out).expanduser()
     if target.exists() and not (target.is_dir() and (is_export(target) or not any(target.iterdir()))):
         raise UsageError(f"{out} exists and is not an ONNX export folder: give a new or empty folder")
