@@ -45,11 +45,11 @@ def export_encoder(enc: Encoder, out: str | os.PathLike, int8: bool = False) -> 
     fp = enc.fingerprint
     with atomic_dir(out) as tmp:
         exporter = _export_towers(enc, tmp)
-        names = [store.tower_file("image"), store.tower_file("text")]
+        names = store.tower_files("image") + store.tower_files("text")
         if int8:
             for tower in ("image", "text"):
                 quantize(tmp / store.tower_file(tower), tmp / store.tower_file(tower, int8=True))
-                names.append(store.tower_file(tower, int8=True))
+                names += store.tower_files(tower, int8=True)
         _write_tokenizer(enc, tmp / store.TOKENIZER)
         (tmp / store.PREPROCESSOR).write_text(json.dumps(processor_doc(enc.preprocess_cfg), indent=1))
         names += [store.TOKENIZER, store.PREPROCESSOR]
@@ -73,11 +73,11 @@ def add_int8(folder: str | os.PathLike) -> dict:
     folder = Path(folder)
     doc = store.read_manifest(folder)
     with atomic_dir(folder) as tmp:
+        for tower in ("image", "text"):  # before linking: `onnx` refuses external data with several links
+            quantize(folder / store.tower_file(tower), tmp / store.tower_file(tower, int8=True))
         for name in doc["files"]:
             _link_or_copy(folder / name, tmp / name)
-        for tower in ("image", "text"):
-            quantize(tmp / store.tower_file(tower), tmp / store.tower_file(tower, int8=True))
-        int8_names = [store.tower_file(t, int8=True) for t in ("image", "text")]
+        int8_names = store.tower_files("image", int8=True) + store.tower_files("text", int8=True)
         doc = {**doc, "int8": True, "files": {**doc["files"], **store.checksums(tmp, int8_names)}}
         (tmp / store.MANIFEST).write_text(json.dumps(doc, indent=1))
         store.write_stamps(tmp, list(doc["files"]))
@@ -99,6 +99,16 @@ def quantize(src: Path, dst: Path) -> None:
                              weight_type=QuantType.QInt8)
     finally:
         logging.disable(disabled)
+    externalize(dst)
+
+
+def externalize(path: Path) -> None:
+    """Move a graph's weights into `<graph>.data` beside it (ONNX external data, one file)."""
+    import onnx
+
+    model = onnx.load(str(path))  # with any external data it already has
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=path.name + ".data", size_threshold=0)
 
 
 def processor_doc(cfg: PreprocessCfg) -> dict:
@@ -134,6 +144,7 @@ def _export_towers(enc: Encoder, out: Path) -> str:
     for tower, module, args, inputs in towers:
         path = out / store.tower_file(tower)
         used.add(_export_one(module, args, inputs, path, enc.name))
+        externalize(path)
         _check_parity(module, args, inputs, path, enc.name, tower)
     return "+".join(sorted(used))
 

@@ -1,7 +1,9 @@
 """An ONNX export folder: what it holds, how it is checked, and where the cache keeps them.
 
 A folder (written by `model/export.py`, read by `model/onnx.py`) is self-contained:
-`image.onnx`, `text.onnx` (fp32; `image.int8.onnx`, `text.int8.onnx` when exported with int8),
+`image.onnx`, `text.onnx` (fp32; `image.int8.onnx`, `text.int8.onnx` when exported with int8), each
+graph's weights beside it as ONNX external data (`image.onnx.data`, ...: onnxruntime maps that file
+instead of copying it, which halves the time to open a session),
 `tokenizer.json` (Hugging Face `tokenizers`), `preprocessor_config.json` (the image processor's saved
 values) and `clipseek-onnx.json`, the manifest: the source checkpoint and its weights identity, the
 torch fingerprint of the source, the model's dim, logit scale and text settings, and the sha256 and
@@ -40,6 +42,11 @@ PREPROCESSOR = "preprocessor_config.json"
 def tower_file(tower: str, int8: bool = False) -> str:
     """`image.onnx`, `text.int8.onnx`, ..."""
     return f"{tower}.int8.onnx" if int8 else f"{tower}.onnx"
+
+
+def tower_files(tower: str, int8: bool = False) -> list[str]:
+    """A tower's graph and its weights (`image.onnx`, `image.onnx.data`)."""
+    return [tower_file(tower, int8), tower_file(tower, int8) + ".data"]
 
 
 class CorruptExport(ModelLoadError):
