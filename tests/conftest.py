@@ -11,6 +11,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Ray reads this when it is first imported: local test instances then bind 127.0.0.1, so every test's
 # traffic stays on the loopback interface.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Caches (ONNX exports of the test checkpoints, embeddings) go to a folder of this run, not ~/.cache;
+# CLI subprocesses inherit it, so a checkpoint is exported once per run.
+if "CLIPSEEK_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["CLIPSEEK_CACHE"] = tempfile.mkdtemp(prefix="clipseek-test-cache-")
 
 import numpy as np
 import pytest

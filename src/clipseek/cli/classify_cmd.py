@@ -8,6 +8,7 @@ import typer
 
 from clipseek.cli.app import app
 from clipseek.cli.output import (
+    BACKEND_HELP,
     check_format,
     eprint,
     print_csv,
@@ -33,7 +34,8 @@ def classify_cmd(
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id, checkpoint dir or 'clipseek-demo'."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16, int8 (CPU)."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     crop: str = typer.Option("center", "--crop", help="center (as the checkpoint) or pad (letterbox)."),
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any file was skipped."),
     sort_into: Optional[str] = typer.Option(None, "--sort-into", metavar="OUT",
@@ -67,7 +69,7 @@ def classify_cmd(
     if not files:
         raise UsageError("no image files found in the given paths")
     out = check_sort_args(sort_into, paths, mode, unsure_below) if sort_into else None
-    encoder = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype, framing=crop)
+    encoder = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype, framing=crop, backend=backend)
     with progress(len(files), "classifying") as advance:
         result = classify(encoder, files, label_list, tmpl, top=top_k, batch_size=batch_size,
                           on_progress=advance)

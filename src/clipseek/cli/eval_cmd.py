@@ -8,6 +8,7 @@ import typer
 
 from clipseek.cli.app import app
 from clipseek.cli.output import (
+    BACKEND_HELP,
     check_format,
     eprint,
     print_json,
@@ -37,6 +38,7 @@ def eval_cmd(
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
     """Evaluate models x prompt sets on labelled images: one row per (model, prompt set)."""
     from clipseek.embed.cache import EmbeddingCache
@@ -48,7 +50,7 @@ def eval_cmd(
     check_format(fmt, ("table", "json"))
     prompt_sets = resolve_prompt_sets(template or [], templates or [])
     cache = None if no_cache else EmbeddingCache(cache_dir)  # None: the default cache folder
-    doc = run_eval(data, models or [DEFAULT_MODEL], lambda m: load_model(m, device=device, dtype=dtype),
+    doc = run_eval(data, models or [DEFAULT_MODEL], lambda m: load_model(m, device=device, dtype=dtype, backend=backend),
                    prompt_sets, task, split, image_column, label_column, cache, top_k, probe, batch_size,
                    progress=progress, on_warning=lambda w: eprint(f"warning: {w}"))
     report_skipped([Skipped(s["path"], s["reason"]) for s in doc["skipped"]], fmt)

@@ -9,6 +9,7 @@ import typer
 
 from clipseek.cli.app import app
 from clipseek.cli.output import (
+    BACKEND_HELP,
     check_format,
     eprint,
     print_json,
@@ -30,6 +31,7 @@ def index_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, fp32, fp16, bf16, int8 (CPU)."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
     from_parquet: Optional[str] = typer.Option(None, "--from-parquet", metavar="DIR",
                                                help="Load the Parquet shards of `clipseek embed` instead."),
@@ -48,7 +50,7 @@ def index_cmd(
         raise UsageError("give folders to index, or --from-parquet DIR (one of the two)")
     if watch and from_parquet:
         raise UsageError("--watch follows folders; it does not go with --from-parquet")
-    gallery = Gallery(db, model=model, device=device, dtype=dtype)
+    gallery = Gallery(db, model=model, device=device, dtype=dtype, backend=backend)
     if from_parquet:
         summary = gallery.index_parquet(from_parquet)
     else:
@@ -95,12 +97,13 @@ def search_cmd(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
     int8_text: bool = typer.Option(False, "--int8-text",
                                    help="Quantize the text tower to int8 on CPU (~3x faster query)."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
     """Find the images most similar to a text query (or to an example image)."""
     from clipseek.gallery.facade import Gallery
 
     check_format(fmt, ("table", "json", "paths"))
-    with Gallery(db, model=model, device=device, int8_text=int8_text) as gallery:
+    with Gallery(db, model=model, device=device, int8_text=int8_text, backend=backend) as gallery:
         results = gallery.search(text=query, image=image, k=top_k, threshold=threshold)
     if fmt == "json":
         print_json({"query": query, "image": image, "results": [r.to_dict() for r in results]})

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.output import BACKEND_HELP
 
 
 @app.command("serve")
@@ -29,6 +30,7 @@ def serve_cmd(
                                                    "(repeat for several folders)."),
     poll: bool = typer.Option(False, "--poll", help="With --watch: poll instead of file events."),
     poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.05, help="Seconds between polls."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
     """Search and classify in a web page at http://HOST:PORT/ (API docs at /docs)."""
     from clipseek.server import serve
@@ -39,5 +41,5 @@ def serve_cmd(
 
         watching = serve_watch_options(watch, poll, poll_interval)
     serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text,
-          watch=watching)
+          watch=watching, backend=backend)
     return 0

@@ -142,7 +142,7 @@ def run_local(encoder: Encoder, assembler: ShardAssembler, todo: dict[int, list[
 
 
 def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engine: str = "local",
-              model: str | None = None, device: str = "auto", dtype: str | None = None,
+              model: str | None = None, device: str = "auto", dtype: str | None = None, backend: str = "torch",
               shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int = 32, workers: int | None = None,
               path_column: str | None = None,
               vector_dtype: str = "float32", max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -172,7 +172,7 @@ def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engi
         if encoder is None:
             from clipseek.model.loader import load_model
 
-            encoder = load_model(name, device=device, dtype=dtype or "auto")
+            encoder = load_model(name, device=device, dtype=dtype or "auto", backend=backend)
         shards.check_model(manifest, encoder.fingerprint, summary.out_dir)
         run_local(encoder, assembler, todo, batch_size, workers, max_pixels)
     elif todo:

@@ -47,7 +47,7 @@ class Gallery:
 
     def __init__(self, db_path: str = DEFAULT_DB, encoder: Encoder | None = None, *,
                  model: str | None = None, device: str = "auto", dtype: str | None = None,
-                 approx_threshold: int = APPROX_THRESHOLD, int8_text: bool = False):
+                 approx_threshold: int = APPROX_THRESHOLD, int8_text: bool = False, backend: str = "torch"):
         self.db_path = os.path.abspath(os.path.expanduser(str(db_path)))
         self._encoder = encoder
         self._model, self._device, self._dtype = model, device, dtype
@@ -56,6 +56,7 @@ class Gallery:
         self._data_version: int | None = None
         self.approx_threshold = approx_threshold
         self.int8_text = int8_text
+        self.backend = backend
 
     # ---- lazily opened parts ---------------------------------------------------------------------
     def _open(self, create: bool) -> Store:
@@ -77,11 +78,12 @@ class Gallery:
             fp = self._store.fingerprint if self._store is not None else None
             name = model_source(self._model or (fp.name if fp else DEFAULT_MODEL))
             dtype = self._dtype or (fp.dtype if fp and not self._model else None) or "auto"
-            enc = load_model(name, device=self._device, dtype=dtype, framing=fp.framing if fp else "center")
-            if self.int8_text and enc.device == "cpu":
-                from clipseek.model.quantize import quantize_int8
-
-                quantize_int8(enc.model, towers=("text",))
+            backend = self.backend
+            if backend == "auto" and fp is not None and not self._model and fp.dtype != "float32" \
+                    and fp.backend in ("torch", "onnx"):
+                backend = fp.backend  # reduced-precision vectors are runtime-specific: keep the DB's
+            enc = load_model(name, device=self._device, dtype=dtype, framing=fp.framing if fp else "center",
+                             backend=backend, int8_text=self.int8_text)
             self._encoder = enc
         self._check_model()
         return self._encoder

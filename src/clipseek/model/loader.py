@@ -12,17 +12,24 @@ holds an open_clip one is loaded as open_clip.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sys
 from pathlib import Path
 
 from clipseek.core.preprocess import PreprocessCfg, check_framing
 from clipseek.errors import ModelLoadError, ModelNotFound, UsageError
 from clipseek.model import open_clip
+from clipseek.model.base import Encoder
 from clipseek.model.hf import HFEncoder, quiet_transformers
 from clipseek.model.quantize import quantize_int8
 
 DEFAULT_MODEL = os.environ.get("CLIPSEEK_MODEL", "openai/clip-vit-base-patch32")
 BUNDLED_MODELS = {"clipseek-demo": Path(__file__).parent / "bundled" / "clipseek-demo"}
+BACKENDS = ("torch", "onnx", "auto")
+ONNX_DTYPES = ("auto", "fp32", "float32", "int8")
+log = logging.getLogger("clipseek.model")
+NO_ONNX = "the ONNX backend needs onnxruntime: pip install 'clipseek[onnx]' (or use --backend torch)"
 DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
           "half": "float16", "bf16": "bfloat16", "bfloat16": "bfloat16"}
 
@@ -104,22 +111,116 @@ def _local_identity(path: str, config_name: str = "config.json") -> str:
 
 
 def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
-               framing: str = "center", revision: str | None = None) -> HFEncoder:
-    """Load a checkpoint as an Encoder: any `transformers` model with get_image_features/
-    get_text_features, or an open_clip-format CLIP ViT (`hf-hub:ORG/NAME`, or a directory).
+               framing: str = "center", revision: str | None = None, backend: str = "torch",
+               int8_text: bool = False) -> Encoder:
+    """Load a CLIP-like checkpoint as an Encoder.
 
-    `name_or_path`: a hub id, `hf-hub:ORG/NAME`, a local checkpoint directory, or a bundled name
-    ("clipseek-demo").
+    `name_or_path`: a hub id, `hf-hub:ORG/NAME` (open_clip format), a local checkpoint directory, a
+    bundled name ("clipseek-demo"), or an ONNX export folder (`clipseek export onnx`). `backend`: "torch" (transformers), "onnx" (ONNX Runtime on
+    the CPU: the checkpoint is exported into the cache on first use) or "auto" (ONNX on the CPU when
+    onnxruntime is installed and the dtype is fp32 or int8; torch on a GPU; torch, with one logged line,
+    when the export fails). `int8_text`: quantize the text tower to int8 too (CPU; faster queries).
     """
+    check_framing(framing)  # a bad argument fails before any weights are read
+    chosen = choose_backend(backend, device, dtype, name_or_path)
+    if chosen == "onnx":
+        from clipseek.model.export import ExportError
+
+        try:
+            return _load_onnx(name_or_path, framing, dtype == "int8", int8_text, revision)
+        except ExportError as e:
+            if backend != "auto":
+                raise
+            log.warning("%s; using the torch backend", e)
+    return _load_torch(name_or_path, device, dtype, framing, revision, int8_text)
+
+
+def choose_backend(backend: str, device: str, dtype: str, name_or_path: str = "") -> str:
+    """"torch" or "onnx" for a requested backend (see `load_model`); UsageError for impossible asks."""
+    from clipseek.model.onnx_store import is_export
+
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    export = os.path.isdir(os.path.expanduser(name_or_path)) and is_export(os.path.expanduser(name_or_path))
+    if backend == "torch" and export:
+        raise UsageError(f"{name_or_path} is an ONNX export folder: load it with --backend onnx (or auto)")
+    if backend == "onnx" or (backend == "auto" and export):
+        if not onnx_available():
+            raise UsageError(NO_ONNX)
+        if device not in ("auto", "cpu") or dtype not in ONNX_DTYPES:
+            raise UsageError(f"--backend onnx runs on the CPU with --dtype fp32 or int8, not "
+                             f"--device {device} --dtype {dtype}")
+        return "onnx"
+    if backend == "auto" and device in ("auto", "cpu") and dtype in ONNX_DTYPES and onnx_available() \
+            and not (device == "auto" and gpu_likely()):
+        return "onnx"
+    return "torch"
+
+
+def onnx_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def gpu_likely() -> bool:
+    """A GPU torch would pick for --device auto, guessed without importing torch (CUDA, ROCm, MPS)."""
+    import platform
+
+    if sys.platform == "darwin":
+        return platform.machine() == "arm64"
+    return any(os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd"))
+
+
+def _load_onnx(name_or_path: str, framing: str, int8: bool, int8_text: bool, revision: str | None):
+    from clipseek.model import onnx_cache
+    from clipseek.model.onnx_store import is_export
+
+    path = os.path.expanduser(name_or_path)
+    if os.path.isdir(path) and is_export(path):
+        return onnx_cache.open_folder(path, name_or_path, framing, int8, int8_text)
+    oc = open_clip_source(name_or_path)
+    if oc is not None:  # identity as open_clip's loader records it; None: known once loaded
+        source, local = oc
+        identity = _local_identity(source, open_clip.CONFIG_NAME) if local else None
+    else:
+        source, local = resolve_checkpoint(name_or_path)
+        identity = _local_identity(source) if local else onnx_cache.hub_identity(name_or_path, revision)
+    return onnx_cache.cached_encoder(
+        name_or_path, identity, local, framing, int8, int8_text,
+        load_torch=lambda: _load_torch(name_or_path, "cpu", "fp32", "center", revision))
+
+
+def export_onnx(name_or_path: str, out: str, int8: bool = False, revision: str | None = None) -> dict:
+    """Write a self-contained ONNX export folder of a checkpoint at `out` (`clipseek export onnx`);
+    returns its manifest. `out` must not exist, be empty, or be an earlier export (replaced)."""
+    from clipseek.model.export import export_encoder
+    from clipseek.model.onnx_store import is_export
+
+    if not onnx_available():
+        raise UsageError(NO_ONNX)
+    target = Path(out).expanduser()
+    if target.exists() and not (target.is_dir() and (is_export(target) or not any(target.iterdir()))):
+        raise UsageError(f"{out} exists and is not an ONNX export folder: give a new or empty folder")
+    enc = _load_torch(name_or_path, "cpu", "fp32", "center", revision)
+    return export_encoder(enc, target, int8=int8)
+
+
+def _load_torch(name_or_path: str, device: str, dtype: str, framing: str, revision: str | None,
+                int8_text: bool = False) -> HFEncoder:
+    """The torch backend: any `transformers` model with get_image_features/get_text_features, or an
+    open_clip-format CLIP ViT (`hf-hub:ORG/NAME`, or a directory)."""
     import torch
 
-    check_framing(framing)  # a bad argument fails before any weights are read
     quiet_transformers()
     dev = resolve_device(device)
     int8 = dtype == "int8"
     if int8 and dev != "cpu":
         raise UsageError("--dtype int8 (dynamic quantization) runs on the CPU only; use --device cpu")
     torch_dtype = torch.float32 if int8 else resolve_dtype(dtype, dev)
+    if torch_dtype == torch.bfloat16 and dev == "cpu" and not cpu_has_bf16():
+        log.warning("--dtype bf16 on this CPU (no native bf16: avx512_bf16/amx_bf16) runs slower than fp32 "
+                    "(8x slower on AVX2); faster: --dtype int8, or --backend onnx")
     bias = None
     oc = open_clip_source(name_or_path)
     if oc is None:
@@ -137,7 +238,10 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: s
         identity = files.identity()
     if int8:
         model = quantize_int8(model)
-    return HFEncoder(model, tokenizer, cfg, dev, name=name_or_path, identity=identity, logit_bias=bias)
+    enc = HFEncoder(model, tokenizer, cfg, dev, name=name_or_path, identity=identity, logit_bias=bias)
+    if int8_text and dev == "cpu":
+        quantize_int8(enc.model, towers=("text",))
+    return enc
 
 
 def _hub_open_clip_fallback(name_or_path: str) -> tuple[str, bool] | None:
@@ -173,6 +277,21 @@ def _load_transformers(name_or_path: str, revision: str | None, torch_dtype, fra
     identity = _local_identity(source) if local else (
         getattr(model.config, "_commit_hash", None) or revision or "main")
     return model, tokenizer, PreprocessCfg.from_processor(image_processor, framing), identity
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """The CPU computes bf16 natively (x86 avx512_bf16 / amx_bf16, Arm bf16); False when unknown."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read(1 << 16)
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.lower().startswith(("flags", "features")):
+            flags.update(line.split(":", 1)[-1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def load_preprocess_cfg(name_or_path: str, framing: str = "center",

@@ -61,13 +61,13 @@ def _add_error_handlers(app: FastAPI) -> None:
 def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | None = None,
                limits: Limits = Limits(), model: str | None = None, device: str = "auto",
                allowed_hosts: list[str] | None = None,
-               thumb_dir: str | None = None, int8_text: bool = False) -> FastAPI:
+               thumb_dir: str | None = None, int8_text: bool = False, backend: str = "torch") -> FastAPI:
     """The app for one gallery (a Gallery or a database path). The model is loaded here, once.
 
     `token`: every /api call then needs `Authorization: Bearer <token>` (images and thumbnails also
     accept `?token=`). `allowed_hosts`: refuse other Host headers (serve() sets it for loopback)."""
     svc = GalleryService(gallery_or_db, encoder, model=model, device=device, limits=limits,
-                         thumb_dir=thumb_dir, int8_text=int8_text)
+                         thumb_dir=thumb_dir, int8_text=int8_text, backend=backend)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -166,7 +166,7 @@ def exposure_warning(host: str, token: str | None) -> str | None:
 
 def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None = None,
           token: str | None = None, device: str = "auto", log_level: str = "info",
-          int8_text: bool = False, watch: dict | None = None) -> None:
+          int8_text: bool = False, watch: dict | None = None, backend: str = "torch") -> None:
     """Build the app and run it under uvicorn until interrupted. `watch`: the keyword arguments of
     GalleryService.watch (dirs, poll, interval, on_batch, on_stop) plus `on_start(watcher)`."""
     import uvicorn
@@ -181,9 +181,9 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
     if watch and not os.path.exists(db):  # a new gallery: its first pass makes it (and names its model)
         from clipseek.gallery.facade import Gallery
 
-        with Gallery(db, model=model, device=device) as g:
+        with Gallery(db, model=model, device=device, backend=backend) as g:
             g.index(watch["dirs"])
-    app = create_app(db, model=model, device=device, token=token, int8_text=int8_text,
+    app = create_app(db, model=model, device=device, token=token, int8_text=int8_text, backend=backend,
                      allowed_hosts=list(LOOPBACK_NAMES) if is_loopback(host) else None)
     if watch:
         options = dict(watch)

@@ -72,13 +72,13 @@ class GalleryService:
 
     def __init__(self, gallery: Gallery | str, encoder: Encoder | None = None, *, model: str | None = None,
                  device: str = "auto", limits: Limits = Limits(), thumb_dir: str | None = None,
-                 int8_text: bool = False):
+                 int8_text: bool = False, backend: str = "torch"):
         if isinstance(gallery, Gallery):
             gallery.close()  # reopened below on the worker thread, which owns its SQLite connection
             if encoder is not None:
                 gallery = Gallery(gallery.db_path, encoder, approx_threshold=gallery.approx_threshold)
         else:
-            gallery = Gallery(gallery, encoder, model=model, device=device, int8_text=int8_text)
+            gallery = Gallery(gallery, encoder, model=model, device=device, int8_text=int8_text, backend=backend)
         self.gallery, self.limits = gallery, limits
         self.db_path = gallery.db_path
         self.thumb_dir = thumb_dir or self.db_path + ".thumbs"
