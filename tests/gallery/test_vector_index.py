@@ -1,4 +1,5 @@
-"""The FAISS index: exact below the threshold, PQ scan + SQ8 re-score above, persisted, extended, rebuilt."""
+"""The FAISS index: exact below the threshold, inverted file over PQ codes + SQ8 re-score above (or the
+exhaustive PQ scan), persisted, extended, retrained when drifted, rebuilt."""
 
 import json
 import os
@@ -9,7 +10,8 @@ import pytest
 from conftest import FakeEncoder
 
 from clipseek.gallery.store import Store
-from clipseek.gallery.vector_index import VectorIndex
+from clipseek.gallery import index_kinds
+from clipseek.gallery.vector_index import APPROX_KIND, VectorIndex
 
 
 def unit(rng, n, d=32):
@@ -59,12 +61,15 @@ def test_flat_equals_brute_force():
     assert sorted(got[0].tolist()) == ids.tolist()
 
 
-def test_pq_sq8_recall_parts_and_persistence(tmp_path):
+@pytest.mark.parametrize("kind", ["ivf-pq-sq8", "pq-sq8"])
+def test_approximate_recall_parts_and_persistence(tmp_path, kind):
     rng = np.random.default_rng(5)
     vecs = clustered(rng, 6000, d=64)
     ids = np.arange(100, 6100, dtype=np.int64)
-    vi = VectorIndex.build(ids, vecs, kind="pq-sq8")
+    vi = VectorIndex.build(ids, vecs, kind=kind)
     assert len(vi.parts) == 2 and vi.state.parts == [3000, 3000] and vi.ntotal == 6000
+    if kind == "ivf-pq-sq8":  # clustered data: a measured few of its lists are probed
+        assert vi.state.nlist == 64 and 1 <= vi.state.nprobe < 64 and vi.state.trained == 6000
     queries = clustered(rng, 50, d=64)
     scores, got = vi.search(queries, 10)
     truth = [brute(vecs, ids, q, 10) for q in queries]
@@ -134,7 +139,7 @@ def test_switches_to_approximate_above_threshold(store):
     assert VectorIndex.for_store(store, threshold=500).state.kind == "flat"
     fill(store, clustered(rng, 300), start=300)
     vi = VectorIndex.for_store(store, threshold=500)
-    assert vi.state.kind == "pq-sq8" and vi.state.count == 600
+    assert vi.state.kind == APPROX_KIND and vi.state.count == 600
     fill(store, clustered(rng, 10), start=600)  # grows in place
     assert VectorIndex.for_store(store, threshold=500).state.count == 610
 
@@ -153,7 +158,7 @@ def test_index_of_another_db_is_not_trusted(tmp_path, store):
     other.close()
 
 
-@pytest.mark.parametrize("kind", ["flat", "pq-sq8"])
+@pytest.mark.parametrize("kind", ["flat", "ivf-pq-sq8", "pq-sq8"])
 def test_zero_vectors_build_save_load_and_answer_nothing(tmp_path, kind):
     vi = VectorIndex.build(np.zeros(0, np.int64), np.zeros((0, 32), np.float32), kind=kind)
     assert vi.state.kind == kind and vi.state.count == 0
@@ -185,8 +190,9 @@ def test_build_and_rebuild_share_one_path(store):
     vecs = clustered(rng, 900)
     fill(store, vecs)
     from_store = VectorIndex.rebuild(store, threshold=100)
-    from_arrays = VectorIndex.build(np.arange(1, 901), vecs, kind="pq-sq8")
-    assert from_store.state.kind == "pq-sq8" and from_store.state.parts == from_arrays.state.parts == [450, 450]
+    from_arrays = VectorIndex.build(np.arange(1, 901), vecs, kind=APPROX_KIND)
+    assert from_store.state.kind == APPROX_KIND and from_store.state.parts == from_arrays.state.parts == [450, 450]
+    assert from_store.state.nprobe == from_arrays.state.nprobe
     for q in clustered(rng, 5):
         a, b = from_store.search(q, 20), from_arrays.search(q, 20)
         assert a[1].tolist() == b[1].tolist() and np.allclose(a[0], b[0])
@@ -216,12 +222,13 @@ def check_live_top_k(vi, store, q, gone, calls):
             assert set(want.tolist()) <= set(vi.search(q, k + 32)[1][0].tolist())
 
 
-@pytest.mark.parametrize("threshold", [10_000, 100])  # flat, pq-sq8
+@pytest.mark.parametrize("threshold", [10_000, 100])  # flat, ivf-pq-sq8 (16 lists)
 def test_deleted_rows_are_filtered_not_overfetched(store, threshold):
     rng = np.random.default_rng(11)
     vecs = clustered(rng, 1200)
     fill(store, vecs)
     vi = VectorIndex.for_store(store, threshold=threshold)
+    assert (vi.state.kind, vi.state.nlist) == (("flat", 0) if threshold > 1200 else (APPROX_KIND, 16))
     calls = []
     real = vi._search_parts
     vi._search_parts = lambda qq, k: calls.append(k) or real(qq, k)
@@ -245,9 +252,9 @@ def test_deleted_rows_are_filtered_not_overfetched(store, threshold):
     assert back.state.deleted == 110 and back.search(q, 10)[1].tolist() == vi.search(q, 10)[1].tolist()
 
 
-def test_an_index_of_a_former_kind_is_rebuilt(store):
+def test_an_index_of_a_former_kind_or_format_is_rebuilt(store):
     rng = np.random.default_rng(12)
-    fill(store, unit(rng, 50))
+    fill(store, clustered(rng, 300))
     VectorIndex.for_store(store).save(store.path + ".faiss")
     with open(store.path + ".faiss.json") as f:
         state = json.load(f)
@@ -255,8 +262,20 @@ def test_an_index_of_a_former_kind_is_rebuilt(store):
         json.dump({**state, "kind": "hnsw-sq8"}, f)
     assert VectorIndex.load(store.path + ".faiss") is None
     vi = VectorIndex.for_store(store)
-    assert vi.state.kind == "flat" and vi.state.count == 50
+    assert vi.state.kind == "flat" and vi.state.count == 300
     assert VectorIndex.load(store.path + ".faiss").state.kind == "flat"
+
+    old = {k: v for k, v in state.items() if k not in ("nlist", "nprobe", "trained", "base_distance",
+                                                        "added_distance")}
+    with open(store.path + ".faiss.json", "w") as f:  # format 3 (the exhaustive "pq-sq8" default)
+        json.dump({**old, "kind": "pq-sq8", "format": 3}, f)
+    assert VectorIndex.load(store.path + ".faiss") is None
+    VectorIndex.build(*store.all_vectors(), kind="pq-sq8", db_id=store.db_id,  # this format, former kind
+                      fingerprint=str(store.fingerprint)).save(store.path + ".faiss")
+    assert VectorIndex.load(store.path + ".faiss").state.kind == "pq-sq8"  # loads: searchable as it is
+    vi = VectorIndex.for_store(store, threshold=100)  # but the store's index is rebuilt to the new kind
+    assert vi.state.kind == APPROX_KIND and vi.state.count == 300
+    assert VectorIndex.load(store.path + ".faiss").state.kind == APPROX_KIND
 
 
 def test_search_threads_belong_to_the_index_and_stop_on_close():
@@ -264,10 +283,81 @@ def test_search_threads_belong_to_the_index_and_stop_on_close():
         return [t for t in threading.enumerate() if t.name.startswith("clipseek-search")]
     rng = np.random.default_rng(13)
     before = len(search_threads())
-    vi = VectorIndex.build(np.arange(1, 2001), clustered(rng, 2000), kind="pq-sq8")
+    vi = VectorIndex.build(np.arange(1, 2001), clustered(rng, 2000), kind=APPROX_KIND)
     vi.search(unit(rng, 1)[0], 10)
     assert len(search_threads()) > before
     vi.close()
     assert len(search_threads()) == before
     assert len(vi.search(unit(rng, 1)[0], 10)[1][0]) == 10  # usable again: it starts new threads
     vi.close()
+
+
+def test_nlist_rule():
+    assert [index_kinds.nlist_for(n) for n in (20, 600, 1200, 6000, 50_000, 1_000_000, 10**7)] == \
+        [1, 8, 16, 64, 256, 1024, 1024]
+
+
+def test_probe_count_is_the_fewest_that_reach_the_recall_doubled():
+    truth = np.arange(100, 110)
+    asked = []
+
+    def search(queries, k, nprobe):  # finds the true top 10 from 8 lists on
+        asked.append(nprobe)
+        return np.array([np.concatenate([truth if nprobe >= 8 else truth + 1000, np.arange(k)])[:k]] * 2)
+    assert index_kinds.choose_nprobe(search, np.zeros((2, 4)), 1024) == 16 and asked == [1024, 1, 2, 4, 8]
+    assert index_kinds.choose_nprobe(search, np.zeros((2, 4)), 8) == 8  # at most all of them
+
+
+def test_pseudo_queries_follow_the_data_but_are_none_of_its_points():
+    rng = np.random.default_rng(17)
+    data = unit_rows(unit(rng, 3000, 16) + 3 * unit(rng, 1, 16))  # a narrow cone, like CLIP vectors
+    q = index_kinds.pseudo_queries(data, 200)
+    assert q.shape == (200, 16) and np.allclose(np.linalg.norm(q, axis=1), 1, atol=1e-5)
+    mean = data.mean(0) / np.linalg.norm(data.mean(0))
+    assert abs(float((q @ mean).mean()) - float((data @ mean).mean())) < 0.05  # in the same cone
+    assert float((q @ data.T).max(1).mean()) < 0.995  # not copies of data points
+
+
+def test_structureless_data_probes_every_list_clustered_data_a_few():
+    rng = np.random.default_rng(14)
+    random = VectorIndex.build(np.arange(1, 4001), unit(rng, 4000, d=128), kind=APPROX_KIND)
+    tight = VectorIndex.build(np.arange(1, 4001), clustered(rng, 4000, d=128, centers=20), kind=APPROX_KIND)
+    assert random.state.nlist == tight.state.nlist == 64
+    assert random.state.nprobe == 64 and tight.state.nprobe <= 16
+
+
+def test_k_beyond_the_probed_lists_still_returns_k():
+    rng = np.random.default_rng(15)
+    vi = VectorIndex.build(np.arange(1, 3001), clustered(rng, 3000), kind=APPROX_KIND)
+    assert vi.state.nprobe < vi.state.nlist
+    for k in (200, 1500, 3000):
+        ids = vi.search(unit(rng, 1)[0], k)[1][0]
+        assert len(ids) == len(set(ids.tolist())) == k and ids.min() >= 1
+
+
+def test_drift_from_the_centroids_retrains_in_distribution_growth_does_not(store, caplog):
+    rng = np.random.default_rng(16)
+    centers, elsewhere = unit(rng, 40), unit(rng, 40)
+
+    def around(c, n):
+        return unit_rows(c[rng.integers(0, len(c), n)] + 0.3 * unit(rng, n, 32))
+    fill(store, around(centers, 2000))
+    vi = VectorIndex.for_store(store, threshold=100)
+    assert vi.state.kind == APPROX_KIND and vi.state.trained == 2000 and vi.state.base_distance > 0
+    fill(store, around(centers, 400), start=2000)  # 20% more of the same: extended, not retrained
+    assert vi.sync(store, 100) and vi.state.count == 2400 and vi.state.trained == 2000
+    assert index_kinds.drifted(vi.state) == ""
+    assert vi.state.added_distance / 400 < 1.2 * vi.state.base_distance
+
+    moved = around(elsewhere, 500)  # the data moves away from every trained centroid
+    fill(store, moved, start=2400)
+    with caplog.at_level("INFO", logger="clipseek.gallery.vector_index"):
+        assert vi.sync(store, 100)
+    assert "farther from their centroids" in caplog.text
+    assert vi.state.trained == vi.state.count == 2900 and vi.state.added_distance == 0  # retrained
+    assert VectorIndex.for_store(store, threshold=100).state.trained == 2900  # and saved by for_store
+    for i in (0, 250, 499):
+        assert vi.search(moved[i], 1)[1][0, 0] == 2401 + i
+
+    fill(store, around(elsewhere, 3 * 2900 + 1), start=2900)  # over 4x the trained count: retrained
+    assert vi.sync(store, 100) and vi.state.trained == vi.state.count == 4 * 2900 + 1
