@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder
 
-from clipseek.gallery.store import Store
 from clipseek.gallery import index_kinds
+from clipseek.gallery.store import Store
 from clipseek.gallery.vector_index import APPROX_KIND, VectorIndex
 
 
@@ -351,7 +351,7 @@ def test_drift_from_the_centroids_retrains_in_distribution_growth_does_not(store
 
     moved = around(elsewhere, 500)  # the data moves away from every trained centroid
     fill(store, moved, start=2400)
-    with caplog.at_level("INFO", logger="clipseek.gallery.vector_index"):
+    with caplog.at_level("INFO", logger="clipseek.gallery"):
         assert vi.sync(store, 100)
     assert "farther from their centroids" in caplog.text
     assert vi.state.trained == vi.state.count == 2900 and vi.state.added_distance == 0  # retrained

@@ -20,6 +20,7 @@ import numpy as np
 
 KINDS = ("flat", "ivf-pq-sq8", "pq-sq8")
 APPROX_KIND = "ivf-pq-sq8"
+APPROX_THRESHOLD = 50_000  # vectors from which the approximate kind is used
 MIN_TRAIN = 16             # a 4-bit PQ learns 16 centroids per sub-quantizer
 REFINE_CANDIDATES = 1024   # candidates from the 4-bit scan re-scored with the 8-bit vectors
 NLIST_MAX = 1024           # the k-means and the assignment of every vector cost O(nlist) each
@@ -41,7 +42,7 @@ def faiss():
     return _faiss
 
 
-def choose_kind(n: int, threshold: int) -> str:
+def choose_kind(n: int, threshold: int = APPROX_THRESHOLD) -> str:
     return "flat" if n < max(threshold, MIN_TRAIN) else APPROX_KIND
 
 
@@ -58,7 +59,7 @@ def nlist_for(n: int) -> int:
     per centroid) and NLIST_MAX."""
     if n < 39:
         return 1
-    by_sqrt = 2 ** int(round(np.log2(np.sqrt(n))))
+    by_sqrt = 2 ** round(float(np.log2(np.sqrt(n))))
     by_points = 2 ** int(np.floor(np.log2(n / 39)))
     return int(max(1, min(by_sqrt, by_points, NLIST_MAX)))
 

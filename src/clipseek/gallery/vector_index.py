@@ -10,68 +10,45 @@ otherwise scanned by one core; each thread runs faiss single-threaded); `close()
 
 Building. Arrays (`build`) and the store (`rebuild`) take one path (`_build`): an approximate index is
 trained on `training_sample` (the one rule: `TRAIN_SAMPLE` vectors drawn uniformly, seed 0, from all of
-them), every vector is added, then the probe count is measured on sample vectors. Zero vectors give an
-empty index of either kind (an approximate one stays untrained until its first `add` trains it by the
-same rule) that saves, loads and answers []. Later adds go into the trained lists (no rebuild); the
-inverted file is trained again (rebuilt) when `index_kinds.drifted` says the data moved away from its
-centroids or outgrew its lists.
+them), every vector is added, then the probe count is measured (`index_kinds.choose_nprobe`). Zero
+vectors give an empty index of either kind (an approximate one stays untrained until its first `add`
+trains it by the same rule) that saves, loads and answers []. Later adds go into the trained lists (no
+rebuild); the inverted file is trained again (rebuilt) when `index_kinds.drifted` says the data moved
+away from its centroids or outgrew its lists.
 
 Rows. Positions map to the store's row ids through int64 arrays beside the index (IndexIDMap made
 single queries ~30x slower). Row ids are never reused, so on open new rows (id > max_id) are appended,
 and rows deleted since get the id `DELETED`; queries skip those: the exact index through an
 `IDSelectorBitmap`, the approximate one (fast scan takes no selector) by filtering its results, asked
 for its share of deleted rows more and searched again with twice as many only if a query lost more.
-Past `REBUILD_FRACTION` deleted, or outgrowing the exact index, it is rebuilt.
-
-Files: `<db>.faiss` (`.faiss.1`... for more parts), `<db>.faiss.ids.npy`, `<db>.faiss.json` (state:
-DB, model, kind, counts, part sizes, lists, probes, drift figures). One of another format (before 4:
-the exhaustive "pq-sq8" default) or kind is not loaded: it is rebuilt from the store.
+Saving, loading and the rules that keep it in step with the store (extend, mark deleted, rebuild past
+`REBUILD_FRACTION` deleted, on outgrowing the exact index or on drift) are in `index_store.py`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from clipseek._io import atomic_write, atomic_write_json
 from clipseek.gallery import index_kinds as kinds
-from clipseek.gallery.index_kinds import APPROX_KIND, KINDS, MIN_TRAIN, REFINE_CANDIDATES, choose_kind
+from clipseek.gallery.index_kinds import (
+    APPROX_KIND,
+    APPROX_THRESHOLD,
+    KINDS,
+    MIN_TRAIN,
+    REFINE_CANDIDATES,
+    choose_kind,
+)
+from clipseek.gallery.index_store import DELETED, IndexState, StoreBacked
 
-log = logging.getLogger(__name__)
-
-APPROX_THRESHOLD = 50_000
 PARTS = 2                  # approximate kinds: parts searched in parallel (one per core here)
-REBUILD_FRACTION = 0.1
 TRAIN_SAMPLE = 100_000
 CHUNK = 20_000
-DELETED = -1               # the id of a position whose row left the store
-FORMAT = 4                 # 4: inverted file ("ivf-pq-sq8") and its probe count / drift figures
 
 Chunks = Iterator[tuple[np.ndarray, np.ndarray]]
-__all__ = ["APPROX_KIND", "APPROX_THRESHOLD", "KINDS", "IndexState", "VectorIndex", "choose_kind"]
-
-
-@dataclass
-class IndexState:
-    db_id: str
-    fingerprint: str  # str(Fingerprint) of the store's model, "" before one is bound
-    kind: str        # one of KINDS
-    max_id: int      # highest store row id in the index
-    count: int       # vectors in the index
-    deleted: int = 0  # of those, rows no longer in the store (id DELETED, skipped by queries)
-    parts: list[int] = field(default_factory=list)  # vectors per part
-    nlist: int = 0   # inverted file: lists (0 until trained)
-    nprobe: int = 0  # inverted file: lists probed per query, measured at training
-    trained: int = 0  # inverted file: vectors in it when it was trained
-    base_distance: float = 0.0   # mean squared distance to their centroid of vectors k-means did not see
-    added_distance: float = 0.0  # the sum of that distance over the vectors added since training
-    format: int = FORMAT
+__all__ = ["APPROX_KIND", "APPROX_THRESHOLD", "DELETED", "KINDS", "IndexState", "VectorIndex", "choose_kind"]
 
 
 def training_sample(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
@@ -97,7 +74,7 @@ def _one_faiss_thread() -> None:
     kinds.faiss().omp_set_num_threads(1)  # per thread: the index's threads are the parallelism
 
 
-class VectorIndex:
+class VectorIndex(StoreBacked):
     """ids + vectors -> top-k by inner product. Use `VectorIndex.for_store(store)` in the app."""
 
     def __init__(self, parts: list, state: IndexState, ids: list[np.ndarray] | None = None):
@@ -124,8 +101,14 @@ class VectorIndex:
         def chunks() -> Chunks:
             return ((ids[i:i + CHUNK], vectors[i:i + CHUNK]) for i in range(0, len(ids), CHUNK))
         dim = vectors.shape[1] if vectors.ndim == 2 else 0
-        return cls._build(kind or choose_kind(len(ids), APPROX_THRESHOLD), dim, len(ids), chunks, db_id,
-                          fingerprint)
+        return cls.from_chunks(chunks, len(ids), dim, kind, db_id, fingerprint)
+
+    @classmethod
+    def from_chunks(cls, chunks: Callable[[], Chunks], n: int, dim: int, kind: str | None = None,
+                    db_id: str = "", fingerprint: str = "") -> "VectorIndex":
+        """As `build`, from more vectors than fit in memory: `chunks()` yields the n (ids, vectors)
+        pairs, the same each time it is called (twice: for the training sample, then to add them)."""
+        return cls._build(kind or choose_kind(n, APPROX_THRESHOLD), dim, n, chunks, db_id, fingerprint)
 
     @classmethod
     def rebuild(cls, store, threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
@@ -282,86 +265,3 @@ class VectorIndex:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-    # ---- persistence -------------------------------------------------------------------------------
-    @staticmethod
-    def _part_path(path: str, p: int) -> str:
-        return path if p == 0 else f"{path}.{p}"
-
-    def save(self, path: str) -> None:
-        """Write each file atomically; the state (written last) names what is valid."""
-        f = kinds.faiss()
-        for p, part in enumerate(self.parts):
-            atomic_write(self._part_path(path, p), lambda tmp, part=part: f.write_index(part, tmp))
-
-        def write_ids(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                np.save(f, np.concatenate(self.ids))
-        atomic_write(path + ".ids.npy", write_ids)
-        atomic_write_json(path + ".json", asdict(self.state), indent=None)
-        p = len(self.parts)
-        while os.path.exists(self._part_path(path, p)):  # parts of an earlier, larger index
-            os.remove(self._part_path(path, p))
-            p += 1
-
-    @classmethod
-    def load(cls, path: str) -> "VectorIndex | None":
-        """The saved index, or None if missing, unreadable, inconsistent, of another format or of a
-        kind this version does not build (it is only a cache)."""
-        try:
-            with open(path + ".json") as f:
-                state = IndexState(**json.load(f))
-            if state.format != FORMAT or state.kind not in KINDS:
-                return None
-            parts = [kinds.faiss().read_index(cls._part_path(path, p)) for p in range(len(state.parts))]
-            ids = np.load(path + ".ids.npy")
-        except Exception:
-            return None
-        if not parts or [int(p.ntotal) for p in parts] != state.parts or sum(state.parts) != state.count \
-                or len(ids) != state.count or int(np.count_nonzero(ids == DELETED)) != state.deleted:
-            return None
-        return cls(parts, state, np.split(ids, np.cumsum(state.parts)[:-1]))
-
-    # ---- keeping it in step with the store ---------------------------------------------------------
-    @classmethod
-    def for_store(cls, store, path: str | None = None, threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
-        """Load the index persisted beside the store, extend or rebuild it if stale, save if changed."""
-        path = path or store.path + ".faiss"
-        vi = cls.load(path)
-        if vi is not None and vi.sync(store, threshold):
-            vi.save(path)
-        elif vi is None:
-            vi = cls.rebuild(store, threshold)
-            vi.save(path)
-        return vi
-
-    def sync(self, store, threshold: int = APPROX_THRESHOLD) -> bool:
-        """Bring this index up to date with the store: extend it with new rows and mark deleted ones,
-        or rebuild it when it belongs to another DB/model, too many rows were deleted, it outgrew the
-        exact index, is of a former approximate kind, was empty, or (after adding the new rows) its
-        inverted file drifted. Returns True if anything changed (so the caller saves it)."""
-        s = self.state
-        if s.db_id != store.db_id or s.fingerprint != str(store.fingerprint or ""):
-            self._replace(self.rebuild(store, threshold))
-            return True
-        live_old = store.count_upto(s.max_id)
-        deleted = s.count - live_old
-        n_new = store.count() - live_old
-        want = choose_kind(live_old + n_new, threshold)
-        if deleted > REBUILD_FRACTION * max(s.count, 1) or s.kind not in (want, APPROX_KIND) \
-                or (s.count == 0 and n_new > 0):
-            self._replace(self.rebuild(store, threshold))
-            return True
-        changed = deleted != s.deleted or n_new > 0
-        if deleted != s.deleted:
-            self.mark_deleted(store.ids_upto(s.max_id))
-        for ids, vecs in store.iter_vectors(after_id=s.max_id):
-            self.add(ids, vecs)
-        why = kinds.drifted(self.state)
-        if why:
-            log.info("retraining the vector index of %s: %s", store.path, why)
-            self._replace(self.rebuild(store, threshold))
-        return changed or bool(why)
-
-    def _replace(self, other: "VectorIndex") -> None:
-        self.parts, self.state, self.ids = other.parts, other.state, other.ids
-        self._selectors = {}
