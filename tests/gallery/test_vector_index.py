@@ -19,9 +19,9 @@ def unit(rng, n, d=32):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def clustered(rng, n, d=32, centers=50):
+def clustered(rng, n, d=32, centers=50, spread=0.3):
     c = unit(rng, centers, d)
-    return unit_rows(c[rng.integers(0, centers, n)] + 0.3 * unit(rng, n, d))
+    return unit_rows(c[rng.integers(0, centers, n)] + spread * unit(rng, n, d))
 
 
 def unit_rows(v):
@@ -139,7 +139,7 @@ def test_switches_to_approximate_above_threshold(store):
     assert VectorIndex.for_store(store, threshold=500).state.kind == "flat"
     fill(store, clustered(rng, 300), start=300)
     vi = VectorIndex.for_store(store, threshold=500)
-    assert vi.state.kind == APPROX_KIND and vi.state.count == 600
+    assert vi.state.kind != "flat" and vi.state.count == 600
     fill(store, clustered(rng, 10), start=600)  # grows in place
     assert VectorIndex.for_store(store, threshold=500).state.count == 610
 
@@ -187,15 +187,16 @@ def test_empty_store_gets_an_empty_index_of_its_dim(tmp_path, store):
 def test_build_and_rebuild_share_one_path(store):
     """Arrays and the store go through one build (same sample rule): the same vectors, the same index."""
     rng = np.random.default_rng(10)
-    vecs = clustered(rng, 900)
-    fill(store, vecs)
-    from_store = VectorIndex.rebuild(store, threshold=100)
-    from_arrays = VectorIndex.build(np.arange(1, 901), vecs, kind=APPROX_KIND)
-    assert from_store.state.kind == APPROX_KIND and from_store.state.parts == from_arrays.state.parts == [450, 450]
-    assert from_store.state.nprobe == from_arrays.state.nprobe
-    for q in clustered(rng, 5):
-        a, b = from_store.search(q, 20), from_arrays.search(q, 20)
-        assert a[1].tolist() == b[1].tolist() and np.allclose(a[0], b[0])
+    for kind, vecs in (("ivf-pq-sq8", clustered(rng, 900, centers=8, spread=0.1)), ("pq-sq8", unit(rng, 3000))):
+        fill(store, vecs, start=len(store.all_vectors()[0]))
+        ids, all_vecs = store.all_vectors()
+        from_store = VectorIndex.rebuild(store, threshold=100)
+        from_arrays = VectorIndex.build(ids, all_vecs, threshold=100, db_id=store.db_id,
+                                        fingerprint=str(store.fingerprint))
+        assert from_store.state == from_arrays.state and from_store.state.kind == kind
+        for q in clustered(rng, 5):
+            a, b = from_store.search(q, 20), from_arrays.search(q, 20)
+            assert a[1].tolist() == b[1].tolist() and np.allclose(a[0], b[0])
 
 
 def live_brute(store, q, k):
@@ -225,13 +226,13 @@ def check_live_top_k(vi, store, q, gone, calls):
 @pytest.mark.parametrize("threshold", [10_000, 100])  # flat, ivf-pq-sq8 (16 lists)
 def test_deleted_rows_are_filtered_not_overfetched(store, threshold):
     rng = np.random.default_rng(11)
-    vecs = clustered(rng, 1200)
+    vecs = clustered(rng, 1200, centers=16, spread=0.1)  # clusters that an inverted file (16 lists) uses
     fill(store, vecs)
     vi = VectorIndex.for_store(store, threshold=threshold)
     assert (vi.state.kind, vi.state.nlist) == (("flat", 0) if threshold > 1200 else (APPROX_KIND, 16))
     calls = []
     real = vi._search_parts
-    vi._search_parts = lambda qq, k: calls.append(k) or real(qq, k)
+    vi._search_parts = lambda qq, k, widen=1: calls.append(k) or real(qq, k, widen)
     q = vecs[5]
     near = brute(vecs, np.arange(1200), q, 60)[0]  # the query's 60 nearest rows (positions)
     far = np.setdiff1d(np.arange(1200), near)
@@ -255,7 +256,7 @@ def test_deleted_rows_are_filtered_not_overfetched(store, threshold):
 def test_an_index_of_a_former_kind_or_format_is_rebuilt(store):
     rng = np.random.default_rng(12)
     fill(store, clustered(rng, 300))
-    VectorIndex.for_store(store).save(store.path + ".faiss")
+    VectorIndex.for_store(store)
     with open(store.path + ".faiss.json") as f:
         state = json.load(f)
     with open(store.path + ".faiss.json", "w") as f:  # as saved by an older clipseek
@@ -267,15 +268,12 @@ def test_an_index_of_a_former_kind_or_format_is_rebuilt(store):
 
     old = {k: v for k, v in state.items() if k not in ("nlist", "nprobe", "trained", "base_distance",
                                                         "added_distance")}
-    with open(store.path + ".faiss.json", "w") as f:  # format 3 (the exhaustive "pq-sq8" default)
+    with open(store.path + ".faiss.json", "w") as f:  # format 3 (its approximate kind: "pq-sq8")
         json.dump({**old, "kind": "pq-sq8", "format": 3}, f)
     assert VectorIndex.load(store.path + ".faiss") is None
-    VectorIndex.build(*store.all_vectors(), kind="pq-sq8", db_id=store.db_id,  # this format, former kind
-                      fingerprint=str(store.fingerprint)).save(store.path + ".faiss")
-    assert VectorIndex.load(store.path + ".faiss").state.kind == "pq-sq8"  # loads: searchable as it is
-    vi = VectorIndex.for_store(store, threshold=100)  # but the store's index is rebuilt to the new kind
-    assert vi.state.kind == APPROX_KIND and vi.state.count == 300
-    assert VectorIndex.load(store.path + ".faiss").state.kind == APPROX_KIND
+    vi = VectorIndex.for_store(store, threshold=100)  # rebuilt, to the kind a build chooses now
+    assert vi.state.format == 4 and vi.state.kind != "flat" and vi.state.trained == vi.state.count == 300
+    assert VectorIndex.load(store.path + ".faiss").state == vi.state
 
 
 def test_search_threads_belong_to_the_index_and_stop_on_close():
@@ -318,12 +316,19 @@ def test_pseudo_queries_follow_the_data_but_are_none_of_its_points():
     assert float((q @ data.T).max(1).mean()) < 0.995  # not copies of data points
 
 
-def test_structureless_data_probes_every_list_clustered_data_a_few():
+def test_structureless_data_probes_every_list_so_it_gets_the_exhaustive_scan(store):
     rng = np.random.default_rng(14)
-    random = VectorIndex.build(np.arange(1, 4001), unit(rng, 4000, d=128), kind=APPROX_KIND)
-    tight = VectorIndex.build(np.arange(1, 4001), clustered(rng, 4000, d=128, centers=20), kind=APPROX_KIND)
-    assert random.state.nlist == tight.state.nlist == 64
-    assert random.state.nprobe == 64 and tight.state.nprobe <= 16
+    random, tight = unit(rng, 4000, d=128), clustered(rng, 4000, d=128, centers=20)
+    ids = np.arange(1, 4001)
+    forced = VectorIndex.build(ids, random, kind=APPROX_KIND)  # an inverted file when asked for
+    tight_ivf = VectorIndex.build(ids, tight, kind=APPROX_KIND)
+    assert forced.state.nlist == tight_ivf.state.nlist == 64
+    assert forced.state.nprobe == 64 and tight_ivf.state.nprobe <= 16
+    fill(store, tight[:, :32] / np.linalg.norm(tight[:, :32], axis=1, keepdims=True))
+    assert VectorIndex.for_store(store, threshold=100).state.kind == APPROX_KIND  # chosen: it helps
+    assert VectorIndex.build(ids, random).state.kind == "flat"  # below the threshold
+    chosen = VectorIndex.from_chunks(lambda: iter([(ids, random)]), 4000, 128, threshold=100)
+    assert chosen.state.kind == "pq-sq8" and chosen.state.trained == 4000  # it would not help: exhaustive
 
 
 def test_k_beyond_the_probed_lists_still_returns_k():

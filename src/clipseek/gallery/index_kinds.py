@@ -7,7 +7,9 @@ trained and searched (its faiss SearchParameters), how its probe count is chosen
   the residuals (2 dimensions per code), and the best `REFINE_CANDIDATES` are re-scored with 8-bit
   scalar-quantized copies (`IndexRefine`): 0.77 KB per 512-d vector. `nprobe` is chosen per index by
   measurement (`choose_nprobe`), so recall holds whatever the data's structure.
-- "pq-sq8": the same codes scanned exhaustively (the former default, kept for comparison).
+- "pq-sq8": the same codes (of the vectors, not residuals) scanned exhaustively: what a build chooses
+  instead when the inverted file would have to probe every list (data without clusters, such as
+  random vectors: scanning all codes is then faster than visiting every list).
 
 Fast scan takes no ID selector: the approximate kinds' callers filter deleted rows from results.
 """
@@ -145,15 +147,16 @@ def choose_nprobe(search: Callable[[np.ndarray, int, int], np.ndarray], queries:
 
 
 def drifted(state) -> str:
-    """Why an inverted file should be trained again ("" if it should not): its vectors grew past
-    GROWTH times the trained count (lists too long), or the vectors added since training are, on
-    average, DRIFT_RATIO times farther from their centroids than the baseline (the data moved)."""
-    if state.kind != "ivf-pq-sq8" or not state.trained:
+    """Why an approximate index should be trained (built) again ("" if it should not): its vectors
+    grew past GROWTH times the trained count (an inverted file's lists too long; the kind chosen for
+    fewer vectors), or, for an inverted file, the vectors added since training are on average
+    DRIFT_RATIO times farther from their centroids than the baseline (the data moved)."""
+    if state.kind == "flat" or not state.trained:
         return ""
     added = state.count - state.trained
     if state.count > GROWTH * state.trained:
         return f"grew from {state.trained:,} to {state.count:,} vectors"
-    if added >= max(1, DRIFT_SHARE * state.trained) and state.base_distance > 0:
+    if state.kind == "ivf-pq-sq8" and added >= max(1, DRIFT_SHARE * state.trained) and state.base_distance > 0:
         ratio = state.added_distance / added / state.base_distance
         if ratio > DRIFT_RATIO:
             return f"{added:,} new vectors are {ratio:.2f}x farther from their centroids than the trained ones"

@@ -17,12 +17,7 @@ import numpy as np
 
 from clipseek._io import atomic_write, atomic_write_json
 from clipseek.gallery import index_kinds as kinds
-from clipseek.gallery.index_kinds import (
-    APPROX_KIND,
-    APPROX_THRESHOLD,
-    KINDS,
-    choose_kind,
-)
+from clipseek.gallery.index_kinds import APPROX_THRESHOLD, KINDS, choose_kind
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +101,8 @@ class StoreBacked:
     def sync(self, store, threshold: int = APPROX_THRESHOLD) -> bool:
         """Bring this index up to date with the store: extend it with new rows and mark deleted ones,
         or rebuild it when it belongs to another DB/model, too many rows were deleted, it outgrew the
-        exact index, is of a former approximate kind, was empty, or (after adding the new rows) its
-        inverted file drifted. Returns True if anything changed (so the caller saves it)."""
+        exact index, was empty, or (after adding the new rows) it drifted or outgrew its training
+        (`index_kinds.drifted`). Returns True if anything changed (so the caller saves it)."""
         s = self.state
         if s.db_id != store.db_id or s.fingerprint != str(store.fingerprint or ""):
             self._replace(self.rebuild(store, threshold))
@@ -116,7 +111,7 @@ class StoreBacked:
         deleted = s.count - live_old
         n_new = store.count() - live_old
         want = choose_kind(live_old + n_new, threshold)
-        if deleted > REBUILD_FRACTION * max(s.count, 1) or s.kind not in (want, APPROX_KIND) \
+        if deleted > REBUILD_FRACTION * max(s.count, 1) or (want != s.kind and s.kind == "flat") \
                 or (s.count == 0 and n_new > 0):
             self._replace(self.rebuild(store, threshold))
             return True

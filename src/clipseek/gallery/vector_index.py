@@ -95,20 +95,22 @@ class VectorIndex(StoreBacked):
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str | None = None, db_id: str = "",
-              fingerprint: str = "") -> "VectorIndex":
+              fingerprint: str = "", threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
+        """An index of these vectors: of `kind`, or (None) of the kind the gallery would choose."""
         ids, vectors = np.asarray(ids, np.int64), np.asarray(vectors, np.float32)
 
         def chunks() -> Chunks:
             return ((ids[i:i + CHUNK], vectors[i:i + CHUNK]) for i in range(0, len(ids), CHUNK))
         dim = vectors.shape[1] if vectors.ndim == 2 else 0
-        return cls.from_chunks(chunks, len(ids), dim, kind, db_id, fingerprint)
+        return cls.from_chunks(chunks, len(ids), dim, kind, db_id, fingerprint, threshold)
 
     @classmethod
     def from_chunks(cls, chunks: Callable[[], Chunks], n: int, dim: int, kind: str | None = None,
-                    db_id: str = "", fingerprint: str = "") -> "VectorIndex":
+                    db_id: str = "", fingerprint: str = "", threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
         """As `build`, from more vectors than fit in memory: `chunks()` yields the n (ids, vectors)
         pairs, the same each time it is called (twice: for the training sample, then to add them)."""
-        return cls._build(kind or choose_kind(n, APPROX_THRESHOLD), dim, n, chunks, db_id, fingerprint)
+        return cls._build(kind or choose_kind(n, threshold), dim, n, chunks, db_id, fingerprint,
+                          exhaustive_if_no_gain=kind is None)
 
     @classmethod
     def rebuild(cls, store, threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
@@ -118,21 +120,41 @@ class VectorIndex(StoreBacked):
 
     @classmethod
     def _build(cls, kind: str, dim: int, n: int, chunks: Callable[[], Chunks], db_id: str,
-               fingerprint: str) -> "VectorIndex":
+               fingerprint: str, exhaustive_if_no_gain: bool = True) -> "VectorIndex":
         """The one build path: train on the sample rule over all n vectors, add them all, measure."""
         vi = cls.empty(kind, dim, db_id, fingerprint)
-        vi._fill(chunks, n)
+        vi._fill(chunks, n, exhaustive_if_no_gain)
         return vi
 
-    def _fill(self, chunks: Callable[[], Chunks], n: int) -> None:
-        sample = training_sample(chunks(), n) if self.state.kind != "flat" and n else None
+    def _fill(self, chunks: Callable[[], Chunks], n: int, exhaustive_if_no_gain: bool = True) -> None:
+        """Train (an inverted file that would have to probe every list to keep its recall on the
+        sample gives way to the exhaustive scan, which is faster then), add every vector, measure."""
+        s = self.state
+        sample = training_sample(chunks(), n) if s.kind != "flat" and n else None
         if sample is not None:
             self.train(sample, n)
+            if s.kind == APPROX_KIND and exhaustive_if_no_gain and self._probes_all(sample):
+                self.parts = [kinds.new_index("pq-sq8", sample.shape[1]) for _ in self.parts]
+                s.kind, s.nlist, s.nprobe = "pq-sq8", 0, 0
+                self.train(sample, n)
         for ids, vecs in chunks():
             self._add(np.asarray(ids, np.int64), np.ascontiguousarray(vecs, dtype=np.float32))
-        if sample is not None and self.state.kind == APPROX_KIND:
-            self.state.trained = self.state.count
-            self._choose_nprobe(sample)
+        if sample is not None:
+            s.trained = s.count
+            if s.kind == APPROX_KIND:
+                self._choose_nprobe(sample)
+
+    def _probes_all(self, sample: np.ndarray) -> bool:
+        """Would the trained, empty inverted file, holding only the sample, probe all its lists?"""
+        self._add(np.arange(1, len(sample) + 1, dtype=np.int64), sample)
+        self._choose_nprobe(sample)
+        every = self.state.nprobe >= self.state.nlist
+        for part in self.parts:
+            part.reset()  # the trained quantizers stay
+        self.ids = [np.zeros(0, np.int64) for _ in self.parts]
+        self.state.parts, self.state.count, self.state.max_id = [0] * len(self.parts), 0, 0
+        self._selectors = {}
+        return every
 
     def train(self, sample: np.ndarray, n: int | None = None) -> None:
         """Train an empty approximate index (an inverted file gets lists for n vectors, default the
@@ -208,27 +230,34 @@ class VectorIndex(StoreBacked):
         if k <= 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
         # the exact index skips deleted rows itself; the approximate one is asked for enough more
-        # that its share of deleted rows still leaves k, and again with twice as many if not
+        # that its share of deleted rows still leaves k, and again with twice as many if not. An
+        # inverted file also probes twice as many lists then, or when over twice that share of what
+        # it found was deleted (the nearest lists were emptied: the neighbours are in others).
         fetch = k if s.kind == "flat" or not s.deleted else -(-k * s.count // (s.count - s.deleted)) + 8
+        widen = 1
         while True:
-            scores, ids = self._search_parts(q, fetch)
+            scores, ids = self._search_parts(q, fetch, widen)
+            lost = float((ids == DELETED).mean(axis=1).max())
             order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
             scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
-            if fetch >= s.count or bool((ids != DELETED).all()):
+            short = fetch < s.count and not bool((ids != DELETED).all())
+            emptied = s.nlist and s.nprobe * widen < s.nlist and lost > 2 * s.deleted / s.count
+            if not short and not emptied:
                 return scores, ids
-            fetch = min(2 * fetch, s.count)
+            fetch, widen = (min(2 * fetch, s.count) if short else fetch), 2 * widen
 
-    def _search_parts(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Every non-empty part's top k, side by side (unsorted across parts)."""
+    def _search_parts(self, q: np.ndarray, k: int, widen: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Every non-empty part's top k, side by side (unsorted across parts); an inverted file
+        probes `widen` times its lists."""
         used = [p for p in range(len(self.parts)) if self.parts[p].ntotal > 0]
-        results = self._pooled(lambda p: self._search_part(p, q, k), used)
+        results = self._pooled(lambda p: self._search_part(p, q, k, widen), used)
         return np.concatenate([r[0] for r in results], axis=1), np.concatenate([r[1] for r in results], axis=1)
 
-    def _search_part(self, p: int, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search_part(self, p: int, q: np.ndarray, k: int, widen: int = 1) -> tuple[np.ndarray, np.ndarray]:
         part, s = self.parts[p], self.state
         k = max(1, min(k, int(part.ntotal)))
         candidates = self.refine_candidates * s.count / max(1, s.count - s.deleted)  # live ones
-        params = kinds.search_params(s.kind, part, k, nprobe=s.nprobe, candidates=int(candidates),
+        params = kinds.search_params(s.kind, part, k, nprobe=s.nprobe * widen, candidates=int(candidates),
                                      sel=self._selector(p) if s.kind == "flat" else None)
         scores, pos = part.search(q, k, params=params)
         ids = np.where(pos >= 0, self.ids[p][np.maximum(pos, 0)], DELETED)
