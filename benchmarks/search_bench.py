@@ -41,11 +41,17 @@ def random_unit(n: int, d: int, seed: int, chunk: int = 100_000) -> np.ndarray:
     return out
 
 
-def random_chunks(n: int, d: int, seed: int, chunk: int = 100_000):
-    """A callable yielding (ids, vectors) of n random unit vectors, chunk by chunk, the same each call."""
+def unit_chunks(n: int, d: int, seed: int, data: str, chunk: int = 100_000):
+    """A callable yielding (ids, vectors) of n unit vectors (as random_unit or clustered_unit makes
+    them), chunk by chunk, the same each call."""
+    centers = random_unit(1000, d, seed=12345)
+
     def chunks():
         for c, i in enumerate(range(0, n, chunk)):
-            v = np.random.default_rng([seed, c]).standard_normal((min(chunk, n - i), d), dtype=np.float32)
+            rng = np.random.default_rng([seed, c])
+            v = rng.standard_normal((min(chunk, n - i), d), dtype=np.float32)
+            if data == "clustered":
+                v = centers[rng.integers(0, len(centers), len(v))] + 0.5 * v / np.linalg.norm(v, axis=1, keepdims=True)
             yield np.arange(i + 1, i + 1 + len(v), dtype=np.int64), v / np.linalg.norm(v, axis=1, keepdims=True)
     return chunks
 
@@ -228,10 +234,11 @@ def bench_size(n: int, d: int, args, encoders: dict) -> None:
     hit = np.mean([vi.search(v, 1)[1][0, 0] == n + 1 + i for i, v in enumerate(extra[:100])])
     print(f"  add 1,000 vectors in place (no rebuild): {ta.s * 1000:.0f} ms vs full build {t.s:.1f} s; "
           f"each of 100 added vectors is its own top hit: {hit:.2f}{'' if isinstance(vi, HnswSQ8) else drift_line(vi, 1000)}")
+    chosen = getattr(vi, "state", None) and vi.state.kind
     if not isinstance(vi, HnswSQ8):
         vi.close()
     vi = None  # frees the index before the baselines
-    if args.baseline and n >= 50_000:
+    if args.baseline and n >= 50_000 and chosen != "pq-sq8":
         baseline_pq(ids, vecs, queries, truth)
     import faiss
 
@@ -275,17 +282,15 @@ def bench_streamed(n: int, d: int, args) -> None:
     """n vectors never held at once: built from chunks, recall from one more pass over them."""
     from clipseek.gallery.vector_index import VectorIndex
 
-    if args.data != "random":
-        raise SystemExit("streamed sizes generate random vectors only")
-    chunks = random_chunks(n, d, seed=n)
-    queries = random_unit(args.queries, d, seed=1)
+    chunks = unit_chunks(n, d, n, args.data)
+    queries = (random_unit if args.data == "random" else clustered_unit)(args.queries, d, seed=1)
     rss0 = rss_mb()
     with Timer() as t:
         vi = VectorIndex.from_chunks(chunks, n, d, kind=args.kind)
     mem = rss_mb() - rss0
     path = os.path.join(args.work_dir, f"bench-{n}.faiss")
     vi.save(path)
-    print(describe(vi, n, "random (streamed)", d, t, mem, disk_mb(path)) + f"; peak RSS {peak_rss_mb():.0f} MiB")
+    print(describe(vi, n, f"{args.data} (streamed)", d, t, mem, disk_mb(path)) + f"; peak RSS {peak_rss_mb():.0f} MiB")
     name, values, default = sweep_values(vi, args)
     runs = {}
     for value in values:

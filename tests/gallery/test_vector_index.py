@@ -69,8 +69,8 @@ def test_approximate_recall_parts_and_persistence(tmp_path, kind):
     vi = VectorIndex.build(ids, vecs, kind=kind)
     assert len(vi.parts) == 2 and vi.state.parts == [3000, 3000] and vi.ntotal == 6000
     if kind == "ivf-pq-sq8":  # clustered data: a measured few of its lists are probed
-        assert vi.state.nlist == 64 and 1 <= vi.state.nprobe < 64 and vi.state.trained == 6000
-    queries = clustered(rng, 50, d=64)
+        assert vi.state.nlist == 64 and 1 <= vi.state.nprobe <= 16 and vi.state.trained == 6000
+    queries = unit_rows(vecs[rng.integers(0, 6000, 50)] + 0.5 * unit(rng, 50, d=64))  # near the data
     scores, got = vi.search(queries, 10)
     truth = [brute(vecs, ids, q, 10) for q in queries]
     recall = np.mean([len(set(g) & set(t[0])) / 10 for g, t in zip(got, truth)])
@@ -306,14 +306,14 @@ def test_probe_count_is_the_fewest_that_reach_the_recall_doubled():
     assert index_kinds.choose_nprobe(search, np.zeros((2, 4)), 8) == 8  # at most all of them
 
 
-def test_pseudo_queries_follow_the_data_but_are_none_of_its_points():
+def test_pseudo_queries_lie_near_the_data_but_are_none_of_it():
     rng = np.random.default_rng(17)
-    data = unit_rows(unit(rng, 3000, 16) + 3 * unit(rng, 1, 16))  # a narrow cone, like CLIP vectors
+    data = clustered(rng, 3000, d=16, centers=10)
     q = index_kinds.pseudo_queries(data, 200)
     assert q.shape == (200, 16) and np.allclose(np.linalg.norm(q, axis=1), 1, atol=1e-5)
-    mean = data.mean(0) / np.linalg.norm(data.mean(0))
-    assert abs(float((q @ mean).mean()) - float((data @ mean).mean())) < 0.05  # in the same cone
-    assert float((q @ data.T).max(1).mean()) < 0.995  # not copies of data points
+    nearest = (q @ data.T).max(1)
+    assert 0.5 < nearest.mean() < 0.98 and nearest.max() < 0.999  # near points, not copies of them
+    assert (q @ data.T).mean() == pytest.approx((data @ data.T).mean(), abs=0.1)  # spread as the data
 
 
 def test_structureless_data_probes_every_list_so_it_gets_the_exhaustive_scan(store):

@@ -121,14 +121,15 @@ def search_params(kind: str, part, k: int, *, nprobe: int = 0, candidates: int =
 
 
 def pseudo_queries(sample: np.ndarray, n: int = CALIBRATION_QUERIES) -> np.ndarray:
-    """n unit queries drawn (seed 0) from a Gaussian with the sample's mean and covariance: shaped like
-    the data as a whole but near none of its points, as a text query is (the sample's own vectors
-    make every query fall in its own list and would choose too few probes)."""
+    """n unit queries that resemble the data without being in it: sample vectors (drawn with seed 0)
+    plus as much Gaussian noise as the data has around its mean, shaped by its covariance. A query
+    near one point and a few of its neighbours, as a text query lies near the images it describes;
+    pure noise (a random direction) would make every query equally far from every list."""
+    rng = np.random.default_rng(0)
     x = np.asarray(sample[:HELD_OUT], dtype=np.float64)
     mean = x.mean(0)
     cov = (x - mean).T @ (x - mean) / max(len(x) - 1, 1) + 1e-6 * np.eye(x.shape[1])
-    z = np.random.default_rng(0).standard_normal((n, x.shape[1]))
-    q = mean + z @ np.linalg.cholesky(cov).T
+    q = x[rng.integers(0, len(x), n)] + rng.standard_normal((n, x.shape[1])) @ np.linalg.cholesky(cov).T
     return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
 
 
