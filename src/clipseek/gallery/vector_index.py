@@ -1,12 +1,14 @@
 """A FAISS index derived from the store (the store stays the truth; this is a cache).
 
 Kinds (`index_kinds.py` holds all that is specific to one): below `APPROX_THRESHOLD` vectors exact
-("flat"); above, "ivf-pq-sq8": an inverted file over 4-bit PQ fast-scan codes with an 8-bit refine,
-0.77 KB per 512-d vector, probing the lists a measurement at training chose (random data, which has no
-structure to exploit, needs nearly all of them; clustered data a few). The gallery re-ranks its
-candidates with the exact stored vectors. An approximate index is split into `PARTS` equal parts,
-searched and filled in parallel by the index's own threads (faiss releases the GIL; one query is
-otherwise scanned by one core; each thread runs faiss single-threaded); `close()` stops them.
+("flat"); above, "ivf-pq-sq8": an inverted file over 4-bit PQ fast-scan codes with an 8-bit refine
+(~0.65 KB per 512-d vector) that probes the lists a measurement at build time chose; a build whose
+data gives the lists nothing to exploit (they would all have to be probed: random vectors) makes the
+exhaustive scan of the same codes, "pq-sq8", instead. The gallery re-ranks the candidates with the
+exact stored vectors. An approximate index is split into `PARTS` equal parts, filled and searched in
+parallel by the index's own threads (faiss releases the GIL; each thread runs faiss single-threaded),
+or searched in turn on the caller's thread when a query probes under `PARALLEL_CODES` codes (handing
+the work over would cost more); `close()` stops the threads.
 
 Building. Arrays (`build`) and the store (`rebuild`) take one path (`_build`): an approximate index is
 trained on `training_sample` (the one rule: `TRAIN_SAMPLE` vectors drawn uniformly, seed 0, from all of
@@ -20,7 +22,8 @@ Rows. Positions map to the store's row ids through int64 arrays beside the index
 single queries ~30x slower). Row ids are never reused, so on open new rows (id > max_id) are appended,
 and rows deleted since get the id `DELETED`; queries skip those: the exact index through an
 `IDSelectorBitmap`, the approximate one (fast scan takes no selector) by filtering its results, asked
-for its share of deleted rows more and searched again with twice as many only if a query lost more.
+for its share of deleted rows more and searched again with twice as many only if a query lost more
+(an inverted file probes twice as many lists then, and when deleted rows emptied its nearest ones).
 Saving, loading and the rules that keep it in step with the store (extend, mark deleted, rebuild past
 `REBUILD_FRACTION` deleted, on outgrowing the exact index or on drift) are in `index_store.py`.
 """
@@ -44,6 +47,7 @@ from clipseek.gallery.index_kinds import (
 from clipseek.gallery.index_store import DELETED, IndexState, StoreBacked
 
 PARTS = 2                  # approximate kinds: parts searched in parallel (one per core here)
+PARALLEL_CODES = 100_000   # an inverted file probing fewer codes per query searches its parts in turn
 TRAIN_SAMPLE = 100_000
 CHUNK = 20_000
 
@@ -250,7 +254,9 @@ class VectorIndex(StoreBacked):
         """Every non-empty part's top k, side by side (unsorted across parts); an inverted file
         probes `widen` times its lists."""
         used = [p for p in range(len(self.parts)) if self.parts[p].ntotal > 0]
-        results = self._pooled(lambda p: self._search_part(p, q, k, widen), used)
+        s = self.state
+        small = s.kind == "flat" or (s.nlist and s.nprobe * widen * s.count < PARALLEL_CODES * s.nlist)
+        results = self._pooled(lambda p: self._search_part(p, q, k, widen), used, inline=small)
         return np.concatenate([r[0] for r in results], axis=1), np.concatenate([r[1] for r in results], axis=1)
 
     def _search_part(self, p: int, q: np.ndarray, k: int, widen: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -276,9 +282,10 @@ class VectorIndex(StoreBacked):
         entry = self._selectors.get(p)
         return entry[1] if entry else None
 
-    def _pooled(self, fn: Callable, items: list) -> list:
-        """fn over items, on the index's threads when there are several (faiss single-threaded there)."""
-        if len(items) <= 1 and self.state.kind == "flat":
+    def _pooled(self, fn: Callable, items: list, inline: bool = False) -> list:
+        """fn over items, on the index's threads (faiss single-threaded there), or in turn on this one
+        when the work is too small to pay for handing it over."""
+        if inline:
             return [fn(i) for i in items]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=PARTS, thread_name_prefix="clipseek-search",
