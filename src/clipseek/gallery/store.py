@@ -5,6 +5,12 @@ skipped files with reasons, and a meta table (schema version, database id, model
 name, dtype, dim). WAL mode; every write happens in one transaction, so a killed run loses nothing
 that was committed and leaves no half-written batch behind. SQL is parameterised only.
 
+Schema 2 adds `taken_ns`, the capture time (EXIF DateTimeOriginal, ns since the epoch; NULL: the file
+has none, so filters use its mtime; `query.PENDING`: not read yet, filled by the next `index` run
+without re-embedding) and `files_facets`, a covering index over what filters read (path, size, dates),
+so filtering never reads the vectors. A schema-1 database is migrated in place when opened: one
+ALTER TABLE (no row is rewritten) and one CREATE INDEX, in one transaction.
+
 Row ids come from AUTOINCREMENT and are never reused: a changed file gets a new id (delete + insert),
 a moved file keeps its id. The FAISS index (vector_index.py) relies on that to extend itself instead of
 rebuilding.
@@ -23,12 +29,14 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
+from clipseek.gallery.query import PENDING
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP_ID = "clipseek-gallery"
 
-_SCHEMA = """
+_FACETS_INDEX = "CREATE INDEX IF NOT EXISTS files_facets ON files(path, width, height, mtime_ns, taken_ns)"
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -38,9 +46,11 @@ CREATE TABLE IF NOT EXISTS files (
     hash TEXT NOT NULL,
     width INTEGER NOT NULL,
     height INTEGER NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    taken_ns INTEGER DEFAULT {PENDING}
 );
 CREATE INDEX IF NOT EXISTS files_hash ON files(hash);
+{_FACETS_INDEX};
 CREATE TABLE IF NOT EXISTS skipped (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -118,9 +128,26 @@ class Store:
         if "meta" not in tables or self.meta("app") != APP_ID:
             raise UsageError(f"{self.path} is not a clipseek database (it is some other SQLite file)")
         version = int(self.meta("schema_version") or 0)
+        if version == 1:
+            self._migrate_from_1()
+            return
         if version != SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema version {version}; this clipseek reads version "
                              f"{SCHEMA_VERSION}. Re-index into a new --db.")
+
+    def _migrate_from_1(self) -> None:
+        """Schema 1 -> 2 in place: the capture-time column (every row PENDING, by its default: no row
+        is rewritten) and the filters' covering index. Safe against a second process doing the same."""
+        try:
+            with self.transaction():
+                if self.meta("schema_version") != "1":
+                    return  # another process migrated it meanwhile
+                self.conn.execute(f"ALTER TABLE files ADD COLUMN taken_ns INTEGER DEFAULT {PENDING}")
+                self.conn.execute(_FACETS_INDEX)
+                self._set_meta_rows({"schema_version": str(SCHEMA_VERSION)})
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"{self.path} has schema version 1 and needs a one-time upgrade to version "
+                             f"{SCHEMA_VERSION}, but it cannot be written ({e})") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -267,6 +294,21 @@ class Store:
             return np.zeros(0, np.int64), np.zeros((0, int(self.meta("dim") or 0)), np.float32)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
+    def ids_where(self, clause: str, params: Sequence) -> np.ndarray:
+        """Ids (ascending int64) of the rows a WHERE clause with placeholders (`query.filter_sql`)
+        selects; it reads the covering index `files_facets`, never a vector."""
+        cur = self.conn.execute(f"SELECT id FROM files INDEXED BY files_facets WHERE {clause}", list(params))
+        return np.sort(np.fromiter((r[0] for r in cur), dtype=np.int64))
+
+    def pending_taken(self, roots: Sequence[str]) -> list[tuple[int, str]]:
+        """(id, path) of the rows under `roots` whose capture time was never read (schema-1 rows)."""
+        out: list[tuple[int, str]] = []
+        for root in roots:
+            prefix = root.rstrip(os.sep) + os.sep
+            out += self.conn.execute("SELECT id, path FROM files WHERE path >= ? AND path < ? AND taken_ns = ?",
+                                     (prefix, prefix[:-1] + chr(ord(os.sep) + 1), PENDING)).fetchall()
+        return out
+
     def skipped(self) -> list[tuple[str, str]]:
         return self.conn.execute("SELECT path, reason FROM skipped ORDER BY path").fetchall()
 
@@ -280,23 +322,29 @@ class Store:
         return prefix[:prefix.rfind(os.sep) + 1].rstrip(os.sep) or os.sep
 
     # ---- writes (call inside `with store.transaction():`) --------------------------------------
-    def insert_files(self, rows: Sequence[tuple[str, int, int, str, int, int, np.ndarray]]) -> None:
-        """(path, size, mtime_ns, hash, width, height, vector). A path already present is replaced
-        by a new row with a new id (its content changed); its skip record, if any, is cleared."""
+    def insert_files(self, rows: Sequence[tuple]) -> None:
+        """(path, size, mtime_ns, hash, width, height, vector[, taken_ns]). A path already present is
+        replaced by a new row with a new id (its content changed); its skip record, if any, is cleared.
+        Without taken_ns (capture time, None: none) the row's capture time is PENDING."""
         paths = [(r[0],) for r in rows]
         self.conn.executemany("DELETE FROM files WHERE path = ?", paths)
         self.conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
         self.conn.executemany(
-            "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector) VALUES (?,?,?,?,?,?,?)",
-            [(p, s, m, h, w, ht, np.ascontiguousarray(v, dtype=np.float32).tobytes())
-             for p, s, m, h, w, ht, v in rows])
+            "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, taken_ns) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            [(*r[:6], np.ascontiguousarray(r[6], dtype=np.float32).tobytes(), r[7] if len(r) > 7 else PENDING)
+             for r in rows])
+
+    def set_taken(self, items: Iterable[tuple[int, int | None]]) -> None:
+        """(row id, capture time in ns or None when the file has none)."""
+        self.conn.executemany("UPDATE files SET taken_ns = ? WHERE id = ?", [(t, i) for i, t in items])
 
     def copy_file_row(self, src_id: int, path: str, size: int, mtime_ns: int) -> None:
         """A new path with the same content as row `src_id`: reuse its vector, no re-embedding."""
         self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
         self.conn.execute("DELETE FROM skipped WHERE path = ?", (path,))
-        self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector) "
-                          "SELECT ?, ?, ?, hash, width, height, vector FROM files WHERE id = ?",
+        self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, taken_ns) "
+                          "SELECT ?, ?, ?, hash, width, height, vector, taken_ns FROM files WHERE id = ?",
                           (path, size, mtime_ns, src_id))
 
     def move_file(self, row_id: int, new_path: str, size: int, mtime_ns: int) -> None:
