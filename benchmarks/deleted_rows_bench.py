@@ -27,10 +27,11 @@ def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 
 def make_db(path: str, n: int, d: int) -> None:
     from clipseek.gallery.store import Store
+    from clipseek.model.fingerprint import Fingerprint
 
     rng = np.random.default_rng(0)
     with Store.open(path) as s:
-        s.bind_model("bench@1", d, "bench", "float32", "center")
+        s.bind_model(Fingerprint("bench", "1", "none", "float32", "center-224-crop224x224"), d)
         for i in range(0, n, 20_000):
             vecs = unit(rng, min(20_000, n - i), d)
             with s.transaction():

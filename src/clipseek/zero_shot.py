@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from clipseek.core.organise import UNSURE, Transfer, plan_transfers, safe_folder_name
 from clipseek.core.prompts import (
     DEFAULT_TEMPLATE,
     Template,
@@ -41,6 +43,7 @@ class ClassifyResult:
     predictions: list[Prediction]
     skipped: list[Skipped] = field(default_factory=list)
     probs: np.ndarray | None = None   # (N, L), rows aligned with predictions
+    best_cosine: np.ndarray | None = None  # (N,) cosine of each image to its best label
 
     def to_dict(self) -> dict:
         return {"labels": self.labels, "results": [p.to_dict() for p in self.predictions],
@@ -57,7 +60,23 @@ def classify(encoder: Encoder, paths: Sequence[str], labels: Sequence[str],
     emb = embed_all(encoder, paths, batch_size=batch_size, workers=workers, on_progress=on_progress)
     probs = probabilities(emb.vectors, class_vecs, encoder.logit_scale)
     preds = [Prediction(p, r) for p, r in zip(emb.paths, top_k(probs, labels, top))]
-    return ClassifyResult(labels, preds, emb.skipped, probs)
+    best = (emb.vectors @ class_vecs.T).max(axis=1) if len(preds) else np.zeros(0, np.float32)
+    return ClassifyResult(labels, preds, emb.skipped, probs, best)
+
+
+def sort_plan(result: ClassifyResult, out_dir: str, unsure_below: float | None = None,
+              none_below: float | None = None) -> list[Transfer]:
+    """Where each classified image goes: OUT/<label as a safe folder name>/<file name>, or
+    OUT/_unsure/ when its top probability is below `unsure_below` or its best cosine below
+    `none_below` ("none of these"). Name clashes get a suffix (see core.organise.plan_transfers)."""
+    rows = []
+    for k, p in enumerate(result.predictions):
+        label, prob = p.ranked[0]
+        unsure = (unsure_below is not None and prob < unsure_below) or \
+            (none_below is not None and result.best_cosine is not None and result.best_cosine[k] < none_below)
+        folder = UNSURE if unsure else safe_folder_name(label)
+        rows.append((p.path, os.path.join(folder, os.path.basename(p.path)), label, prob))
+    return plan_transfers(rows, out_dir)
 
 
 def classify_images(encoder: Encoder, images, labels: Sequence[str],

@@ -130,7 +130,7 @@ def fill_store(db, vecs):
     from clipseek.gallery.store import Store
 
     with Store.open(db) as s:
-        s.bind_model("fp@x", vecs.shape[1], "m", "float32", "center")
+        s.bind_model(FakeEncoder(dim=vecs.shape[1]).fingerprint, vecs.shape[1])
         with s.transaction():
             s.insert_files([(f"/img/{i}.png", 1, 1, f"h{i}", 8, 8, v) for i, v in enumerate(vecs)])
 

@@ -1,6 +1,6 @@
-"""A schema-1 database, made by the release before schema 2 (tests/gallery/data/make_v1_gallery.py),
-is migrated in place when opened, and the next `index` run fills the capture times without
-re-embedding anything."""
+"""Databases made by earlier releases (schema 1, and schema 2: the current release before this
+change; tests/gallery/data/make_old_gallery.py) are migrated in place when opened, and the next
+`index` run fills the capture times without re-embedding anything."""
 
 import os
 import shutil
@@ -15,7 +15,7 @@ import clipseek
 from clipseek.gallery.query import PENDING, Filter, filter_sql
 from clipseek.gallery.store import SCHEMA_VERSION, Store, StoreError
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "v1")
+DATA = os.path.join(os.path.dirname(__file__), "data")
 OLD_ROOT = "/tmp/clipseek-v1/photos"
 MTIME_NS = 1_577_880_000 * 10 ** 9
 
@@ -30,19 +30,20 @@ class NoEncoding(FakeEncoder):
         raise AssertionError("encoded text")
 
 
-@pytest.fixture
-def old_gallery(tmp_path):
-    """The v1 database and its photos under tmp_path, rows pointing at the copies."""
-    shutil.copytree(os.path.join(DATA, "photos"), tmp_path / "photos")
+@pytest.fixture(params=["v1", "v2"])
+def old_gallery(tmp_path, request):
+    """An old release's database and its photos under tmp_path, rows pointing at the copies."""
+    data = os.path.join(DATA, request.param)
+    shutil.copytree(os.path.join(data, "photos"), tmp_path / "photos")
     for dirpath, _, names in os.walk(tmp_path / "photos"):
         for n in names:  # git keeps no mtimes: give the copies the ones the database recorded
             os.utime(os.path.join(dirpath, n), ns=(MTIME_NS, MTIME_NS))
     db = str(tmp_path / "gallery.db")
-    shutil.copy(os.path.join(DATA, "gallery.db"), db)
+    shutil.copy(os.path.join(data, "gallery.db"), db)
     conn = sqlite3.connect(db)  # data only: the schema stays the one the old release wrote
     conn.execute("UPDATE files SET path = ? || substr(path, ?)", (str(tmp_path / "photos"), len(OLD_ROOT) + 1))
     conn.commit()
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (request.param[1],)
     before = conn.execute("SELECT id, path, hash, vector FROM files ORDER BY id").fetchall()
     conn.close()
     return db, tmp_path / "photos", before
@@ -51,14 +52,14 @@ def old_gallery(tmp_path):
 def test_open_migrates_in_place_then_index_fills_capture_times(old_gallery):
     db, photos, before = old_gallery
     with Store.open(db, create=False) as s:
-        assert s.meta("schema_version") == str(SCHEMA_VERSION) == "2"
+        assert s.meta("schema_version") == str(SCHEMA_VERSION) == "3"
         rows = s.conn.execute("SELECT id, path, hash, vector, taken_ns FROM files ORDER BY id").fetchall()
         assert [r[:4] for r in rows] == before  # same rows, ids and vectors
         assert {r[4] for r in rows} == {PENDING}  # not read yet
         indexes = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert "files_facets" in indexes
     with Store.open(db, create=False) as s:  # a second open finds it migrated
-        assert s.meta("schema_version") == "2"
+        assert s.meta("schema_version") == "3"
 
     with clipseek.Gallery(db, NoEncoding()) as g:
         summary = g.index([str(photos)])

@@ -24,6 +24,7 @@ from clipseek.cli import (  # noqa: E402,F401
     embed_cmd,
     eval_cmd,
     gallery_cmd,
+    organise_cmd,
     serve_cmd,
     train_cmd,
 )

@@ -36,8 +36,23 @@ def classify_cmd(
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16."),
     crop: str = typer.Option("center", "--crop", help="center (as the checkpoint) or pad (letterbox)."),
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any file was skipped."),
+    sort_into: Optional[str] = typer.Option(None, "--sort-into", metavar="OUT",
+                                            help="Put each image into OUT/<label>/ (a CSV undo log is "
+                                                 "written first; `clipseek undo LOG` reverses it)."),
+    mode: str = typer.Option("copy", "--mode", help="With --sort-into: copy, link or move."),
+    unsure_below: Optional[float] = typer.Option(None, "--unsure-below", metavar="P",
+                                                 help="With --sort-into: top probability below P goes "
+                                                      "to OUT/_unsure/."),
+    none_below: Optional[float] = typer.Option(None, "--none-below", metavar="S",
+                                               help="With --sort-into: best cosine below S (none of "
+                                                    "these) goes to OUT/_unsure/."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --sort-into: show the plan, change nothing."),
+    log: Optional[str] = typer.Option(None, "--log", help="With --sort-into: the undo log's path. "
+                                      "Default: OUT/clipseek-sort-DATE.csv"),
 ) -> int:
-    """Rank candidate labels for each image (softmax over logit_scale * cosine)."""
+    """Rank candidate labels for each image (softmax over logit_scale * cosine); with --sort-into, put
+    each image into a folder per label."""
+    from clipseek.cli.organise_cmd import check_sort_args, sort_classified
     from clipseek.core.images import collect_image_paths
     from clipseek.core.prompts import parse_labels, resolve_templates
     from clipseek.errors import UsageError
@@ -50,11 +65,15 @@ def classify_cmd(
     files = collect_image_paths(paths)
     if not files:
         raise UsageError("no image files found in the given paths")
+    out = check_sort_args(sort_into, paths, mode, unsure_below) if sort_into else None
     encoder = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype, framing=crop)
     with progress(len(files), "classifying") as advance:
         result = classify(encoder, files, label_list, tmpl, top=top_k, batch_size=batch_size,
                           on_progress=advance)
     report_skipped(result.skipped, fmt)
+    if out is not None and result.predictions:
+        rc = sort_classified(result, out, mode, unsure_below, none_below, dry_run, log, fmt)
+        return 1 if (strict and result.skipped) else rc
     if fmt == "json":
         print_json(result.to_dict())
     elif fmt == "csv":

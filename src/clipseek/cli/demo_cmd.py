@@ -32,7 +32,7 @@ def demo_cmd(
         test = [s for s in samples if s.split == "test"]
         print(f"1. generated {len(samples)} synthetic images in {root} ({len(test)} in the test split)\n")
         encoder = load_model(model)
-        print(f"   model: {model} ({encoder.describe()['dim']}-d, {encoder.device})\n")
+        print(f"   model: {model} ({encoder.dim}-d, {encoder.device})\n")
 
         few = test[:6]
         labels = [f"{c} {s}" for c in COLOURS for s in SHAPES]

@@ -33,6 +33,11 @@ def index_cmd(
     fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
     from_parquet: Optional[str] = typer.Option(None, "--from-parquet", metavar="DIR",
                                                help="Load the Parquet shards of `clipseek embed` instead."),
+    watch: bool = typer.Option(False, "--watch", help="Keep running: apply new, changed, moved and "
+                               "deleted files as they happen, in batches. Ctrl-C stops."),
+    poll: bool = typer.Option(False, "--poll", help="With --watch: poll the folders instead of file "
+                              "events (automatic on network filesystems)."),
+    poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.05, help="Seconds between polls."),
 ) -> int:
     """Embed new and changed images into the gallery DB; prune deleted ones; recognise moved ones."""
     from clipseek.errors import UsageError
@@ -41,20 +46,28 @@ def index_cmd(
     check_format(fmt, ("table", "json"))
     if bool(dirs) == bool(from_parquet):
         raise UsageError("give folders to index, or --from-parquet DIR (one of the two)")
+    if watch and from_parquet:
+        raise UsageError("--watch follows folders; it does not go with --from-parquet")
     gallery = Gallery(db, model=model, device=device, dtype=dtype)
     if from_parquet:
         summary = gallery.index_parquet(from_parquet)
     else:
         summary = _index_dirs(gallery, dirs, batch_size, workers)
-    gallery.close()
+    if not watch:
+        gallery.close()
     report_skipped(summary.skipped, fmt)
     if fmt == "json":
         print_json(summary.to_dict())
-        return 0
-    print(f"{summary.total} images in {gallery.db_path}: {summary.added} added, {summary.updated} updated, "
-          f"{summary.moved} moved, {summary.removed} removed, {summary.unchanged} unchanged, "
-          f"{len(summary.skipped)} skipped" +
-          (f" ({summary.still_skipped} more skipped before, unchanged)" if summary.still_skipped else ""))
+    else:
+        print(f"{summary.total} images in {gallery.db_path}: {summary.added} added, {summary.updated} "
+              f"updated, {summary.moved} moved, {summary.removed} removed, {summary.unchanged} unchanged, "
+              f"{len(summary.skipped)} skipped" +
+              (f" ({summary.still_skipped} more skipped before, unchanged)" if summary.still_skipped else ""),
+              flush=True)
+    if watch:
+        from clipseek.cli.watch_cmd import watch_index
+
+        return watch_index(gallery, dirs, poll, poll_interval, fmt)
     return 0
 
 

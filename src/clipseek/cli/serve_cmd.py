@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -24,9 +24,20 @@ def serve_cmd(
     int8_text: bool = typer.Option(False, "--int8-text",
                                    help="Quantize the text tower to int8 on CPU: ~3x faster text "
                                         "queries, cosine ~0.998 to the fp32 query vector."),
+    watch: Optional[List[str]] = typer.Option(None, "--watch", metavar="DIR",
+                                              help="Index DIR now and follow its changes while serving "
+                                                   "(repeat for several folders)."),
+    poll: bool = typer.Option(False, "--poll", help="With --watch: poll instead of file events."),
+    poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.05, help="Seconds between polls."),
 ) -> int:
     """Search and classify in a web page at http://HOST:PORT/ (API docs at /docs)."""
     from clipseek.server import serve
 
-    serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text)
+    watching = None
+    if watch:
+        from clipseek.cli.watch_cmd import serve_watch_options
+
+        watching = serve_watch_options(watch, poll, poll_interval)
+    serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text,
+          watch=watching)
     return 0

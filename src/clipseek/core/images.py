@@ -19,6 +19,8 @@ from clipseek.errors import ImageError, UsageError
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )
+_EXIF_ORIENTATION = 274
+FULL_SIZE = "clipseek_full_size"  # image.info key: the file's own size before draft decoding
 DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k; larger files are refused as likely decompression bombs
 
 
@@ -77,13 +79,22 @@ def _decode(src, p: str, max_pixels: int, draft_size: int | None) -> Image.Image
             raise ImageError(p, f"degenerate size {w}x{h}")
         if draft_size and img.format == "JPEG" and min(w, h) >= 2 * draft_size:
             img.draft("RGB", (draft_size, draft_size))
+        if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # shown turned by 90 degrees
+            w, h = h, w
         img.load()  # decode now, so truncated data fails here with the path attached
-        img = ImageOps.exif_transpose(img) or img
-        return to_rgb(img)
+        img = to_rgb(ImageOps.exif_transpose(img) or img)
+        img.info[FULL_SIZE] = (w, h)
+        return img
     except ImageError:
         raise
     except Exception as e:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError...)
         raise ImageError(p, f"corrupt or truncated image data ({type(e).__name__}: {e})") from None
+
+
+def full_size(img: Image.Image) -> tuple[int, int]:
+    """The picture's own (width, height) as shown (EXIF rotation applied), also when a large JPEG was
+    decoded at a reduced size (draft mode) for the model."""
+    return tuple(img.info.get(FULL_SIZE, img.size))
 
 
 EXIF_IFD, DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 0x8769, 36867, 36881

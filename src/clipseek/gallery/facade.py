@@ -110,8 +110,10 @@ class Gallery:
     # ---- indexing --------------------------------------------------------------------------------
     def index(self, dirs: Sequence[str], batch_size: int = 32, workers: int | None = None,
               max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int], None] | None = None,
-              on_progress: Callable[[int], None] | None = None):
-        """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary."""
+              on_progress: Callable[[int], None] | None = None, refresh_index: bool = True):
+        """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary.
+        `refresh_index=False` leaves the FAISS cache to whoever searches (a watcher beside a server)."""
+        from clipseek.gallery.phash import fill_phashes
         from clipseek.gallery.sync import check_roots, index_folders
 
         check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
@@ -120,7 +122,9 @@ class Gallery:
         summary = index_folders(store, enc, dirs, batch_size=batch_size,
                                 workers=workers, max_pixels=max_pixels, on_start=on_start,
                                 on_progress=on_progress)
-        self._refresh_index(force=True)
+        fill_phashes(store, workers)  # new files, and every file of a database made before pHashes
+        if refresh_index:
+            self._refresh_index(force=True)
         return summary
 
     def index_parquet(self, out_dir: str, on_progress: Callable[[int], None] | None = None):

@@ -110,6 +110,13 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
         data = await file.read(limits.max_upload_bytes + 1)
         return await run_in_threadpool(svc.classify, data, labels, templates, file.filename or "")
 
+    @app.get("/api/dupes", tags=["search"], summary="Groups of duplicate images, with a keeper each")
+    async def dupes(similar: bool = Query(False, description="Also group near-identical shots (bursts) "
+                                          "by CLIP cosine >= threshold."),
+                    threshold: float = Query(0.95, description="CLIP cosine for similar shots."),
+                    limit: int = Query(500, description="Groups to return at most, the largest first.")):
+        return await run_in_threadpool(svc.dupes, similar, threshold, limit)
+
     @app.get("/api/images/{image_id}", tags=["images"], summary="The original image file, by id")
     async def image(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
         path, data, media = await run_in_threadpool(svc.image, image_id)
@@ -159,8 +166,9 @@ def exposure_warning(host: str, token: str | None) -> str | None:
 
 def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None = None,
           token: str | None = None, device: str = "auto", log_level: str = "info",
-          int8_text: bool = False) -> None:
-    """Build the app and run it under uvicorn until interrupted."""
+          int8_text: bool = False, watch: dict | None = None) -> None:
+    """Build the app and run it under uvicorn until interrupted. `watch`: the keyword arguments of
+    GalleryService.watch (dirs, poll, interval, on_batch, on_stop) plus `on_start(watcher)`."""
     import uvicorn
 
     # OpenMP threads (torch, faiss) spin after each parallel region by default, stealing the cores
@@ -170,8 +178,19 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
     warning = exposure_warning(host, token)
     if warning:
         print(warning, file=sys.stderr)
+    if watch and not os.path.exists(db):  # a new gallery: its first pass makes it (and names its model)
+        from clipseek.gallery.facade import Gallery
+
+        with Gallery(db, model=model, device=device) as g:
+            g.index(watch["dirs"])
     app = create_app(db, model=model, device=device, token=token, int8_text=int8_text,
                      allowed_hosts=list(LOOPBACK_NAMES) if is_loopback(host) else None)
+    if watch:
+        options = dict(watch)
+        on_start = options.pop("on_start", None)
+        watcher = app.state.service.watch(**options)
+        if on_start:
+            on_start(watcher)
     n = app.state.service.stats()["images"]
     shown = f"[{host}]" if ":" in host else host
     print(f"clipseek: {n:,} images in {app.state.service.db_path}; open http://{shown}:{port}/"

@@ -61,6 +61,7 @@ class Limits:
     max_label_chars: int = 200
     max_templates: int = 100
     max_prompts: int = 20_000           # labels x templates texts to encode for one classify call
+    max_dupe_groups: int = 5_000
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,8 +139,56 @@ class GalleryService:
         return self._worker.submit(fn, *args).result()
 
     def close(self) -> None:
+        self.stop_watching()
         self._run(self.gallery.close)
         self._worker.shutdown()
+
+    # ---- following folders (serve --watch) -------------------------------------------------------
+    def watch(self, dirs: Sequence[str], poll: bool = False, interval: float | None = None,
+              quiet: float | None = None, on_batch: Callable | None = None,
+              on_stop: Callable[[BaseException], None] | None = None):
+        """Index `dirs` now and whenever they change, on a thread of its own with its own database
+        connection (searches see each committed batch without a restart). Returns the Watcher;
+        `on_stop(error)` is called if it stops by itself (a watched folder deleted, ...)."""
+        from clipseek.gallery.sync import check_roots
+        from clipseek.gallery.watch import MAX_WAIT, POLL_INTERVAL, QUIET, Watcher
+
+        roots = check_roots(dirs)
+        own: list[Gallery] = []
+
+        def apply():
+            if not own:  # opened on the watcher's thread, which then owns its SQLite connection
+                own.append(Gallery(self.db_path, self.encoder))
+            return own[0].index(roots, refresh_index=False)
+
+        watcher = Watcher(roots, apply, on_batch, poll=poll, interval=interval or POLL_INTERVAL,
+                          quiet=QUIET if quiet is None else quiet, max_wait=MAX_WAIT,
+                          ignore=[self.thumb_dir])
+        stop = threading.Event()
+
+        def run():
+            try:
+                watcher.run(stop)
+            except Exception as e:  # reported once; the server goes on serving what is indexed
+                if on_stop:
+                    on_stop(e)
+            finally:
+                for g in own:
+                    g.close()
+
+        watcher.start()  # fails here, in the caller, if a folder cannot be watched
+        thread = threading.Thread(target=run, name="clipseek-watch", daemon=True)
+        self._watching = (watcher, stop, thread)
+        thread.start()
+        return watcher
+
+    def stop_watching(self, timeout: float = 30.0) -> None:
+        watching = getattr(self, "_watching", None)
+        if watching:
+            _, stop, thread = watching
+            stop.set()
+            thread.join(timeout)
+            self._watching = None
 
     # ---- checks ----------------------------------------------------------------------------------
     def _check_k(self, k: int) -> int:
@@ -272,6 +321,31 @@ class GalleryService:
             return ensure_thumbnail(row.path, self.thumb_dir, row.hash, size)
         except ImageError as e:
             raise NotFound(f"image {image_id} cannot be read now: {e.reason}") from None
+
+    # ---- duplicates ------------------------------------------------------------------------------
+    def dupes(self, similar: bool = False, threshold: float = 0.95, limit: int = 500) -> dict:
+        """Duplicate groups (gallery.dupes) with paths relative to the gallery's root; at most `limit`
+        groups, the largest first. Computed on the model thread, which owns the gallery's database."""
+        from clipseek.gallery.dupes import check_settings
+
+        check_settings(threshold, 0)
+        if not 1 <= limit <= self.limits.max_dupe_groups:
+            raise UsageError(f"limit must be between 1 and {self.limits.max_dupe_groups}, got {limit}")
+        return self._run(self._dupes, similar, threshold, limit)
+
+    def _dupes(self, similar: bool, threshold: float, limit: int) -> dict:
+        from clipseek.gallery.dupes import find_duplicates
+
+        store = self.gallery.store
+        groups = find_duplicates(store, similar=similar, threshold=threshold)
+        root = store.common_root() or os.sep
+        rel = (lambda p: os.path.relpath(p, root) if p else p)
+        shown = sorted(groups, key=lambda g: -len(g.members))[:limit]
+        return {"similar": similar, "threshold": threshold, "total_groups": len(groups),
+                "extras": sum(len(g.extras) for g in groups),
+                "groups": [{"keep": rel(g.keep.path), "members": [
+                    {**m.to_dict(), "path": rel(m.path), "link": rel(m.link)} for m in g.members]}
+                    for g in shown]}
 
     def stats(self) -> dict:
         def read():

@@ -48,6 +48,7 @@ function showResults(results, took, what) {
   const grid = $("grid");
   grid.replaceChildren();
   $("classify-panel").hidden = true;
+  $("dupes-panel").hidden = true;
   for (const r of results) {
     const card = document.createElement("button");
     card.type = "button";
@@ -157,14 +158,67 @@ function showBars(predictions) {
     list.append(li);
   }
   $("grid").replaceChildren();
+  $("dupes-panel").hidden = true;
   $("classify-panel").hidden = false;
+}
+
+function dupeCard(m) {
+  const card = document.createElement("button");
+  card.type = "button";
+  card.className = "card" + (m.reason === "keep" ? " keeper" : "");
+  card.title = m.path + "  (" + m.width + "×" + m.height + ", " + m.size.toLocaleString() + " bytes)";
+  const img = document.createElement("img");
+  img.loading = "lazy";
+  img.alt = m.path;
+  img.src = withToken("/api/thumbs/" + m.id);
+  const badge = document.createElement("span");
+  badge.className = "score";
+  badge.textContent = m.reason === "keep" ? "keep" : m.reason + " " + fmtScore(m.score);
+  const cap = document.createElement("span");
+  cap.className = "caption";
+  cap.textContent = m.path;
+  card.append(img, badge, cap);
+  card.addEventListener("click", () => openViewer(m));
+  return card;
+}
+
+async function findDupes() {
+  const similar = $("dupes-similar").checked;
+  setStatus("Looking for duplicates…");
+  const t0 = performance.now();
+  try {
+    const body = await api("/api/dupes?similar=" + similar);
+    const box = $("dupe-groups");
+    box.replaceChildren();
+    for (const g of body.groups) {
+      const group = document.createElement("div");
+      group.className = "dupe-group";
+      const head = document.createElement("div");
+      head.className = "dupe-head";
+      head.textContent = (g.members.length - 1) + (g.members.length === 2 ? " copy" : " copies") + " of " + g.keep;
+      const row = document.createElement("div");
+      row.className = "grid";
+      for (const m of g.members) row.append(dupeCard(m));
+      group.append(head, row);
+      box.append(group);
+    }
+    $("grid").replaceChildren();
+    $("classify-panel").hidden = true;
+    $("dupes-panel").hidden = false;
+    const ms = Math.round(performance.now() - t0);
+    const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
+    setStatus(body.total_groups ? plural(body.total_groups, "group", "groups") + ", " +
+                                  plural(body.extras, "extra copy", "extra copies") + " (" + ms + " ms)"
+                                : "No duplicates found.");
+  } catch (e) { setStatus(e.message, true); }
 }
 
 function openViewer(r) {
   const url = withToken("/api/images/" + r.id);
   $("viewer-img").src = url;
   $("viewer-img").alt = r.path;
-  $("viewer-caption").textContent = r.path + " · " + r.width + "×" + r.height + " · score " + fmtScore(r.score);
+  $("viewer-caption").textContent = r.path + " · " + r.width + "×" + r.height + " · " +
+    (r.reason ? r.reason : "score") + " " + fmtScore(r.score);
   $("viewer-open").href = url;
   $("viewer").hidden = false;
 }
@@ -202,6 +256,7 @@ function wire() {
   });
   $("similar-btn").addEventListener("click", searchImage);
   $("classify-btn").addEventListener("click", classify);
+  $("dupes-btn").addEventListener("click", findDupes);
   $("viewer").addEventListener("click", (e) => { if (e.target.id !== "viewer-img") closeViewer(); });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeViewer(); });
   $("token-form").addEventListener("submit", (e) => {

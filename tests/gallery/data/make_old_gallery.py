@@ -1,7 +1,7 @@
-"""Make tests/gallery/data/v1/: a schema-1 gallery database as the release before schema 2 wrote it,
-and its three photos. Run with that release's code first on the path (it was main at bb6cd71):
+"""Make tests/gallery/data/vN/: a gallery database as a release with schema N wrote it, and its three
+photos. Run with that release's code first on the path (v1: main at bb6cd71; v2: main at dc3e951):
 
-    PYTHONPATH=/path/to/old/src:tests python tests/gallery/data/make_v1_gallery.py
+    PYTHONPATH=/path/to/old/src:tests python tests/gallery/data/make_old_gallery.py
 
 The database names its files under ROOT; test_migration.py copies the photos elsewhere and moves the
 rows' paths there (plain data, not schema) before opening it with the current code.
@@ -15,7 +15,6 @@ import sys
 from PIL import Image
 
 ROOT = "/tmp/clipseek-v1/photos"
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "v1")
 MTIME_NS = 1_577_880_000 * 10 ** 9  # 2020-01-01 12:00 UTC: every photo's mtime
 
 
@@ -37,17 +36,17 @@ def main() -> None:
     import clipseek
     from clipseek.gallery.store import SCHEMA_VERSION
 
-    assert SCHEMA_VERSION == 1, "run this with the schema-1 release's code first on PYTHONPATH"
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"v{SCHEMA_VERSION}")
     shutil.rmtree(os.path.dirname(ROOT), ignore_errors=True)
     photos(ROOT)
     db = os.path.join(os.path.dirname(ROOT), "gallery.db")
     with clipseek.Gallery(db, FakeEncoder()) as g:
         g.index([ROOT])
     sqlite3.connect(db).execute("PRAGMA journal_mode=DELETE").close()  # one file, no -wal beside it
-    shutil.rmtree(OUT, ignore_errors=True)
-    shutil.copytree(ROOT, os.path.join(OUT, "photos"))
-    shutil.copy(db, os.path.join(OUT, "gallery.db"))
-    print("wrote", OUT, file=sys.stderr)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(ROOT, os.path.join(out, "photos"))
+    shutil.copy(db, os.path.join(out, "gallery.db"))
+    print("wrote", out, file=sys.stderr)
 
 
 if __name__ == "__main__":
