@@ -29,11 +29,15 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from clipseek.core.images import IMAGE_EXTENSIONS
 from clipseek.errors import UsageError
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
 
 ORIENTATIONS = ("landscape", "portrait", "square")
 EXT_ALIASES = {".jpg": (".jpg", ".jpeg"), ".jpeg": (".jpg", ".jpeg"), ".tif": (".tif", ".tiff"),
@@ -206,6 +210,51 @@ def combine(weights: list[float], vectors: np.ndarray) -> np.ndarray:
     if norm < 1e-6:
         raise UsageError("the query's terms cancel each other out: nothing is left to search for")
     return (v / norm).astype(np.float32)
+
+
+def query_terms(text: str | None = None, image: str | None = None, add=(), subtract=()) -> list[Term]:
+    """The terms of one search: the query (text or image, weight 1), then `add` and `subtract` (each
+    a Term, or a '[W:]VALUE' string for parse_term). UsageError when nothing positive is asked for."""
+    if text is not None and image is not None:
+        raise UsageError("give a text query or --image PATH, not both (add the other with --add)")
+    terms = [Term(1.0, image=str(image))] if image is not None else \
+        [Term(1.0, text=text.strip())] if (text or "").strip() else []
+    for sign, items in ((1.0, add), (-1.0, subtract)):
+        for t in items or ():
+            terms.append(t if isinstance(t, Term) else parse_term(t, sign))
+    if not any(t.weight > 0 for t in terms):
+        raise UsageError("empty query: give some words to search for, --image PATH or --add")
+    return terms
+
+
+def terms_vector(encoder: Encoder, store, terms: list[Term]) -> np.ndarray:
+    """Encode the terms (texts in one batch, images in one batch, indexed images from `store`, the
+    gallery's Store) and combine them: the query's unit vector."""
+    from clipseek.core.images import open_image
+    from clipseek.errors import ImageError
+
+    vecs: list = [None] * len(terms)
+    texts = [i for i, t in enumerate(terms) if t.text is not None]
+    images = [i for i, t in enumerate(terms) if t.image is not None]
+    if texts:
+        for i, v in zip(texts, encoder.encode_texts([terms[i].text for i in texts])):
+            vecs[i] = v
+    if images:
+        opened = []
+        for i in images:
+            try:
+                opened.append(open_image(terms[i].image))
+            except ImageError as e:  # a bad argument (exit 2), as an unknown filter value is
+                raise UsageError(f"{terms[i].image} is not a readable image: {e.reason}") from None
+        for i, v in zip(images, encoder.encode_images(opened)):
+            vecs[i] = v
+    for i, t in enumerate(terms):
+        if t.image_id is not None:
+            row = store.get_rows_with_vectors([t.image_id]).get(t.image_id)
+            if row is None:
+                raise UsageError(f"no image with id {t.image_id} in the gallery")
+            vecs[i] = row[1]
+    return combine([t.weight for t in terms], np.stack(vecs))
 
 
 # ---- relevance -------------------------------------------------------------------------------------

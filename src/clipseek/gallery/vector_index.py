@@ -21,6 +21,14 @@ and rows deleted since get the id `DELETED`; queries skip those: the exact index
 for its share of deleted rows more and searched again with twice as many only if a query lost more.
 Past `REBUILD_FRACTION` deleted, or outgrowing the exact index, it is rebuilt.
 
+Filtered search (`search(q, k, allowed=ids)`: the k best of the allowed rows, never fewer when as
+many pass). The allowed rows' positions are looked up in a sorted copy of each part's ids. The exact
+index scores them alone through an `IDSelectorBitmap`. The approximate one, when they are fewer than
+`SCAN_FRACTION` of its live rows, scores them alone too, from its 8-bit codes (the refine index, which
+takes a selector), so recall is that of exact search after the gallery's re-rank; above, the fast scan
+is asked for 1/fraction as many candidates and the results are filtered, as for deleted rows. The
+crossover was measured with benchmarks/search_bench.py (filtered rows).
+
 Files: `<db>.faiss` (`.faiss.1`... for more parts), `<db>.faiss.ids.npy`, `<db>.faiss.json` (DB, model,
 max id, deleted count, part sizes). One of another format or kind (the former "hnsw-sq8") is not
 loaded: rebuilt from the store.
@@ -44,6 +52,7 @@ MIN_TRAIN = 16             # a 4-bit PQ learns 16 centroids per sub-quantizer
 REFINE_CANDIDATES = 1024   # pq-sq8: candidates from the 4-bit scan re-scored with the 8-bit vectors
 PARTS = 2                  # pq-sq8: parts searched in parallel (one per core here)
 REBUILD_FRACTION = 0.1
+SCAN_FRACTION = 0.1        # pq-sq8: allowed rows fewer than this share of live ones are scored alone
 TRAIN_SAMPLE = 100_000
 CHUNK = 20_000
 DELETED = -1               # the id of a position whose row left the store
@@ -122,6 +131,7 @@ class VectorIndex:
             state.parts = [int(p.ntotal) for p in parts]
         self.refine_candidates = REFINE_CANDIDATES
         self._selectors: dict[int, tuple | None] = {}  # part -> (bitmap, selector, params) if it has deleted
+        self._sorted: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # part -> (live ids sorted, positions)
         self._pool: ThreadPoolExecutor | None = None
 
     # ---- building ----------------------------------------------------------------------------------
@@ -181,7 +191,7 @@ class VectorIndex:
                 self.parts[p].add(vectors[start:start + take])
                 self.ids[p] = np.concatenate([self.ids[p], ids[start:start + take]])
                 self.state.parts[p] += take
-                self._selectors.pop(p, None)
+                self._forget(p)
                 start += take
         self.state.max_id = max(self.state.max_id, int(np.max(ids)))
         self.state.count += len(ids)
@@ -202,47 +212,105 @@ class VectorIndex:
             gone = (ids != DELETED) & ~np.isin(ids, live_ids)
             if gone.any():
                 ids[gone] = DELETED
-                self._selectors.pop(p, None)
+                self._forget(p)
         self.state.deleted = int(sum(np.count_nonzero(ids == DELETED) for ids in self.ids))
 
     # ---- searching ---------------------------------------------------------------------------------
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each (m, min(k, live rows)), best first; deleted rows never appear."""
+    def search(self, queries: np.ndarray, k: int,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (m, min(k, live rows)), best first; deleted rows never appear. With
+        `allowed` (row ids), only those rows: the k best of them (min(k, how many are live))."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         s = self.state
-        k = min(int(k), s.count - s.deleted)
+        live = s.count - s.deleted
+        if allowed is not None:
+            return self._search_allowed(q, k, np.unique(np.asarray(allowed, np.int64)), live)
+        k = min(int(k), live)
         if k <= 0:
-            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+            return _no_results(len(q))
         # the exact index skips deleted rows itself; the approximate one is asked for enough more
         # that its share of deleted rows still leaves k, and again with twice as many if not
-        fetch = k if s.kind == "flat" or not s.deleted else -(-k * s.count // (s.count - s.deleted)) + 8
+        fetch = k if s.kind == "flat" or not s.deleted else -(-k * s.count // live) + 8
+        return self._fetch_until(q, k, fetch, live, lambda ids: ids != DELETED)
+
+    def _fetch_until(self, q: np.ndarray, k: int, fetch: int, passing: int,
+                     passes: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Ask the parts for `fetch` each, keep what `passes`, double `fetch` until k pass (or all)."""
+        s = self.state
         while True:
-            scores, ids = self._search_parts(q, fetch)
+            scores, ids = self._search_parts(q, fetch, passing)
+            scores = np.where(passes(ids), scores, -np.inf)
             order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
             scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
-            if fetch >= s.count or bool((ids != DELETED).all()):
-                return scores, ids
+            if fetch >= s.count or bool(np.isfinite(scores).all()):
+                return scores, np.where(np.isfinite(scores), ids, DELETED)
             fetch = min(2 * fetch, s.count)
 
-    def _search_parts(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Every non-empty part's top k, side by side (unsorted across parts)."""
-        used = [p for p in range(len(self.parts)) if self.parts[p].ntotal > 0]
+    def _search_allowed(self, q: np.ndarray, k: int, allowed: np.ndarray,
+                        live: int) -> tuple[np.ndarray, np.ndarray]:
+        positions = [self._positions(p, allowed) for p in range(len(self.parts))]
+        m = sum(len(x) for x in positions)
+        k = min(int(k), m)
+        if k <= 0:
+            return _no_results(len(q))
+        if self.state.kind == "flat" or m < SCAN_FRACTION * live:
+            return self._search_selected(q, k, positions)
+        fetch = -(-k * self.state.count // m) + 8
+        return self._fetch_until(q, k, fetch, m, lambda ids: _member(ids, allowed))
+
+    def _positions(self, p: int, ids: np.ndarray) -> np.ndarray:
+        """Positions in part p of those of `ids` (sorted) that are live rows there."""
+        if p not in self._sorted:
+            live = np.flatnonzero(self.ids[p] != DELETED)
+            order = np.argsort(self.ids[p][live], kind="stable")
+            self._sorted[p] = (self.ids[p][live][order], live[order])
+        have, pos = self._sorted[p]
+        at = np.minimum(np.searchsorted(have, ids), max(len(have) - 1, 0))
+        hit = have[at] == ids if len(have) else np.zeros(len(ids), bool)
+        return pos[at[hit]]
+
+    def _search_selected(self, q: np.ndarray, k: int, positions: list[np.ndarray]):
+        """Score only the given positions of each part: the exact index, or the 8-bit codes of the
+        approximate one (its refine index), through an IDSelectorBitmap."""
+        faiss = _faiss()
+
+        def one(p: int) -> tuple[np.ndarray, np.ndarray]:
+            keep = np.zeros(int(self.parts[p].ntotal), bool)
+            keep[positions[p]] = True
+            bitmap = np.packbits(keep, bitorder="little")
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)))
+            index = self.parts[p] if self.state.kind == "flat" else faiss.downcast_index(self.parts[p].refine_index)
+            scores, pos = index.search(q, min(k, len(positions[p])), params=params)
+            return np.where(pos >= 0, scores, -np.inf), np.where(pos >= 0, self.ids[p][np.maximum(pos, 0)], DELETED)
+
+        results = self._map_parts(one, [p for p in range(len(self.parts)) if len(positions[p])])
+        scores = np.concatenate([r[0] for r in results], axis=1)
+        ids = np.concatenate([r[1] for r in results], axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+    def _map_parts(self, fn: Callable, used: list[int]) -> list:
         if len(used) == 1:
-            return self._search_part(used[0], q, k)
+            return [fn(used[0])]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=PARTS, thread_name_prefix="clipseek-search")
-        results = list(self._pool.map(lambda p: self._search_part(p, q, k), used))
+        return list(self._pool.map(fn, used))
+
+    def _search_parts(self, q: np.ndarray, k: int, passing: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every non-empty part's top k, side by side (unsorted across parts); `passing` rows of the
+        index can be kept (the approximate index looks at count/passing times more candidates)."""
+        used = [p for p in range(len(self.parts)) if self.parts[p].ntotal > 0]
+        results = self._map_parts(lambda p: self._search_part(p, q, k, passing), used)
         return np.concatenate([r[0] for r in results], axis=1), np.concatenate([r[1] for r in results], axis=1)
 
-    def _search_part(self, p: int, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search_part(self, p: int, q: np.ndarray, k: int, passing: int) -> tuple[np.ndarray, np.ndarray]:
         part = self.parts[p]
         k = max(1, min(k, int(part.ntotal)))
         if self.state.kind == "flat":
             params = self._selector(p)
         else:
             params = _faiss().IndexRefineSearchParameters()
-            live = max(1, self.state.count - self.state.deleted)
-            params.k_factor = float(max(2.0, self.refine_candidates * self.state.count / live / k))
+            params.k_factor = float(max(2.0, self.refine_candidates * self.state.count / max(passing, 1) / k))
         scores, pos = part.search(q, k, params=params)
         ids = np.where(pos >= 0, self.ids[p][np.maximum(pos, 0)], DELETED)
         return np.where(ids != DELETED, scores, -np.inf), ids
@@ -348,4 +416,19 @@ class VectorIndex:
 
     def _replace(self, other: "VectorIndex") -> None:
         self.parts, self.state, self.ids = other.parts, other.state, other.ids
-        self._selectors = {}
+        self._selectors, self._sorted = {}, {}
+
+    def _forget(self, p: int) -> None:
+        """Part p's ids changed: drop what was derived from them."""
+        self._selectors.pop(p, None)
+        self._sorted.pop(p, None)
+
+
+def _no_results(m: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((m, 0), np.float32), np.zeros((m, 0), np.int64)
+
+
+def _member(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """ids (any shape) that are in `allowed` (sorted, non-empty)."""
+    at = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+    return allowed[at] == ids
