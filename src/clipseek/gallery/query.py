@@ -105,7 +105,7 @@ def parse_date(text: str | None, name: str) -> int | None:
     m = re.fullmatch(r"(\d{4})(?:-(\d{1,2}))?", s)
     try:
         dt = datetime(int(m[1]), int(m[2] or 1), 1) if m else datetime.fromisoformat(s)
-        return round(dt.timestamp() * 1e6) * 1000
+        return min(max(round(dt.timestamp() * 1e6) * 1000, PENDING + 1), 2 ** 63 - 1)  # SQLite's int64
     except (ValueError, OverflowError, OSError):
         raise UsageError(f"cannot read {name} date {s!r}: use YYYY-MM-DD (or YYYY, YYYY-MM, "
                          "YYYY-MM-DDTHH:MM)") from None
