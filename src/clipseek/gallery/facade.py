@@ -20,7 +20,18 @@ import numpy as np
 
 from clipseek.core.images import DEFAULT_MAX_PIXELS
 from clipseek.errors import ModelMismatchError, UsageError
-from clipseek.gallery.query import RELEVANT_AT, SAMPLE, TOP_N, Filter, filter_sql, query_terms, relevance, terms_vector
+from clipseek.gallery.query import (
+    RELEVANT_AT,
+    SAMPLE,
+    TOP_N,
+    Filter,
+    Term,
+    combine,
+    filter_sql,
+    query_terms,
+    relevance,
+    term_vectors,
+)
 from clipseek.gallery.store import Store
 from clipseek.gallery.vector_index import APPROX_THRESHOLD, VectorIndex
 from clipseek.model.fingerprint import model_source
@@ -161,8 +172,19 @@ class Gallery:
         if k < 1:
             raise UsageError("k (--top-k) must be at least 1")
         self.store  # noqa: B018  - opens the DB (and fails clearly) before loading a model
-        return self.search_vector(terms_vector(self.encoder, self.store, terms), k, threshold,
-                                  where=where, relevant=relevant)
+        return self.search_vector(self.query_vector(terms), k, threshold, where=where, relevant=relevant)
+
+    def query_vector(self, terms: Sequence[Term], known: dict | None = None,
+                     first: np.ndarray | None = None) -> np.ndarray:
+        """The unit query vector of `terms` (texts already encoded may be given in `known`, text ->
+        vector), after `first`, an already encoded query of weight 1, if given."""
+        terms = list(terms)
+        vecs = term_vectors(self.encoder, self.store, terms, known) if terms else np.zeros((0, 0), np.float32)
+        weights = [t.weight for t in terms]
+        if first is not None:
+            first = np.asarray(first, np.float32).reshape(1, -1)
+            vecs, weights = (np.concatenate([first, vecs]) if len(vecs) else first), [1.0] + weights
+        return combine(weights, vecs)
 
     def search_vector(self, query: np.ndarray, k: int = 10, threshold: float | None = None, *,
                       where: Filter | None = None, relevant: bool = False) -> list[SearchResult]:

@@ -227,34 +227,36 @@ def query_terms(text: str | None = None, image: str | None = None, add=(), subtr
     return terms
 
 
-def terms_vector(encoder: Encoder, store, terms: list[Term]) -> np.ndarray:
-    """Encode the terms (texts in one batch, images in one batch, indexed images from `store`, the
-    gallery's Store) and combine them: the query's unit vector."""
+def term_vectors(encoder: Encoder, store, terms: list[Term], known: dict[str, np.ndarray] | None = None):
+    """(len(terms), D) unit vectors: texts in one batch (or from `known`, text -> vector), image files
+    in one batch, indexed images (`image:ID`) from `store` (the gallery's Store)."""
     from clipseek.core.images import open_image
     from clipseek.errors import ImageError
 
-    vecs: list = [None] * len(terms)
-    texts = [i for i, t in enumerate(terms) if t.text is not None]
-    images = [i for i, t in enumerate(terms) if t.image is not None]
-    if texts:
-        for i, v in zip(texts, encoder.encode_texts([terms[i].text for i in texts])):
-            vecs[i] = v
-    if images:
-        opened = []
-        for i in images:
-            try:
-                opened.append(open_image(terms[i].image))
-            except ImageError as e:  # a bad argument (exit 2), as an unknown filter value is
-                raise UsageError(f"{terms[i].image} is not a readable image: {e.reason}") from None
-        for i, v in zip(images, encoder.encode_images(opened)):
-            vecs[i] = v
-    for i, t in enumerate(terms):
-        if t.image_id is not None:
+    known = dict(known or {})
+    new = sorted({t.text for t in terms if t.text is not None} - set(known))
+    if new:
+        known.update(zip(new, encoder.encode_texts(new)))
+    images = [t.image for t in terms if t.image is not None]
+    opened = []
+    for path in images:
+        try:
+            opened.append(open_image(path))
+        except ImageError as e:  # a bad argument (exit 2), as an unknown filter value is
+            raise UsageError(f"{path} is not a readable image: {e.reason}") from None
+    image_vecs = iter(encoder.encode_images(opened) if opened else [])
+    out = []
+    for t in terms:
+        if t.text is not None:
+            out.append(known[t.text])
+        elif t.image is not None:
+            out.append(next(image_vecs))
+        else:
             row = store.get_rows_with_vectors([t.image_id]).get(t.image_id)
             if row is None:
                 raise UsageError(f"no image with id {t.image_id} in the gallery")
-            vecs[i] = row[1]
-    return combine([t.weight for t in terms], np.stack(vecs))
+            out.append(row[1])
+    return np.stack(out)
 
 
 # ---- relevance -------------------------------------------------------------------------------------
