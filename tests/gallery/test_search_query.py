@@ -76,11 +76,11 @@ FILTERS = [dict(folders=["trip"]), dict(folders=["trip/day2", "home"]), dict(ori
            dict(folders=["trip"], orientation="landscape", after="2024-01-03")]
 
 
-@pytest.mark.parametrize("scan_fraction", [0.0, 1.01])  # pq-sq8: over-fetch and filter / score alone
+@pytest.mark.parametrize("scan_factor", [0, 10 ** 12])  # pq-sq8: over-fetch and filter / score alone
 @pytest.mark.parametrize("fkw", FILTERS)
-def test_filtered_search_equals_brute_force_over_the_filtered_set(gallery, photos, fkw, scan_fraction,
+def test_filtered_search_equals_brute_force_over_the_filtered_set(gallery, photos, fkw, scan_factor,
                                                                   monkeypatch, fake_encoder):
-    monkeypatch.setattr(vindex, "SCAN_FRACTION", scan_fraction)
+    monkeypatch.setattr(vindex, "SCAN_FACTOR", scan_factor)
     f = Filter.parse(root=str(photos), **fkw)
     n_pass = gallery.count(f)
     assert 0 < n_pass < 60

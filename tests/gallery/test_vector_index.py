@@ -273,12 +273,12 @@ def test_search_threads_belong_to_the_index_and_stop_on_close():
     vi.close()
 
 
-@pytest.mark.parametrize("scan_fraction", [0.0, 1.01])  # pq-sq8: over-fetch and filter / score alone
+@pytest.mark.parametrize("scan_factor", [0, 10 ** 12])  # pq-sq8: over-fetch and filter / score alone
 @pytest.mark.parametrize("kind", ["flat", "pq-sq8"])
-def test_filtered_search_returns_the_k_best_allowed_live_rows(kind, scan_fraction, monkeypatch):
+def test_filtered_search_returns_the_k_best_allowed_live_rows(kind, scan_factor, monkeypatch):
     import clipseek.gallery.vector_index as vindex
 
-    monkeypatch.setattr(vindex, "SCAN_FRACTION", scan_fraction)
+    monkeypatch.setattr(vindex, "SCAN_FACTOR", scan_factor)
     rng = np.random.default_rng(4)
     vecs, ids = clustered(rng, 2000), np.arange(1, 2001, dtype=np.int64)
     vi = VectorIndex.build(ids, vecs, kind=kind)

@@ -23,11 +23,13 @@ Past `REBUILD_FRACTION` deleted, or outgrowing the exact index, it is rebuilt.
 
 Filtered search (`search(q, k, allowed=ids)`: the k best of the allowed rows, never fewer when as
 many pass). The allowed rows' positions are looked up in a sorted copy of each part's ids. The exact
-index scores them alone through an `IDSelectorBitmap`. The approximate one, when they are fewer than
-`SCAN_FRACTION` of its live rows, scores them alone too, from its 8-bit codes (the refine index, which
-takes a selector), so recall is that of exact search after the gallery's re-rank; above, the fast scan
-is asked for 1/fraction as many candidates and the results are filtered, as for deleted rows. The
-crossover was measured with benchmarks/search_bench.py (filtered rows).
+index scores them alone through an `IDSelectorBitmap`. The approximate one scores them alone too when they are few, from its 8-bit codes (the refine index,
+which takes a selector), so recall is that of exact search after the gallery's re-rank; when they are
+many, the fast scan is asked for live/allowed times as many candidates and the results are filtered,
+as for deleted rows. Scoring alone costs in proportion to the allowed rows, over-fetching in
+proportion to live/allowed (the candidates re-scored), so the first is used while allowed² <
+SCAN_FACTOR x live: 63k of 1M rows (6%), 20k of 100k (20%), where benchmarks/search_bench.py
+(filtered rows) measured the two to cross.
 
 Files: `<db>.faiss` (`.faiss.1`... for more parts), `<db>.faiss.ids.npy`, `<db>.faiss.json` (DB, model,
 max id, deleted count, part sizes). One of another format or kind (the former "hnsw-sq8") is not
@@ -52,7 +54,7 @@ MIN_TRAIN = 16             # a 4-bit PQ learns 16 centroids per sub-quantizer
 REFINE_CANDIDATES = 1024   # pq-sq8: candidates from the 4-bit scan re-scored with the 8-bit vectors
 PARTS = 2                  # pq-sq8: parts searched in parallel (one per core here)
 REBUILD_FRACTION = 0.1
-SCAN_FRACTION = 0.1        # pq-sq8: allowed rows fewer than this share of live ones are scored alone
+SCAN_FACTOR = 4000         # pq-sq8: allowed rows are scored alone when allowed² < SCAN_FACTOR x live
 TRAIN_SAMPLE = 100_000
 CHUNK = 20_000
 DELETED = -1               # the id of a position whose row left the store
@@ -224,7 +226,10 @@ class VectorIndex:
         s = self.state
         live = s.count - s.deleted
         if allowed is not None:
-            return self._search_allowed(q, k, np.unique(np.asarray(allowed, np.int64)), live)
+            allowed = np.asarray(allowed, np.int64)
+            if len(allowed) > 1 and not bool((allowed[1:] > allowed[:-1]).all()):
+                allowed = np.unique(allowed)  # the store's are sorted already: no copy then
+            return self._search_allowed(q, k, allowed, live)
         k = min(int(k), live)
         if k <= 0:
             return _no_results(len(q))
@@ -243,18 +248,23 @@ class VectorIndex:
             order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
             scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
             if fetch >= s.count or bool(np.isfinite(scores).all()):
-                return scores, np.where(np.isfinite(scores), ids, DELETED)
+                found = np.isfinite(scores).any(axis=0)  # fewer pass than thought: no empty columns
+                return scores[:, found], np.where(np.isfinite(scores), ids, DELETED)[:, found]
             fetch = min(2 * fetch, s.count)
 
     def _search_allowed(self, q: np.ndarray, k: int, allowed: np.ndarray,
                         live: int) -> tuple[np.ndarray, np.ndarray]:
-        positions = [self._positions(p, allowed) for p in range(len(self.parts))]
-        m = sum(len(x) for x in positions)
-        k = min(int(k), m)
+        """Few allowed rows (or the exact index): find their positions and score them alone. Many:
+        over-fetch and filter, taking len(allowed) as how many pass (looking up positions would
+        cost more than the search); ids that are not live rows only make it fetch again."""
+        if self.state.kind == "flat" or len(allowed) ** 2 < SCAN_FACTOR * live:
+            positions = [self._positions(p, allowed) for p in range(len(self.parts))]
+            k = min(int(k), sum(len(x) for x in positions))
+            return self._search_selected(q, k, positions) if k > 0 else _no_results(len(q))
+        m = len(allowed)
+        k = min(int(k), m, live)
         if k <= 0:
             return _no_results(len(q))
-        if self.state.kind == "flat" or m < SCAN_FRACTION * live:
-            return self._search_selected(q, k, positions)
         fetch = -(-k * self.state.count // m) + 8
         return self._fetch_until(q, k, fetch, m, lambda ids: _member(ids, allowed))
 
