@@ -14,11 +14,19 @@ Sizes above --stream-above are never held in memory: vectors are generated in ch
 training sample, then the adds) and added straight to a VectorIndex (no SQLite store); recall is
 computed in one more pass over the chunks; no text part.
 
+Filtered rows (issue 18): the k=10 search as the gallery runs it (k + 32 candidates re-ranked by exact
+cosine) among a random 1%, 10% and 50% of the rows, with the strategy VectorIndex picks and with each
+forced (the allowed rows scored alone from the 8-bit codes / the fast scan over-fetched and filtered),
+against the unfiltered query; recall@10 is against brute force over the same allowed rows. And a
+3-term arithmetic query (1 x a + 0.5 x b - 0.5 x c, combined, then searched), end to end with the
+text tower when it is loaded (the three texts in one forward).
+
     python benchmarks/search_bench.py                      # 100k and 1M
     python benchmarks/search_bench.py --quick              # 20k and 100k
     python benchmarks/search_bench.py --sizes 1000000 --nprobe 64,256,1024 --no-text
     python benchmarks/search_bench.py --sizes 10000000 --no-baseline   # streamed
     python benchmarks/search_bench.py --data clustered --kind hnsw-sq8 --sizes 100000 --effort 64,128
+    python benchmarks/search_bench.py --sizes 1000000 --only filtered --no-text --faiss-threads 1
 """
 
 from __future__ import annotations
@@ -170,6 +178,52 @@ def sweep_values(vi, args) -> tuple[str, list[int], int]:
     return "candidates", [int(e) for e in args.effort.split(",")], cindex.REFINE_CANDIDATES
 
 
+def rerank_allowed(vi, vecs, q, allowed, k=10, extra=32):
+    """As Gallery.search_vector with a filter: k + 32 candidates among the allowed rows, re-ranked."""
+    ids = vi.search(q, k + extra, allowed=allowed)[1][0]
+    ids = ids[ids >= 0]
+    return ids[np.argsort(-(vecs[ids - 1] @ q))[:k]]
+
+
+def bench_filtered(vi, vecs: np.ndarray, queries: np.ndarray, truth: np.ndarray, encoders: dict,
+                   fractions=(0.01, 0.1, 0.5)) -> None:
+    import clipseek.gallery.vector_index as cindex
+    from clipseek.gallery.query import combine
+
+    n = len(vecs)
+    base = latencies(lambda q: rerank(vi, vecs, q), queries)
+    got = [rerank(vi, vecs, q) for q in queries]
+    print(f"  unfiltered (k 10 + 32 re-ranked): p50 {np.percentile(base, 50):6.2f} ms  p99 "
+          f"{np.percentile(base, 99):6.2f} ms  recall@10 {recall_at_10(got, truth):.3f}")
+    default = cindex.SCAN_FACTOR
+    for frac in fractions:
+        allowed = np.sort(np.random.default_rng(int(frac * 1000)).choice(n, int(frac * n), replace=False)) + 1
+        want = allowed[exact_top(vecs[allowed - 1], queries, 10)]
+        for name, scan in (("picked", default), ("scan alone", 10 ** 18), ("over-fetch", 0)):
+            cindex.SCAN_FACTOR = scan
+            lat = latencies(lambda q: rerank_allowed(vi, vecs, q, allowed), queries)
+            got = [rerank_allowed(vi, vecs, q, allowed) for q in queries]
+            print(f"  filter passing {frac:4.0%} ({name:10s}): p50 {np.percentile(lat, 50):6.2f} ms  p99 "
+                  f"{np.percentile(lat, 99):6.2f} ms  recall@10 {recall_at_10(got, want):.3f}  "
+                  f"p50 {np.percentile(lat, 50) / np.percentile(base, 50):.2f}x unfiltered")
+        cindex.SCAN_FACTOR = default
+    parts = [queries, np.roll(queries, 1, axis=0), np.roll(queries, 2, axis=0)]
+    mixed = np.stack([combine([1.0, 0.5, -0.5], np.stack([a, b, c])) for a, b, c in zip(*parts)])
+    lat = latencies(lambda i: rerank(vi, vecs, combine([1.0, 0.5, -0.5], np.stack([p[i] for p in parts]))),
+                    range(len(queries)))
+    got = [rerank(vi, vecs, q) for q in mixed]
+    print(f"  3-term arithmetic query (vectors given): p50 {np.percentile(lat, 50):6.2f} ms  p99 "
+          f"{np.percentile(lat, 99):6.2f} ms  recall@10 {recall_at_10(got, exact_top(vecs, mixed, 10) + 1):.3f}")
+    for name, enc in encoders.items():
+        texts = [QUERIES[i % len(QUERIES)] for i in range(len(queries))]
+        one = latencies(lambda t: rerank(vi, vecs, enc.encode_texts([t])[0]), texts)
+        three = latencies(lambda t: rerank(vi, vecs, combine([1.0, 0.5, -0.5], enc.encode_texts(
+            [t, "at night", "a city"]))), texts)
+        print(f"  end to end, text tower {name}: 1 term p50 {np.percentile(one, 50):.1f} ms, 3 terms (one "
+              f"forward) p50 {np.percentile(three, 50):.1f} ms p99 {np.percentile(three, 99):.1f} ms "
+              f"({np.percentile(three, 50) / np.percentile(one, 50):.2f}x)")
+
+
 def set_knob(vi, name: str, value: int) -> None:
     if name == "efSearch":
         vi.ef_search = value
@@ -217,6 +271,10 @@ def bench_size(n: int, d: int, args, encoders: dict) -> None:
     path = os.path.join(args.work_dir, f"bench-{n}.faiss")
     vi.save(path)
     print(describe(vi, n, args.data, d, t, mem, disk_mb(path)))
+    if args.only == "filtered":
+        bench_filtered(vi, vecs, queries, truth, encoders)
+        vi.close()
+        return
     name, values, default = sweep_values(vi, args)
     for value in values:
         set_knob(vi, name, value)
@@ -353,6 +411,10 @@ def main() -> None:
     ap.add_argument("--torch-threads", type=int, default=None, help="torch threads for the text tower")
     ap.add_argument("--no-text", action="store_true", help="skip the text tower (end-to-end) part")
     ap.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "clipseek-bench"))
+    ap.add_argument("--only", choices=["filtered"], default=None, help="only the filtered and arithmetic rows")
+    ap.add_argument("--faiss-threads", type=int, default=None,
+                    help="faiss OpenMP threads (1 on a loaded 2-core box: oversubscribed OpenMP made "
+                         "training 10x slower here)")
     args = ap.parse_args()
     sizes = [20_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     os.makedirs(args.work_dir, exist_ok=True)

@@ -232,7 +232,7 @@ def test_deleted_rows_are_filtered_not_overfetched(store, threshold):
     assert (vi.state.kind, vi.state.nlist) == (("flat", 0) if threshold > 1200 else (APPROX_KIND, 16))
     calls = []
     real = vi._search_parts
-    vi._search_parts = lambda qq, k, widen=1: calls.append(k) or real(qq, k, widen)
+    vi._search_parts = lambda qq, k, *rest: calls.append(k) or real(qq, k, *rest)
     q = vecs[5]
     near = brute(vecs, np.arange(1200), q, 60)[0]  # the query's 60 nearest rows (positions)
     far = np.setdiff1d(np.arange(1200), near)
@@ -366,3 +366,33 @@ def test_drift_from_the_centroids_retrains_in_distribution_growth_does_not(store
 
     fill(store, around(elsewhere, 3 * 2900 + 1), start=2900)  # over 4x the trained count: retrained
     assert vi.sync(store, 100) and vi.state.trained == vi.state.count == 4 * 2900 + 1
+
+
+@pytest.mark.parametrize("scan_factor", [0, 10 ** 12])  # pq-sq8: over-fetch and filter / score alone
+@pytest.mark.parametrize("kind", ["flat", "pq-sq8"])
+def test_filtered_search_returns_the_k_best_allowed_live_rows(kind, scan_factor, monkeypatch):
+    import clipseek.gallery.vector_index as vindex
+
+    monkeypatch.setattr(vindex, "SCAN_FACTOR", scan_factor)
+    rng = np.random.default_rng(4)
+    vecs, ids = clustered(rng, 2000), np.arange(1, 2001, dtype=np.int64)
+    vi = VectorIndex.build(ids, vecs, kind=kind)
+    gone = rng.choice(ids, 100, replace=False)
+    vi.mark_deleted(np.setdiff1d(ids, gone))
+    for share in (0.01, 0.1, 0.5):
+        allowed = np.sort(rng.choice(ids, int(share * 2000), replace=False))
+        live_allowed = np.setdiff1d(allowed, gone)
+        keep = np.isin(ids, live_allowed)
+        for q in clustered(rng, 3):
+            for k in (1, 10, 100):
+                scores, got = vi.search(q, k, allowed=allowed)
+                want, _ = brute(vecs[keep], ids[keep], q, k)
+                assert len(got[0]) == min(k, len(live_allowed))  # k that pass, never fewer
+                assert set(got[0].tolist()) <= set(live_allowed.tolist())
+                if kind == "flat":
+                    assert got[0].tolist() == want.tolist()
+                else:  # 8-bit scores: the true top k are among the top k + 32 (the gallery re-ranks)
+                    wider = vi.search(q, k + 32, allowed=allowed)[1][0]
+                    assert len(set(want.tolist()) - set(wider.tolist())) <= k // 10
+    assert vi.search(vecs[0], 10, allowed=np.array([], np.int64))[1].shape == (1, 0)
+    assert vi.search(vecs[0], 10, allowed=gone[:5])[1].shape == (1, 0)  # only deleted rows allowed

@@ -91,7 +91,23 @@ def search_cmd(
     db: str = typer.Option("clipseek.db", "--db", help=DB_HELP),
     top_k: int = typer.Option(10, "--top-k", "-k", min=1, help="Number of results."),
     image: Optional[str] = typer.Option(None, "--image", help="Search by an example image instead of text."),
+    add: Optional[List[str]] = typer.Option(None, "--add", metavar="[W:]X",
+                                            help="Add text or an image file to the query (repeatable), "
+                                                 "optionally weighted: --add 0.5:sunset."),
+    subtract: Optional[List[str]] = typer.Option(None, "--subtract", metavar="[W:]X",
+                                                 help="Take text or an image file away (repeatable)."),
+    relevant: bool = typer.Option(False, "--relevant",
+                                  help="Only the results that stand out from this query's scores over "
+                                       "the gallery (adapts to each query; see `relevance`)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Only results with cosine >= S."),
+    folders: Optional[List[str]] = typer.Option(None, "--in", metavar="FOLDER",
+                                                help="Only images under this folder (repeatable)."),
+    after: Optional[str] = typer.Option(None, "--after", metavar="DATE",
+                                        help="Only photos taken on or after DATE (EXIF, else file time)."),
+    before: Optional[str] = typer.Option(None, "--before", metavar="DATE", help="Only photos taken before DATE."),
+    orientation: Optional[str] = typer.Option(None, "--orientation", help="landscape, portrait or square."),
+    min_size: Optional[str] = typer.Option(None, "--min-size", metavar="WxH", help="At least this many pixels."),
+    ext: Optional[str] = typer.Option(None, "--ext", metavar="EXTS", help="File types, e.g. jpg,png."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or paths."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Default: the model the DB was built with."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
@@ -99,20 +115,33 @@ def search_cmd(
                                    help="Quantize the text tower to int8 on CPU (~3x faster query)."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
-    """Find the images most similar to a text query (or to an example image)."""
+    """Find the images most similar to a text query (or to an example image), optionally adding and
+    subtracting meanings, among the images that pass the filters."""
     from clipseek.gallery.facade import Gallery
+    from clipseek.gallery.query import Filter, query_terms
 
     check_format(fmt, ("table", "json", "paths"))
+    where = Filter.parse(folders or (), after=after, before=before, orientation=orientation,
+                         min_size=min_size, ext=ext)
+    query_terms(query, image, add, subtract)  # bad terms fail here, before a model is loaded
     with Gallery(db, model=model, device=device, int8_text=int8_text, backend=backend) as gallery:
-        results = gallery.search(text=query, image=image, k=top_k, threshold=threshold)
+        results = gallery.search(text=query, image=image, k=top_k, threshold=threshold, add=add or (),
+                                 subtract=subtract or (), where=where, relevant=relevant)
+        passing = gallery.count(where) if where and not results else None
     if fmt == "json":
-        print_json({"query": query, "image": image, "results": [r.to_dict() for r in results]})
+        print_json({"query": query, "image": image, "add": add or [], "subtract": subtract or [],
+                    "filter": where.describe() if where else None, "relevant": relevant,
+                    "results": [r.to_dict() for r in results]})
     elif fmt == "paths":
         for r in results:
             print(r.path)
     else:
-        print_table(None, ["path", "score", "size"],
-                    [[r.path, f"{r.score:.4f}", f"{r.width}x{r.height}"] for r in results])
-    if not results:
-        eprint("no results" + (f" with score >= {threshold}" if threshold is not None else ""))
+        print_table(None, ["path", "score", "relevance", "size"],
+                    [[r.path, f"{r.score:.4f}", f"{r.relevance:.2f}" + (" *" if r.relevant else ""),
+                      f"{r.width}x{r.height}"] for r in results])
+    if passing == 0:
+        eprint(f"no image passes the filter ({where.describe()})")
+    elif not results:
+        eprint("no results" + (f" with score >= {threshold}" if threshold is not None else "")
+               + (" that stand out as relevant" if relevant else ""))
     return 0

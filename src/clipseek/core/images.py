@@ -97,6 +97,25 @@ def full_size(img: Image.Image) -> tuple[int, int]:
     return tuple(img.info.get(FULL_SIZE, img.size))
 
 
+EXIF_IFD, DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 0x8769, 36867, 36881
+
+
+def capture_time_ns(src: str | os.PathLike | bytes) -> int | None:
+    """When the photo was taken: EXIF DateTimeOriginal (local time, or at its OffsetTimeOriginal) in
+    ns since the epoch; None when the file has no such tag or cannot be read. Reads the header only."""
+    from datetime import datetime
+
+    try:
+        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as img:
+            ifd = img.getexif().get_ifd(EXIF_IFD)
+        text = str(ifd.get(DATETIME_ORIGINAL, "")).strip("\x00 ")
+        offset = str(ifd.get(OFFSET_TIME_ORIGINAL, "")).strip("\x00 ")
+        dt = datetime.strptime(text + offset, "%Y:%m:%d %H:%M:%S" + ("%z" if offset else ""))
+        return round(dt.timestamp() * 1e6) * 1000
+    except Exception:  # no EXIF, a blank or malformed date ("0000:00:00 00:00:00"), unreadable file
+        return None
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB. Transparency is composited on white; 16/32-bit is rescaled."""
     mode = img.mode

@@ -128,4 +128,4 @@ class StoreBacked:
 
     def _replace(self, other) -> None:
         self.parts, self.state, self.ids = other.parts, other.state, other.ids
-        self._selectors = {}
+        self._selectors, self._sorted = {}, {}

@@ -6,6 +6,11 @@ fingerprint, model name, dtype, dim); older databases are upgraded in place when
 WAL mode; every write happens in one transaction, so a killed run loses nothing that was committed and
 leaves no half-written batch behind. SQL is parameterised only.
 
+Schema 3 adds `taken_ns`, the capture time (EXIF DateTimeOriginal, ns since the epoch; NULL: the file
+has none, so filters use its mtime; `query.PENDING`, the column's default: not read yet, filled by the
+next `index` run without re-embedding) and `files_facets`, a covering index over what filters read
+(path, size, dates), so a filter never reads a vector. Adding the column rewrites no row.
+
 Row ids come from AUTOINCREMENT and are never reused: a changed file gets a new id (delete + insert),
 a moved file keeps its id. The FAISS index (vector_index.py) relies on that to extend itself instead of
 rebuilding.
@@ -24,9 +29,10 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
+from clipseek.gallery.query import PENDING
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP_ID = "clipseek-gallery"
 
 _SCHEMA = """
@@ -53,6 +59,8 @@ CREATE TABLE IF NOT EXISTS skipped (
 # created at version 1 and upgraded through every step, so old and new databases end up identical.
 _MIGRATIONS = {
     2: ("ALTER TABLE files ADD COLUMN phash TEXT",),  # 64-bit perceptual hash, hex; NULL until computed
+    3: (f"ALTER TABLE files ADD COLUMN taken_ns INTEGER DEFAULT {PENDING}",  # capture time
+        "CREATE INDEX IF NOT EXISTS files_facets ON files(path, width, height, mtime_ns, taken_ns)"),
 }
 
 
@@ -298,6 +306,21 @@ class Store:
         prefix = os.path.commonprefix([lo, hi])
         return prefix[:prefix.rfind(os.sep) + 1].rstrip(os.sep) or os.sep
 
+    def ids_where(self, clause: str, params: Sequence) -> np.ndarray:
+        """Ids (ascending int64) of the rows a WHERE clause with placeholders (`query.filter_sql`)
+        selects; it reads the covering index `files_facets`, never a vector."""
+        cur = self.conn.execute(f"SELECT id FROM files INDEXED BY files_facets WHERE {clause}", list(params))
+        return np.sort(np.fromiter((r[0] for r in cur), dtype=np.int64))
+
+    def pending_taken(self, roots: Sequence[str]) -> list[tuple[int, str]]:
+        """(id, path) of the rows under `roots` whose capture time was never read."""
+        out: list[tuple[int, str]] = []
+        for root in roots:
+            prefix = root.rstrip(os.sep) + os.sep
+            out += self.conn.execute("SELECT id, path FROM files WHERE path >= ? AND path < ? AND taken_ns = ?",
+                                     (prefix, prefix[:-1] + chr(ord(os.sep) + 1), PENDING)).fetchall()
+        return out
+
     # ---- perceptual hashes and identical files (clipseek dupes) ----------------------------------
     def rows_without_phash(self, limit: int = 1000, after_id: int = 0) -> list[tuple[int, str]]:
         """(id, path) of up to `limit` rows with id > after_id whose perceptual hash is not computed."""
@@ -322,23 +345,30 @@ class Store:
         return list(out.values())
 
     # ---- writes (call inside `with store.transaction():`) --------------------------------------
-    def insert_files(self, rows: Sequence[tuple[str, int, int, str, int, int, np.ndarray]]) -> None:
-        """(path, size, mtime_ns, hash, width, height, vector). A path already present is replaced
-        by a new row with a new id (its content changed); its skip record, if any, is cleared."""
+    def insert_files(self, rows: Sequence[tuple]) -> None:
+        """(path, size, mtime_ns, hash, width, height, vector[, taken_ns]). A path already present is
+        replaced by a new row with a new id (its content changed); its skip record, if any, is cleared.
+        Without taken_ns (capture time, None: none) the row's capture time is PENDING."""
         paths = [(r[0],) for r in rows]
         self.conn.executemany("DELETE FROM files WHERE path = ?", paths)
         self.conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
         self.conn.executemany(
-            "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector) VALUES (?,?,?,?,?,?,?)",
-            [(p, s, m, h, w, ht, np.ascontiguousarray(v, dtype=np.float32).tobytes())
-             for p, s, m, h, w, ht, v in rows])
+            "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, taken_ns) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            [(*r[:6], np.ascontiguousarray(r[6], dtype=np.float32).tobytes(), r[7] if len(r) > 7 else PENDING)
+             for r in rows])
+
+    def set_taken(self, items: Iterable[tuple[int, int | None]]) -> None:
+        """(row id, capture time in ns or None when the file has none)."""
+        self.conn.executemany("UPDATE files SET taken_ns = ? WHERE id = ?", [(t, i) for i, t in items])
 
     def copy_file_row(self, src_id: int, path: str, size: int, mtime_ns: int) -> None:
         """A new path with the same content as row `src_id`: reuse its vector, no re-embedding."""
         self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
         self.conn.execute("DELETE FROM skipped WHERE path = ?", (path,))
-        self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, phash) "
-                          "SELECT ?, ?, ?, hash, width, height, vector, phash FROM files WHERE id = ?",
+        self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, phash, "
+                          "taken_ns) SELECT ?, ?, ?, hash, width, height, vector, phash, taken_ns "
+                          "FROM files WHERE id = ?",
                           (path, size, mtime_ns, src_id))
 
     def move_file(self, row_id: int, new_path: str, size: int, mtime_ns: int) -> None:

@@ -48,6 +48,7 @@ from clipseek.gallery.index_store import DELETED, IndexState, StoreBacked
 
 PARTS = 2                  # approximate kinds: parts searched in parallel (one per core here)
 PARALLEL_CODES = 100_000   # an inverted file probing fewer codes per query searches its parts in turn
+SCAN_FACTOR = 4000         # filtered search scores the allowed rows alone while allowed² < SCAN_FACTOR x live
 TRAIN_SAMPLE = 100_000
 CHUNK = 20_000
 
@@ -89,6 +90,7 @@ class VectorIndex(StoreBacked):
             state.parts = [int(p.ntotal) for p in parts]
         self.refine_candidates = REFINE_CANDIDATES
         self._selectors: dict[int, tuple | None] = {}  # part -> (bitmap, selector) if it has deleted
+        self._sorted: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # part -> (live ids sorted, positions)
         self._pool: ThreadPoolExecutor | None = None
 
     # ---- building ----------------------------------------------------------------------------------
@@ -157,7 +159,7 @@ class VectorIndex(StoreBacked):
             part.reset()  # the trained quantizers stay
         self.ids = [np.zeros(0, np.int64) for _ in self.parts]
         self.state.parts, self.state.count, self.state.max_id = [0] * len(self.parts), 0, 0
-        self._selectors = {}
+        self._selectors, self._sorted = {}, {}
         return every
 
     def train(self, sample: np.ndarray, n: int | None = None) -> None:
@@ -203,6 +205,7 @@ class VectorIndex(StoreBacked):
             self.ids[p] = np.concatenate([self.ids[p], ids[lo:hi]])
             self.state.parts[p] += int(hi - lo)
             self._selectors.pop(p, None)
+            self._sorted.pop(p, None)
         self.state.max_id = max(self.state.max_id, int(np.max(ids)))
         self.state.count += len(ids)
 
@@ -223,46 +226,118 @@ class VectorIndex(StoreBacked):
             if gone.any():
                 ids[gone] = DELETED
                 self._selectors.pop(p, None)
+                self._sorted.pop(p, None)
         self.state.deleted = int(sum(np.count_nonzero(ids == DELETED) for ids in self.ids))
 
     # ---- searching ---------------------------------------------------------------------------------
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each (m, min(k, live rows)), best first; deleted rows never appear."""
+    def search(self, queries: np.ndarray, k: int,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (m, k'), best first; deleted rows never appear. With `allowed` (row
+        ids), the k best of those rows alone: never fewer when as many are live (see `_search_allowed`)."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         s = self.state
-        k = min(int(k), s.count - s.deleted)
+        live = s.count - s.deleted
+        k = min(int(k), live)
         if k <= 0:
-            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+            return _no_results(len(q))
+        if allowed is not None:
+            return self._search_allowed(q, k, np.unique(np.asarray(allowed, dtype=np.int64)), live)
         # the exact index skips deleted rows itself; the approximate one is asked for enough more
-        # that its share of deleted rows still leaves k, and again with twice as many if not. An
-        # inverted file also probes twice as many lists then, or when over twice that share of what
-        # it found was deleted (the nearest lists were emptied: the neighbours are in others).
-        fetch = k if s.kind == "flat" or not s.deleted else -(-k * s.count // (s.count - s.deleted)) + 8
+        # that its share of deleted rows still leaves k, and again with twice as many if not.
+        fetch = k if s.kind == "flat" or not s.deleted else -(-k * s.count // live) + 8
+        return self._fetch_until(q, k, fetch, live, lambda ids: ids != DELETED)
+
+    def _fetch_until(self, q: np.ndarray, k: int, fetch: int, passing: int,
+                     passes: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Ask the parts for `fetch` each, keep what `passes` (`passing` rows of the index can), and
+        ask again with twice as many while fewer than k pass. An inverted file also probes twice as
+        many lists then, or when over twice the expected share of what it found failed (the nearest
+        lists were emptied: the neighbours are in others)."""
+        s = self.state
+        expected_loss = 1 - passing / max(s.count, 1)
         widen = 1
         while True:
-            scores, ids = self._search_parts(q, fetch, widen)
-            lost = float((ids == DELETED).mean(axis=1).max())
+            scores, ids = self._search_parts(q, fetch, passing, widen)
+            ok = passes(ids)
+            lost = float((~ok).mean(axis=1).max()) if ok.size else 0.0
+            scores = np.where(ok, scores, -np.inf)
             order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
             scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
-            short = fetch < s.count and not bool((ids != DELETED).all())
-            emptied = s.nlist and s.nprobe * widen < s.nlist and lost > 2 * s.deleted / s.count
+            short = fetch < s.count and not bool(np.isfinite(scores).all())
+            emptied = s.nlist and s.nprobe * widen < s.nlist and lost > 2 * expected_loss
             if not short and not emptied:
-                return scores, ids
+                found = np.isfinite(scores).any(axis=0)  # fewer pass than thought: no empty columns
+                return scores[:, found], np.where(np.isfinite(scores), ids, DELETED)[:, found]
             fetch, widen = (min(2 * fetch, s.count) if short else fetch), 2 * widen
 
-    def _search_parts(self, q: np.ndarray, k: int, widen: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Every non-empty part's top k, side by side (unsorted across parts); an inverted file
+    def _search_allowed(self, q: np.ndarray, k: int, allowed: np.ndarray,
+                        live: int) -> tuple[np.ndarray, np.ndarray]:
+        """Few allowed rows (or the exact index): find their positions and score them alone, from the
+        8-bit codes of an approximate index (its refine index takes a selector), so recall is that of
+        exact search after the gallery's re-rank. Many: over-fetch and filter, as for deleted rows.
+        Scoring alone costs in proportion to the allowed rows, over-fetching to live/allowed; the first
+        is used while allowed² < SCAN_FACTOR x live (benchmarks/search_bench.py, filtered rows)."""
+        if self.state.kind == "flat" or len(allowed) ** 2 < SCAN_FACTOR * live:
+            positions = [self._positions(p, allowed) for p in range(len(self.parts))]
+            k = min(int(k), sum(len(x) for x in positions))
+            return self._search_selected(q, k, positions) if k > 0 else _no_results(len(q))
+        m = len(allowed)
+        k = min(int(k), m, live)
+        if k <= 0:
+            return _no_results(len(q))
+        fetch = -(-k * self.state.count // m) + 8
+        return self._fetch_until(q, k, fetch, m, lambda ids: _member(ids, allowed))
+
+    def _positions(self, p: int, ids: np.ndarray) -> np.ndarray:
+        """Positions in part p of those of `ids` (sorted) that are live rows there."""
+        if p not in self._sorted:
+            live = np.flatnonzero(self.ids[p] != DELETED)
+            order = np.argsort(self.ids[p][live], kind="stable")
+            self._sorted[p] = (self.ids[p][live][order], live[order])
+        have, pos = self._sorted[p]
+        if not len(have):
+            return np.zeros(0, np.int64)
+        at = np.minimum(np.searchsorted(have, ids), len(have) - 1)
+        return pos[at[have[at] == ids]]
+
+    def _search_selected(self, q: np.ndarray, k: int, positions: list[np.ndarray]):
+        """Score only the given positions of each part (the exact index, or the approximate one's
+        8-bit refine codes) through an IDSelectorBitmap."""
+        f = kinds.faiss()
+
+        def one(p: int) -> tuple[np.ndarray, np.ndarray]:
+            keep = np.zeros(int(self.parts[p].ntotal), bool)
+            keep[positions[p]] = True
+            bitmap = np.packbits(keep, bitorder="little")
+            params = f.SearchParameters(sel=f.IDSelectorBitmap(len(bitmap), f.swig_ptr(bitmap)))
+            index = self.parts[p] if self.state.kind == "flat" else f.downcast_index(self.parts[p].refine_index)
+            scores, pos = index.search(q, min(k, len(positions[p])), params=params)
+            ids = np.where(pos >= 0, self.ids[p][np.maximum(pos, 0)], DELETED)
+            return np.where(pos >= 0, scores, -np.inf), ids
+
+        results = self._pooled(one, [p for p in range(len(self.parts)) if len(positions[p])],
+                               inline=sum(len(x) for x in positions) < PARALLEL_CODES)
+        scores = np.concatenate([r[0] for r in results], axis=1)
+        ids = np.concatenate([r[1] for r in results], axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+    def _search_parts(self, q: np.ndarray, k: int, passing: int,
+                      widen: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Every non-empty part's top k, side by side (unsorted across parts); `passing` rows can be
+        kept (the approximate index re-scores count/passing times more candidates); an inverted file
         probes `widen` times its lists."""
         used = [p for p in range(len(self.parts)) if self.parts[p].ntotal > 0]
         s = self.state
         small = s.kind == "flat" or (s.nlist and s.nprobe * widen * s.count < PARALLEL_CODES * s.nlist)
-        results = self._pooled(lambda p: self._search_part(p, q, k, widen), used, inline=small)
+        results = self._pooled(lambda p: self._search_part(p, q, k, passing, widen), used, inline=small)
         return np.concatenate([r[0] for r in results], axis=1), np.concatenate([r[1] for r in results], axis=1)
 
-    def _search_part(self, p: int, q: np.ndarray, k: int, widen: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def _search_part(self, p: int, q: np.ndarray, k: int, passing: int,
+                     widen: int = 1) -> tuple[np.ndarray, np.ndarray]:
         part, s = self.parts[p], self.state
         k = max(1, min(k, int(part.ntotal)))
-        candidates = self.refine_candidates * s.count / max(1, s.count - s.deleted)  # live ones
+        candidates = self.refine_candidates * s.count / max(1, passing)
         params = kinds.search_params(s.kind, part, k, nprobe=s.nprobe * widen, candidates=int(candidates),
                                      sel=self._selector(p) if s.kind == "flat" else None)
         scores, pos = part.search(q, k, params=params)
@@ -301,3 +376,13 @@ class VectorIndex(StoreBacked):
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+def _no_results(m: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((m, 0), np.float32), np.zeros((m, 0), np.int64)
+
+
+def _member(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """ids (any shape) that are in `allowed` (sorted, non-empty)."""
+    at = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+    return allowed[at] == ids

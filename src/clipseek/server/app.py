@@ -33,6 +33,8 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' b
                 "style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 IMAGE_ID = Path(..., ge=1, le=2 ** 63 - 1, description="An image id from a search result.")
+TERM_HELP = ("{} a meaning (repeatable): text, or image:ID (an image of the gallery); optionally "
+             "weighted as W:VALUE, e.g. 0.5:sunset.")
 TOKEN_PARAM = Query(None, description="The --token, for <img> tags that cannot send headers.")
 
 
@@ -91,15 +93,34 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
         return await run_in_threadpool(svc.stats)
 
     @app.get("/api/search", tags=["search"], summary="Images matching a text query")
-    async def search(q: str = Query(..., description="Text to search for, e.g. 'a dog on a beach'."),
-                     k: int = Query(20, description=f"Number of results (1 to {limits.max_k}).")):
-        return await asyncio.wrap_future(svc.submit_search_text(q, k))  # the model thread does the work
+    async def search(q: str = Query("", description="Text to search for, e.g. 'a dog on a beach'."),
+                     k: int = Query(20, description=f"Number of results (1 to {limits.max_k})."),
+                     add: List[str] = Query([], description=TERM_HELP.format("Add")),
+                     subtract: List[str] = Query([], description=TERM_HELP.format("Subtract")),
+                     folders: List[str] = Query([], alias="in", description="Only images under this folder "
+                                                "(relative to the gallery's root; repeatable)."),
+                     after: Optional[str] = Query(None, description="Taken on or after (YYYY-MM-DD...)."),
+                     before: Optional[str] = Query(None, description="Taken before (YYYY-MM-DD...)."),
+                     orientation: Optional[str] = Query(None, description="landscape, portrait or square."),
+                     min_size: Optional[str] = Query(None, alias="min-size", description="WIDTHxHEIGHT."),
+                     ext: Optional[str] = Query(None, description="File types, e.g. jpg,png."),
+                     relevant: bool = Query(False, description="Only results that stand out from the "
+                                            "query's scores over the gallery.")):
+        opts = await run_in_threadpool(svc.options, add, subtract, folders, after, before, orientation,
+                                       min_size, ext, relevant)
+        return await asyncio.wrap_future(svc.submit_search_text(q, k, opts))  # the model thread does the work
 
     @app.post("/api/search/image", tags=["search"], summary="Images similar to an uploaded image")
     async def search_image(file: UploadFile = File(..., description="The example image."),
-                           k: int = Form(20)):
+                           k: int = Form(20), add: List[str] = Form([]), subtract: List[str] = Form([]),
+                           folders: List[str] = Form([], alias="in"), after: Optional[str] = Form(None),
+                           before: Optional[str] = Form(None), orientation: Optional[str] = Form(None),
+                           min_size: Optional[str] = Form(None, alias="min-size"),
+                           ext: Optional[str] = Form(None), relevant: bool = Form(False)):
+        opts = await run_in_threadpool(svc.options, add, subtract, folders, after, before, orientation,
+                                       min_size, ext, relevant)
         data = await file.read(limits.max_upload_bytes + 1)
-        return await run_in_threadpool(svc.search_image, data, k, file.filename or "")
+        return await run_in_threadpool(svc.search_image, data, k, file.filename or "", opts)
 
     @app.post("/api/classify", tags=["classify"], summary="Zero-shot probabilities of labels")
     async def classify(file: UploadFile = File(..., description="The image to classify."),

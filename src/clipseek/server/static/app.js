@@ -44,46 +44,6 @@ async function api(path, options) {
 
 function fmtScore(s) { return s.toFixed(3); }
 
-function showResults(results, took, what) {
-  const grid = $("grid");
-  grid.replaceChildren();
-  $("classify-panel").hidden = true;
-  $("dupes-panel").hidden = true;
-  for (const r of results) {
-    const card = document.createElement("button");
-    card.type = "button";
-    card.className = "card";
-    card.title = r.path + "  (" + r.width + "×" + r.height + ")";
-    const img = document.createElement("img");
-    img.loading = "lazy";
-    img.alt = r.path;
-    img.src = withToken("/api/thumbs/" + r.id);
-    const score = document.createElement("span");
-    score.className = "score";
-    score.textContent = fmtScore(r.score);
-    const cap = document.createElement("span");
-    cap.className = "caption";
-    cap.textContent = r.path;
-    card.append(img, score, cap);
-    card.addEventListener("click", () => openViewer(r));
-    grid.append(card);
-  }
-  setStatus(results.length ? results.length + " results for " + what + " in " + took + " ms"
-                           : "No results for " + what + ".");
-}
-
-async function searchText(ev) {
-  if (ev) ev.preventDefault();
-  const q = $("q").value.trim();
-  if (!q) { setStatus("Type some words to search for.", true); return; }
-  setStatus("Searching…");
-  const t0 = performance.now();
-  try {
-    const body = await api("/api/search?q=" + encodeURIComponent(q) + "&k=" + $("k").value);
-    showResults(body.results, Math.round(performance.now() - t0), "\u201c" + q + "\u201d");
-  } catch (e) { setStatus(e.message, true); }
-}
-
 function pick(file) {
   if (!file) return;
   if (!file.type.startsWith("image/")) { setStatus(file.name + " is not an image.", true); return; }
@@ -103,11 +63,12 @@ async function searchImage() {
   const form = new FormData();
   form.append("file", picked);
   form.append("k", $("k").value);
+  for (const [key, value] of searchParams(readForm(), false)) if (key !== "q" && key !== "k") form.append(key, value);
   setStatus("Searching by image…");
   const t0 = performance.now();
   try {
     const body = await api("/api/search/image", { method: "POST", body: form });
-    showResults(body.results, Math.round(performance.now() - t0), picked.name);
+    showResults(body, Math.round(performance.now() - t0), picked.name);
   } catch (e) { setStatus(e.message, true); }
 }
 
@@ -245,7 +206,6 @@ async function loadStats() {
 }
 
 function wire() {
-  $("search-form").addEventListener("submit", searchText);
   $("pick").addEventListener("click", (e) => { e.stopPropagation(); $("file").click(); });
   $("file").addEventListener("change", () => pick($("file").files[0]));
   const drop = $("drop");
