@@ -73,14 +73,21 @@ def test_deleted_folder_stops_with_one_line(tmp_path, tiny_ckpt):
     make_image(0).save(d / "p0.png")
     db = tmp_path / "g.db"
     proc = start("index", d, "--db", db, "--model", tiny_ckpt, "--watch", "--poll", "--poll-interval", "0.1")
+    errs: list[str] = []
+    reader = threading.Thread(target=lambda: errs.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
     try:
         assert wait_for(lambda: count(db) == 1)
-        time.sleep(0.3)
+        # delete once the watcher holds the folder (not a fixed delay after the first commit: what runs
+        # between the two, e.g. building the FAISS cache, takes longer on a loaded machine)
+        assert wait_for(lambda: any(l.startswith("watching") for l in errs), timeout=30), errs
         shutil.rmtree(d)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()
+    err = "".join(errs)
     lines = [l for l in err.splitlines() if l.startswith("clipseek")]
     assert proc.returncode == 1 and lines == [f"clipseek: error: watched folder {d} was deleted; stopped watching"], err
     assert "Traceback" not in err and count(db) == 1

@@ -46,7 +46,10 @@ def _images():
 def test_fp32_vectors_match_torch(which, tiny_ckpt, cache):
     name = tiny_ckpt if which == "tiny" else "clipseek-demo"
     ref, enc = load_model(name, device="cpu"), load_model(name, backend="onnx")
-    assert enc.backend == "onnx" and type(enc).__name__ == "OnnxEncoder"
+    from clipseek.model.base import Encoder
+
+    assert enc.backend == "onnx" and type(enc).__name__ == "OnnxEncoder" and isinstance(enc, Encoder)
+    assert enc.logit_bias is None and ref.logit_bias is None  # CLIP: softmax scoring
     for a, b in ((ref.encode_images(_images()), enc.encode_images(_images())),
                  (ref.encode_texts(TEXTS), enc.encode_texts(TEXTS))):
         assert a.shape == b.shape and b.dtype == np.float32
