@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
 from clipseek.core.prompts import (
     DEFAULT_TEMPLATE,
     Template,
@@ -49,12 +50,14 @@ class ClassifyResult:
 
 def classify(encoder: Encoder, paths: Sequence[str], labels: Sequence[str],
              templates: Sequence[Template] = (DEFAULT_TEMPLATE,), top: int = 5, batch_size: int = 32,
-             workers: int | None = None, on_progress: Callable[[int], None] | None = None
-             ) -> ClassifyResult:
-    """Classify image files against labels. Unreadable files are returned in `skipped`."""
+             workers: int | None = None, on_progress: Callable[[int], None] | None = None,
+             limits: ImageLimits = DEFAULT_LIMITS) -> ClassifyResult:
+    """Classify image files against labels. Unreadable files are returned in `skipped`; `limits`
+    bounds what one file may cost (bytes read, pixels decoded)."""
     labels = clean_labels(labels)
     class_vecs = build_classifier(encoder, labels, templates)
-    emb = embed_all(encoder, paths, batch_size=batch_size, workers=workers, on_progress=on_progress)
+    emb = embed_all(encoder, paths, batch_size=batch_size, workers=workers, on_progress=on_progress,
+                    limits=limits)
     probs = probabilities(emb.vectors, class_vecs, encoder.logit_scale)
     preds = [Prediction(p, r) for p, r in zip(emb.paths, top_k(probs, labels, top))]
     return ClassifyResult(labels, preds, emb.skipped, probs)

@@ -16,16 +16,19 @@ from clipseek.gallery.sync import index_folders
 
 @pytest.fixture
 def opens(monkeypatch, tmp_path):
-    """Counts every open() of a file under tmp_path/imgs (Pillow opens files through it too)."""
+    """Counts every open() and os.open() of a file under tmp_path/imgs (Pillow opens files through
+    open(); clipseek's reader through os.open(), non-blocking)."""
     counts: Counter = Counter()
-    real = builtins.open
     folder = str(tmp_path / "imgs")
 
-    def counting_open(file, *a, **k):
-        if isinstance(file, (str, os.PathLike)) and os.fspath(file).startswith(folder):
-            counts[os.fspath(file)] += 1
-        return real(file, *a, **k)
-    monkeypatch.setattr(builtins, "open", counting_open)
+    def counting(real):
+        def counting_open(file, *a, **k):
+            if isinstance(file, (str, os.PathLike)) and os.fspath(file).startswith(folder):
+                counts[os.fspath(file)] += 1
+            return real(file, *a, **k)
+        return counting_open
+    monkeypatch.setattr(builtins, "open", counting(builtins.open))
+    monkeypatch.setattr(os, "open", counting(os.open))
     return counts
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from clipseek._io import default_cache_dir
-from clipseek.embed.stages import EmbedBatch, embed_all
+from clipseek.embed.stages import EmbedBatch, embed_all, embed_paths
 from clipseek.errors import Skipped, UsageError
 from clipseek.model.fingerprint import Fingerprint
 
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from clipseek.model.base import Encoder
 
 SCHEMA_VERSION = 1
+# Skips that depend on the run, not on the file: a missing file, and the limits (--max-pixels,
+# --max-file-mb), which another run may set higher. These are not cached.
+UNCACHED_REASONS = ("file not found", "too many pixels", "file too large")
 
 
 def file_identity(path: str) -> tuple[str, int, int] | None:
@@ -115,16 +118,15 @@ def embed_cached(encoder: Encoder, paths: Sequence[str], cache: EmbeddingCache |
             found[p] = hit if isinstance(hit, np.ndarray) else Skipped(p, hit.reason)
     if on_progress and len(paths) > len(misses):
         on_progress(len(paths) - len(misses))
-    if misses:
-        fresh = embed_all(encoder, misses, on_progress=on_progress, **kwargs)
-        entries = []
-        for p, v, wh in zip(fresh.paths, fresh.vectors, fresh.sizes):
+    for batch in embed_paths(encoder, misses, on_progress=on_progress, **kwargs):
+        entries = []  # stored batch by batch: an interrupted run keeps what it has embedded
+        for p, v, wh in zip(batch.paths, batch.vectors, batch.sizes):
             found[p] = v
             if p in idents:
                 entries.append((idents[p], v, wh, None))
-        for s in fresh.skipped:
+        for s in batch.skipped:
             found[s.path] = s
-            if s.path in idents and s.reason != "file not found":
+            if s.path in idents and not s.reason.startswith(UNCACHED_REASONS):
                 entries.append((idents[s.path], None, None, s.reason))
         cache.store(fp, entries)
     out_paths, vecs, skipped = [], [], []

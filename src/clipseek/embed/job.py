@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from clipseek.core.images import DEFAULT_MAX_PIXELS, walk_images
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, walk_images
 from clipseek.embed import shards
 from clipseek.embed.assemble import ShardAssembler
 from clipseek.embed.stages import (
@@ -130,12 +130,12 @@ def prepare_job(source: str, out_dir: str, shard_size: int = DEFAULT_SHARD_SIZE,
 
 
 def run_local(encoder: Encoder, assembler: ShardAssembler, todo: dict[int, list[str]], batch_size: int = 32,
-              workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+              workers: int | None = None, limits: ImageLimits = DEFAULT_LIMITS) -> None:
     """The in-process runner: decode in a thread pool, overlapping the encoder, one shard after another."""
     workers = workers or default_workers()
     cfg, shape = encoder.preprocess_cfg, pixel_shape(encoder.preprocess_cfg)
     for i, paths in todo.items():
-        loaded = ordered_map(lambda p: load_record(p, cfg, max_pixels), paths, workers,
+        loaded = ordered_map(lambda p: load_record(p, cfg, limits), paths, workers,
                              ahead=2 * batch_size + workers)
         for batch in batched((rec for _, rec in loaded), batch_size):
             assembler.add(encode_columns(encoder, stack_records(batch, shape)), shard=i)
@@ -145,7 +145,7 @@ def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engi
               model: str | None = None, device: str = "auto", dtype: str | None = None,
               shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int = 32, workers: int | None = None,
               path_column: str | None = None,
-              vector_dtype: str = "float32", max_pixels: int = DEFAULT_MAX_PIXELS,
+              vector_dtype: str = "float32", limits: ImageLimits = DEFAULT_LIMITS,
               ray_options: dict | None = None,
               on_shard: Callable[[shards.Shard], None] | None = None) -> EmbedSummary:
     """Embed every image of `source` into Parquet shards in `out_dir`; resumes an interrupted job.
@@ -174,11 +174,11 @@ def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engi
 
             encoder = load_model(name, device=device, dtype=dtype or "auto")
         shards.check_model(manifest, encoder.fingerprint, summary.out_dir)
-        run_local(encoder, assembler, todo, batch_size, workers, max_pixels)
+        run_local(encoder, assembler, todo, batch_size, workers, limits)
     elif todo:
         from clipseek.embed.ray_runner import run_ray
 
-        run_ray(name, assembler, todo, batch_size=batch_size, max_pixels=max_pixels, device=device,
+        run_ray(name, assembler, todo, batch_size=batch_size, limits=limits, device=device,
                 dtype=dtype or "auto", **{"workers": workers, **(ray_options or {})})
     if assembler.pending:
         raise shards.ShardError(f"shards {assembler.pending[:5]} did not receive all their files")

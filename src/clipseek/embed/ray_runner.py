@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from clipseek.core.images import DEFAULT_MAX_PIXELS
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
 from clipseek.core.preprocess import PreprocessCfg
 from clipseek.embed.assemble import ShardAssembler
 from clipseek.embed.stages import (
@@ -36,9 +36,9 @@ def import_ray():
     return ray
 
 
-def decode_batch(batch: dict, cfg: PreprocessCfg, shape: tuple, max_pixels: int) -> dict:
+def decode_batch(batch: dict, cfg: PreprocessCfg, shape: tuple, limits: ImageLimits) -> dict:
     """CPU stage: paths -> columns with pixels (the same `load_record` as the in-process runner)."""
-    cols = stack_records([load_record(str(p), cfg, max_pixels) for p in batch["path"]], shape)
+    cols = stack_records([load_record(str(p), cfg, limits) for p in batch["path"]], shape)
     cols["shard"] = np.asarray(batch["shard"])
     return cols
 
@@ -67,7 +67,7 @@ def connect(ray, address: str | None) -> bool:
 
 
 def run_ray(model: str, assembler: ShardAssembler, todo: dict[int, list[str]], *, batch_size: int = 32,
-            max_pixels: int = DEFAULT_MAX_PIXELS, device: str = "auto", dtype: str = "auto",
+            limits: ImageLimits = DEFAULT_LIMITS, device: str = "auto", dtype: str = "auto",
             address: str | None = None, num_gpus_per_worker: float | None = None,
             workers: int | None = None) -> None:
     ray = import_ray()
@@ -93,7 +93,7 @@ def run_ray(model: str, assembler: ShardAssembler, todo: dict[int, list[str]], *
         memory = 256 * 2**20 + batch_size * (4 * int(np.prod(shape)) + 4 * 2**20)
         ds = ds.map_batches(decode_batch, batch_size=batch_size, batch_format="numpy", num_cpus=1,
                             memory=memory,
-                            fn_kwargs={"cfg": cfg, "shape": shape, "max_pixels": max_pixels})
+                            fn_kwargs={"cfg": cfg, "shape": shape, "limits": limits})
         ds = ds.map_batches(EncodeActor, batch_size=batch_size, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=n_actors), num_gpus=gpus,
                             fn_constructor_kwargs={"model": model, "device": device, "dtype": dtype})

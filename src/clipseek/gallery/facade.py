@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from clipseek.core.images import DEFAULT_MAX_PIXELS
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
 from clipseek.errors import ModelMismatchError, UsageError
 from clipseek.gallery.store import Store
 from clipseek.gallery.vector_index import APPROX_THRESHOLD, VectorIndex
@@ -109,7 +109,7 @@ class Gallery:
 
     # ---- indexing --------------------------------------------------------------------------------
     def index(self, dirs: Sequence[str], batch_size: int = 32, workers: int | None = None,
-              max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int], None] | None = None,
+              limits: ImageLimits = DEFAULT_LIMITS, on_start: Callable[[int], None] | None = None,
               on_progress: Callable[[int], None] | None = None):
         """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary."""
         from clipseek.gallery.sync import check_roots, index_folders
@@ -118,7 +118,7 @@ class Gallery:
         store = self._open(create=True)
         enc = self.encoder  # raises if the DB belongs to another model
         summary = index_folders(store, enc, dirs, batch_size=batch_size,
-                                workers=workers, max_pixels=max_pixels, on_start=on_start,
+                                workers=workers, limits=limits, on_start=on_start,
                                 on_progress=on_progress)
         self._refresh_index(force=True)
         return summary
