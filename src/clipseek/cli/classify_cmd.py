@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import (
     check_format,
     eprint,
@@ -36,9 +37,12 @@ def classify_cmd(
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16."),
     crop: str = typer.Option("center", "--crop", help="center (as the checkpoint) or pad (letterbox)."),
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any file was skipped."),
+    max_pixels: Optional[int] = max_pixels_option(),
+    max_file_mb: Optional[float] = max_file_mb_option(),
 ) -> int:
     """Rank candidate labels for each image (softmax over logit_scale * cosine)."""
     from clipseek.core.images import collect_image_paths
+    from clipseek.core.paths import quote_path
     from clipseek.core.prompts import parse_labels, resolve_templates
     from clipseek.errors import UsageError
     from clipseek.model.loader import DEFAULT_MODEL, load_model
@@ -47,19 +51,20 @@ def classify_cmd(
     check_format(fmt)
     label_list = parse_labels(labels, labels_file)
     tmpl = resolve_templates(template, templates)
+    lim = limits(max_pixels, max_file_mb)
     files = collect_image_paths(paths)
     if not files:
         raise UsageError("no image files found in the given paths")
     encoder = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype, framing=crop)
     with progress(len(files), "classifying") as advance:
         result = classify(encoder, files, label_list, tmpl, top=top_k, batch_size=batch_size,
-                          on_progress=advance)
+                          on_progress=advance, limits=lim)
     report_skipped(result.skipped, fmt)
     if fmt == "json":
         print_json(result.to_dict())
     elif fmt == "csv":
         print_csv(["path", "rank", "label", "score"],
-                  [[p.path, i + 1, l, f"{s:.6f}"] for p in result.predictions for i, (l, s) in enumerate(p.ranked)])
+                  [[quote_path(p.path), i + 1, l, f"{s:.6f}"] for p in result.predictions for i, (l, s) in enumerate(p.ranked)])
     else:
         rows = [[p.path, *[f"{l} ({s:.1%})" for l, s in p.ranked[:1]],
                  ", ".join(f"{l} {s:.1%}" for l, s in p.ranked[1:])] for p in result.predictions]

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.options import max_pixels_option
 
 
 @app.command("serve")
@@ -24,9 +25,11 @@ def serve_cmd(
     int8_text: bool = typer.Option(False, "--int8-text",
                                    help="Quantize the text tower to int8 on CPU: ~3x faster text "
                                         "queries, cosine ~0.998 to the fp32 query vector."),
+    max_pixels: Optional[int] = max_pixels_option(),
 ) -> int:
     """Search and classify in a web page at http://HOST:PORT/ (API docs at /docs)."""
     from clipseek.server import serve
 
-    serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text)
+    serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text,
+          max_pixels=max_pixels)
     return 0

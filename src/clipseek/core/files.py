@@ -18,6 +18,7 @@ from typing import BinaryIO
 from clipseek.errors import ImageError
 
 DEFAULT_MAX_FILE_MB = 256
+DEFAULT_MAX_PIXELS = 64_000_000  # core.images' limit; here so the CLI can show it without loading Pillow
 MB = 1 << 20
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),

@@ -23,13 +23,13 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from clipseek.core.files import DEFAULT_MAX_FILE_MB, MB, open_regular
+from clipseek.core.files import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_PIXELS, MB, open_regular
 from clipseek.errors import ImageError, UsageError
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )
-DEFAULT_MAX_PIXELS = 64_000_000  # 8k x 8k; larger images are refused as likely decompression bombs
+# DEFAULT_MAX_PIXELS (64 MP, 8k x 8k): larger images are refused as likely decompression bombs
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 

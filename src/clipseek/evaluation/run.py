@@ -105,7 +105,8 @@ def linear_probe(model: str, fingerprint: Fingerprint, train: EmbeddedSplit, emb
                  top_k: int = 5) -> dict:
     out = ev.linear_probe(train.vectors, train.y, emb.vectors, len(emb.dataset.classes))
     rec = _record("linear-probe", model, fingerprint, "linear probe", emb, out["probs"], top_k)
-    rec["linear_probe"] = {"train_split": train.dataset.split, "n_train": out["n_train"], "l2": out["l2"]}
+    rec["linear_probe"] = {"train_split": train.dataset.split, "n_train": out["n_train"],
+                           "n_train_skipped": len(train.skipped), "l2": out["l2"]}
     return rec
 
 
@@ -115,7 +116,8 @@ def evaluate_model(encoder: Encoder, model: str, ds: LabelledDataset, prompt_set
                    batch_size: int = 32, on_progress=None, limits: ImageLimits = DEFAULT_LIMITS
                    ) -> tuple[list[dict], list[Skipped]]:
     """All rows for one model: one zero-shot row per prompt set, plus a linear-probe row when the
-    dataset has a train split. Returns (records, skipped files of the evaluated split)."""
+    dataset has a train split. Returns (records, skipped files of the evaluated split, then of the
+    train and calibration splits)."""
     emb = embed_split(encoder, ds, cache, batch_size, on_progress=on_progress, limits=limits)
     if len(emb.paths) == 0:
         return [], emb.skipped
@@ -126,7 +128,8 @@ def evaluate_model(encoder: Encoder, model: str, ds: LabelledDataset, prompt_set
     rows = [zero_shot(encoder, model, emb, name, t, calib, top_k) for name, t in prompt_sets.items()]
     if probe and train_name and len(extra[train_name].paths):
         rows.append(linear_probe(model, encoder.fingerprint, extra[train_name], emb, top_k))
-    return rows, emb.skipped
+    # the companion splits' unreadable files are listed too (the probe row counts its train split's)
+    return rows, emb.skipped + [s for name in sorted(extra) for s in extra[name].skipped]
 
 
 def evaluate_retrieval(encoder: Encoder, model: str, caps: CaptionDataset, cache: EmbeddingCache | None = None,

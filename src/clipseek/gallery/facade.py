@@ -133,7 +133,7 @@ class Gallery:
 
     # ---- searching -------------------------------------------------------------------------------
     def search(self, text: str | None = None, image: str | None = None, k: int = 10,
-               threshold: float | None = None) -> list[SearchResult]:
+               threshold: float | None = None, limits: ImageLimits = DEFAULT_LIMITS) -> list[SearchResult]:
         """The k images most similar to `text` or to the image file `image`, best first."""
         if text is not None and image is not None:
             raise UsageError("give a text query or --image PATH, not both")
@@ -148,7 +148,8 @@ class Gallery:
         else:
             from clipseek.core.images import open_image
 
-            q = enc.encode_images([open_image(image)])
+            q = enc.encode_images([open_image(image, max_pixels=limits.max_pixels,
+                                              max_bytes=limits.max_bytes)])
         return self.search_vector(q[0], k, threshold)
 
     def search_vector(self, query: np.ndarray, k: int = 10,

@@ -159,9 +159,12 @@ def exposure_warning(host: str, token: str | None) -> str | None:
 
 def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None = None,
           token: str | None = None, device: str = "auto", log_level: str = "info",
-          int8_text: bool = False) -> None:
-    """Build the app and run it under uvicorn until interrupted."""
+          int8_text: bool = False, max_pixels: int | None = None) -> None:
+    """Build the app and run it under uvicorn until interrupted. `max_pixels`: the image limit of
+    uploads (default: the CLI's, 64 MP)."""
     import uvicorn
+
+    from clipseek.core.paths import quote_path
 
     # OpenMP threads (torch, faiss) spin after each parallel region by default, stealing the cores
     # that the HTTP side needs between forwards: 4-5x fewer requests/s on a 2-core box. Must be set
@@ -170,10 +173,11 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
     warning = exposure_warning(host, token)
     if warning:
         print(warning, file=sys.stderr)
-    app = create_app(db, model=model, device=device, token=token, int8_text=int8_text,
+    lim = Limits(max_pixels=max_pixels) if max_pixels else Limits()
+    app = create_app(db, model=model, device=device, token=token, int8_text=int8_text, limits=lim,
                      allowed_hosts=list(LOOPBACK_NAMES) if is_loopback(host) else None)
     n = app.state.service.stats()["images"]
     shown = f"[{host}]" if ":" in host else host
-    print(f"clipseek: {n:,} images in {app.state.service.db_path}; open http://{shown}:{port}/"
+    print(f"clipseek: {n:,} images in {quote_path(app.state.service.db_path)}; open http://{shown}:{port}/"
           + ("?token=TOKEN once" if token else ""), file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
+from clipseek.core.files import DEFAULT_MAX_PIXELS
 from clipseek.core.prompts import (
     BUILTIN_TEMPLATE_SETS,
     DEFAULT_TEMPLATE,
@@ -54,7 +55,7 @@ class TooLarge(UsageError):
 @dataclass(frozen=True)
 class Limits:
     max_upload_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 64_000_000        # decoded uploads: 64 MP x 3 bytes is ~190 MB at most
+    max_pixels: int = DEFAULT_MAX_PIXELS  # decoded uploads (the CLI's limit): 64 MP x 3 bytes, ~190 MB
     max_k: int = 200
     max_query_chars: int = 500
     max_labels: int = 1000
