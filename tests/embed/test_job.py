@@ -170,3 +170,30 @@ def test_ray_missing_says_how_to_install(tmp_path, photos, monkeypatch, capsys):
     assert main(["embed", str(photos), "--out", str(tmp_path / "o"), "--engine", "ray"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'clipseek[ray]'" in err[0]
+
+
+def test_names_that_are_not_utf8_survive_shards_and_loading(tmp_path, fake_encoder):
+    from clipseek.embed.job import embed_job
+    from clipseek.gallery.store import Store
+    from clipseek.gallery.sync import index_from_parquet
+
+    d = os.fsencode(tmp_path / "photos")
+    os.makedirs(d)
+    names = [b"ok.png", b"bad\xff.png", b"new\nline.png"]
+    for i, n in enumerate(names):
+        with open(os.path.join(d, n), "wb") as f:
+            make_image(i).save(f, "PNG")
+    os.mkfifo(os.path.join(d, b"fifo\xfe.png"))
+    out = tmp_path / "out"
+    s = embed_job(os.fsdecode(d), str(out), fake_encoder, shard_size=2)
+    assert s.embedded == 3 and [(os.fsencode(k.path), k.reason) for k in s.skipped] == \
+        [(os.path.join(d, b"fifo\xfe.png"), "not a regular file (a FIFO)")]
+    rows, _, skipped = read_shards(out)
+    assert sorted(os.fsencode(r[0]) for r in rows) == sorted(os.path.join(d, n) for n in names)
+    assert os.fsencode(skipped[0].path) == os.path.join(d, b"fifo\xfe.png")
+    table = pq.read_table(out / "shard-00000.parquet")
+    assert table.column("path").type == "string" and table.column("path_bytes").type == "binary"
+    with Store.open(str(tmp_path / "g.db")) as store:
+        assert index_from_parquet(store, str(out)).added == 3
+        assert sorted(os.fsencode(p) for p in store.rows_under([os.fsdecode(d)])) == \
+            sorted(os.path.join(d, n) for n in names)

@@ -58,20 +58,21 @@ def list_source(source: str, path_column: str | None = None) -> list[str]:
         paths = _resolve(source, table.column(col).to_pylist())
     elif source.endswith(".csv"):
         col = path_column or "path"
-        with open(source, newline="") as f:
+        with open(source, newline="", encoding="utf-8", errors="surrogateescape") as f:
             reader = csv.DictReader(f)
             if col not in (reader.fieldnames or []):
                 raise UsageError(f"{source} has no column {col!r}; use --path-column")
             paths = _resolve(source, [row[col] for row in reader])
     else:
-        with open(source) as f:
+        with open(source, encoding="utf-8", errors="surrogateescape") as f:  # any bytes a name may hold
             paths = _resolve(source, [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")])
     return sorted(set(paths))
 
 
 def _resolve(list_file: str, items: list) -> list[str]:
     base = os.path.dirname(os.path.abspath(list_file))
-    return [p if is_uri(p) else os.path.join(base, os.path.expanduser(p)) for p in map(str, items) if p]
+    names = [os.fsdecode(p) if isinstance(p, bytes) else str(p) for p in items if p]  # a binary column
+    return [p if is_uri(p) else os.path.join(base, os.path.expanduser(p)) for p in names]
 
 
 def plan_shards(paths: list[str], shard_size: int) -> list[list[str]]:

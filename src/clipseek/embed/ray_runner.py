@@ -11,6 +11,7 @@ so a job killed mid-way keeps every shard written so far. Ray is optional: `pip 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -37,8 +38,10 @@ def import_ray():
 
 
 def decode_batch(batch: dict, cfg: PreprocessCfg, shape: tuple, limits: ImageLimits) -> dict:
-    """CPU stage: paths -> columns with pixels (the same `load_record` as the in-process runner)."""
-    cols = stack_records([load_record(str(p), cfg, limits) for p in batch["path"]], shape)
+    """CPU stage: paths -> columns with pixels (the same `load_record` as the in-process runner).
+    Paths travel through Ray as bytes (Arrow strings must be UTF-8; a file name need not be)."""
+    cols = stack_records([load_record(os.fsdecode(p), cfg, limits) for p in batch["path"]], shape)
+    cols["path"] = np.array([os.fsencode(p) for p in cols["path"]], dtype=object)
     cols["shard"] = np.asarray(batch["shard"])
     return cols
 
@@ -81,7 +84,7 @@ def run_ray(model: str, assembler: ShardAssembler, todo: dict[int, list[str]], *
         gpus_total = float(ray.cluster_resources().get("GPU", 0))
         gpus = num_gpus_per_worker if num_gpus_per_worker is not None else (1.0 if gpus_total else 0.0)
         n_actors = workers or (max(1, int(gpus_total // gpus)) if gpus else 1)
-        items = [{"path": p, "shard": i} for i, paths in todo.items() for p in paths]
+        items = [{"path": os.fsencode(p), "shard": i} for i, paths in todo.items() for p in paths]
         cpus = int(ray.cluster_resources().get("CPU", 1))
         # enough blocks to keep every CPU decoding, and none bigger than 4096 files (retries stay cheap)
         blocks = max(1, min(len(items) // batch_size, 2 * cpus), -(-len(items) // 4096))

@@ -5,6 +5,10 @@ skipped files with reasons, and a meta table (schema version, database id, model
 name, dtype, dim). WAL mode; every write happens in one transaction, so a killed run loses nothing
 that was committed and leaves no half-written batch behind. SQL is parameterised only.
 
+Paths are stored as `core.paths.db_value` says: a name that is valid UTF-8 as TEXT (as always), any
+other name as a BLOB of its exact bytes; reads give the `str` back (`from_db`, surrogate escapes). A
+prefix query compares bytes (`CAST(path AS BLOB)`), so it finds both kinds.
+
 Row ids come from AUTOINCREMENT and are never reused: a changed file gets a new id (delete + insert),
 a moved file keeps its id. The FAISS index (vector_index.py) relies on that to extend itself instead of
 rebuilding.
@@ -22,6 +26,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from clipseek.core.paths import db_value, from_db
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
@@ -63,6 +68,17 @@ class FileRow:
     hash: str
     width: int
     height: int
+
+
+def _file_row(r: Sequence) -> FileRow:
+    """A row of (id, path, size, mtime_ns, hash, width, height) as SQLite returns it."""
+    return FileRow(r[0], from_db(r[1]), *r[2:7])
+
+
+def _under(root: str) -> tuple[int, bytes]:
+    """(byte length, bytes) of the folder prefix `root/`, for `substr(CAST(path AS BLOB), 1, n) = prefix`."""
+    prefix = os.fsencode(root.rstrip(os.sep) + os.sep)
+    return len(prefix), prefix
 
 
 def file_hash(path: str, chunk: int = 1 << 20) -> str:
@@ -199,20 +215,18 @@ class Store:
         """Catalogued files whose path lies inside one of `roots` (absolute folder paths)."""
         out: dict[str, FileRow] = {}
         for root in roots:
-            prefix = root.rstrip(os.sep) + os.sep
             cur = self.conn.execute(
                 "SELECT id, path, size, mtime_ns, hash, width, height FROM files "
-                "WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
-            out.update((r[1], FileRow(*r)) for r in cur)
+                "WHERE substr(CAST(path AS BLOB), 1, ?) = ?", _under(root))
+            out.update((row.path, row) for row in map(_file_row, cur))
         return out
 
     def skipped_under(self, roots: Sequence[str]) -> dict[str, tuple[int, int, str]]:
         out: dict[str, tuple[int, int, str]] = {}
         for root in roots:
-            prefix = root.rstrip(os.sep) + os.sep
             cur = self.conn.execute("SELECT path, size, mtime_ns, reason FROM skipped "
-                                    "WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
-            out.update((r[0], (r[1], r[2], r[3])) for r in cur)
+                                    "WHERE substr(CAST(path AS BLOB), 1, ?) = ?", _under(root))
+            out.update((from_db(r[0]), (r[1], r[2], r[3])) for r in cur)
         return out
 
     def rows_with_hashes(self, hashes: Iterable[str]) -> dict[str, list[FileRow]]:
@@ -222,7 +236,7 @@ class Store:
             cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height FROM files "
                                     f"WHERE hash IN ({marks})", chunk)  # placeholders only
             for r in cur:
-                out.setdefault(r[4], []).append(FileRow(*r))
+                out.setdefault(r[4], []).append(_file_row(r))
         return out
 
     def get_rows(self, ids: Sequence[int]) -> dict[int, FileRow]:
@@ -231,7 +245,7 @@ class Store:
             marks = ",".join("?" * len(chunk))
             cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height FROM files "
                                     f"WHERE id IN ({marks})", chunk)  # placeholders only
-            out.update((r[0], FileRow(*r)) for r in cur)
+            out.update((r[0], _file_row(r)) for r in cur)
         return out
 
     def get_rows_with_vectors(self, ids: Sequence[int]) -> dict[int, tuple[FileRow, np.ndarray]]:
@@ -240,7 +254,7 @@ class Store:
             marks = ",".join("?" * len(chunk))
             cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height, vector "
                                     f"FROM files WHERE id IN ({marks})", chunk)  # placeholders only
-            out.update((r[0], (FileRow(*r[:7]), np.frombuffer(r[7], dtype=np.float32))) for r in cur)
+            out.update((r[0], (_file_row(r), np.frombuffer(r[7], dtype=np.float32))) for r in cur)
         return out
 
     def vector(self, row_id: int) -> np.ndarray:
@@ -268,31 +282,38 @@ class Store:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def skipped(self) -> list[tuple[str, str]]:
-        return self.conn.execute("SELECT path, reason FROM skipped ORDER BY path").fetchall()
+        rows = self.conn.execute("SELECT path, reason FROM skipped").fetchall()
+        return sorted((from_db(p), r) for p, r in rows)
 
     def common_root(self) -> str | None:
         """The deepest folder holding every catalogued file (None when empty). The common prefix of
-        a sorted set is that of its first and last items, so this reads two index entries."""
-        lo, hi = self.conn.execute("SELECT min(path), max(path) FROM files").fetchone()
-        if lo is None:
+        a sorted set is that of its first and last items: SQLite sorts every TEXT path before every
+        BLOB one, each kind by its bytes, so the first and last of each kind (four index reads) do."""
+        ends = self.conn.execute(
+            "SELECT (SELECT min(path) FROM files), (SELECT max(path) FROM files WHERE path < X''), "
+            "(SELECT min(path) FROM files WHERE path >= X''), (SELECT max(path) FROM files)").fetchone()
+        found = [os.fsencode(from_db(v)) for v in ends if v is not None]
+        if not found:
             return None
-        prefix = os.path.commonprefix([lo, hi])
-        return prefix[:prefix.rfind(os.sep) + 1].rstrip(os.sep) or os.sep
+        prefix = os.path.commonprefix(found)
+        sep = os.fsencode(os.sep)
+        return os.fsdecode(prefix[:prefix.rfind(sep) + 1].rstrip(sep) or sep)
 
     # ---- writes (call inside `with store.transaction():`) --------------------------------------
     def insert_files(self, rows: Sequence[tuple[str, int, int, str, int, int, np.ndarray]]) -> None:
         """(path, size, mtime_ns, hash, width, height, vector). A path already present is replaced
         by a new row with a new id (its content changed); its skip record, if any, is cleared."""
-        paths = [(r[0],) for r in rows]
+        paths = [(db_value(r[0]),) for r in rows]
         self.conn.executemany("DELETE FROM files WHERE path = ?", paths)
         self.conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
         self.conn.executemany(
             "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector) VALUES (?,?,?,?,?,?,?)",
-            [(p, s, m, h, w, ht, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+            [(db_value(p), s, m, h, w, ht, np.ascontiguousarray(v, dtype=np.float32).tobytes())
              for p, s, m, h, w, ht, v in rows])
 
     def copy_file_row(self, src_id: int, path: str, size: int, mtime_ns: int) -> None:
         """A new path with the same content as row `src_id`: reuse its vector, no re-embedding."""
+        path = db_value(path)
         self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
         self.conn.execute("DELETE FROM skipped WHERE path = ?", (path,))
         self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector) "
@@ -300,6 +321,7 @@ class Store:
                           (path, size, mtime_ns, src_id))
 
     def move_file(self, row_id: int, new_path: str, size: int, mtime_ns: int) -> None:
+        new_path = db_value(new_path)
         self.conn.execute("DELETE FROM files WHERE path = ? AND id != ?", (new_path, row_id))
         self.conn.execute("DELETE FROM skipped WHERE path = ?", (new_path,))
         self.conn.execute("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
@@ -309,12 +331,13 @@ class Store:
         self.conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, row_id))
 
     def remove_paths(self, paths: Iterable[str]) -> None:
-        items = [(p,) for p in paths]
+        items = [(db_value(p),) for p in paths]
         self.conn.executemany("DELETE FROM files WHERE path = ?", items)
         self.conn.executemany("DELETE FROM skipped WHERE path = ?", items)
 
     def record_skipped(self, items: Sequence[tuple[str, int, int, str]]) -> None:
         """(path, size, mtime_ns, reason); a file that turned bad loses its old vector row."""
+        items = [(db_value(i[0]), *i[1:]) for i in items]
         self.conn.executemany("DELETE FROM files WHERE path = ?", [(i[0],) for i in items])
         self.conn.executemany("INSERT INTO skipped(path, size, mtime_ns, reason) VALUES (?,?,?,?) "
                               "ON CONFLICT(path) DO UPDATE SET size = excluded.size, "

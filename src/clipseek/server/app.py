@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from clipseek import __version__
+from clipseek.core.paths import json_text, text_or_replacement
 from clipseek.errors import ClipseekError, UsageError
 from clipseek.server.guard import Guard
 from clipseek.server.service import GalleryService, Limits, NotFound, TooLarge
@@ -36,8 +37,16 @@ IMAGE_ID = Path(..., ge=1, le=2 ** 63 - 1, description="An image id from a searc
 TOKEN_PARAM = Query(None, description="The --token, for <img> tags that cannot send headers.")
 
 
+class PathSafeJSON(JSONResponse):
+    """JSON whose strings may hold file names that are not UTF-8: they are written as `\\udcXX`
+    escapes (`core.paths.json_text`), so the body is always valid UTF-8 and the name survives."""
+
+    def render(self, content) -> bytes:
+        return json_text(content).encode("utf-8")
+
+
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return PathSafeJSON({"error": message}, status_code=status)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -55,7 +64,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc: HTTPException):
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+        return PathSafeJSON({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | None = None,
@@ -75,6 +84,7 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
         await run_in_threadpool(svc.close)
 
     app = FastAPI(title="clipseek", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan,
+                  default_response_class=PathSafeJSON,
                   description="Search an indexed image gallery by text or by example image, and "
                               "classify images zero-shot against your labels, with a CLIP model.")
     app.state.service = svc
@@ -116,7 +126,8 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
         headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
         if path is None:
             return Response(data, media_type=media, headers=headers)
-        return FileResponse(path, media_type=media, headers=headers, filename=os.path.basename(path),
+        return FileResponse(path, media_type=media, headers=headers,
+                            filename=text_or_replacement(os.path.basename(path)),
                             content_disposition_type="inline")
 
     @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A cached JPEG thumbnail, by id")

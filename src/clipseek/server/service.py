@@ -14,7 +14,7 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 from clipseek.core.files import DEFAULT_MAX_PIXELS
@@ -36,6 +36,7 @@ from clipseek.gallery.thumbs import (
     ensure_thumbnail,
     web_media_type,
 )
+from clipseek.model.fingerprint import Fingerprint
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -275,8 +276,23 @@ class GalleryService:
             raise NotFound(f"image {image_id} cannot be read now: {e.reason}") from None
 
     def stats(self) -> dict:
+        """The gallery's counts, model and limits. No absolute path of the server's disk: the
+        database and a local model are named relative to the gallery's root folder."""
         def read():
-            s = self.gallery.stats()
-            return {**s, "root": self.gallery.store.common_root()}
+            return self.gallery.stats(), self.gallery.store.common_root()
 
-        return {**self._run(read), "default_template": DEFAULT_TEMPLATE, "limits": self.limits.to_dict()}
+        s, root = self._run(read)
+        s = {**s, "db": _relative_to(s["db"], root)}
+        if "model" in s:
+            s["model"] = _relative_to(s["model"], root)
+        if s.get("fingerprint"):
+            fp = Fingerprint.parse(s["fingerprint"])
+            s["fingerprint"] = str(replace(fp, name=_relative_to(fp.name, root)))
+        return {**s, "default_template": DEFAULT_TEMPLATE, "limits": self.limits.to_dict()}
+
+
+def _relative_to(path: str, root: str | None) -> str:
+    """An absolute `path` relative to the gallery root (just its name when the gallery is empty)."""
+    if not os.path.isabs(path):
+        return path  # a hub id
+    return os.path.relpath(path, root) if root else os.path.basename(path)
