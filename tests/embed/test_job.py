@@ -38,7 +38,7 @@ def test_local_shards_match_embed_paths(tmp_path, fake_encoder, photos):
     out = tmp_path / "out"
     s = embed_job(str(photos), str(out), encoder, shard_size=4, batch_size=3, workers=2)
     assert (s.files, s.shards, s.shards_written, s.embedded, len(s.skipped)) == (13, 4, 4, 11, 2)
-    assert sorted(os.listdir(out)) == ["manifest.json"] + [f"shard-{i:05d}.{e}" for i in range(4)
+    assert sorted(os.listdir(out)) == [".lock", "manifest.json"] + [f"shard-{i:05d}.{e}" for i in range(4)
                                                            for e in ("parquet", "skipped.json")]
     rows, vecs, skipped = read_shards(out)
     ref = reference(encoder, photos)
@@ -197,3 +197,25 @@ def test_names_that_are_not_utf8_survive_shards_and_loading(tmp_path, fake_encod
         assert index_from_parquet(store, str(out)).added == 3
         assert sorted(os.fsencode(p) for p in store.rows_under([os.fsdecode(d)])) == \
             sorted(os.path.join(d, n) for n in names)
+
+
+def test_one_job_per_folder_and_the_model_recorded_before_the_first_shard(tmp_path, fake_encoder, photos,
+                                                                          monkeypatch):
+    from clipseek._io import writer_lock
+    from clipseek.embed import job, shards
+    from clipseek.errors import BusyError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with writer_lock(out / ".lock", str(out)):
+        with pytest.raises(BusyError, match=f"pid {os.getpid()}"):
+            job.embed_job(str(photos), str(out), fake_encoder)
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(job, "run_local", killed)  # dies before the first batch
+    with pytest.raises(KeyboardInterrupt):
+        job.embed_job(str(photos), str(out), fake_encoder, shard_size=4)
+    manifest = shards.read_manifest(str(out))
+    assert manifest["fingerprint"] == str(fake_encoder.fingerprint) and manifest["model"] == "fake-clip"
+    assert shards.done_shards(str(out)) == set()

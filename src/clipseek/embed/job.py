@@ -31,13 +31,15 @@ from clipseek.embed.stages import (
     pixel_shape,
     stack_records,
 )
-from clipseek.errors import Skipped, UsageError
+from clipseek._io import writer_lock
+from clipseek.errors import BusyError, Skipped, UsageError
 from clipseek.model.fingerprint import Fingerprint
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
 
 DEFAULT_SHARD_SIZE = 10_000
+LOCK = ".lock"  # the one-writer lock file in the output folder
 
 
 # ---- stage 1: list files ---------------------------------------------------------------------------
@@ -151,12 +153,24 @@ def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engi
               on_shard: Callable[[shards.Shard], None] | None = None) -> EmbedSummary:
     """Embed every image of `source` into Parquet shards in `out_dir`; resumes an interrupted job.
     `workers`: decoding threads (local engine) or encoder actors (ray); `ray_options`: the other
-    arguments of `ray_runner.run_ray` (address, num_gpus_per_worker), ignored by the local engine."""
+    arguments of `ray_runner.run_ray` (address, num_gpus_per_worker), ignored by the local engine.
+    One job writes a folder at a time: a second one exits at once (BusyError, naming the first)."""
+    if engine not in ("local", "ray"):
+        raise UsageError(f"unknown engine {engine!r}; choose local or ray")
+    if not is_uri(source) and not os.path.exists(source):
+        raise UsageError(f"source not found: {source}")
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    with writer_lock(os.path.join(out_dir, LOCK), out_dir, BusyError):
+        return _run_job(source, out_dir, encoder, engine, model, device, dtype, shard_size, batch_size,
+                        workers, path_column, vector_dtype, limits, ray_options, on_shard)
+
+
+def _run_job(source, out_dir, encoder, engine, model, device, dtype, shard_size, batch_size, workers,
+             path_column, vector_dtype, limits, ray_options, on_shard) -> EmbedSummary:
     from clipseek.model.fingerprint import model_source
     from clipseek.model.loader import DEFAULT_MODEL
 
-    if engine not in ("local", "ray"):
-        raise UsageError(f"unknown engine {engine!r}; choose local or ray")
     t0 = time.perf_counter()
     manifest, todo, summary = prepare_job(source, out_dir, shard_size, path_column, vector_dtype)
     name = model_source(model or manifest.get("model") or DEFAULT_MODEL)
@@ -174,10 +188,12 @@ def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engi
             from clipseek.model.loader import load_model
 
             encoder = load_model(name, device=device, dtype=dtype or "auto")
-        shards.check_model(manifest, encoder.fingerprint, summary.out_dir)
+        shards.bind_model(summary.out_dir, manifest, encoder.fingerprint, encoder.dim)  # before any batch
         run_local(encoder, assembler, todo, batch_size, workers, limits)
     elif todo:
         from clipseek.embed.ray_runner import run_ray
+
+        shards.record_model_name(summary.out_dir, manifest, name)  # the actors compute the fingerprint
 
         run_ray(name, assembler, todo, batch_size=batch_size, limits=limits, device=device,
                 dtype=dtype or "auto", **{"workers": workers, **(ray_options or {})})

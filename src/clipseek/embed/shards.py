@@ -2,7 +2,9 @@
 
 Layout of DIR:
   manifest.json                 the job: source, file count, path-list digest, shard size and count,
-                                model fingerprint (set by the first shard written), dim, vector dtype
+                                model fingerprint and dim (set when the model is loaded, before the
+                                first batch), vector dtype
+  .lock                         the one-writer lock (`_io.writer_lock`) of the job running now
   shard-00000.parquet           embedded files of shard 0: path, path_bytes, hash, size, mtime_ns,
                                 width, height, vector (fixed_size_list<float32|float16>[dim]),
                                 fingerprint
@@ -124,6 +126,14 @@ def bind_model(out_dir: str, manifest: dict, fingerprint: Fingerprint, dim: int)
             "dtype": fingerprint.dtype, "framing": fingerprint.framing}
     if manifest.get("fingerprint") is None:
         manifest.update(info)
+        atomic_write_json(os.path.join(out_dir, MANIFEST), manifest)
+
+
+def record_model_name(out_dir: str, manifest: dict, name: str) -> None:
+    """Before the first shard: remember which model the job runs, so a re-run without --model (after a
+    kill before any shard was written) uses it."""
+    if manifest.get("fingerprint") is None and manifest.get("model") != name:
+        manifest["model"] = name
         atomic_write_json(os.path.join(out_dir, MANIFEST), manifest)
 
 

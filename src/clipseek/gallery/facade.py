@@ -2,6 +2,11 @@
 
 `Gallery` ties the pieces together: the store (truth), the FAISS index (a cache, kept in step), and
 an encoder (loaded from the model recorded in the database unless one is given).
+
+One writer per gallery: `index` and `index_parquet` hold `DB.lock` (`_io.writer_lock`) for the whole
+run, so a second writer exits at once (BusyError naming the first). Readers take no such lock:
+SQLite's WAL lets them search while a writer commits. Any process may save the FAISS cache after
+bringing it up to date; saves are serialized by `DB.faiss.lock`, held for the save only.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from clipseek._io import short_lock, writer_lock
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
-from clipseek.errors import ModelMismatchError, UsageError
+from clipseek.errors import BusyError, ModelMismatchError, UsageError
 from clipseek.gallery.store import Store
 from clipseek.gallery.vector_index import APPROX_THRESHOLD, VectorIndex
 from clipseek.model.fingerprint import model_source
@@ -58,10 +64,25 @@ class Gallery:
         self.int8_text = int8_text
 
     # ---- lazily opened parts ---------------------------------------------------------------------
-    def _open(self, create: bool) -> Store:
+    def _open(self, create: bool, model=None) -> Store:
         if self._store is None:
-            self._store = Store.open(self.db_path, create=create)
+            self._store = Store.open(self.db_path, create=create, model=model)
         return self._store
+
+    def _exists(self) -> bool:
+        return os.path.isfile(self.db_path) and os.path.getsize(self.db_path) > 0
+
+    def _writing(self):
+        """The one-writer lock of this gallery (BusyError at once when another process holds it)."""
+        return writer_lock(self.db_path + ".lock", self.db_path, BusyError)
+
+    def _open_for_writing(self) -> tuple[Store, Encoder]:
+        """The store and its encoder; a new database is created with the encoder's model recorded."""
+        if self._store is None and not self._exists():
+            enc = self.encoder  # the model given, or the default: loaded before the file exists
+            return self._open(create=True, model=(enc.fingerprint, enc.dim)), enc
+        store = self._open(create=True)
+        return store, self.encoder  # raises if the DB belongs to another model
 
     @property
     def store(self) -> Store:
@@ -115,20 +136,31 @@ class Gallery:
         from clipseek.gallery.sync import check_roots, index_folders
 
         check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
-        store = self._open(create=True)
-        enc = self.encoder  # raises if the DB belongs to another model
-        summary = index_folders(store, enc, dirs, batch_size=batch_size,
-                                workers=workers, limits=limits, on_start=on_start,
-                                on_progress=on_progress)
-        self._refresh_index(force=True)
+        if not os.path.isdir(os.path.dirname(self.db_path)):
+            raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
+        with self._writing():
+            store, enc = self._open_for_writing()
+            summary = index_folders(store, enc, dirs, batch_size=batch_size,
+                                    workers=workers, limits=limits, on_start=on_start,
+                                    on_progress=on_progress)
+            self._refresh_index(force=True)
         return summary
 
     def index_parquet(self, out_dir: str, on_progress: Callable[[int], None] | None = None):
         """Load the Parquet shards of a `clipseek embed` job (no model needed); returns an IndexSummary."""
+        from clipseek.embed import shards
         from clipseek.gallery.sync import index_from_parquet
+        from clipseek.model.fingerprint import Fingerprint
 
-        summary = index_from_parquet(self._open(create=True), out_dir, on_progress=on_progress)
-        self._refresh_index(force=True)
+        manifest = shards.read_manifest(out_dir)
+        model = None if manifest.get("fingerprint") is None else \
+            (Fingerprint.parse(manifest["fingerprint"]), int(manifest["dim"]))
+        if not os.path.isdir(os.path.dirname(self.db_path)):
+            raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
+        with self._writing():
+            store = self._open(create=True, model=None if self._exists() else model)
+            summary = index_from_parquet(store, out_dir, on_progress=on_progress)
+            self._refresh_index(force=True)
         return summary
 
     # ---- searching -------------------------------------------------------------------------------
@@ -173,11 +205,16 @@ class Gallery:
     def _refresh_index(self, force: bool = False) -> VectorIndex:
         store = self.store
         version = store.conn.execute("PRAGMA data_version").fetchone()[0]
-        if self._index is None:
-            self._index = VectorIndex.for_store(store, threshold=self.approx_threshold)
-        elif force or version != self._data_version:
-            if self._index.sync(store, self.approx_threshold):
-                self._index.save(store.path + ".faiss")
+        if self._index is None or force or version != self._data_version:
+            with short_lock(store.path + ".faiss.lock") as locked:  # one saver at a time
+                if self._index is None and locked:
+                    self._index = VectorIndex.for_store(store, threshold=self.approx_threshold)
+                elif self._index is None:  # a folder we cannot write: use the cache, never save it
+                    self._index = VectorIndex.load(store.path + ".faiss") or \
+                        VectorIndex.rebuild(store, self.approx_threshold)
+                    self._index.sync(store, self.approx_threshold)
+                elif self._index.sync(store, self.approx_threshold) and locked:
+                    self._index.save(store.path + ".faiss")
         self._data_version = version
         return self._index
 

@@ -99,8 +99,12 @@ class Store:
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str, create: bool = True) -> "Store":
-        path = os.path.abspath(os.path.expanduser(str(path)))
+    def open(cls, path: str, create: bool = True,
+             model: tuple[Fingerprint, int] | None = None) -> "Store":
+        """Open (or with `create`, make) the database at `path`. `model`: (fingerprint, dim) recorded
+        in the same transaction that creates the schema, so a database never exists without the
+        model it is for (a run killed before its first batch re-runs with the right model)."""
+        path = os.path.abspath(os.path.expanduser(os.fsdecode(path)))
         exists = os.path.exists(path)
         if not exists and not create:
             raise UsageError(f"no clipseek database at {path} (run `clipseek index DIR --db {path}` first)")
@@ -111,7 +115,7 @@ class Store:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # we manage transactions
         try:
             store = cls(path, conn)
-            store._init_or_check(fresh=not exists or os.path.getsize(path) == 0)
+            store._init_or_check(fresh=not exists or os.path.getsize(path) == 0, model=model)
             conn.execute("PRAGMA journal_mode=WAL")  # only once we know the file is ours
             conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as e:
@@ -122,14 +126,14 @@ class Store:
             raise
         return store
 
-    def _init_or_check(self, fresh: bool) -> None:
+    def _init_or_check(self, fresh: bool, model: tuple[Fingerprint, int] | None = None) -> None:
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if fresh or not tables:
             with self.transaction():
                 for stmt in filter(str.strip, _SCHEMA.split(";")):  # not executescript: it commits
                     self.conn.execute(stmt)
                 self._set_meta_rows({"app": APP_ID, "schema_version": str(SCHEMA_VERSION),
-                                     "db_id": uuid.uuid4().hex})
+                                     "db_id": uuid.uuid4().hex, **(_model_meta(*model) if model else {})})
             return
         if "meta" not in tables or self.meta("app") != APP_ID:
             raise UsageError(f"{self.path} is not a clipseek database (it is some other SQLite file)")
@@ -192,9 +196,7 @@ class Store:
         check_fingerprint(self, fingerprint)
         if self.fingerprint is None:
             with self.transaction():
-                self._set_meta_rows({"fingerprint": str(fingerprint), "dim": str(dim),
-                                     "model": fingerprint.name, "dtype": fingerprint.dtype,
-                                     "framing": fingerprint.framing})
+                self._set_meta_rows(_model_meta(fingerprint, dim))
 
     # ---- reads ---------------------------------------------------------------------------------
     def count(self) -> int:
@@ -342,6 +344,11 @@ class Store:
         self.conn.executemany("INSERT INTO skipped(path, size, mtime_ns, reason) VALUES (?,?,?,?) "
                               "ON CONFLICT(path) DO UPDATE SET size = excluded.size, "
                               "mtime_ns = excluded.mtime_ns, reason = excluded.reason", items)
+
+
+def _model_meta(fingerprint: Fingerprint, dim: int) -> dict[str, str]:
+    return {"fingerprint": str(fingerprint), "dim": str(dim), "model": fingerprint.name,
+            "dtype": fingerprint.dtype, "framing": fingerprint.framing}
 
 
 def check_fingerprint(store: Store, fingerprint: Fingerprint) -> None:
