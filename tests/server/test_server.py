@@ -223,13 +223,30 @@ def test_text_queries_batched_under_load_equal_single_queries(gallery, encoder):
 
 
 # ---- limits ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("params,status", [
-    ({"q": "cat", "k": 0}, 400), ({"q": "cat", "k": 201}, 400), ({"q": "cat", "k": -5}, 400),
-    ({"q": "cat", "k": "ten"}, 422), ({"k": 3}, 422), ({"q": ""}, 400), ({"q": "   "}, 400),
-    ({"q": "x" * 501}, 400),
+@pytest.mark.parametrize("params,status", [  # 422: out of the range the schema states; 400: the service
+    ({"q": "cat", "k": 0}, 422), ({"q": "cat", "k": 201}, 422), ({"q": "cat", "k": -5}, 422),
+    ({"q": "cat", "k": "ten"}, 422), ({"k": 3}, 422), ({"q": ""}, 422), ({"q": "   "}, 422),
+    ({"q": "x" * 501}, 422), ({"q": "\x1f"}, 400),
 ])
 def test_search_limits(client, params, status):
     assert_json_error(client.get("/api/search", params=params), status)
+
+
+def test_other_methods_on_known_paths_are_405_with_allow(client):
+    for method, path, allow in (("PUT", "/api/search", "GET"), ("DELETE", "/api/classify", "POST"),
+                                ("PATCH", "/api/images/1", "GET"), ("POST", "/api/stats", "GET")):
+        r = client.request(method, path)
+        assert_json_error(r, 405)
+        assert r.headers["allow"] == allow
+    assert_json_error(client.put("/api/nothing-here"), 404)
+    assert_json_error(client.get("/api/nothing-here"), 404)
+
+
+def test_templates_with_other_fields_are_a_json_400_not_a_500(client):
+    for bad in ("a {x} {}", "{0} {}", "{}{"):
+        r = classify_error(client, "cat,dog", bad)
+        assert_json_error(r, 400)
+        assert repr(bad) in r.json()["error"]
 
 
 def classify_error(client, labels, templates=None, data=None):
@@ -261,7 +278,7 @@ def test_bad_uploads(client):
     truncated = png_bytes()[:60]
     assert_json_error(client.post("/api/search/image", files={"file": ("t.png", truncated)}), 400)
     assert_json_error(client.post("/api/search/image", files={"file": ("x.png", png_bytes())},
-                                  data={"k": "0"}), 400)
+                                  data={"k": "0"}), 422)
 
 
 def test_upload_size_and_pixel_limits(gallery, encoder):

@@ -12,10 +12,11 @@ import sys
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, List, Optional
 
-from fastapi import FastAPI, File, Form, Path, Query, UploadFile
+from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -23,6 +24,15 @@ from clipseek import __version__
 from clipseek.core.paths import json_text, text_or_replacement
 from clipseek.errors import ClipseekError, UsageError
 from clipseek.server.guard import Guard
+from clipseek.server.schema import (
+    Classification,
+    Health,
+    ImageSearch,
+    TextSearch,
+    errors,
+    guard_statuses,
+    image_content,
+)
 from clipseek.server.service import GalleryService, Limits, NotFound, TooLarge
 
 if TYPE_CHECKING:
@@ -92,35 +102,66 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
                        allowed_hosts=allowed_hosts)
     _add_error_handlers(app)
 
-    @app.get("/api/health", tags=["info"])
+    _add_routes(app, svc, limits, guard_statuses(token, allowed_hosts))
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"), headers=PAGE_HEADERS)
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+                   include_in_schema=False)
+    async def no_such_api(request: Request, rest: str):
+        allowed = sorted({m for r in app.routes if isinstance(r, APIRoute) and r.include_in_schema
+                          and r.path_regex.match(request.url.path) for m in r.methods})
+        if allowed:  # a known path, another method: 405 and what it takes, not "no such endpoint"
+            return PathSafeJSON({"error": f"{request.method} is not allowed here; use {', '.join(allowed)}"},
+                                status_code=405, headers={"Allow": ", ".join(allowed)})
+        return _error(404, "no such API endpoint; see /docs")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _add_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[int, ...]) -> None:
+    """The API. Every status a route can answer is in its `responses` (schema.py), so /openapi.json
+    tells the truth; FastAPI checks the ranges the schema states (422), the service the rest (400)."""
+    @app.get("/api/health", tags=["info"], responses={200: {"model": Health}, **errors(guard=guard)})
     async def health():
         return {"status": "ok", "version": __version__}
 
-    @app.get("/api/stats", tags=["info"])
+    @app.get("/api/stats", tags=["info"], responses=errors(guard=guard))
     async def stats():
         return await run_in_threadpool(svc.stats)
 
-    @app.get("/api/search", tags=["search"], summary="Images matching a text query")
-    async def search(q: str = Query(..., description="Text to search for, e.g. 'a dog on a beach'."),
-                     k: int = Query(20, description=f"Number of results (1 to {limits.max_k}).")):
+    @app.get("/api/search", tags=["search"], summary="Images matching a text query",
+             responses={200: {"model": TextSearch}, **errors(400, 422, guard=guard)})
+    async def search(q: str = Query(..., min_length=1, max_length=limits.max_query_chars, pattern=r"\S",
+                                    description="Text to search for, e.g. 'a dog on a beach'."),
+                     k: int = Query(20, ge=1, le=limits.max_k, description="Number of results.")):
         return await asyncio.wrap_future(svc.submit_search_text(q, k))  # the model thread does the work
 
-    @app.post("/api/search/image", tags=["search"], summary="Images similar to an uploaded image")
+    @app.post("/api/search/image", tags=["search"], summary="Images similar to an uploaded image",
+              responses={200: {"model": ImageSearch}, **errors(400, 413, 422, guard=guard)})
     async def search_image(file: UploadFile = File(..., description="The example image."),
-                           k: int = Form(20)):
+                           k: int = Form(20, ge=1, le=limits.max_k)):
         data = await file.read(limits.max_upload_bytes + 1)
         return await run_in_threadpool(svc.search_image, data, k, file.filename or "")
 
-    @app.post("/api/classify", tags=["classify"], summary="Zero-shot probabilities of labels")
+    @app.post("/api/classify", tags=["classify"], summary="Zero-shot probabilities of labels",
+              responses={200: {"model": Classification}, **errors(400, 413, 422, guard=guard)})
     async def classify(file: UploadFile = File(..., description="The image to classify."),
-                       labels: List[str] = Form(..., description="Labels: repeat the field, or "
+                       labels: List[str] = Form(..., min_length=1, description="Labels: repeat the field, or "
                                                 "separate them by commas or new lines."),
                        templates: Optional[List[str]] = Form(None, description="Prompt templates with "
-                                                             "one '{}', or 'imagenet' (80 templates).")):
+                                                             "exactly one '{}' and no other braces, or "
+                                                             "'imagenet' (80 templates).")):
         data = await file.read(limits.max_upload_bytes + 1)
         return await run_in_threadpool(svc.classify, data, labels, templates, file.filename or "")
 
-    @app.get("/api/images/{image_id}", tags=["images"], summary="The original image file, by id")
+    @app.get("/api/images/{image_id}", tags=["images"], summary="The original image file, by id",
+             response_class=Response,
+             responses={**image_content("The image file (formats browsers cannot show are sent as "
+                                        "a JPEG copy)"), **errors(404, 422, guard=guard)})
     async def image(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
         path, data, media = await run_in_threadpool(svc.image, image_id)
         headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
@@ -130,24 +171,14 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
                             filename=text_or_replacement(os.path.basename(path)),
                             content_disposition_type="inline")
 
-    @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A cached JPEG thumbnail, by id")
+    @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A cached JPEG thumbnail, by id",
+             response_class=Response,
+             responses={**image_content("A JPEG thumbnail", ["image/jpeg"]), **errors(404, 422, guard=guard)})
     async def thumb(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
         path = await run_in_threadpool(svc.thumbnail, image_id)
         return FileResponse(path, media_type="image/jpeg",
                             headers={"Cache-Control": "private, max-age=86400",
                                      "X-Content-Type-Options": "nosniff"})
-
-    @app.get("/", include_in_schema=False)
-    async def page():
-        return FileResponse(os.path.join(STATIC_DIR, "index.html"), headers=PAGE_HEADERS)
-
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
-                   include_in_schema=False)
-    async def no_such_api(rest: str):
-        return _error(404, "no such API endpoint; see /docs")
-
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app
 
 
 def is_loopback(host: str) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
@@ -37,6 +36,7 @@ from clipseek.gallery.thumbs import (
     web_media_type,
 )
 from clipseek.model.fingerprint import Fingerprint
+from clipseek.server.fair import Classifiers
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -85,10 +85,10 @@ class GalleryService:
         self.thumb_dir = thumb_dir or self.db_path + ".thumbs"
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="clipseek-model")
         self._local = threading.local()
-        self._classifiers: OrderedDict[tuple, object] = OrderedDict()
         self._pending: list[tuple[str, int, Future]] = []  # text queries waiting for the model
         self._pending_lock, self._draining = threading.Lock(), False
         self.encoder = self._run(self._load)  # the model is loaded once, now; a bad DB fails here
+        self._classifiers = Classifiers(self._run, self.encoder.encode_texts)
 
     def _load(self) -> Encoder:
         self.gallery.store  # noqa: B018 - opens the DB (clear error if missing) before the model
@@ -220,22 +220,15 @@ class GalleryService:
         labels = self._check_labels(labels)
         templates = self._check_templates(templates, len(labels))
         img = self._decode_upload(data, name)
-        probs = self._run(self._classify, img, labels, templates)
+        weights = self._classifiers.get(labels, templates)  # in slices: searches run in between
+        probs = self._run(self._classify, img, weights)
         ranked = top_k(probs[None, :], labels, len(labels))[0]
         return {"labels": labels, "templates": len(templates),
                 "predictions": [{"label": l, "score": round(p, 6)} for l, p in ranked]}
 
-    def _classify(self, img, labels: list[str], templates: list[str]):
-        from clipseek.core.prompts import build_classifier
+    def _classify(self, img, weights):
         from clipseek.core.scores import probabilities
 
-        key = (tuple(labels), tuple(templates))
-        weights = self._classifiers.pop(key, None)
-        if weights is None:
-            weights = build_classifier(self.encoder, labels, templates)
-        self._classifiers[key] = weights  # most recently used last; keep a few label sets
-        while len(self._classifiers) > 8:
-            self._classifiers.popitem(last=False)
         return probabilities(self.encoder.encode_images([img]), weights, self.encoder.logit_scale)[0]
 
     # ---- images by id ----------------------------------------------------------------------------
