@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from clipseek.model.base import Encoder
 
 
+# Skips that depend on this run's limits (--max-pixels, --max-file-mb), not on the file alone: retried
+# every run (cheaply: the size from stat, the pixels from the header), so raising a limit takes effect.
+LIMIT_REASONS = ("too many pixels", "file too large")
+
+
 @dataclass
 class IndexSummary:
     added: int = 0        # new files embedded (or copied from an identical file)
@@ -126,7 +131,8 @@ def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int,
         row = plan.known.get(path)
         if row is not None and (row.size, row.mtime_ns) == (size, mtime):
             plan.unchanged += 1
-        elif row is None and path in known_skips and known_skips[path][:2] == (size, mtime):
+        elif row is None and path in known_skips and known_skips[path][:2] == (size, mtime) \
+                and not known_skips[path][2].startswith(LIMIT_REASONS):
             plan.still_skipped += 1
         else:
             plan.to_read.append(path)
