@@ -47,10 +47,25 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_s() -> float:
+    """CPU seconds this process has used, all threads (a load-independent cost: on a shared machine
+    wall time also counts other jobs)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_avg() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 class Timer:
     def __enter__(self):
-        self.t0 = time.perf_counter()
+        self.t0, self.c0 = time.perf_counter(), cpu_s()
         return self
 
     def __exit__(self, *exc):
-        self.s = time.perf_counter() - self.t0
+        self.s, self.cpu = time.perf_counter() - self.t0, cpu_s() - self.c0

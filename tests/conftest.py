@@ -11,6 +11,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Ray reads this when it is first imported: local test instances then bind 127.0.0.1, so every test's
 # traffic stays on the loopback interface.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Caches (ONNX exports of the test checkpoints, embeddings) go to a folder of this run, not ~/.cache;
+# CLI subprocesses inherit it, so a checkpoint is exported once per run.
+if "CLIPSEEK_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["CLIPSEEK_CACHE"] = tempfile.mkdtemp(prefix="clipseek-test-cache-")
 
 import numpy as np
 import pytest
@@ -49,6 +55,7 @@ class FakeEncoder:
         from clipseek.model.fingerprint import Fingerprint
 
         self.name, self.device, self.dtype_name, self.dim, self.logit_scale = name, "cpu", "float32", dim, 100.0
+        self.logit_bias = None  # scored like CLIP (softmax over the labels)
         self.preprocess_cfg = PreprocessCfg(size, (size, size), (0.5,) * 3, (0.5,) * 3, framing=framing)
         self.fingerprint = Fingerprint(name, "v1", "fake", "float32", self.preprocess_cfg.describe())
         self._projection = np.random.default_rng(0).standard_normal((3 * size * size, dim)).astype(np.float32)
@@ -110,3 +117,22 @@ def image_dir(tmp_path):
         make_image(i, (40 + 8 * i, 36)).save(d / f"img{i}.png")
     make_image(9, (64, 48)).save(d / "sub" / "deep.jpg", quality=90)
     return d
+
+
+# Words of the tiny SigLIP's vocabulary: Latin, Cyrillic, Greek and Han, with case and accents that a
+# lowercasing or ASCII-folding step would merge ("Кошка"/"кошка", "café"/"cafe").
+SIGLIP_WORDS = WORDS + ["кошка", "Кошка", "собака", "猫", "犬", "一只猫", "γάτα", "σκύλος", "café", "cafe"]
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_ckpt(tmp_path_factory) -> str:
+    from clipseek.model.tiny_siglip import save_tiny_siglip
+
+    return save_tiny_siglip(str(tmp_path_factory.mktemp("tiny-siglip")), SIGLIP_WORDS, seed=0)
+
+
+@pytest.fixture(scope="session")
+def siglip_encoder(tiny_siglip_ckpt):
+    from clipseek import load_model
+
+    return load_model(tiny_siglip_ckpt, device="cpu")

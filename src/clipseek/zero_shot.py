@@ -1,20 +1,25 @@
-"""Zero-shot classification: probabilities and top-k for images x labels. Nothing here prints."""
+"""Zero-shot classification: probabilities and top-k for images x labels. Nothing here prints.
+
+Probabilities are the model's own (`core.scores.probabilities`): a softmax over the labels for CLIP,
+an independent sigmoid per label for SigLIP-style models (those with a `logit_bias`)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
+from clipseek.core.organise import UNSURE, Transfer, plan_transfers, safe_folder_name
 from clipseek.core.prompts import (
     DEFAULT_TEMPLATE,
     Template,
     build_classifier,
     clean_labels,
 )
-from clipseek.core.scores import probabilities, top_k
+from clipseek.core.scores import probabilities, scoring, top_k
 from clipseek.embed.stages import embed_all
 from clipseek.errors import Skipped
 
@@ -42,9 +47,12 @@ class ClassifyResult:
     predictions: list[Prediction]
     skipped: list[Skipped] = field(default_factory=list)
     probs: np.ndarray | None = None   # (N, L), rows aligned with predictions
+    best_cosine: np.ndarray | None = None  # (N,) cosine of each image to its best label
+    scoring: str = "softmax"          # "softmax" (rows sum to 1) or "sigmoid" (one probability per label)
 
     def to_dict(self) -> dict:
-        return {"labels": self.labels, "results": [p.to_dict() for p in self.predictions],
+        return {"labels": self.labels, "scoring": self.scoring,
+                "results": [p.to_dict() for p in self.predictions],
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
@@ -58,13 +66,30 @@ def classify(encoder: Encoder, paths: Sequence[str], labels: Sequence[str],
     class_vecs = build_classifier(encoder, labels, templates)
     emb = embed_all(encoder, paths, batch_size=batch_size, workers=workers, on_progress=on_progress,
                     limits=limits)
-    probs = probabilities(emb.vectors, class_vecs, encoder.logit_scale)
+    probs = probabilities(emb.vectors, class_vecs, encoder.logit_scale, encoder.logit_bias)
     preds = [Prediction(p, r) for p, r in zip(emb.paths, top_k(probs, labels, top))]
-    return ClassifyResult(labels, preds, emb.skipped, probs)
+    best = (emb.vectors @ class_vecs.T).max(axis=1) if len(preds) else np.zeros(0, np.float32)
+    return ClassifyResult(labels, preds, emb.skipped, probs, best, scoring(encoder.logit_bias))
+
+
+def sort_plan(result: ClassifyResult, out_dir: str, unsure_below: float | None = None,
+              none_below: float | None = None) -> list[Transfer]:
+    """Where each classified image goes: OUT/<label as a safe folder name>/<file name>, or
+    OUT/_unsure/ when its top probability is below `unsure_below` or its best cosine below
+    `none_below` ("none of these"). Name clashes get a suffix (see core.organise.plan_transfers)."""
+    rows = []
+    for k, p in enumerate(result.predictions):
+        label, prob = p.ranked[0]
+        unsure = (unsure_below is not None and prob < unsure_below) or \
+            (none_below is not None and result.best_cosine is not None and result.best_cosine[k] < none_below)
+        folder = UNSURE if unsure else safe_folder_name(label)
+        rows.append((p.path, os.path.join(folder, os.path.basename(p.path)), label, prob))
+    return plan_transfers(rows, out_dir)
 
 
 def classify_images(encoder: Encoder, images, labels: Sequence[str],
                     templates: Sequence[Template] = (DEFAULT_TEMPLATE,)) -> np.ndarray:
-    """In-memory PIL images -> (N, L) probabilities."""
+    """In-memory PIL images -> (N, L) probabilities (the model's own: softmax or sigmoid)."""
     class_vecs = build_classifier(encoder, clean_labels(labels), templates)
-    return probabilities(encoder.encode_images(list(images)), class_vecs, encoder.logit_scale)
+    return probabilities(encoder.encode_images(list(images)), class_vecs, encoder.logit_scale,
+                         encoder.logit_bias)

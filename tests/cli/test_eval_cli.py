@@ -88,7 +88,7 @@ def test_eval_json_report_and_brute_force_parity(tiny_ckpt, colour_data, tmp_pat
     assert probe["metrics"]["top1"] >= 0.95 and probe["linear_probe"]["n_train"] == 40
     zs = doc["rows"][0]
     assert zs["n_templates"] == 1 and doc["rows"][1]["n_templates"] == 80
-    assert zs["calibration"]["fitted_on"] == "split 'train'"
+    assert zs["calibration"]["fitted_on"] == "2-fold cross-fit on the evaluated split"  # never train
     nt = zs["none_of_these"]          # the data has an "other" class: the decision detects its images
     assert nt["detects"] == "other-class images" and nt["threshold"] is not None
     # zero-shot accuracy equals a brute-force recomputation from the same model and images

@@ -120,3 +120,23 @@ def test_collect_paths(image_dir, tmp_path):
         collect_image_paths([tmp_path / "missing"])
     with pytest.raises(UsageError, match="no files match"):
         collect_image_paths([str(tmp_path / "*.nothing")])
+
+
+def test_full_size_survives_draft_decoding_and_follows_exif_rotation(tmp_path):
+    """A large JPEG decoded at reduced size for the model still reports its own size (what a gallery
+    records and filters by), turned like the picture when EXIF says it is shown rotated."""
+    from PIL import Image
+
+    from clipseek.core.images import full_size
+
+    img = Image.new("RGB", (1000, 800), (200, 30, 30))
+    img.save(tmp_path / "big.jpg", quality=90)
+    exif = Image.Exif()
+    exif[274] = 6  # rotate 90 degrees to display
+    img.save(tmp_path / "turned.jpg", quality=90, exif=exif)
+    small = open_image(tmp_path / "big.jpg", draft_size=224)
+    assert small.size[0] < 1000 and full_size(small) == (1000, 800)
+    turned = open_image(tmp_path / "turned.jpg", draft_size=224)
+    assert turned.size[0] < turned.size[1] and full_size(turned) == (800, 1000)
+    plain = open_image(tmp_path / "big.jpg")
+    assert plain.size == full_size(plain) == (1000, 800)

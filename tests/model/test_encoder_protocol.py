@@ -10,6 +10,7 @@ from clipseek.model.fingerprint import Fingerprint
 from clipseek.model.hf import HFEncoder
 
 ATTRIBUTE_TYPES = {"name": str, "device": str, "dtype_name": str, "dim": int, "logit_scale": float,
+                   "logit_bias": (float, type(None)),
                    "fingerprint": Fingerprint, "preprocess_cfg": PreprocessCfg}
 METHODS = {"preprocess", "encode_pixels", "encode_images", "encode_texts"}
 

@@ -120,6 +120,7 @@ def test_page_search_view_classify_in_chromium(server, tmp_path):
             page.wait_for_function("() => document.querySelectorAll('#bars .bar-row').length === 4")
             values = [float(v.rstrip("%")) for v in page.locator("#bars .bar-value").all_inner_texts()]
             assert abs(sum(values) - 100) < 0.5 and values == sorted(values, reverse=True)
+            assert "softmax" in page.inner_text("#scoring-note")  # the page says how scores were made
             widths = page.eval_on_selector_all("#bars .bar-fill",
                                                "els => els.map(e => e.getBoundingClientRect().width)")
             assert widths == sorted(widths, reverse=True) and widths[0] > 0

@@ -6,6 +6,7 @@ bad arguments) become one line on stderr and a non-zero exit; no tracebacks.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -23,7 +24,10 @@ from clipseek.cli import (  # noqa: E402,F401
     demo_cmd,
     embed_cmd,
     eval_cmd,
+    export_cmd,
     gallery_cmd,
+    models_cmd,
+    organise_cmd,
     serve_cmd,
     train_cmd,
 )
@@ -32,9 +36,27 @@ EXIT_FAILURE = 1  # the work could not be done (model not loadable, a job failed
 EXIT_USAGE = 2    # bad arguments: nothing was attempted
 
 
+class _ModelNotes(logging.Handler):
+    """The model loader's notes as `clipseek: ...` lines on the current stderr: warnings (a fallback to
+    torch, a slow dtype) always, progress notes (an export under way) on a terminal only, like the
+    progress bars. The library itself only logs them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING or sys.stderr.isatty():
+            print(f"clipseek: {record.getMessage()}", file=sys.stderr, flush=True)
+
+
+def _show_model_notes() -> None:
+    log = logging.getLogger("clipseek.model")
+    if not any(isinstance(h, _ModelNotes) for h in log.handlers):
+        log.addHandler(_ModelNotes())
+        log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     from clipseek.errors import ClipseekError, UsageError
 
+    _show_model_notes()
     try:
         rv = app(args=argv, prog_name="clipseek", standalone_mode=False)
         return int(rv or 0)

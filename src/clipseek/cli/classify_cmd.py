@@ -9,6 +9,7 @@ import typer
 from clipseek.cli.app import app
 from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import (
+    BACKEND_HELP,
     check_format,
     eprint,
     print_csv,
@@ -34,13 +35,30 @@ def classify_cmd(
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id, checkpoint dir or 'clipseek-demo'."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16, int8 (CPU)."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     crop: str = typer.Option("center", "--crop", help="center (as the checkpoint) or pad (letterbox)."),
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any file was skipped."),
     max_pixels: Optional[int] = max_pixels_option(),
     max_file_mb: Optional[float] = max_file_mb_option(),
+    sort_into: Optional[str] = typer.Option(None, "--sort-into", metavar="OUT",
+                                            help="Put each image into OUT/<label>/ (a CSV undo log is "
+                                                 "written first; `clipseek undo LOG` reverses it)."),
+    mode: str = typer.Option("copy", "--mode", help="With --sort-into: copy, link or move."),
+    unsure_below: Optional[float] = typer.Option(None, "--unsure-below", metavar="P",
+                                                 help="With --sort-into: top probability below P goes "
+                                                      "to OUT/_unsure/."),
+    none_below: Optional[float] = typer.Option(None, "--none-below", metavar="S",
+                                               help="With --sort-into: best cosine below S (none of "
+                                                    "these) goes to OUT/_unsure/."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --sort-into: show the plan, change nothing."),
+    log: Optional[str] = typer.Option(None, "--log", help="With --sort-into: the undo log's path. "
+                                      "Default: OUT/clipseek-sort-DATE.csv"),
 ) -> int:
-    """Rank candidate labels for each image (softmax over logit_scale * cosine)."""
+    """Rank candidate labels for each image: CLIP shares each image's probability out among the labels
+    (softmax); SigLIP scores each label on its own (sigmoid), as the model was trained. With --sort-into,
+    put each image into a folder per label."""
+    from clipseek.cli.organise_cmd import check_sort_args, sort_classified
     from clipseek.core.images import collect_image_paths
     from clipseek.core.paths import quote_path
     from clipseek.core.prompts import parse_labels, resolve_templates
@@ -55,11 +73,15 @@ def classify_cmd(
     files = collect_image_paths(paths)
     if not files:
         raise UsageError("no image files found in the given paths")
-    encoder = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype, framing=crop)
+    out = check_sort_args(sort_into, paths, mode, unsure_below) if sort_into else None
+    encoder = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype, framing=crop, backend=backend)
     with progress(len(files), "classifying") as advance:
         result = classify(encoder, files, label_list, tmpl, top=top_k, batch_size=batch_size,
                           on_progress=advance, limits=lim)
     report_skipped(result.skipped, fmt)
+    if out is not None and result.predictions:
+        rc = sort_classified(result, out, mode, unsure_below, none_below, dry_run, log, fmt)
+        return 1 if (strict and result.skipped) else rc
     if fmt == "json":
         print_json(result.to_dict())
     elif fmt == "csv":

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.output import print_table
+from clipseek.cli.output import BACKEND_HELP, print_table
 
 
 @app.command("demo")
@@ -16,6 +16,7 @@ def demo_cmd(
     out: Optional[str] = typer.Option(None, "--out", help="Keep the generated gallery here."),
     n: int = typer.Option(480, "--n", min=48, help="Images to generate."),
     seed: int = typer.Option(123, "--seed"),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Generate a small gallery, then classify, evaluate and search it with the bundled model."""
     import tempfile
@@ -31,8 +32,8 @@ def demo_cmd(
         samples = generate(root, n=n, seed=seed)
         test = [s for s in samples if s.split == "test"]
         print(f"1. generated {len(samples)} synthetic images in {root} ({len(test)} in the test split)\n")
-        encoder = load_model(model)
-        print(f"   model: {model} ({encoder.describe()['dim']}-d, {encoder.device})\n")
+        encoder = load_model(model, backend=backend)
+        print(f"   model: {model} ({encoder.dim}-d, {encoder.device})\n")
 
         few = test[:6]
         labels = [f"{c} {s}" for c in COLOURS for s in SHAPES]

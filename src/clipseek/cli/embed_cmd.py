@@ -8,7 +8,7 @@ import typer
 
 from clipseek.cli.app import app
 from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
-from clipseek.cli.output import check_format, eprint, print_json, report_skipped
+from clipseek.cli.output import BACKEND_HELP, check_format, eprint, print_json, report_skipped
 
 
 @app.command("embed")
@@ -26,6 +26,7 @@ def embed_cmd(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or checkpoint dir."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps (on each worker)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, fp32, fp16, bf16."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP + " Local engine only."),
     shard_size: int = typer.Option(10_000, "--shard-size", min=1, help="Files per Parquet shard."),
     path_column: Optional[str] = typer.Option(None, "--path-column", help="Column of paths in a .parquet/.csv source."),
     vector_dtype: str = typer.Option("float32", "--vector-dtype", help="float32 or float16 in the shards."),
@@ -38,7 +39,7 @@ def embed_cmd(
     from clipseek.embed.job import embed_job
 
     check_format(fmt, ("table", "json"))
-    summary = embed_job(source, out, engine=engine, model=model, device=device, dtype=dtype,
+    summary = embed_job(source, out, engine=engine, model=model, device=device, dtype=dtype, backend=backend,
                         shard_size=shard_size, batch_size=batch_size, workers=workers,
                         path_column=path_column, vector_dtype=vector_dtype,
                         limits=limits(max_pixels, max_file_mb),

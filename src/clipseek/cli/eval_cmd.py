@@ -9,6 +9,7 @@ import typer
 from clipseek.cli.app import app
 from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import (
+    BACKEND_HELP,
     check_format,
     eprint,
     print_json,
@@ -40,6 +41,7 @@ def eval_cmd(
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16."),
     max_pixels: Optional[int] = max_pixels_option(),
     max_file_mb: Optional[float] = max_file_mb_option(),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
     """Evaluate models x prompt sets on labelled images: one row per (model, prompt set)."""
     from clipseek.core.paths import quote_path
@@ -53,7 +55,7 @@ def eval_cmd(
     prompt_sets = resolve_prompt_sets(template or [], templates or [])
     lim = limits(max_pixels, max_file_mb)
     cache = None if no_cache else EmbeddingCache(cache_dir)  # None: the default cache folder
-    doc = run_eval(data, models or [DEFAULT_MODEL], lambda m: load_model(m, device=device, dtype=dtype),
+    doc = run_eval(data, models or [DEFAULT_MODEL], lambda m: load_model(m, device=device, dtype=dtype, backend=backend),
                    prompt_sets, task, split, image_column, label_column, cache, top_k, probe, batch_size,
                    progress=progress, on_warning=lambda w: eprint(f"warning: {w}"), limits=lim)
     report_skipped([Skipped(s["path"], s["reason"]) for s in doc["skipped"]], fmt)

@@ -18,6 +18,8 @@ from clipseek.core.paths import json_text, quote_path
 from clipseek.errors import UsageError
 
 FORMATS = ("table", "json", "csv")
+BACKEND_HELP = ("torch, onnx (ONNX Runtime on the CPU; a checkpoint is exported once into the cache) "
+                "or auto (onnx on the CPU when installed, for fp32/int8; else torch).")
 
 
 def check_format(fmt: str, allowed=FORMATS) -> str:

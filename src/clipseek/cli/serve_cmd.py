@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from clipseek.cli.app import app
 from clipseek.cli.options import max_pixels_option
+from clipseek.cli.output import BACKEND_HELP
 
 
 @app.command("serve")
@@ -26,10 +27,21 @@ def serve_cmd(
                                    help="Quantize the text tower to int8 on CPU: ~3x faster text "
                                         "queries, cosine ~0.998 to the fp32 query vector."),
     max_pixels: Optional[int] = max_pixels_option(),
+    watch: Optional[List[str]] = typer.Option(None, "--watch", metavar="DIR",
+                                              help="Index DIR now and follow its changes while serving "
+                                                   "(repeat for several folders)."),
+    poll: bool = typer.Option(False, "--poll", help="With --watch: poll instead of file events."),
+    poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.05, help="Seconds between polls."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
     """Search and classify in a web page at http://HOST:PORT/ (API docs at /docs)."""
     from clipseek.server import serve
 
+    watching = None
+    if watch:
+        from clipseek.cli.watch_cmd import serve_watch_options
+
+        watching = serve_watch_options(watch, poll, poll_interval)
     serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text,
-          max_pixels=max_pixels)
+          max_pixels=max_pixels, watch=watching, backend=backend)
     return 0

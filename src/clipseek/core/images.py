@@ -29,6 +29,8 @@ from clipseek.errors import ImageError, UsageError
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )
+_EXIF_ORIENTATION = 274
+FULL_SIZE = "clipseek_full_size"  # image.info key: the file's own size before draft decoding
 # DEFAULT_MAX_PIXELS (64 MP, 8k x 8k): larger images are refused as likely decompression bombs
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
@@ -125,13 +127,42 @@ def _decode(src, p: str, max_pixels: int, draft_size: int | None) -> Image.Image
             raise ImageError(p, f"degenerate size {w}x{h}")
         if draft_size and img.format == "JPEG" and min(w, h) >= 2 * draft_size:
             img.draft("RGB", (draft_size, draft_size))
+        if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # shown turned by 90 degrees
+            w, h = h, w
         img.load()  # decode now, so truncated data fails here with the path attached
-        img = ImageOps.exif_transpose(img) or img
-        return to_rgb(img)
+        img = to_rgb(ImageOps.exif_transpose(img) or img)
+        img.info[FULL_SIZE] = (w, h)
+        return img
     except ImageError:
         raise
     except Exception as e:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError...)
         raise ImageError(p, f"corrupt or truncated image data ({type(e).__name__}: {e})") from None
+
+
+def full_size(img: Image.Image) -> tuple[int, int]:
+    """The picture's own (width, height) as shown (EXIF rotation applied), also when a large JPEG was
+    decoded at a reduced size (draft mode) for the model."""
+    return tuple(img.info.get(FULL_SIZE, img.size))
+
+
+EXIF_IFD, DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 0x8769, 36867, 36881
+
+
+def capture_time_ns(src: str | os.PathLike | bytes) -> int | None:
+    """When the photo was taken: EXIF DateTimeOriginal (local time, or at its OffsetTimeOriginal) in
+    ns since the epoch; None when the file has no such tag or cannot be read. Reads the header only."""
+    from datetime import datetime
+
+    try:  # a path: only a regular file is opened (`core.files.open_regular`, never blocks)
+        f = io.BytesIO(src) if isinstance(src, bytes) else open_regular(os.fsdecode(src))[0]
+        with f, Image.open(f) as img:
+            ifd = img.getexif().get_ifd(EXIF_IFD)
+        text = str(ifd.get(DATETIME_ORIGINAL, "")).strip("\x00 ")
+        offset = str(ifd.get(OFFSET_TIME_ORIGINAL, "")).strip("\x00 ")
+        dt = datetime.strptime(text + offset, "%Y:%m:%d %H:%M:%S" + ("%z" if offset else ""))
+        return round(dt.timestamp() * 1e6) * 1000
+    except Exception:  # no EXIF, a blank or malformed date ("0000:00:00 00:00:00"), unreadable file
+        return None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

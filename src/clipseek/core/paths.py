@@ -92,6 +92,16 @@ def from_db(value: str | bytes) -> str:
     return os.fsdecode(value) if isinstance(value, (bytes, memoryview)) else value
 
 
+def prefix_ranges(folder: str) -> list[str | bytes]:
+    """Bounds [lo, hi, lo, hi] of the paths under `folder` as stored by `db_value`: a range over the
+    TEXT paths, then one over the BLOB paths (each uses the path index: 'a/b/' <= p < 'a/b0')."""
+    prefix = folder.rstrip(os.sep) + os.sep
+    raw = os.fsencode(prefix)
+    text = db_value(prefix)
+    text_hi = text[:-1] + (chr(ord(os.sep) + 1) if isinstance(text, str) else bytes([raw[-1] + 1]))
+    return [text, text_hi, raw, raw[:-1] + bytes([raw[-1] + 1])]
+
+
 def as_bytes(path: str) -> bytes:
     return os.fsencode(path)
 

@@ -33,6 +33,10 @@ class PreprocessCfg:
     resample: int = Image.BICUBIC
     rescale: float = 1 / 255
     framing: str = "center"
+    # where a centre crop starts when the margin is odd: "floor" ((h - ch) // 2, as transformers'
+    # image processors) or "round" (round((h - ch) / 2), half to even, as torchvision's CenterCrop,
+    # which open_clip checkpoints were evaluated with)
+    crop_rounding: str = "floor"
 
     @property
     def input_size(self) -> int:
@@ -65,6 +69,38 @@ class PreprocessCfg:
         rescale = float(proc.rescale_factor) if getattr(proc, "do_rescale", True) else 1.0
         return cls(resize, crop, mean, std, resample, rescale, framing)  # type: ignore[arg-type]
 
+    @classmethod
+    def from_config(cls, doc: dict, framing: str = "center") -> "PreprocessCfg":
+        """The same values as `from_processor`, read from a checkpoint's saved processor JSON instead
+        of a `transformers` object (no transformers import): `preprocessor_config.json` (flat) or
+        `processor_config.json` (under "image_processor"). Keys a processor leaves at its defaults
+        when saving take that processor type's defaults (`_DEFAULTS`)."""
+        doc = dict(doc.get("image_processor", doc))
+        kind = str(doc.get("image_processor_type") or "CLIPImageProcessor")
+        kind = kind.removesuffix("Fast").removesuffix("Pil")
+        if kind not in _DEFAULTS:
+            raise ValueError(f"unsupported image processor {kind!r}")
+        values = {**_DEFAULTS[kind], **{k: v for k, v in doc.items() if v is not None}}
+        return cls.from_processor(_Attrs(values), framing)
+
+
+class _Attrs:
+    """A saved processor dict seen through the attribute names `from_processor` reads."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+
+_CLIP_MEAN, _CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+_DEFAULTS = {  # what transformers' processors use for keys missing from their saved JSON
+    "CLIPImageProcessor": dict(size={"shortest_edge": 224}, do_center_crop=True,
+                               crop_size={"height": 224, "width": 224}, do_normalize=True,
+                               image_mean=_CLIP_MEAN, image_std=_CLIP_STD, resample=3,
+                               do_rescale=True, rescale_factor=1 / 255),
+    "SiglipImageProcessor": dict(size={"height": 224, "width": 224}, do_center_crop=False,
+                                 do_normalize=True, image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5),
+                                 resample=2, do_rescale=True, rescale_factor=1 / 255),
+}
 
 def letterbox(img: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
     """Pad an image to a square, centred, with `fill` colour."""
@@ -92,13 +128,13 @@ def preprocess(img: Image.Image, cfg: PreprocessCfg) -> np.ndarray:
         img = img.resize((new_w, new_h), resample=cfg.resample)
     arr = np.asarray(img, dtype=np.float32)
     if cfg.crop:
-        arr = _center_crop(arr, cfg.crop)
+        arr = _center_crop(arr, cfg.crop, cfg.crop_rounding)
     arr = arr * np.float32(cfg.rescale)
     arr = (arr - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
-def _center_crop(arr: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
+def _center_crop(arr: np.ndarray, crop: tuple[int, int], rounding: str = "floor") -> np.ndarray:
     ch, cw = crop
     h, w = arr.shape[:2]
     if h < ch or w < cw:  # pad with zeros like transformers does for too-small images
@@ -107,5 +143,8 @@ def _center_crop(arr: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
         top, left = (ph - h) // 2, (pw - w) // 2
         padded[top:top + h, left:left + w] = arr
         arr, h, w = padded, ph, pw
-    top, left = (h - ch) // 2, (w - cw) // 2
+    if rounding == "round":
+        top, left = int(round((h - ch) / 2)), int(round((w - cw) / 2))
+    else:
+        top, left = (h - ch) // 2, (w - cw) // 2
     return arr[top:top + ch, left:left + cw]

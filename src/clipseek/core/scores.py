@@ -1,4 +1,11 @@
-"""Scores to probabilities and rankings: the one softmax (and log-softmax) and top-k every job uses."""
+"""Scores to probabilities and rankings: the one softmax (and log-softmax), the sigmoid of SigLIP-style
+models, and top-k every job uses.
+
+A model scores an (image, label) pair with the logit `logit_scale * cos + logit_bias`. CLIP has no bias
+and turns a row of logits into one distribution over the labels (softmax: the probabilities sum to 1);
+SigLIP and SigLIP 2 were trained with a learned bias and a per-pair sigmoid, so each label gets an
+independent probability (a row need not sum to 1). `probabilities` picks the rule from `logit_bias`.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +27,32 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
-def probabilities(image_vecs: np.ndarray, class_vecs: np.ndarray, logit_scale: float) -> np.ndarray:
-    """softmax(logit_scale * cos(image, class)) over classes; rows sum to 1."""
-    return softmax(logit_scale * (image_vecs.astype(np.float64) @ class_vecs.astype(np.float64).T))
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Element-wise logistic function, without overflow for large negative or positive logits."""
+    x = np.asarray(logits, np.float64)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def logits(image_vecs: np.ndarray, class_vecs: np.ndarray, logit_scale: float,
+           logit_bias: float | None = None) -> np.ndarray:
+    """(N, L) `logit_scale * cos(image, class) (+ logit_bias)`, in float64."""
+    z = logit_scale * (image_vecs.astype(np.float64) @ class_vecs.astype(np.float64).T)
+    return z if logit_bias is None else z + logit_bias
+
+
+def scoring(logit_bias: float | None) -> str:
+    """How a model's logits become probabilities: "softmax" (CLIP) or "sigmoid" (SigLIP, SigLIP 2)."""
+    return "softmax" if logit_bias is None else "sigmoid"
+
+
+def probabilities(image_vecs: np.ndarray, class_vecs: np.ndarray, logit_scale: float,
+                  logit_bias: float | None = None) -> np.ndarray:
+    """The model's own probabilities for images x labels: with no `logit_bias` (CLIP),
+    softmax(logit_scale * cos) over the labels, rows summing to 1; with one (SigLIP),
+    sigmoid(logit_scale * cos + logit_bias) for each label on its own."""
+    z = logits(image_vecs, class_vecs, logit_scale, logit_bias)
+    return softmax(z) if logit_bias is None else sigmoid(z)
 
 
 def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> list[list[tuple[str, float]]]:

@@ -145,7 +145,7 @@ def run_local(encoder: Encoder, assembler: ShardAssembler, todo: dict[int, list[
 
 
 def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engine: str = "local",
-              model: str | None = None, device: str = "auto", dtype: str | None = None,
+              model: str | None = None, device: str = "auto", dtype: str | None = None, backend: str = "torch",
               shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int = 32, workers: int | None = None,
               path_column: str | None = None,
               vector_dtype: str = "float32", limits: ImageLimits = DEFAULT_LIMITS,
@@ -162,12 +162,12 @@ def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engi
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     with writer_lock(os.path.join(out_dir, LOCK), out_dir, BusyError):
-        return _run_job(source, out_dir, encoder, engine, model, device, dtype, shard_size, batch_size,
-                        workers, path_column, vector_dtype, limits, ray_options, on_shard)
+        return _run_job(source, out_dir, encoder, engine, model, device, dtype, backend, shard_size,
+                        batch_size, workers, path_column, vector_dtype, limits, ray_options, on_shard)
 
 
-def _run_job(source, out_dir, encoder, engine, model, device, dtype, shard_size, batch_size, workers,
-             path_column, vector_dtype, limits, ray_options, on_shard) -> EmbedSummary:
+def _run_job(source, out_dir, encoder, engine, model, device, dtype, backend, shard_size, batch_size,
+             workers, path_column, vector_dtype, limits, ray_options, on_shard) -> EmbedSummary:
     from clipseek.model.fingerprint import model_source
     from clipseek.model.loader import DEFAULT_MODEL
 
@@ -187,7 +187,7 @@ def _run_job(source, out_dir, encoder, engine, model, device, dtype, shard_size,
         if encoder is None:
             from clipseek.model.loader import load_model
 
-            encoder = load_model(name, device=device, dtype=dtype or "auto")
+            encoder = load_model(name, device=device, dtype=dtype or "auto", backend=backend)
         shards.bind_model(summary.out_dir, manifest, encoder.fingerprint, encoder.dim)  # before any batch
         run_local(encoder, assembler, todo, batch_size, workers, limits)
     elif todo:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from clipseek.core.files import read_regular
-from clipseek.core.images import DEFAULT_LIMITS, ImageError, ImageLimits, open_image
+from clipseek.core.images import DEFAULT_LIMITS, ImageError, ImageLimits, full_size, open_image
 from clipseek.core.preprocess import PreprocessCfg, preprocess
 from clipseek.embed.shards import ROW_FIELDS
 from clipseek.errors import Skipped
@@ -81,7 +81,7 @@ def decode_blob(blob: Blob, cfg: PreprocessCfg, limits: ImageLimits = DEFAULT_LI
     record. `prep(image)` replaces `preprocess(image, cfg)` (an encoder's own preprocessing)."""
     try:
         img = open_image(blob.path, max_pixels=limits.max_pixels, draft_size=cfg.input_size, data=blob.data)
-        return (prep(img) if prep is not None else preprocess(img, cfg)), img.size
+        return (prep(img) if prep is not None else preprocess(img, cfg)), full_size(img)
     except ImageError as e:
         return Skipped(e.path, e.reason)
     except Exception as e:

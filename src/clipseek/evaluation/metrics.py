@@ -4,6 +4,10 @@ Nothing here loads a model or reads a file. Conventions (checked against scikit-
 - mean per-class recall = sklearn `balanced_accuracy_score` (classes present in y_true);
 - macro-F1 = sklearn `f1_score(average="macro", zero_division=0)` (classes present in y_true or y_pred);
 - ECE: 15 equal-width confidence bins (lo, hi], |accuracy - confidence| weighted by bin size (Guo 2017).
+  The confidence is the model's own probability for its best label: a softmax (CLIP) or the sigmoid
+  of that label alone (SigLIP), so a SigLIP row need not sum to 1.
+- Temperature scaling divides the logits by T and minimises the NLL of the model's own rule: the
+  softmax cross-entropy (CLIP), or the binary cross-entropy of every (image, label) pair (SigLIP).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from clipseek.core.scores import log_softmax, softmax
+from clipseek.core.scores import log_softmax, sigmoid, softmax
 
 ECE_BINS = 15
 
@@ -82,13 +86,27 @@ def nll(logits: np.ndarray, y_true) -> float:
     return float(-logp[np.arange(len(logp)), np.asarray(y_true)].mean())
 
 
-def fit_temperature(logits: np.ndarray, y_true, lo: float = 1e-2, hi: float = 1e2) -> float:
-    """T minimising the NLL of softmax(logits / T). NLL is convex in 1/T, so a golden-section search
-    over log(1/T) finds the optimum; T is clipped to [lo, hi]."""
+def binary_nll(logits: np.ndarray, y_true) -> float:
+    """Mean binary cross-entropy of sigmoid(logits) against one-hot targets, per (image, label) pair."""
+    z = np.asarray(logits, np.float64)
+    target = np.zeros_like(z)
+    target[np.arange(len(z)), np.asarray(y_true)] = 1.0
+    softplus = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))  # log(1 + e^z), without overflow
+    return float((softplus - target * z).mean())
+
+
+RULES = {"softmax": (softmax, nll), "sigmoid": (sigmoid, binary_nll)}  # scoring -> (probabilities, NLL)
+
+
+def fit_temperature(logits: np.ndarray, y_true, lo: float = 1e-2, hi: float = 1e2,
+                    rule: str = "softmax") -> float:
+    """T minimising the NLL of the rule's probabilities of logits / T. Both NLLs are convex in 1/T, so
+    a golden-section search over log(1/T) finds the optimum; T is clipped to [lo, hi]."""
     y = np.asarray(y_true)
     if len(y) == 0:
         return 1.0
-    f = lambda a: nll(logits * np.exp(a), y)  # noqa: E731  a = log(1/T)
+    loss = RULES[rule][1]
+    f = lambda a: loss(logits * np.exp(a), y)  # noqa: E731  a = log(1/T)
     a, b = -np.log(hi), -np.log(lo)
     g = (np.sqrt(5) - 1) / 2
     c, d = b - g * (b - a), a + g * (b - a)
@@ -111,22 +129,30 @@ def halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(idx[: n // 2]), np.sort(idx[n // 2:])
 
 
-def calibration(logits: np.ndarray, y_true, fit_logits: np.ndarray | None = None, fit_y=None) -> dict:
-    """ECE before/after temperature scaling. The temperature is fitted on (fit_logits, fit_y) when given
-    (a calibration split), else by 2-fold cross-fitting on the evaluated data itself."""
+def calibration(logits: np.ndarray, y_true, fit_logits: np.ndarray | None = None, fit_y=None,
+                rule: str = "softmax") -> dict:
+    """ECE before/after temperature scaling under the model's own `rule` ("softmax" or "sigmoid").
+
+    The temperature is fitted on (fit_logits, fit_y) when given (a held-out calibration split), else by
+    2-fold cross-fitting on the evaluated data: each half is scaled by a T fitted on the other half, so
+    no image is scored with a T fitted on itself. `improves` says whether the scaled probabilities are
+    better calibrated than the model's own (else keep T = 1)."""
     y = np.asarray(y_true)
-    before = expected_calibration_error(softmax(logits), y)
+    to_probs = RULES[rule][0]
+    before = expected_calibration_error(to_probs(logits), y)
     if fit_logits is not None and len(fit_y):
-        t = fit_temperature(fit_logits, fit_y)
-        after_probs, fitted_on = softmax(logits / t), "calibration split"
+        t = fit_temperature(fit_logits, fit_y, rule=rule)
+        after_probs, fitted_on = to_probs(logits / t), "calibration split"
     else:
         a, b = halves(len(y))
         after_probs = np.zeros_like(logits)
         for fit_idx, apply_idx in ((a, b), (b, a)):
-            after_probs[apply_idx] = softmax(logits[apply_idx] / fit_temperature(logits[fit_idx], y[fit_idx]))
-        t, fitted_on = fit_temperature(logits, y), "2-fold cross-fit on the evaluated split"
-    return {"temperature": t, "ece_before": before,
-            "ece_after": expected_calibration_error(after_probs, y), "fitted_on": fitted_on}
+            t_half = fit_temperature(logits[fit_idx], y[fit_idx], rule=rule)
+            after_probs[apply_idx] = to_probs(logits[apply_idx] / t_half)
+        t, fitted_on = fit_temperature(logits, y, rule=rule), "2-fold cross-fit on the evaluated split"
+    after = expected_calibration_error(after_probs, y)
+    return {"temperature": t, "ece_before": before, "ece_after": after, "fitted_on": fitted_on,
+            "scoring": rule, "improves": bool(after < before)}
 
 
 # ---------------------------------------------------------------- "none of these"
@@ -157,8 +183,11 @@ def decision_scores(scores, positive, threshold: float) -> dict:
             "f1": float(2 * prec * rec / (prec + rec)) if prec + rec else 0.0, "flagged": float(flag.mean())}
 
 
-def none_of_these(sims: np.ndarray, y_true, other: int | None, fit: tuple | None = None) -> dict:
-    """The cosine threshold below which the best label is not to be trusted ("none of these").
+def none_of_these(sims: np.ndarray, y_true, other: int | None, fit: tuple | None = None,
+                  score: str = "cosine") -> dict:
+    """The threshold on the best label's score below which it is not to be trusted ("none of these").
+    `sims` are cosines (`score="cosine"`, CLIP) or the model's own per-label sigmoid probabilities
+    (`score="probability"`, SigLIP: the same order as the cosines, in a unit the model was trained on).
 
     With an "other" class (index `other`): candidates are the real classes, the decision detects `other`
     images, and `accuracy_with_abstain` counts "none" as right for them. Without one, the decision
@@ -179,7 +208,7 @@ def none_of_these(sims: np.ndarray, y_true, other: int | None, fit: tuple | None
     else:
         t = best_threshold(best, positive)["threshold"]
         fitted_on = "evaluated split (in-sample)"
-    out = {"threshold": t, "detects": "mistakes" if other is None else "other-class images",
+    out = {"threshold": t, "score": score, "detects": "mistakes" if other is None else "other-class images",
            "fitted_on": fitted_on, "precision": None, "recall": None, "f1": None, "flagged": None}
     if t is not None:
         out.update(decision_scores(best, positive, t))

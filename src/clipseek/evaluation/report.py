@@ -40,9 +40,13 @@ def _pct(x) -> str:
 def calibration_text(row: dict) -> str:
     """One plain-text sentence on the fitted temperature and the "none of these" threshold."""
     c, n = row["calibration"], row["none_of_these"]
-    text = f"Temperature {c['temperature']:.3f} ({c['fitted_on']}): ECE {c['ece_before']:.3f} → {c['ece_after']:.3f}."
+    text = (f"Temperature {c['temperature']:.3f} ({c.get('scoring', 'softmax')}; fitted: {c['fitted_on']}): "
+            f"ECE {c['ece_before']:.3f} → {c['ece_after']:.3f}.")
+    if c.get("improves") is False:
+        text += " The fitted temperature does not improve calibration here: keep T = 1."
     if n.get("threshold") is not None:
-        text += (f" None of these below cosine {n['threshold']:.3f} (detects {n['detects']}, {n['fitted_on']}): "
+        text += (f" None of these below {n.get('score', 'cosine')} {n['threshold']:.3f} "
+                 f"(detects {n['detects']}, fitted: {n['fitted_on']}): "
                  f"precision {_pct(n['precision'])}, recall {_pct(n['recall'])}.")
     return text
 
@@ -65,7 +69,7 @@ def summary_table(doc: dict) -> tuple[list[str], list[list[str]]]:
         return header, rows
     k = doc["rows"][0]["metrics"]["top_k"]["k"] if doc["rows"] else 5
     header = ["model", "prompts", "top-1 (n, skipped)", f"top-{k}", "mean recall", "macro-F1",
-              "ECE → after T", "none-of-these < cos"]
+              "ECE → after T", "none-of-these <"]
     rows = []
     for r in doc["rows"]:
         m = r["metrics"]
@@ -76,8 +80,16 @@ def summary_table(doc: dict) -> tuple[list[str], list[list[str]]]:
             f"{_pct(m['top1'])} (n={m['n']}, {m['n_skipped']} skipped)", _pct(m["top_k"]["accuracy"]),
             _pct(m["mean_per_class_recall"]), _pct(m["macro_f1"]),
             f"{m['ece']:.3f} → {cal['ece_after']:.3f}" if cal else f"{m['ece']:.3f}",
-            f"{none['threshold']:.3f}" if none and none.get("threshold") is not None else "–"])
+            _threshold(none)])
     return header, rows
+
+
+def _threshold(none: dict | None) -> str:
+    """The "none of these" threshold with its unit: "cos 0.227" or "p 0.031" (a SigLIP probability)."""
+    if not none or none.get("threshold") is None:
+        return "–"
+    unit = "p" if none.get("score") == "probability" else "cos"
+    return f"{unit} {none['threshold']:.3f}"
 
 
 # ---------------------------------------------------------------- images

@@ -15,7 +15,7 @@ import numpy as np
 
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
 from clipseek.core.prompts import build_classifier
-from clipseek.core.scores import softmax
+from clipseek.core.scores import logits, probabilities, scoring
 from clipseek.data.hf import default_materialize_dir
 from clipseek.data.labelled import CaptionDataset, LabelledDataset
 from clipseek.embed.cache import EmbeddingCache, embed_cached
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from clipseek.model.base import Encoder
     from clipseek.model.fingerprint import Fingerprint
 
-CALIBRATION_SPLITS = ("validation", "val", "valid", "dev", "train")
+# Held-out splits a temperature or threshold may be fitted on. Never "train": a checkpoint fine-tuned on
+# it is over-confident there, and a temperature fitted there makes the evaluated split worse.
+CALIBRATION_SPLITS = ("validation", "val", "valid", "dev")
 N_MISTAKES = 12
 log = logging.getLogger(__name__)
 
@@ -82,20 +84,30 @@ def _record(kind: str, model: str, fingerprint: Fingerprint, prompt_set: str, em
 
 def zero_shot(encoder: Encoder, model: str, emb: EmbeddedSplit, prompt_set: str, templates: Sequence,
               calib: EmbeddedSplit | None = None, top_k: int = 5) -> dict:
-    """One (model, prompt set) row: metrics, calibration and the "none of these" threshold."""
+    """One (model, prompt set) row: metrics, calibration and the "none of these" threshold, all on the
+    model's own probabilities (softmax for CLIP, sigmoid per label for SigLIP)."""
     ds = emb.dataset
     class_vecs = build_classifier(encoder, ds.label_texts, templates)
-    sims = emb.vectors.astype(np.float64) @ class_vecs.astype(np.float64).T
-    logits = encoder.logit_scale * sims
-    rec = _record("zero-shot", model, encoder.fingerprint, prompt_set, emb, softmax(logits), top_k)
+    scale, bias = encoder.logit_scale, encoder.logit_bias
+    rule = scoring(bias)
+    probs = probabilities(emb.vectors, class_vecs, scale, bias)
+    rec = _record("zero-shot", model, encoder.fingerprint, prompt_set, emb, probs, top_k)
     rec["n_templates"] = len(templates)
-    cal_sims = calib.vectors.astype(np.float64) @ class_vecs.astype(np.float64).T if calib else None
-    rec["calibration"] = ev.calibration(logits, emb.y, encoder.logit_scale * cal_sims if calib else None,
-                                        calib.y if calib else None)
+    rec["scoring"] = rule
+    rec["calibration"] = ev.calibration(logits(emb.vectors, class_vecs, scale, bias), emb.y,
+                                        logits(calib.vectors, class_vecs, scale, bias) if calib else None,
+                                        calib.y if calib else None, rule=rule)
     if calib:
         rec["calibration"]["fitted_on"] = f"split {calib.dataset.split!r}"
-    rec["none_of_these"] = ev.none_of_these(sims, emb.y, ds.other_class(),
-                                            (cal_sims, calib.y) if calib else None)
+
+    def scores(vecs):  # what "none of these" thresholds: cosines (CLIP), the model's probabilities (SigLIP)
+        if rule == "sigmoid":
+            return probabilities(vecs, class_vecs, scale, bias)
+        return vecs.astype(np.float64) @ class_vecs.astype(np.float64).T
+
+    rec["none_of_these"] = ev.none_of_these(scores(emb.vectors), emb.y, ds.other_class(),
+                                            (scores(calib.vectors), calib.y) if calib else None,
+                                            score="probability" if rule == "sigmoid" else "cosine")
     if calib:
         rec["none_of_these"]["fitted_on"] = f"split {calib.dataset.split!r}"
     return rec

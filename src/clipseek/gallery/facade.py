@@ -3,6 +3,12 @@
 `Gallery` ties the pieces together: the store (truth), the FAISS index (a cache, kept in step), and
 an encoder (loaded from the model recorded in the database unless one is given).
 
+A search: the query's terms (text, an image, `add` and `subtract`: gallery.query) -> one unit vector
+-> the filter's row ids from the store (`where`, before ranking) -> candidates from the index among
+those rows -> exact cosine from the stored vectors -> relevance of each result against the query's
+scores over a uniform sample of the gallery and its best scores over the whole gallery (an extra
+unfiltered look-up of the top when filtered) -> with `relevant=True`, only the relevant ones.
+
 One writer per gallery: `index` and `index_parquet` hold `DB.lock` (`_io.writer_lock`) for the whole
 run, so a second writer exits at once (BusyError naming the first). Readers take no such lock:
 SQLite's WAL lets them search while a writer commits. Any process may save the FAISS cache after
@@ -20,6 +26,18 @@ import numpy as np
 from clipseek._io import short_lock, writer_lock
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
 from clipseek.errors import BusyError, ModelMismatchError, UsageError
+from clipseek.gallery.query import (
+    RELEVANT_AT,
+    SAMPLE,
+    TOP_N,
+    Filter,
+    Term,
+    combine,
+    filter_sql,
+    query_terms,
+    relevance,
+    term_vectors,
+)
 from clipseek.gallery.store import Store
 from clipseek.gallery.vector_index import APPROX_THRESHOLD, VectorIndex
 from clipseek.model.fingerprint import model_source
@@ -38,10 +56,13 @@ class SearchResult:
     score: float      # cosine similarity between the query and the image
     width: int
     height: int
+    relevance: float = float("nan")  # 0: the query's median over the gallery, 1: its best match
+    relevant: bool = False           # relevance >= query.RELEVANT_AT
 
     def to_dict(self) -> dict:
         return {"id": self.id, "path": self.path, "score": round(self.score, 6),
-                "width": self.width, "height": self.height}
+                "width": self.width, "height": self.height, "relevance": round(self.relevance, 4),
+                "relevant": self.relevant}
 
 
 class Gallery:
@@ -53,15 +74,17 @@ class Gallery:
 
     def __init__(self, db_path: str = DEFAULT_DB, encoder: Encoder | None = None, *,
                  model: str | None = None, device: str = "auto", dtype: str | None = None,
-                 approx_threshold: int = APPROX_THRESHOLD, int8_text: bool = False):
+                 approx_threshold: int = APPROX_THRESHOLD, int8_text: bool = False, backend: str = "torch"):
         self.db_path = os.path.abspath(os.path.expanduser(str(db_path)))
         self._encoder = encoder
         self._model, self._device, self._dtype = model, device, dtype
         self._store: Store | None = None
         self._index: VectorIndex | None = None
         self._data_version: int | None = None
+        self._sample: tuple[tuple, np.ndarray] | None = None  # (index state it was drawn for, vectors)
         self.approx_threshold = approx_threshold
         self.int8_text = int8_text
+        self.backend = backend
 
     # ---- lazily opened parts ---------------------------------------------------------------------
     def _open(self, create: bool, model=None) -> Store:
@@ -98,11 +121,12 @@ class Gallery:
             fp = self._store.fingerprint if self._store is not None else None
             name = model_source(self._model or (fp.name if fp else DEFAULT_MODEL))
             dtype = self._dtype or (fp.dtype if fp and not self._model else None) or "auto"
-            enc = load_model(name, device=self._device, dtype=dtype, framing=fp.framing if fp else "center")
-            if self.int8_text and enc.device == "cpu":
-                from clipseek.model.quantize import quantize_int8
-
-                quantize_int8(enc.model, towers=("text",))
+            backend = self.backend
+            if backend == "auto" and fp is not None and not self._model and fp.dtype != "float32" \
+                    and fp.backend in ("torch", "onnx"):
+                backend = fp.backend  # reduced-precision vectors are runtime-specific: keep the DB's
+            enc = load_model(name, device=self._device, dtype=dtype, framing=fp.framing if fp else "center",
+                             backend=backend, int8_text=self.int8_text)
             self._encoder = enc
         self._check_model()
         return self._encoder
@@ -131,8 +155,10 @@ class Gallery:
     # ---- indexing --------------------------------------------------------------------------------
     def index(self, dirs: Sequence[str], batch_size: int = 32, workers: int | None = None,
               limits: ImageLimits = DEFAULT_LIMITS, on_start: Callable[[int], None] | None = None,
-              on_progress: Callable[[int], None] | None = None):
-        """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary."""
+              on_progress: Callable[[int], None] | None = None, refresh_index: bool = True):
+        """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary.
+        `refresh_index=False` leaves the FAISS cache to whoever searches (a watcher beside a server)."""
+        from clipseek.gallery.phash import fill_phashes
         from clipseek.gallery.sync import check_roots, index_folders
 
         check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
@@ -143,7 +169,9 @@ class Gallery:
             summary = index_folders(store, enc, dirs, batch_size=batch_size,
                                     workers=workers, limits=limits, on_start=on_start,
                                     on_progress=on_progress)
-            self._refresh_index(force=True)
+            fill_phashes(store, workers)  # new files, and every file of a database made before pHashes
+            if refresh_index:
+                self._refresh_index(force=True)
         return summary
 
     def index_parquet(self, out_dir: str, on_progress: Callable[[int], None] | None = None):
@@ -165,42 +193,81 @@ class Gallery:
 
     # ---- searching -------------------------------------------------------------------------------
     def search(self, text: str | None = None, image: str | None = None, k: int = 10,
-               threshold: float | None = None, limits: ImageLimits = DEFAULT_LIMITS) -> list[SearchResult]:
-        """The k images most similar to `text` or to the image file `image`, best first."""
-        if text is not None and image is not None:
-            raise UsageError("give a text query or --image PATH, not both")
-        if image is None and not (text or "").strip():
-            raise UsageError("empty query: give some words to search for, or --image PATH")
+               threshold: float | None = None, *, add: Sequence = (), subtract: Sequence = (),
+               where: Filter | None = None, relevant: bool = False,
+               limits: ImageLimits = DEFAULT_LIMITS) -> list[SearchResult]:
+        """The k images most similar to the query, best first, among those that pass `where`.
+
+        The query is `text` or the image file `image`, plus `add` and minus `subtract` (terms: text,
+        an image path, `image:ID`, each optionally `W:VALUE`; or `query.Term`s): the normalised
+        weighted sum of their unit vectors. `relevant=True` keeps only the results that stand out
+        from the query's scores over the gallery (`SearchResult.relevance`); `threshold` keeps those
+        with cosine >= threshold. `limits` apply to the image files read."""
+        terms = query_terms(text, image, add, subtract)
         if k < 1:
             raise UsageError("k (--top-k) must be at least 1")
         self.store  # noqa: B018  - opens the DB (and fails clearly) before loading a model
-        enc = self.encoder
-        if text is not None:
-            q = enc.encode_texts([text.strip()])
-        else:
-            from clipseek.core.images import open_image
+        return self.search_vector(self.query_vector(terms, limits=limits), k, threshold, where=where,
+                                  relevant=relevant)
 
-            q = enc.encode_images([open_image(image, max_pixels=limits.max_pixels,
-                                              max_bytes=limits.max_bytes)])
-        return self.search_vector(q[0], k, threshold)
+    def query_vector(self, terms: Sequence[Term], known: dict | None = None,
+                     first: np.ndarray | None = None, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
+        """The unit query vector of `terms` (texts already encoded may be given in `known`, text ->
+        vector), after `first`, an already encoded query of weight 1, if given."""
+        terms = list(terms)
+        vecs = term_vectors(self.encoder, self.store, terms, known, limits) if terms \
+            else np.zeros((0, 0), np.float32)
+        weights = [t.weight for t in terms]
+        if first is not None:
+            first = np.asarray(first, np.float32).reshape(1, -1)
+            vecs, weights = (np.concatenate([first, vecs]) if len(vecs) else first), [1.0] + weights
+        return combine(weights, vecs)
 
-    def search_vector(self, query: np.ndarray, k: int = 10,
-                      threshold: float | None = None) -> list[SearchResult]:
-        """Top-k by cosine for a unit query vector; scores are recomputed exactly from the store."""
+    def search_vector(self, query: np.ndarray, k: int = 10, threshold: float | None = None, *,
+                      where: Filter | None = None, relevant: bool = False) -> list[SearchResult]:
+        """Top-k by cosine for a unit query vector among the rows that pass `where`; scores are
+        recomputed exactly from the store, and each result gets its relevance."""
         index = self._refresh_index()
-        store = self.store
         if index.state.count == 0:
             return []
         q = np.asarray(query, dtype=np.float32).reshape(-1)
+        allowed = self.store.ids_where(*filter_sql(where)) if where else None
+        if allowed is not None and not len(allowed):
+            return []
+        scored = self._ranked(index, q, max(k, TOP_N), allowed)
+        top = [s for s, _ in (scored if allowed is None else self._ranked(index, q, TOP_N, None))[:TOP_N]]
+        rel = relevance(np.array([s for s, _ in scored[:k]]), self._background() @ q, top)
+        out = [SearchResult(r.id, r.path, s, r.width, r.height, float(v), bool(v >= RELEVANT_AT))
+               for (s, r), v in zip(scored[:k], rel)]
+        return [r for r in out if (threshold is None or r.score >= threshold) and (r.relevant or not relevant)]
+
+    def _ranked(self, index: VectorIndex, q: np.ndarray, k: int, allowed: np.ndarray | None) -> list:
+        """[(exact cosine, FileRow)] of the k best (of the allowed rows), best first."""
         # approximate index: fetch extra candidates, re-rank them by exact cosine (lifts recall);
         # the index leaves deleted rows out itself
         extra = max(k, RERANK_MIN) if index.state.kind != "flat" else 0
-        _, ids = index.search(q[None, :], k + extra)
-        rows = store.get_rows_with_vectors([int(i) for i in ids[0] if i >= 0])
-        scored = sorted(((float(vec @ q), row) for row, vec in rows.values()),
-                        key=lambda t: (-t[0], t[1].id))
-        out = [SearchResult(r.id, r.path, s, r.width, r.height) for s, r in scored[:k]]
-        return [r for r in out if threshold is None or r.score >= threshold]
+        _, ids = index.search(q[None, :], k + extra, allowed=allowed)
+        rows = self.store.get_rows_with_vectors([int(i) for i in ids[0] if i >= 0])
+        return sorted(((float(vec @ q), row) for row, vec in rows.values()), key=lambda t: (-t[0], t[1].id))[:k]
+
+    def _background(self) -> np.ndarray:
+        """Vectors of a uniform sample of the gallery (SAMPLE rows, seed 0; all of a smaller one),
+        drawn again when rows were added or deleted."""
+        index = self._index
+        key = (index.state.max_id, index.state.count, index.state.deleted)
+        if self._sample is None or self._sample[0] != key:
+            ids = np.concatenate(index.ids) if index.ids else np.zeros(0, np.int64)
+            ids = np.sort(ids[ids >= 0])
+            if len(ids) > SAMPLE:
+                ids = np.sort(np.random.default_rng(0).choice(ids, SAMPLE, replace=False))
+            rows = self.store.get_rows_with_vectors(ids)
+            vecs = np.stack([v for _, v in rows.values()]) if rows else np.zeros((0, 0), np.float32)
+            self._sample = (key, vecs)
+        return self._sample[1]
+
+    def count(self, where: Filter | None = None) -> int:
+        """Images in the gallery that pass `where` (all of them without one)."""
+        return len(self.store.ids_where(*filter_sql(where))) if where else self.store.count()
 
     def _refresh_index(self, force: bool = False) -> VectorIndex:
         store = self.store

@@ -1,9 +1,15 @@
 """SQLite catalog of indexed images: the single source of truth for a gallery.
 
-One row per file (absolute path, size, mtime, content hash, width/height, float32 vector), a table of
-skipped files with reasons, and a meta table (schema version, database id, model fingerprint, model
-name, dtype, dim). WAL mode; every write happens in one transaction, so a killed run loses nothing
-that was committed and leaves no half-written batch behind. SQL is parameterised only.
+One row per file (absolute path, size, mtime, content hash, width/height, float32 vector, perceptual
+hash), a table of skipped files with reasons, and a meta table (schema version, database id, model
+fingerprint, model name, dtype, dim); older databases are upgraded in place when opened (`_MIGRATIONS`).
+WAL mode; every write happens in one transaction, so a killed run loses nothing that was committed and
+leaves no half-written batch behind. SQL is parameterised only.
+
+Schema 3 adds `taken_ns`, the capture time (EXIF DateTimeOriginal, ns since the epoch; NULL: the file
+has none, so filters use its mtime; `query.PENDING`, the column's default: not read yet, filled by the
+next `index` run without re-embedding) and `files_facets`, a covering index over what filters read
+(path, size, dates), so a filter never reads a vector. Adding the column rewrites no row.
 
 Paths are stored as `core.paths.db_value` says: a name that is valid UTF-8 as TEXT (as always), any
 other name as a BLOB of its exact bytes; reads give the `str` back (`from_db`, surrogate escapes). A
@@ -26,11 +32,12 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from clipseek.core.paths import db_value, from_db
+from clipseek.core.paths import db_value, from_db, prefix_ranges
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
+from clipseek.gallery.query import PENDING
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 APP_ID = "clipseek-gallery"
 
 _SCHEMA = """
@@ -53,6 +60,13 @@ CREATE TABLE IF NOT EXISTS skipped (
     reason TEXT NOT NULL
 );
 """
+# Schema version N -> the statements that upgrade a version N-1 database in place. A fresh database is
+# created at version 1 and upgraded through every step, so old and new databases end up identical.
+_MIGRATIONS = {
+    2: ("ALTER TABLE files ADD COLUMN phash TEXT",),  # 64-bit perceptual hash, hex; NULL until computed
+    3: (f"ALTER TABLE files ADD COLUMN taken_ns INTEGER DEFAULT {PENDING}",  # capture time
+        "CREATE INDEX IF NOT EXISTS files_facets ON files(path, width, height, mtime_ns, taken_ns)"),
+}
 
 
 class StoreError(ClipseekError):
@@ -132,15 +146,29 @@ class Store:
             with self.transaction():
                 for stmt in filter(str.strip, _SCHEMA.split(";")):  # not executescript: it commits
                     self.conn.execute(stmt)
-                self._set_meta_rows({"app": APP_ID, "schema_version": str(SCHEMA_VERSION),
-                                     "db_id": uuid.uuid4().hex, **(_model_meta(*model) if model else {})})
-            return
-        if "meta" not in tables or self.meta("app") != APP_ID:
+                self._set_meta_rows({"app": APP_ID, "schema_version": "1", "db_id": uuid.uuid4().hex,
+                                     **(_model_meta(*model) if model else {})})
+        elif "meta" not in tables or self.meta("app") != APP_ID:
             raise UsageError(f"{self.path} is not a clipseek database (it is some other SQLite file)")
         version = int(self.meta("schema_version") or 0)
-        if version != SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema version {version}; this clipseek reads version "
-                             f"{SCHEMA_VERSION}. Re-index into a new --db.")
+        if not 1 <= version <= SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version}; this clipseek reads versions 1 "
+                             f"to {SCHEMA_VERSION}. Re-index into a new --db.")
+        if version < SCHEMA_VERSION:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Upgrade to SCHEMA_VERSION in one transaction (another process may have done it already)."""
+        try:
+            with self.transaction():
+                version = int(self.meta("schema_version") or 0)
+                for v in range(version + 1, SCHEMA_VERSION + 1):
+                    for stmt in _MIGRATIONS[v]:
+                        self.conn.execute(stmt)
+                self._set_meta_rows({"schema_version": str(max(version, SCHEMA_VERSION))})
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"{self.path} needs a schema upgrade to version {SCHEMA_VERSION} and it "
+                             f"cannot be written ({e})") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -301,25 +329,71 @@ class Store:
         sep = os.fsencode(os.sep)
         return os.fsdecode(prefix[:prefix.rfind(sep) + 1].rstrip(sep) or sep)
 
+    def ids_where(self, clause: str, params: Sequence) -> np.ndarray:
+        """Ids (ascending int64) of the rows a WHERE clause with placeholders (`query.filter_sql`)
+        selects; it reads the covering index `files_facets`, never a vector."""
+        cur = self.conn.execute(f"SELECT id FROM files INDEXED BY files_facets WHERE {clause}", list(params))
+        return np.sort(np.fromiter((r[0] for r in cur), dtype=np.int64))
+
+    def pending_taken(self, roots: Sequence[str]) -> list[tuple[int, str]]:
+        """(id, path) of the rows under `roots` whose capture time was never read."""
+        out: list[tuple[int, str]] = []
+        for root in roots:
+            cur = self.conn.execute("SELECT id, path FROM files WHERE ((path >= ? AND path < ?) OR "
+                                    "(path >= ? AND path < ?)) AND taken_ns = ?", [*prefix_ranges(root), PENDING])
+            out += [(i, from_db(p)) for i, p in cur]
+        return out
+
+    # ---- perceptual hashes and identical files (clipseek dupes) ----------------------------------
+    def rows_without_phash(self, limit: int = 1000, after_id: int = 0) -> list[tuple[int, str]]:
+        """(id, path) of up to `limit` rows with id > after_id whose perceptual hash is not computed."""
+        cur = self.conn.execute("SELECT id, path FROM files WHERE phash IS NULL AND id > ? ORDER BY id "
+                                "LIMIT ?", (after_id, limit))
+        return [(i, from_db(p)) for i, p in cur]
+
+    def phashes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64, 64-bit perceptual hashes uint64) of every row that has one, in id order."""
+        rows = self.conn.execute("SELECT id, phash FROM files WHERE phash IS NOT NULL AND phash != '' "
+                                 "ORDER BY id").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        codes = np.fromiter((int(r[1], 16) for r in rows), dtype=np.uint64, count=len(rows))
+        return ids, codes
+
+    def same_content_ids(self) -> list[list[int]]:
+        """Ids of the rows sharing one content hash, a list per hash held by more than one row."""
+        cur = self.conn.execute("SELECT f.hash, f.id FROM files f JOIN (SELECT hash FROM files GROUP BY "
+                                "hash HAVING count(*) > 1) d ON f.hash = d.hash ORDER BY f.hash, f.id")
+        out: dict[str, list[int]] = {}
+        for h, i in cur:
+            out.setdefault(h, []).append(i)
+        return list(out.values())
+
     # ---- writes (call inside `with store.transaction():`) --------------------------------------
-    def insert_files(self, rows: Sequence[tuple[str, int, int, str, int, int, np.ndarray]]) -> None:
-        """(path, size, mtime_ns, hash, width, height, vector). A path already present is replaced
-        by a new row with a new id (its content changed); its skip record, if any, is cleared."""
+    def insert_files(self, rows: Sequence[tuple]) -> None:
+        """(path, size, mtime_ns, hash, width, height, vector[, taken_ns]). A path already present is
+        replaced by a new row with a new id (its content changed); its skip record, if any, is cleared.
+        Without taken_ns (capture time, None: none) the row's capture time is PENDING."""
         paths = [(db_value(r[0]),) for r in rows]
         self.conn.executemany("DELETE FROM files WHERE path = ?", paths)
         self.conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
         self.conn.executemany(
-            "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector) VALUES (?,?,?,?,?,?,?)",
-            [(db_value(p), s, m, h, w, ht, np.ascontiguousarray(v, dtype=np.float32).tobytes())
-             for p, s, m, h, w, ht, v in rows])
+            "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, taken_ns) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            [(db_value(r[0]), *r[1:6], np.ascontiguousarray(r[6], dtype=np.float32).tobytes(),
+              r[7] if len(r) > 7 else PENDING) for r in rows])
+
+    def set_taken(self, items: Iterable[tuple[int, int | None]]) -> None:
+        """(row id, capture time in ns or None when the file has none)."""
+        self.conn.executemany("UPDATE files SET taken_ns = ? WHERE id = ?", [(t, i) for i, t in items])
 
     def copy_file_row(self, src_id: int, path: str, size: int, mtime_ns: int) -> None:
         """A new path with the same content as row `src_id`: reuse its vector, no re-embedding."""
         path = db_value(path)
         self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
         self.conn.execute("DELETE FROM skipped WHERE path = ?", (path,))
-        self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector) "
-                          "SELECT ?, ?, ?, hash, width, height, vector FROM files WHERE id = ?",
+        self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, phash, "
+                          "taken_ns) SELECT ?, ?, ?, hash, width, height, vector, phash, taken_ns "
+                          "FROM files WHERE id = ?",
                           (path, size, mtime_ns, src_id))
 
     def move_file(self, row_id: int, new_path: str, size: int, mtime_ns: int) -> None:
@@ -331,6 +405,10 @@ class Store:
 
     def touch_file(self, row_id: int, size: int, mtime_ns: int) -> None:
         self.conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, row_id))
+
+    def set_phashes(self, items: Sequence[tuple[int, str]]) -> None:
+        """(id, perceptual hash as 16 hex digits, or '' when the file could not be read)."""
+        self.conn.executemany("UPDATE files SET phash = ? WHERE id = ?", [(h, i) for i, h in items])
 
     def remove_paths(self, paths: Iterable[str]) -> None:
         items = [(db_value(p),) for p in paths]

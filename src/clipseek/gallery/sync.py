@@ -18,6 +18,11 @@ Two rare cases cost more: content that matches only rows outside the folders is 
 (it becomes a copy or a move, not encoded), and content that matched a row this run has since
 replaced (two files that swapped contents) is read a second time to be embedded.
 
+Capture time. A file to embed has its EXIF DateTimeOriginal read from the same bytes (the header
+only). Last, rows under the folders whose capture time was never read (a database made before schema
+2, or rows loaded from Parquet) get it from their file's header: no pixel is decoded, nothing is
+re-embedded.
+
 A run killed at any point leaves every committed window in place; the next run sees those files as
 unchanged and goes on (and removes the rows of gone files, which are removed last).
 """
@@ -28,7 +33,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, walk_images
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, capture_time_ns, walk_images
 from clipseek.embed.stages import (
     batched,
     decode_for,
@@ -59,11 +64,12 @@ class IndexSummary:
     skipped: list[Skipped] = field(default_factory=list)  # files that failed in this run
     still_skipped: int = 0  # failed before and unchanged since: not retried
     total: int = 0        # images in the database afterwards
+    dated: int = 0        # catalogued rows whose capture time was read now (no re-embedding)
 
     def to_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "moved": self.moved,
                 "removed": self.removed, "unchanged": self.unchanged, "still_skipped": self.still_skipped,
-                "total": self.total, "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
+                "total": self.total, "dated": self.dated, "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
 @dataclass
@@ -87,6 +93,7 @@ class Read:
     mtime_ns: int
     hash: str
     decoded: tuple | Skipped | None  # (pixels, (w, h)), a decoding failure, or None: not decoded
+    taken_ns: int | None = None      # EXIF capture time, read when decoded
 
 
 def check_roots(dirs: Sequence[str]) -> list[str]:
@@ -147,8 +154,10 @@ def read_file(path: str, encoder: Encoder, skip_decode: frozenset[str] | set[str
     blob = read_blob(path, limits)
     if isinstance(blob, Skipped):
         return blob
-    decoded = None if blob.hash in skip_decode else decode_for(encoder, blob, limits)
-    return Read(blob.size, blob.mtime_ns, blob.hash, decoded)
+    if blob.hash in skip_decode:
+        return Read(blob.size, blob.mtime_ns, blob.hash, None)
+    return Read(blob.size, blob.mtime_ns, blob.hash, decode_for(encoder, blob, limits),
+                capture_time_ns(blob.data))
 
 
 class _Resolver:
@@ -217,7 +226,7 @@ def _index_window(store: Store, encoder: Encoder, resolver: _Resolver, window: l
                 summary.added += 1
             else:
                 (w, h), v = vectors[path]
-                store.insert_files([(path, r.size, r.mtime_ns, r.hash, w, h, v)])
+                store.insert_files([(path, r.size, r.mtime_ns, r.hash, w, h, v, r.taken_ns)])
                 summary.updated += path in resolver.plan.known
                 summary.added += path not in resolver.plan.known
 
@@ -265,8 +274,20 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
     with store.transaction():
         store.remove_paths(gone)
     summary.removed = len(gone)
+    summary.dated = fill_capture_times(store, roots, workers)
     summary.total = store.count()
     return summary
+
+
+def fill_capture_times(store: Store, roots: Sequence[str], workers: int, window: int = 500) -> int:
+    """Read the capture time of the rows under `roots` that never had it read (headers only, in a
+    thread pool), committed `window` rows at a time. Returns how many rows it filled."""
+    pending = store.pending_taken(roots)
+    times = ordered_map(lambda item: capture_time_ns(item[1]), pending, workers, ahead=2 * workers)
+    for part in batched(times, window):
+        with store.transaction():
+            store.set_taken([(row_id, t) for (row_id, _), t in part])
+    return len(pending)
 
 
 def index_from_parquet(store: Store, out_dir: str,

@@ -1,95 +1,59 @@
 """A FAISS index derived from the store (the store stays the truth; this is a cache).
 
-Kinds. Below `APPROX_THRESHOLD` vectors an exact inner-product index ("flat", `IndexFlatIP`). Above,
-"pq-sq8": an exhaustive scan of 4-bit product-quantizer codes with SIMD look-up tables (faiss "fast
-scan", 2 dimensions per 4-bit code) picks `REFINE_CANDIDATES` candidates, 8-bit scalar-quantized
-copies of the vectors re-score them (`IndexRefine`), and the gallery re-ranks the survivors with the
-exact stored vectors: 0.77 KB per 512-d vector, recall@10 0.97 at 1M, built in seconds (HNSW reached
-0.56 at 100k random vectors and took minutes to build: benchmarks/search_bench.py keeps it). It is
-split into `PARTS` equal parts searched in parallel by the index's own threads (faiss releases the
-GIL; one query is otherwise scanned by one core); `close()` stops them.
+Kinds (`index_kinds.py` holds all that is specific to one): below `APPROX_THRESHOLD` vectors exact
+("flat"); above, "ivf-pq-sq8": an inverted file over 4-bit PQ fast-scan codes with an 8-bit refine
+(~0.65 KB per 512-d vector) that probes the lists a measurement at build time chose; a build whose
+data gives the lists nothing to exploit (they would all have to be probed: random vectors) makes the
+exhaustive scan of the same codes, "pq-sq8", instead. The gallery re-ranks the candidates with the
+exact stored vectors. An approximate index is split into `PARTS` equal parts, filled and searched in
+parallel by the index's own threads (faiss releases the GIL; each thread runs faiss single-threaded),
+or searched in turn on the caller's thread when a query probes under `PARALLEL_CODES` codes (handing
+the work over would cost more); `close()` stops the threads.
 
 Building. Arrays (`build`) and the store (`rebuild`) take one path (`_build`): an approximate index is
 trained on `training_sample` (the one rule: `TRAIN_SAMPLE` vectors drawn uniformly, seed 0, from all of
-them), then every vector is added. Zero vectors give an empty index of either kind (an approximate one
-stays untrained until its first `add` trains it by the same rule) that saves, loads and answers [].
+them), every vector is added, then the probe count is measured (`index_kinds.choose_nprobe`). Zero
+vectors give an empty index of either kind (an approximate one stays untrained until its first `add`
+trains it by the same rule) that saves, loads and answers []. Later adds go into the trained lists (no
+rebuild); the inverted file is trained again (rebuilt) when `index_kinds.drifted` says the data moved
+away from its centroids or outgrew its lists.
 
 Rows. Positions map to the store's row ids through int64 arrays beside the index (IndexIDMap made
 single queries ~30x slower). Row ids are never reused, so on open new rows (id > max_id) are appended,
 and rows deleted since get the id `DELETED`; queries skip those: the exact index through an
 `IDSelectorBitmap`, the approximate one (fast scan takes no selector) by filtering its results, asked
-for its share of deleted rows more and searched again with twice as many only if a query lost more.
-Past `REBUILD_FRACTION` deleted, or outgrowing the exact index, it is rebuilt.
-
-Files: `<db>.faiss` (`.faiss.1`... for more parts), `<db>.faiss.ids.npy`, `<db>.faiss.json` (DB, model,
-max id, deleted count, part sizes). One of another format or kind (the former "hnsw-sq8") is not
-loaded: rebuilt from the store.
+for its share of deleted rows more and searched again with twice as many only if a query lost more
+(an inverted file probes twice as many lists then, and when deleted rows emptied its nearest ones).
+Saving, loading and the rules that keep it in step with the store (extend, mark deleted, rebuild past
+`REBUILD_FRACTION` deleted, on outgrowing the exact index or on drift) are in `index_store.py`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from clipseek._io import atomic_write, atomic_write_json
+from clipseek.gallery import index_kinds as kinds
+from clipseek.gallery.index_kinds import (
+    APPROX_KIND,
+    APPROX_THRESHOLD,
+    KINDS,
+    MIN_TRAIN,
+    REFINE_CANDIDATES,
+    choose_kind,
+)
+from clipseek.gallery.index_store import DELETED, IndexState, StoreBacked
 
-APPROX_THRESHOLD = 50_000
-KINDS = ("flat", "pq-sq8")
-MIN_TRAIN = 16             # a 4-bit PQ learns 16 centroids per sub-quantizer
-REFINE_CANDIDATES = 1024   # pq-sq8: candidates from the 4-bit scan re-scored with the 8-bit vectors
-PARTS = 2                  # pq-sq8: parts searched in parallel (one per core here)
-REBUILD_FRACTION = 0.1
+PARTS = 2                  # approximate kinds: parts searched in parallel (one per core here)
+PARALLEL_CODES = 100_000   # an inverted file probing fewer codes per query searches its parts in turn
+SCAN_FACTOR = 4000         # filtered search scores the allowed rows alone while allowed² < SCAN_FACTOR x live
 TRAIN_SAMPLE = 100_000
 CHUNK = 20_000
-DELETED = -1               # the id of a position whose row left the store
-FORMAT = 3                 # 3: deleted positions carry DELETED in the ids file
 
 Chunks = Iterator[tuple[np.ndarray, np.ndarray]]
-
-
-@dataclass
-class IndexState:
-    db_id: str
-    fingerprint: str  # str(Fingerprint) of the store's model, "" before one is bound
-    kind: str        # one of KINDS
-    max_id: int      # highest store row id in the index
-    count: int       # vectors in the index
-    deleted: int = 0  # of those, rows no longer in the store (id DELETED, skipped by queries)
-    parts: list[int] = field(default_factory=list)  # vectors per part
-    format: int = FORMAT
-
-
-def _faiss():
-    import faiss
-
-    return faiss
-
-
-def choose_kind(n: int, threshold: int = APPROX_THRESHOLD) -> str:
-    return "flat" if n < max(threshold, MIN_TRAIN) else "pq-sq8"
-
-
-def pq_subquantizers(dim: int) -> int:
-    """4-bit PQ with 2 dimensions per code where possible; fast scan needs an even count."""
-    m = dim // 2
-    while m > 2 and (dim % m or m % 2):
-        m -= 1
-    return max(m, 2)
-
-
-def new_index(kind: str, dim: int):
-    """An empty faiss index of `kind` ("pq-sq8" comes untrained)."""
-    faiss = _faiss()
-    if kind == "flat":
-        return faiss.IndexFlatIP(dim)
-    if kind != "pq-sq8":
-        raise ValueError(f"unknown index kind {kind!r} (known: {', '.join(KINDS)})")
-    return faiss.index_factory(dim, f"PQ{pq_subquantizers(dim)}x4fs,Refine(SQ8)", faiss.METRIC_INNER_PRODUCT)
+__all__ = ["APPROX_KIND", "APPROX_THRESHOLD", "DELETED", "KINDS", "IndexState", "VectorIndex", "choose_kind"]
 
 
 def training_sample(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
@@ -107,11 +71,15 @@ def training_sample(chunks: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> 
 
 
 def _clone(index):
-    faiss = _faiss()
-    return faiss.deserialize_index(faiss.serialize_index(index))
+    f = kinds.faiss()
+    return f.deserialize_index(f.serialize_index(index))
 
 
-class VectorIndex:
+def _one_faiss_thread() -> None:
+    kinds.faiss().omp_set_num_threads(1)  # per thread: the index's threads are the parallelism
+
+
+class VectorIndex(StoreBacked):
     """ids + vectors -> top-k by inner product. Use `VectorIndex.for_store(store)` in the app."""
 
     def __init__(self, parts: list, state: IndexState, ids: list[np.ndarray] | None = None):
@@ -121,24 +89,34 @@ class VectorIndex:
         if not state.parts:
             state.parts = [int(p.ntotal) for p in parts]
         self.refine_candidates = REFINE_CANDIDATES
-        self._selectors: dict[int, tuple | None] = {}  # part -> (bitmap, selector, params) if it has deleted
+        self._selectors: dict[int, tuple | None] = {}  # part -> (bitmap, selector) if it has deleted
+        self._sorted: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # part -> (live ids sorted, positions)
         self._pool: ThreadPoolExecutor | None = None
 
     # ---- building ----------------------------------------------------------------------------------
     @classmethod
     def empty(cls, kind: str, dim: int, db_id: str = "", fingerprint: str = "") -> "VectorIndex":
         n_parts = 1 if kind == "flat" else PARTS
-        return cls([new_index(kind, dim) for _ in range(n_parts)], IndexState(db_id, fingerprint, kind, 0, 0))
+        return cls([kinds.new_index(kind, dim) for _ in range(n_parts)], IndexState(db_id, fingerprint, kind, 0, 0))
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str | None = None, db_id: str = "",
-              fingerprint: str = "") -> "VectorIndex":
+              fingerprint: str = "", threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
+        """An index of these vectors: of `kind`, or (None) of the kind the gallery would choose."""
         ids, vectors = np.asarray(ids, np.int64), np.asarray(vectors, np.float32)
 
         def chunks() -> Chunks:
             return ((ids[i:i + CHUNK], vectors[i:i + CHUNK]) for i in range(0, len(ids), CHUNK))
         dim = vectors.shape[1] if vectors.ndim == 2 else 0
-        return cls._build(kind or choose_kind(len(ids)), dim, len(ids), chunks, db_id, fingerprint)
+        return cls.from_chunks(chunks, len(ids), dim, kind, db_id, fingerprint, threshold)
+
+    @classmethod
+    def from_chunks(cls, chunks: Callable[[], Chunks], n: int, dim: int, kind: str | None = None,
+                    db_id: str = "", fingerprint: str = "", threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
+        """As `build`, from more vectors than fit in memory: `chunks()` yields the n (ids, vectors)
+        pairs, the same each time it is called (twice: for the training sample, then to add them)."""
+        return cls._build(kind or choose_kind(n, threshold), dim, n, chunks, db_id, fingerprint,
+                          exhaustive_if_no_gain=kind is None)
 
     @classmethod
     def rebuild(cls, store, threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
@@ -148,41 +126,86 @@ class VectorIndex:
 
     @classmethod
     def _build(cls, kind: str, dim: int, n: int, chunks: Callable[[], Chunks], db_id: str,
-               fingerprint: str) -> "VectorIndex":
-        """The one build path: train on the sample rule over all n vectors, then add them all."""
+               fingerprint: str, exhaustive_if_no_gain: bool = True) -> "VectorIndex":
+        """The one build path: train on the sample rule over all n vectors, add them all, measure."""
         vi = cls.empty(kind, dim, db_id, fingerprint)
-        if kind != "flat" and n:
-            vi.train(training_sample(chunks(), n))
-        for ids, vecs in chunks():
-            vi.add(ids, vecs)
+        vi._fill(chunks, n, exhaustive_if_no_gain)
         return vi
 
-    def train(self, sample: np.ndarray) -> None:
-        """Train an empty approximate index; every part shares the quantizers of the first."""
-        if self.state.count:
+    def _fill(self, chunks: Callable[[], Chunks], n: int, exhaustive_if_no_gain: bool = True) -> None:
+        """Train (an inverted file that would have to probe every list to keep its recall on the
+        sample gives way to the exhaustive scan, which is faster then), add every vector, measure."""
+        s = self.state
+        sample = training_sample(chunks(), n) if s.kind != "flat" and n else None
+        if sample is not None:
+            self.train(sample, n)
+            if s.kind == APPROX_KIND and exhaustive_if_no_gain and self._probes_all(sample):
+                self.parts = [kinds.new_index("pq-sq8", sample.shape[1]) for _ in self.parts]
+                s.kind, s.nlist, s.nprobe = "pq-sq8", 0, 0
+                self.train(sample, n)
+        for ids, vecs in chunks():
+            self._add(np.asarray(ids, np.int64), np.ascontiguousarray(vecs, dtype=np.float32))
+        if sample is not None:
+            s.trained = s.count
+            if s.kind == APPROX_KIND:
+                self._choose_nprobe(sample)
+
+    def _probes_all(self, sample: np.ndarray) -> bool:
+        """Would the trained, empty inverted file, holding only the sample, probe all its lists?"""
+        self._add(np.arange(1, len(sample) + 1, dtype=np.int64), sample)
+        self._choose_nprobe(sample)
+        every = self.state.nprobe >= self.state.nlist
+        for part in self.parts:
+            part.reset()  # the trained quantizers stay
+        self.ids = [np.zeros(0, np.int64) for _ in self.parts]
+        self.state.parts, self.state.count, self.state.max_id = [0] * len(self.parts), 0, 0
+        self._selectors, self._sorted = {}, {}
+        return every
+
+    def train(self, sample: np.ndarray, n: int | None = None) -> None:
+        """Train an empty approximate index (an inverted file gets lists for n vectors, default the
+        sample's size); every part shares the quantizers of the first."""
+        s = self.state
+        if s.count:
             raise ValueError("only an empty index can be trained")
         if len(sample) < MIN_TRAIN:
-            raise ValueError(f"a {self.state.kind} index needs at least {MIN_TRAIN} vectors to train, "
-                             f"got {len(sample)}")
-        self.parts[0].train(np.ascontiguousarray(sample, dtype=np.float32))
+            raise ValueError(f"a {s.kind} index needs at least {MIN_TRAIN} vectors to train, got {len(sample)}")
+        sample = np.ascontiguousarray(sample, dtype=np.float32)
+        if s.kind == APPROX_KIND:
+            s.nlist = kinds.nlist_for(n or len(sample))
+            self.parts[0] = kinds.new_index(s.kind, sample.shape[1], s.nlist)
+        s.base_distance = self._pooled(lambda _: kinds.train(self.parts[0], s.kind, sample), [0])[0]
         self.parts[1:] = [_clone(self.parts[0]) for _ in self.parts[1:]]
+
+    def _choose_nprobe(self, sample: np.ndarray) -> None:
+        def search(q: np.ndarray, k: int, nprobe: int) -> np.ndarray:
+            self.state.nprobe = nprobe
+            return self.search(q, k)[1]
+        self.state.nprobe = kinds.choose_nprobe(search, kinds.pseudo_queries(sample), self.state.nlist)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Append vectors, spread over the parts to keep them even: no rebuild, no re-training (an
-        untrained, empty index is first trained on these vectors by the sample rule)."""
+        untrained, empty index is first trained on these vectors by the sample rule). An inverted
+        file records how far they lie from their centroids (`index_kinds.drifted`)."""
         if len(ids) == 0:
             return
         ids, vectors = np.asarray(ids, np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
         if not self.parts[0].is_trained:
-            self.train(training_sample([(ids, vectors)], len(ids)))
-        start = 0
-        for p, take in enumerate(self._spread(len(ids))):
-            if take:
-                self.parts[p].add(vectors[start:start + take])
-                self.ids[p] = np.concatenate([self.ids[p], ids[start:start + take]])
-                self.state.parts[p] += take
-                self._selectors.pop(p, None)
-                start += take
+            self._fill(lambda: iter([(ids, vectors)]), len(ids))
+            return
+        if self.state.kind == APPROX_KIND:
+            self.state.added_distance += float(kinds.centroid_distances(self.parts[0], vectors).sum())
+        self._add(ids, vectors)
+
+    def _add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        starts = np.cumsum([0] + self._spread(len(ids)))
+        spans = [(p, starts[p], starts[p + 1]) for p in range(len(self.parts)) if starts[p + 1] > starts[p]]
+        self._pooled(lambda span: self.parts[span[0]].add(vectors[span[1]:span[2]]), spans)
+        for p, lo, hi in spans:
+            self.ids[p] = np.concatenate([self.ids[p], ids[lo:hi]])
+            self.state.parts[p] += int(hi - lo)
+            self._selectors.pop(p, None)
+            self._sorted.pop(p, None)
         self.state.max_id = max(self.state.max_id, int(np.max(ids)))
         self.state.count += len(ids)
 
@@ -203,63 +226,146 @@ class VectorIndex:
             if gone.any():
                 ids[gone] = DELETED
                 self._selectors.pop(p, None)
+                self._sorted.pop(p, None)
         self.state.deleted = int(sum(np.count_nonzero(ids == DELETED) for ids in self.ids))
 
     # ---- searching ---------------------------------------------------------------------------------
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each (m, min(k, live rows)), best first; deleted rows never appear."""
+    def search(self, queries: np.ndarray, k: int,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (m, k'), best first; deleted rows never appear. With `allowed` (row
+        ids), the k best of those rows alone: never fewer when as many are live (see `_search_allowed`)."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         s = self.state
-        k = min(int(k), s.count - s.deleted)
+        live = s.count - s.deleted
+        k = min(int(k), live)
         if k <= 0:
-            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+            return _no_results(len(q))
+        if allowed is not None:
+            return self._search_allowed(q, k, np.unique(np.asarray(allowed, dtype=np.int64)), live)
         # the exact index skips deleted rows itself; the approximate one is asked for enough more
-        # that its share of deleted rows still leaves k, and again with twice as many if not
-        fetch = k if s.kind == "flat" or not s.deleted else -(-k * s.count // (s.count - s.deleted)) + 8
+        # that its share of deleted rows still leaves k, and again with twice as many if not.
+        fetch = k if s.kind == "flat" or not s.deleted else -(-k * s.count // live) + 8
+        return self._fetch_until(q, k, fetch, live, lambda ids: ids != DELETED)
+
+    def _fetch_until(self, q: np.ndarray, k: int, fetch: int, passing: int,
+                     passes: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Ask the parts for `fetch` each, keep what `passes` (`passing` rows of the index can), and
+        ask again with twice as many while fewer than k pass. An inverted file also probes twice as
+        many lists then, or when over twice the expected share of what it found failed (the nearest
+        lists were emptied: the neighbours are in others)."""
+        s = self.state
+        expected_loss = 1 - passing / max(s.count, 1)
+        widen = 1
         while True:
-            scores, ids = self._search_parts(q, fetch)
+            scores, ids = self._search_parts(q, fetch, passing, widen)
+            ok = passes(ids)
+            lost = float((~ok).mean(axis=1).max()) if ok.size else 0.0
+            scores = np.where(ok, scores, -np.inf)
             order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
             scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
-            if fetch >= s.count or bool((ids != DELETED).all()):
-                return scores, ids
-            fetch = min(2 * fetch, s.count)
+            short = fetch < s.count and not bool(np.isfinite(scores).all())
+            emptied = s.nlist and s.nprobe * widen < s.nlist and lost > 2 * expected_loss
+            if not short and not emptied:
+                found = np.isfinite(scores).any(axis=0)  # fewer pass than thought: no empty columns
+                return scores[:, found], np.where(np.isfinite(scores), ids, DELETED)[:, found]
+            fetch, widen = (min(2 * fetch, s.count) if short else fetch), 2 * widen
 
-    def _search_parts(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Every non-empty part's top k, side by side (unsorted across parts)."""
+    def _search_allowed(self, q: np.ndarray, k: int, allowed: np.ndarray,
+                        live: int) -> tuple[np.ndarray, np.ndarray]:
+        """Few allowed rows (or the exact index): find their positions and score them alone, from the
+        8-bit codes of an approximate index (its refine index takes a selector), so recall is that of
+        exact search after the gallery's re-rank. Many: over-fetch and filter, as for deleted rows.
+        Scoring alone costs in proportion to the allowed rows, over-fetching to live/allowed; the first
+        is used while allowed² < SCAN_FACTOR x live (benchmarks/search_bench.py, filtered rows)."""
+        if self.state.kind == "flat" or len(allowed) ** 2 < SCAN_FACTOR * live:
+            positions = [self._positions(p, allowed) for p in range(len(self.parts))]
+            k = min(int(k), sum(len(x) for x in positions))
+            return self._search_selected(q, k, positions) if k > 0 else _no_results(len(q))
+        m = len(allowed)
+        k = min(int(k), m, live)
+        if k <= 0:
+            return _no_results(len(q))
+        fetch = -(-k * self.state.count // m) + 8
+        return self._fetch_until(q, k, fetch, m, lambda ids: _member(ids, allowed))
+
+    def _positions(self, p: int, ids: np.ndarray) -> np.ndarray:
+        """Positions in part p of those of `ids` (sorted) that are live rows there."""
+        if p not in self._sorted:
+            live = np.flatnonzero(self.ids[p] != DELETED)
+            order = np.argsort(self.ids[p][live], kind="stable")
+            self._sorted[p] = (self.ids[p][live][order], live[order])
+        have, pos = self._sorted[p]
+        if not len(have):
+            return np.zeros(0, np.int64)
+        at = np.minimum(np.searchsorted(have, ids), len(have) - 1)
+        return pos[at[have[at] == ids]]
+
+    def _search_selected(self, q: np.ndarray, k: int, positions: list[np.ndarray]):
+        """Score only the given positions of each part (the exact index, or the approximate one's
+        8-bit refine codes) through an IDSelectorBitmap."""
+        f = kinds.faiss()
+
+        def one(p: int) -> tuple[np.ndarray, np.ndarray]:
+            keep = np.zeros(int(self.parts[p].ntotal), bool)
+            keep[positions[p]] = True
+            bitmap = np.packbits(keep, bitorder="little")
+            params = f.SearchParameters(sel=f.IDSelectorBitmap(len(bitmap), f.swig_ptr(bitmap)))
+            index = self.parts[p] if self.state.kind == "flat" else f.downcast_index(self.parts[p].refine_index)
+            scores, pos = index.search(q, min(k, len(positions[p])), params=params)
+            ids = np.where(pos >= 0, self.ids[p][np.maximum(pos, 0)], DELETED)
+            return np.where(pos >= 0, scores, -np.inf), ids
+
+        results = self._pooled(one, [p for p in range(len(self.parts)) if len(positions[p])],
+                               inline=sum(len(x) for x in positions) < PARALLEL_CODES)
+        scores = np.concatenate([r[0] for r in results], axis=1)
+        ids = np.concatenate([r[1] for r in results], axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+    def _search_parts(self, q: np.ndarray, k: int, passing: int,
+                      widen: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Every non-empty part's top k, side by side (unsorted across parts); `passing` rows can be
+        kept (the approximate index re-scores count/passing times more candidates); an inverted file
+        probes `widen` times its lists."""
         used = [p for p in range(len(self.parts)) if self.parts[p].ntotal > 0]
-        if len(used) == 1:
-            return self._search_part(used[0], q, k)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=PARTS, thread_name_prefix="clipseek-search")
-        results = list(self._pool.map(lambda p: self._search_part(p, q, k), used))
+        s = self.state
+        small = s.kind == "flat" or (s.nlist and s.nprobe * widen * s.count < PARALLEL_CODES * s.nlist)
+        results = self._pooled(lambda p: self._search_part(p, q, k, passing, widen), used, inline=small)
         return np.concatenate([r[0] for r in results], axis=1), np.concatenate([r[1] for r in results], axis=1)
 
-    def _search_part(self, p: int, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        part = self.parts[p]
+    def _search_part(self, p: int, q: np.ndarray, k: int, passing: int,
+                     widen: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        part, s = self.parts[p], self.state
         k = max(1, min(k, int(part.ntotal)))
-        if self.state.kind == "flat":
-            params = self._selector(p)
-        else:
-            params = _faiss().IndexRefineSearchParameters()
-            live = max(1, self.state.count - self.state.deleted)
-            params.k_factor = float(max(2.0, self.refine_candidates * self.state.count / live / k))
+        candidates = self.refine_candidates * s.count / max(1, passing)
+        params = kinds.search_params(s.kind, part, k, nprobe=s.nprobe * widen, candidates=int(candidates),
+                                     sel=self._selector(p) if s.kind == "flat" else None)
         scores, pos = part.search(q, k, params=params)
         ids = np.where(pos >= 0, self.ids[p][np.maximum(pos, 0)], DELETED)
         return np.where(ids != DELETED, scores, -np.inf), ids
 
     def _selector(self, p: int):
-        """faiss SearchParameters that skip part p's deleted positions (None when it has none)."""
+        """A faiss ID selector of part p's live positions (None when none is deleted)."""
         if p not in self._selectors:
             keep = self.ids[p] != DELETED
             entry = None
             if not keep.all():
-                faiss = _faiss()
+                f = kinds.faiss()
                 bitmap = np.packbits(keep, bitorder="little")  # bit i: position i is searched
-                sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
-                entry = (bitmap, sel, faiss.SearchParameters(sel=sel))  # the bitmap must outlive sel
+                entry = (bitmap, f.IDSelectorBitmap(len(bitmap), f.swig_ptr(bitmap)))  # bitmap outlives it
             self._selectors[p] = entry
         entry = self._selectors.get(p)
-        return entry[2] if entry else None
+        return entry[1] if entry else None
+
+    def _pooled(self, fn: Callable, items: list, inline: bool = False) -> list:
+        """fn over items, on the index's threads (faiss single-threaded there), or in turn on this one
+        when the work is too small to pay for handing it over."""
+        if inline:
+            return [fn(i) for i in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=PARTS, thread_name_prefix="clipseek-search",
+                                            initializer=_one_faiss_thread)
+        return list(self._pool.map(fn, items))
 
     @property
     def ntotal(self) -> int:
@@ -271,81 +377,12 @@ class VectorIndex:
             self._pool.shutdown()
             self._pool = None
 
-    # ---- persistence -------------------------------------------------------------------------------
-    @staticmethod
-    def _part_path(path: str, p: int) -> str:
-        return path if p == 0 else f"{path}.{p}"
 
-    def save(self, path: str) -> None:
-        """Write each file atomically; the state (written last) names what is valid."""
-        faiss = _faiss()
-        for p, part in enumerate(self.parts):
-            atomic_write(self._part_path(path, p), lambda tmp, part=part: faiss.write_index(part, tmp))
+def _no_results(m: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((m, 0), np.float32), np.zeros((m, 0), np.int64)
 
-        def write_ids(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                np.save(f, np.concatenate(self.ids))
-        atomic_write(path + ".ids.npy", write_ids)
-        atomic_write_json(path + ".json", asdict(self.state), indent=None)
-        p = len(self.parts)
-        while os.path.exists(self._part_path(path, p)):  # parts of an earlier, larger index
-            os.remove(self._part_path(path, p))
-            p += 1
 
-    @classmethod
-    def load(cls, path: str) -> "VectorIndex | None":
-        """The saved index, or None if missing, unreadable, inconsistent, of another format or of a
-        kind this version does not build (it is only a cache)."""
-        try:
-            with open(path + ".json") as f:
-                state = IndexState(**json.load(f))
-            if state.format != FORMAT or state.kind not in KINDS:
-                return None
-            parts = [_faiss().read_index(cls._part_path(path, p)) for p in range(len(state.parts))]
-            ids = np.load(path + ".ids.npy")
-        except Exception:
-            return None
-        if not parts or [int(p.ntotal) for p in parts] != state.parts or sum(state.parts) != state.count \
-                or len(ids) != state.count or int(np.count_nonzero(ids == DELETED)) != state.deleted:
-            return None
-        return cls(parts, state, np.split(ids, np.cumsum(state.parts)[:-1]))
-
-    # ---- keeping it in step with the store ---------------------------------------------------------
-    @classmethod
-    def for_store(cls, store, path: str | None = None, threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
-        """Load the index persisted beside the store, extend or rebuild it if stale, save if changed."""
-        path = path or store.path + ".faiss"
-        vi = cls.load(path)
-        if vi is not None and vi.sync(store, threshold):
-            vi.save(path)
-        elif vi is None:
-            vi = cls.rebuild(store, threshold)
-            vi.save(path)
-        return vi
-
-    def sync(self, store, threshold: int = APPROX_THRESHOLD) -> bool:
-        """Bring this index up to date with the store: extend it with new rows and mark deleted ones,
-        or rebuild it when it belongs to another DB/model, too many rows were deleted, it outgrew the
-        exact index or it was empty. Returns True if anything changed (so the caller saves it)."""
-        s = self.state
-        if s.db_id != store.db_id or s.fingerprint != str(store.fingerprint or ""):
-            self._replace(self.rebuild(store, threshold))
-            return True
-        live_old = store.count_upto(s.max_id)
-        deleted = s.count - live_old
-        n_new = store.count() - live_old
-        want = choose_kind(live_old + n_new, threshold)
-        if deleted > REBUILD_FRACTION * max(s.count, 1) or (want != s.kind and s.kind == "flat") \
-                or (s.count == 0 and n_new > 0):
-            self._replace(self.rebuild(store, threshold))
-            return True
-        changed = deleted != s.deleted or n_new > 0
-        if deleted != s.deleted:
-            self.mark_deleted(store.ids_upto(s.max_id))
-        for ids, vecs in store.iter_vectors(after_id=s.max_id):
-            self.add(ids, vecs)
-        return changed
-
-    def _replace(self, other: "VectorIndex") -> None:
-        self.parts, self.state, self.ids = other.parts, other.state, other.ids
-        self._selectors = {}
+def _member(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """ids (any shape) that are in `allowed` (sorted, non-empty)."""
+    at = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+    return allowed[at] == ids

@@ -20,6 +20,7 @@ class Encoder(Protocol):
     dtype_name: str               # the precision it runs at: "float32", "float16", "bfloat16", "int8"
     dim: int                      # vector length
     logit_scale: float            # multiplies cosine similarities into classification logits
+    logit_bias: float | None      # SigLIP-style: sigmoid(scale * cos + bias) per label; None: softmax (CLIP)
     fingerprint: Fingerprint      # what made its vectors (stored with them, checked against them)
     preprocess_cfg: PreprocessCfg
 

@@ -30,7 +30,7 @@ class HFEncoder:
     backend = "torch"
 
     def __init__(self, model, tokenizer, preprocess_cfg: PreprocessCfg, device: str,
-                 name: str, identity: str):
+                 name: str, identity: str, logit_bias: float | None = None):
         import torch
 
         self.model = model.to(device).eval()
@@ -43,6 +43,8 @@ class HFEncoder:
                        else model.config.text_config.hidden_size)
         scale = getattr(model, "logit_scale", None)
         self.logit_scale = float(scale.detach().float().exp()) if scale is not None else 100.0
+        bias = getattr(model, "logit_bias", None)  # SigLIP, SigLIP 2: scored with a sigmoid per label
+        self.logit_bias = float(bias.detach().float().reshape(-1)[0]) if bias is not None else logit_bias
         dtype_name = getattr(model, "_clipseek_dtype", None) or str(self.dtype).replace("torch.", "")
         self.dtype_name = dtype_name
         self.fingerprint = Fingerprint(name, identity, self.backend, dtype_name, preprocess_cfg.describe())

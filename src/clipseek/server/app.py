@@ -44,6 +44,8 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' b
                 "style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 IMAGE_ID = Path(..., ge=1, le=2 ** 63 - 1, description="An image id from a search result.")
+TERM_HELP = ("{} a meaning (repeatable): text, or image:ID (an image of the gallery); optionally "
+             "weighted as W:VALUE, e.g. 0.5:sunset.")
 TOKEN_PARAM = Query(None, description="The --token, for <img> tags that cannot send headers.")
 
 
@@ -80,13 +82,13 @@ def _add_error_handlers(app: FastAPI) -> None:
 def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | None = None,
                limits: Limits = Limits(), model: str | None = None, device: str = "auto",
                allowed_hosts: list[str] | None = None,
-               thumb_dir: str | None = None, int8_text: bool = False) -> FastAPI:
+               thumb_dir: str | None = None, int8_text: bool = False, backend: str = "torch") -> FastAPI:
     """The app for one gallery (a Gallery or a database path). The model is loaded here, once.
 
     `token`: every /api call then needs `Authorization: Bearer <token>` (images and thumbnails also
     accept `?token=`). `allowed_hosts`: refuse other Host headers (serve() sets it for loopback)."""
     svc = GalleryService(gallery_or_db, encoder, model=model, device=device, limits=limits,
-                         thumb_dir=thumb_dir, int8_text=int8_text)
+                         thumb_dir=thumb_dir, int8_text=int8_text, backend=backend)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -135,17 +137,38 @@ def _add_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[
 
     @app.get("/api/search", tags=["search"], summary="Images matching a text query",
              responses={200: {"model": TextSearch}, **errors(400, 422, guard=guard)})
-    async def search(q: str = Query(..., min_length=1, max_length=limits.max_query_chars, pattern=r"\S",
-                                    description="Text to search for, e.g. 'a dog on a beach'."),
-                     k: int = Query(20, ge=1, le=limits.max_k, description="Number of results.")):
-        return await asyncio.wrap_future(svc.submit_search_text(q, k))  # the model thread does the work
+    async def search(q: str = Query("", max_length=limits.max_query_chars,
+                                    description="Text to search for, e.g. 'a dog on a beach' (may be "
+                                                "empty when `add` gives a term)."),
+                     k: int = Query(20, ge=1, le=limits.max_k, description="Number of results."),
+                     add: List[str] = Query([], description=TERM_HELP.format("Add")),
+                     subtract: List[str] = Query([], description=TERM_HELP.format("Subtract")),
+                     folders: List[str] = Query([], alias="in", description="Only images under this folder "
+                                                "(relative to the gallery's root; repeatable)."),
+                     after: Optional[str] = Query(None, description="Taken on or after (YYYY-MM-DD...)."),
+                     before: Optional[str] = Query(None, description="Taken before (YYYY-MM-DD...)."),
+                     orientation: Optional[str] = Query(None, description="landscape, portrait or square."),
+                     min_size: Optional[str] = Query(None, alias="min-size", description="WIDTHxHEIGHT."),
+                     ext: Optional[str] = Query(None, description="File types, e.g. jpg,png."),
+                     relevant: bool = Query(False, description="Only results that stand out from the "
+                                            "query's scores over the gallery.")):
+        opts = await run_in_threadpool(svc.options, add, subtract, folders, after, before, orientation,
+                                       min_size, ext, relevant)
+        return await asyncio.wrap_future(svc.submit_search_text(q, k, opts))  # the model thread does the work
 
     @app.post("/api/search/image", tags=["search"], summary="Images similar to an uploaded image",
               responses={200: {"model": ImageSearch}, **errors(400, 413, 422, guard=guard)})
     async def search_image(file: UploadFile = File(..., description="The example image."),
-                           k: int = Form(20, ge=1, le=limits.max_k)):
+                           k: int = Form(20, ge=1, le=limits.max_k), add: List[str] = Form([]),
+                           subtract: List[str] = Form([]),
+                           folders: List[str] = Form([], alias="in"), after: Optional[str] = Form(None),
+                           before: Optional[str] = Form(None), orientation: Optional[str] = Form(None),
+                           min_size: Optional[str] = Form(None, alias="min-size"),
+                           ext: Optional[str] = Form(None), relevant: bool = Form(False)):
+        opts = await run_in_threadpool(svc.options, add, subtract, folders, after, before, orientation,
+                                       min_size, ext, relevant)
         data = await file.read(limits.max_upload_bytes + 1)
-        return await run_in_threadpool(svc.search_image, data, k, file.filename or "")
+        return await run_in_threadpool(svc.search_image, data, k, file.filename or "", opts)
 
     @app.post("/api/classify", tags=["classify"], summary="Zero-shot probabilities of labels",
               responses={200: {"model": Classification}, **errors(400, 413, 422, guard=guard)})
@@ -157,6 +180,14 @@ def _add_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[
                                                              "'imagenet' (80 templates).")):
         data = await file.read(limits.max_upload_bytes + 1)
         return await run_in_threadpool(svc.classify, data, labels, templates, file.filename or "")
+
+    @app.get("/api/dupes", tags=["search"], summary="Groups of duplicate images, with a keeper each",
+             responses=errors(400, 422, guard=guard))
+    async def dupes(similar: bool = Query(False, description="Also group near-identical shots (bursts) "
+                                          "by CLIP cosine >= threshold."),
+                    threshold: float = Query(0.95, description="CLIP cosine for similar shots."),
+                    limit: int = Query(500, description="Groups to return at most, the largest first.")):
+        return await run_in_threadpool(svc.dupes, similar, threshold, limit)
 
     @app.get("/api/images/{image_id}", tags=["images"], summary="The original image file, by id",
              response_class=Response,
@@ -201,9 +232,11 @@ def exposure_warning(host: str, token: str | None) -> str | None:
 
 def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None = None,
           token: str | None = None, device: str = "auto", log_level: str = "info",
-          int8_text: bool = False, max_pixels: int | None = None) -> None:
+          int8_text: bool = False, max_pixels: int | None = None, watch: dict | None = None,
+          backend: str = "torch") -> None:
     """Build the app and run it under uvicorn until interrupted. `max_pixels`: the image limit of
-    uploads (default: the CLI's, 64 MP)."""
+    uploads (default: the CLI's, 64 MP). `watch`: the keyword arguments of GalleryService.watch
+    (dirs, poll, interval, on_batch, on_stop) plus `on_start(watcher)`."""
     import uvicorn
 
     from clipseek.core.paths import quote_path
@@ -216,8 +249,21 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
     if warning:
         print(warning, file=sys.stderr)
     lim = Limits(max_pixels=max_pixels) if max_pixels else Limits()
+    if watch and not os.path.exists(db):  # a new gallery: its first pass makes it (and names its model)
+        from clipseek.core.images import ImageLimits
+        from clipseek.gallery.facade import Gallery
+
+        with Gallery(db, model=model, device=device, backend=backend) as g:
+            g.index(watch["dirs"], limits=ImageLimits.from_options(max_pixels))
     app = create_app(db, model=model, device=device, token=token, int8_text=int8_text, limits=lim,
+                     backend=backend,
                      allowed_hosts=list(LOOPBACK_NAMES) if is_loopback(host) else None)
+    if watch:
+        options = dict(watch)
+        on_start = options.pop("on_start", None)
+        watcher = app.state.service.watch(**options)
+        if on_start:
+            on_start(watcher)
     n = app.state.service.stats()["images"]
     shown = f"[{host}]" if ":" in host else host
     print(f"clipseek: {n:,} images in {quote_path(app.state.service.db_path)}; open http://{shown}:{port}/"

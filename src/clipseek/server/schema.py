@@ -22,17 +22,29 @@ class Result(BaseModel):
     score: float
     width: int
     height: int
+    relevance: float  # 0: the query's median over the gallery, 1: its best match
+    relevant: bool
 
 
 class TextSearch(BaseModel):
     query: str
     k: int
+    add: List[str]
+    subtract: List[str]
+    filter: Optional[str] = None
+    relevant: bool
     results: List[Result]
+    message: Optional[str] = None
 
 
 class ImageSearch(BaseModel):
     k: int
+    add: List[str]
+    subtract: List[str]
+    filter: Optional[str] = None
+    relevant: bool
     results: List[Result]
+    message: Optional[str] = None
 
 
 class Prediction(BaseModel):
@@ -43,6 +55,7 @@ class Prediction(BaseModel):
 class Classification(BaseModel):
     labels: List[str]
     templates: int
+    scoring: str
     predictions: List[Prediction]
 
 

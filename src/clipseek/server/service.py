@@ -25,9 +25,10 @@ from clipseek.core.prompts import (
     clean_labels,
     split_labels,
 )
-from clipseek.core.scores import top_k
+from clipseek.core.scores import scoring, top_k
 from clipseek.errors import ClipseekError, ImageError, UsageError
 from clipseek.gallery.facade import Gallery, SearchResult
+from clipseek.gallery.query import Filter, Term, parse_term
 from clipseek.gallery.store import Store
 from clipseek.gallery.thumbs import (
     THUMB_SIZE,
@@ -49,6 +50,19 @@ class NotFound(ClipseekError):
     """No image with that id in the gallery (or its file is gone from disk)."""
 
 
+@dataclass(frozen=True)
+class SearchOptions:
+    """What a search asks for besides its query: terms to add and subtract, a filter, relevant-only."""
+
+    add: tuple[Term, ...] = ()
+    subtract: tuple[Term, ...] = ()
+    where: Filter = Filter()
+    relevant: bool = False
+
+    def terms(self, q: str) -> list[Term]:
+        return ([Term(1.0, text=q.strip())] if q.strip() else []) + list(self.add) + list(self.subtract)
+
+
 class TooLarge(UsageError):
     """An upload or an image over the size or pixel limit."""
 
@@ -63,6 +77,9 @@ class Limits:
     max_label_chars: int = 200
     max_templates: int = 100
     max_prompts: int = 20_000           # labels x templates texts to encode for one classify call
+    max_dupe_groups: int = 5_000
+    max_terms: int = 16                 # add + subtract terms of one search
+    max_folders: int = 16               # `in` folders of one search
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,19 +90,19 @@ class GalleryService:
 
     def __init__(self, gallery: Gallery | str, encoder: Encoder | None = None, *, model: str | None = None,
                  device: str = "auto", limits: Limits = Limits(), thumb_dir: str | None = None,
-                 int8_text: bool = False):
+                 int8_text: bool = False, backend: str = "torch"):
         if isinstance(gallery, Gallery):
             gallery.close()  # reopened below on the worker thread, which owns its SQLite connection
             if encoder is not None:
                 gallery = Gallery(gallery.db_path, encoder, approx_threshold=gallery.approx_threshold)
         else:
-            gallery = Gallery(gallery, encoder, model=model, device=device, int8_text=int8_text)
+            gallery = Gallery(gallery, encoder, model=model, device=device, int8_text=int8_text, backend=backend)
         self.gallery, self.limits = gallery, limits
         self.db_path = gallery.db_path
         self.thumb_dir = thumb_dir or self.db_path + ".thumbs"
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="clipseek-model")
         self._local = threading.local()
-        self._pending: list[tuple[str, int, Future]] = []  # text queries waiting for the model
+        self._pending: list[tuple[str, int, SearchOptions, Future]] = []  # text queries waiting for the model
         self._pending_lock, self._draining = threading.Lock(), False
         self.encoder = self._run(self._load)  # the model is loaded once, now; a bad DB fails here
         self._classifiers = Classifiers(self._run, self.encoder.encode_texts)
@@ -96,12 +113,12 @@ class GalleryService:
         self.gallery.search_vector(enc.encode_texts(["warm up"])[0], 1)  # builds the index now
         return enc
 
-    def _submit_text(self, q: str, k: int) -> Future:
+    def _submit_text(self, q: str, k: int, opts: SearchOptions) -> Future:
         """Queue a text query. Queries that arrive while the model is busy are encoded together in
         one batch when it is free (one forward for 16 queries costs far less than 16 forwards)."""
         fut: Future = Future()
         with self._pending_lock:
-            self._pending.append((q, k, fut))
+            self._pending.append((q, k, opts, fut))
             idle = not self._draining
             self._draining = True
         if idle:
@@ -109,7 +126,7 @@ class GalleryService:
                 self._worker.submit(self._drain_texts)
             except RuntimeError:  # closed
                 with self._pending_lock:
-                    self._pending.remove((q, k, fut))
+                    self._pending.remove((q, k, opts, fut))
                     self._draining = False
                 raise ClipseekError("the gallery service is closed") from None
         return fut
@@ -118,16 +135,16 @@ class GalleryService:
         with self._pending_lock:
             batch, self._pending = self._pending[:TEXT_BATCH], self._pending[TEXT_BATCH:]
         try:  # a request given up meanwhile (client gone) has a cancelled future: skip it
-            batch = [b for b in batch if b[2].set_running_or_notify_cancel()]
-            vecs = self.gallery.encoder.encode_texts([q.strip() for q, _, _ in batch]) if batch else []
-            for i, (q, k, fut) in enumerate(batch):
+            batch = [b for b in batch if b[3].set_running_or_notify_cancel()]
+            texts = sorted({t.text for q, _, o, _ in batch for t in o.terms(q) if t.text is not None})
+            known = dict(zip(texts, self.gallery.encoder.encode_texts(texts))) if texts else {}
+            for q, k, opts, fut in batch:
                 try:
-                    results = self._relative(self.gallery.search_vector(vecs[i], k))
-                    fut.set_result({"query": q, "k": k, "results": results})
+                    fut.set_result(self._search(opts.terms(q), k, opts, known, {"query": q}))
                 except Exception as e:
                     fut.set_exception(e)
         except Exception as e:  # the batch's forward failed: every query in it gets the error
-            for _, _, fut in batch:
+            for _, _, _, fut in batch:
                 if not fut.done():
                     fut.set_exception(e)
         finally:
@@ -140,8 +157,56 @@ class GalleryService:
         return self._worker.submit(fn, *args).result()
 
     def close(self) -> None:
+        self.stop_watching()
         self._run(self.gallery.close)
         self._worker.shutdown()
+
+    # ---- following folders (serve --watch) -------------------------------------------------------
+    def watch(self, dirs: Sequence[str], poll: bool = False, interval: float | None = None,
+              quiet: float | None = None, on_batch: Callable | None = None,
+              on_stop: Callable[[BaseException], None] | None = None):
+        """Index `dirs` now and whenever they change, on a thread of its own with its own database
+        connection (searches see each committed batch without a restart). Returns the Watcher;
+        `on_stop(error)` is called if it stops by itself (a watched folder deleted, ...)."""
+        from clipseek.gallery.sync import check_roots
+        from clipseek.gallery.watch import MAX_WAIT, POLL_INTERVAL, QUIET, Watcher
+
+        roots = check_roots(dirs)
+        own: list[Gallery] = []
+
+        def apply():
+            if not own:  # opened on the watcher's thread, which then owns its SQLite connection
+                own.append(Gallery(self.db_path, self.encoder))
+            return own[0].index(roots, refresh_index=False)
+
+        watcher = Watcher(roots, apply, on_batch, poll=poll, interval=interval or POLL_INTERVAL,
+                          quiet=QUIET if quiet is None else quiet, max_wait=MAX_WAIT,
+                          ignore=[self.thumb_dir])
+        stop = threading.Event()
+
+        def run():
+            try:
+                watcher.run(stop)
+            except Exception as e:  # reported once; the server goes on serving what is indexed
+                if on_stop:
+                    on_stop(e)
+            finally:
+                for g in own:
+                    g.close()
+
+        watcher.start()  # fails here, in the caller, if a folder cannot be watched
+        thread = threading.Thread(target=run, name="clipseek-watch", daemon=True)
+        self._watching = (watcher, stop, thread)
+        thread.start()
+        return watcher
+
+    def stop_watching(self, timeout: float = 30.0) -> None:
+        watching = getattr(self, "_watching", None)
+        if watching:
+            _, stop, thread = watching
+            stop.set()
+            thread.join(timeout)
+            self._watching = None
 
     # ---- checks ----------------------------------------------------------------------------------
     def _check_k(self, k: int) -> int:
@@ -189,27 +254,61 @@ class GalleryService:
         return items
 
     # ---- search and classify ---------------------------------------------------------------------
-    def search_text(self, q: str, k: int = 20) -> dict:
-        return self.submit_search_text(q, k).result()
+    def search_text(self, q: str, k: int = 20, opts: SearchOptions | None = None) -> dict:
+        return self.submit_search_text(q, k, opts).result()
 
-    def submit_search_text(self, q: str, k: int = 20) -> Future:
+    def submit_search_text(self, q: str, k: int = 20, opts: SearchOptions | None = None) -> Future:
         """Check the query now (raises UsageError); a Future of the result dict (for asyncio callers
         to await with asyncio.wrap_future, so no thread waits on the model for them)."""
+        opts = opts or SearchOptions()
         if len(q) > self.limits.max_query_chars:
             raise UsageError(f"query too long: {len(q)} characters (the limit is "
                              f"{self.limits.max_query_chars})")
-        if not q.strip():
-            raise UsageError("empty query: give some words to search for")
-        return self._submit_text(q, self._check_k(k))
+        if not q.strip() and not opts.add:
+            raise UsageError("empty query: give some words to search for (or a term to add)")
+        return self._submit_text(q, self._check_k(k), opts)
 
-    def search_image(self, data: bytes, k: int = 20, name: str = "") -> dict:
+    def options(self, add: Sequence[str] = (), subtract: Sequence[str] = (), folders: Sequence[str] = (),
+                after: str | None = None, before: str | None = None, orientation: str | None = None,
+                min_size: str | None = None, ext: str | None = None, relevant: bool = False) -> SearchOptions:
+        """Search options from request parameters, within the limits; raises UsageError. Terms are
+        text or `image:ID`, never a path on the server; folders are relative to the gallery's root."""
+        lim = self.limits
+        add, subtract, folders = list(add or ()), list(subtract or ()), list(folders or ())
+        if len(add) + len(subtract) > lim.max_terms:
+            raise UsageError(f"too many add/subtract terms: {len(add) + len(subtract)} (the limit is "
+                             f"{lim.max_terms})")
+        if len(folders) > lim.max_folders:
+            raise UsageError(f"too many folders: {len(folders)} (the limit is {lim.max_folders})")
+        if any(len(x) > lim.max_query_chars for x in add + subtract + folders + [ext or "", min_size or ""]):
+            raise UsageError(f"parameter too long (the limit is {lim.max_query_chars} characters)")
+        root = self._thread_store().common_root() or os.sep
+        return SearchOptions(tuple(parse_term(a, 1.0, allow_paths=False) for a in add),
+                             tuple(parse_term(a, -1.0, allow_paths=False) for a in subtract),
+                             Filter.parse(folders, after, before, orientation, min_size, ext, root=root), relevant)
+
+    def search_image(self, data: bytes, k: int = 20, name: str = "", opts: SearchOptions | None = None) -> dict:
         self._check_k(k)
         img = self._decode_upload(data, name)  # decoded here, not on the model thread
-        return {"k": k, "results": self._run(self._search_image, img, k)}
+        return self._run(self._search_image, img, k, opts or SearchOptions())
 
-    def _search_image(self, img, k: int) -> list[dict]:
+    def _search_image(self, img, k: int, opts: SearchOptions) -> dict:
+        first = self.gallery.encoder.encode_images([img])[0]
+        return self._search(opts.terms(""), k, opts, {}, {}, first)
+
+    def _search(self, terms: list[Term], k: int, opts: SearchOptions, known: dict, doc: dict,
+                first=None) -> dict:
+        """On the model thread: the query's vector, the search within the filter, the response."""
         g = self.gallery
-        return self._relative(g.search_vector(g.encoder.encode_images([img])[0], k))
+        results = g.search_vector(g.query_vector(terms, known, first), k, where=opts.where,
+                                  relevant=opts.relevant)
+        doc = {**doc, "k": k, "add": [t.describe() for t in opts.add],
+               "subtract": [t.describe() for t in opts.subtract],
+               "filter": opts.where.describe() if opts.where else None, "relevant": opts.relevant,
+               "results": self._relative(results)}
+        if not results and opts.where and g.count(opts.where) == 0:
+            doc["message"] = f"no image passes the filter ({opts.where.describe()})"
+        return doc
 
     def _relative(self, results: list[SearchResult]) -> list[dict]:
         root = self.gallery.store.common_root() or os.sep
@@ -223,20 +322,26 @@ class GalleryService:
         weights = self._classifiers.get(labels, templates)  # in slices: searches run in between
         probs = self._run(self._classify, img, weights)
         ranked = top_k(probs[None, :], labels, len(labels))[0]
-        return {"labels": labels, "templates": len(templates),
+        return {"labels": labels, "templates": len(templates), "scoring": scoring(self.encoder.logit_bias),
                 "predictions": [{"label": l, "score": round(p, 6)} for l, p in ranked]}
 
     def _classify(self, img, weights):
         from clipseek.core.scores import probabilities
 
-        return probabilities(self.encoder.encode_images([img]), weights, self.encoder.logit_scale)[0]
+        enc = self.encoder
+        return probabilities(enc.encode_images([img]), weights, enc.logit_scale, enc.logit_bias)[0]
 
     # ---- images by id ----------------------------------------------------------------------------
-    def _row(self, image_id: int):
-        """The catalogue row of an indexed image whose file is still on disk, else NotFound."""
+    def _thread_store(self) -> Store:
+        """A connection of the calling thread's own (never the model thread's)."""
         store = getattr(self._local, "store", None)
         if store is None:
             store = self._local.store = Store.open(self.db_path, create=False)
+        return store
+
+    def _row(self, image_id: int):
+        """The catalogue row of an indexed image whose file is still on disk, else NotFound."""
+        store = self._thread_store()
         row = store.get_rows([image_id]).get(image_id) if 0 < image_id < 2 ** 63 else None
         if row is None:
             raise NotFound(f"no image with id {image_id}")
@@ -267,6 +372,31 @@ class GalleryService:
             return ensure_thumbnail(row.path, self.thumb_dir, row.hash, size)
         except ImageError as e:
             raise NotFound(f"image {image_id} cannot be read now: {e.reason}") from None
+
+    # ---- duplicates ------------------------------------------------------------------------------
+    def dupes(self, similar: bool = False, threshold: float = 0.95, limit: int = 500) -> dict:
+        """Duplicate groups (gallery.dupes) with paths relative to the gallery's root; at most `limit`
+        groups, the largest first. Computed on the model thread, which owns the gallery's database."""
+        from clipseek.gallery.dupes import check_settings
+
+        check_settings(threshold, 0)
+        if not 1 <= limit <= self.limits.max_dupe_groups:
+            raise UsageError(f"limit must be between 1 and {self.limits.max_dupe_groups}, got {limit}")
+        return self._run(self._dupes, similar, threshold, limit)
+
+    def _dupes(self, similar: bool, threshold: float, limit: int) -> dict:
+        from clipseek.gallery.dupes import find_duplicates
+
+        store = self.gallery.store
+        groups = find_duplicates(store, similar=similar, threshold=threshold)
+        root = store.common_root() or os.sep
+        rel = (lambda p: os.path.relpath(p, root) if p else p)
+        shown = sorted(groups, key=lambda g: -len(g.members))[:limit]
+        return {"similar": similar, "threshold": threshold, "total_groups": len(groups),
+                "extras": sum(len(g.extras) for g in groups),
+                "groups": [{"keep": rel(g.keep.path), "members": [
+                    {**m.to_dict(), "path": rel(m.path), "link": rel(m.link)} for m in g.members]}
+                    for g in shown]}
 
     def stats(self) -> dict:
         """The gallery's counts, model and limits. No absolute path of the server's disk: the

@@ -44,45 +44,6 @@ async function api(path, options) {
 
 function fmtScore(s) { return s.toFixed(3); }
 
-function showResults(results, took, what) {
-  const grid = $("grid");
-  grid.replaceChildren();
-  $("classify-panel").hidden = true;
-  for (const r of results) {
-    const card = document.createElement("button");
-    card.type = "button";
-    card.className = "card";
-    card.title = r.path + "  (" + r.width + "×" + r.height + ")";
-    const img = document.createElement("img");
-    img.loading = "lazy";
-    img.alt = r.path;
-    img.src = withToken("/api/thumbs/" + r.id);
-    const score = document.createElement("span");
-    score.className = "score";
-    score.textContent = fmtScore(r.score);
-    const cap = document.createElement("span");
-    cap.className = "caption";
-    cap.textContent = r.path;
-    card.append(img, score, cap);
-    card.addEventListener("click", () => openViewer(r));
-    grid.append(card);
-  }
-  setStatus(results.length ? results.length + " results for " + what + " in " + took + " ms"
-                           : "No results for " + what + ".");
-}
-
-async function searchText(ev) {
-  if (ev) ev.preventDefault();
-  const q = $("q").value.trim();
-  if (!q) { setStatus("Type some words to search for.", true); return; }
-  setStatus("Searching…");
-  const t0 = performance.now();
-  try {
-    const body = await api("/api/search?q=" + encodeURIComponent(q) + "&k=" + $("k").value);
-    showResults(body.results, Math.round(performance.now() - t0), "\u201c" + q + "\u201d");
-  } catch (e) { setStatus(e.message, true); }
-}
-
 function pick(file) {
   if (!file) return;
   if (!file.type.startsWith("image/")) { setStatus(file.name + " is not an image.", true); return; }
@@ -102,11 +63,12 @@ async function searchImage() {
   const form = new FormData();
   form.append("file", picked);
   form.append("k", $("k").value);
+  for (const [key, value] of searchParams(readForm(), false)) if (key !== "q" && key !== "k") form.append(key, value);
   setStatus("Searching by image…");
   const t0 = performance.now();
   try {
     const body = await api("/api/search/image", { method: "POST", body: form });
-    showResults(body.results, Math.round(performance.now() - t0), picked.name);
+    showResults(body, Math.round(performance.now() - t0), picked.name);
   } catch (e) { setStatus(e.message, true); }
 }
 
@@ -122,13 +84,18 @@ async function classify() {
   const t0 = performance.now();
   try {
     const body = await api("/api/classify", { method: "POST", body: form });
-    showBars(body.predictions);
+    showBars(body.predictions, body.scoring);
     setStatus(picked.name + ": " + body.predictions[0].label + " (" + body.labels.length + " labels, "
               + Math.round(performance.now() - t0) + " ms)");
   } catch (e) { setStatus(e.message, true); }
 }
 
-function showBars(predictions) {
+const SCORING_NOTES = {
+  softmax: "Scores are shared out among the labels (softmax): they add up to 100%.",
+  sigmoid: "Each label is scored on its own (sigmoid, as the model was trained): the scores need not add up to 100%.",
+};
+
+function showBars(predictions, scoring) {
   const list = $("bars");
   list.replaceChildren();
   const shown = predictions.slice(0, 25);
@@ -156,15 +123,69 @@ function showBars(predictions) {
     li.textContent = "… and " + (predictions.length - shown.length) + " more labels";
     list.append(li);
   }
+  $("scoring-note").textContent = SCORING_NOTES[scoring] || "";
   $("grid").replaceChildren();
+  $("dupes-panel").hidden = true;
   $("classify-panel").hidden = false;
+}
+
+function dupeCard(m) {
+  const card = document.createElement("button");
+  card.type = "button";
+  card.className = "card" + (m.reason === "keep" ? " keeper" : "");
+  card.title = m.path + "  (" + m.width + "×" + m.height + ", " + m.size.toLocaleString() + " bytes)";
+  const img = document.createElement("img");
+  img.loading = "lazy";
+  img.alt = m.path;
+  img.src = withToken("/api/thumbs/" + m.id);
+  const badge = document.createElement("span");
+  badge.className = "score";
+  badge.textContent = m.reason === "keep" ? "keep" : m.reason + " " + fmtScore(m.score);
+  const cap = document.createElement("span");
+  cap.className = "caption";
+  cap.textContent = m.path;
+  card.append(img, badge, cap);
+  card.addEventListener("click", () => openViewer(m));
+  return card;
+}
+
+async function findDupes() {
+  const similar = $("dupes-similar").checked;
+  setStatus("Looking for duplicates…");
+  const t0 = performance.now();
+  try {
+    const body = await api("/api/dupes?similar=" + similar);
+    const box = $("dupe-groups");
+    box.replaceChildren();
+    for (const g of body.groups) {
+      const group = document.createElement("div");
+      group.className = "dupe-group";
+      const head = document.createElement("div");
+      head.className = "dupe-head";
+      head.textContent = (g.members.length - 1) + (g.members.length === 2 ? " copy" : " copies") + " of " + g.keep;
+      const row = document.createElement("div");
+      row.className = "grid";
+      for (const m of g.members) row.append(dupeCard(m));
+      group.append(head, row);
+      box.append(group);
+    }
+    $("grid").replaceChildren();
+    $("classify-panel").hidden = true;
+    $("dupes-panel").hidden = false;
+    const ms = Math.round(performance.now() - t0);
+    const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
+    setStatus(body.total_groups ? plural(body.total_groups, "group", "groups") + ", " +
+                                  plural(body.extras, "extra copy", "extra copies") + " (" + ms + " ms)"
+                                : "No duplicates found.");
+  } catch (e) { setStatus(e.message, true); }
 }
 
 function openViewer(r) {
   const url = withToken("/api/images/" + r.id);
   $("viewer-img").src = url;
   $("viewer-img").alt = r.path;
-  $("viewer-caption").textContent = r.path + " · " + r.width + "×" + r.height + " · score " + fmtScore(r.score);
+  $("viewer-caption").textContent = r.path + " · " + r.width + "×" + r.height + " · " +
+    (r.reason ? r.reason : "score") + " " + fmtScore(r.score);
   $("viewer-open").href = url;
   $("viewer").hidden = false;
 }
@@ -185,7 +206,6 @@ async function loadStats() {
 }
 
 function wire() {
-  $("search-form").addEventListener("submit", searchText);
   $("pick").addEventListener("click", (e) => { e.stopPropagation(); $("file").click(); });
   $("file").addEventListener("change", () => pick($("file").files[0]));
   const drop = $("drop");
@@ -202,6 +222,7 @@ function wire() {
   });
   $("similar-btn").addEventListener("click", searchImage);
   $("classify-btn").addEventListener("click", classify);
+  $("dupes-btn").addEventListener("click", findDupes);
   $("viewer").addEventListener("click", (e) => { if (e.target.id !== "viewer-img") closeViewer(); });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeViewer(); });
   $("token-form").addEventListener("submit", (e) => {

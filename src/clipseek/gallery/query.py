@@ -1,0 +1,270 @@
+"""What a search asks for, as values: the filter (`Filter`), the terms of query arithmetic (`Term`)
+and the relevance statistic that tells which results stand out.
+
+Filter. Which images may be ranked at all (applied before ranking: a filtered search returns the k
+best images that pass it). Folders (under any of them), capture time (EXIF DateTimeOriginal, else the
+file's mtime; `after` inclusive, `before` exclusive), orientation, minimum size and file extension.
+`Filter.parse` reads the user's strings and raises UsageError with one clear line for a bad one;
+`filter_sql` turns a Filter into a WHERE clause with placeholders only.
+
+Terms. `--add X` / `--subtract X`, X being text, an image file's path, or `image:ID` (an indexed
+image), with an optional weight `W:X`. The query vector is the normalised weighted sum of the terms'
+unit vectors (`combine`).
+
+Relevance. A cosine says nothing by itself: each query's scores sit at their own level (one model's
+matches score 0.5, another's 0.3). So a result's relevance is its place between the query's background
+and its best match in the gallery: (score - median) / (top - median), where median is the median of
+the query's scores over a uniform sample of the gallery (`SAMPLE` vectors) and top the mean of its
+`TOP_N` best scores. 1 is as good as the best match, 0 as good as a typical image; results at
+`RELEVANT_AT` or more are relevant. The form is unchanged by any shift or scaling of a model's
+scores, which a fixed cosine threshold is not; `benchmarks/relevance_bench.py` measures it against the
+best fixed threshold (chosen in hindsight) and against a robust z-score, a largest-gap cut and a
+Gaussian mixture, which all did worse.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from clipseek.core.images import IMAGE_EXTENSIONS
+from clipseek.core.paths import prefix_ranges
+from clipseek.errors import UsageError
+
+if TYPE_CHECKING:
+    from clipseek.model.base import Encoder
+
+ORIENTATIONS = ("landscape", "portrait", "square")
+EXT_ALIASES = {".jpg": (".jpg", ".jpeg"), ".jpeg": (".jpg", ".jpeg"), ".tif": (".tif", ".tiff"),
+               ".tiff": (".tif", ".tiff")}
+PENDING = -(2 ** 63)  # store.taken_ns of a row whose capture time was not read yet
+RELEVANT_AT = 0.9     # chosen on the seed-12 synthetic gallery (benchmarks/relevance_bench.py --dev)
+TOP_N = 3
+SAMPLE = 10_000
+IMAGE_PREFIX = "image:"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Images a search may return. The empty Filter() passes every image."""
+
+    folders: tuple[str, ...] = ()       # absolute folder paths: the image lies under one of them
+    after_ns: int | None = None         # capture time >= this (ns since the epoch)
+    before_ns: int | None = None        # capture time < this
+    orientation: str | None = None      # one of ORIENTATIONS
+    min_width: int = 0
+    min_height: int = 0
+    exts: tuple[str, ...] = ()          # lower-case suffixes with the dot: (".jpg", ".jpeg")
+
+    @classmethod
+    def parse(cls, folders=(), after: str | None = None, before: str | None = None,
+              orientation: str | None = None, min_size: str | None = None, ext: str | None = None,
+              root: str | None = None) -> "Filter":
+        """From the user's strings (CLI options, API parameters); folders are relative to `root`
+        (default: the current folder). Raises UsageError naming the bad value."""
+        base = root or os.getcwd()
+        dirs = tuple(os.path.normpath(os.path.join(base, os.path.expanduser(str(f))))
+                     for f in folders or () if str(f).strip())
+        after_ns, before_ns = parse_date(after, "after"), parse_date(before, "before")
+        if after_ns is not None and before_ns is not None and after_ns >= before_ns:
+            raise UsageError(f"after {after} is not before {before}: no date is in between")
+        if orientation is not None and orientation.strip().lower() not in ORIENTATIONS:
+            raise UsageError(f"unknown orientation {orientation!r}; choose one of {', '.join(ORIENTATIONS)}")
+        w, h = parse_size(min_size) if min_size else (0, 0)
+        return cls(dirs, after_ns, before_ns, orientation.strip().lower() if orientation else None, w, h,
+                   parse_exts(ext) if ext else ())
+
+    def __bool__(self) -> bool:
+        return self != Filter()
+
+    def describe(self) -> str:
+        """A short phrase for messages: 'under /p/holiday, landscape, .jpg/.jpeg'."""
+        parts = [f"under {' or '.join(self.folders)}"] if self.folders else []
+        for word, ns in (("after", self.after_ns), ("before", self.before_ns)):
+            if ns is not None:
+                parts.append(f"{word} {datetime.fromtimestamp(ns / 1e9):%Y-%m-%d %H:%M}")
+        if self.orientation:
+            parts.append(self.orientation)
+        if self.min_width or self.min_height:
+            parts.append(f"at least {self.min_width}x{self.min_height}")
+        if self.exts:
+            parts.append("/".join(self.exts))
+        return ", ".join(parts) or "no filter"
+
+
+def parse_date(text: str | None, name: str) -> int | None:
+    """YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time, in local time unless it names a zone -> ns."""
+    if text is None or not str(text).strip():
+        return None
+    s = str(text).strip()
+    m = re.fullmatch(r"(\d{4})(?:-(\d{1,2}))?", s)
+    try:
+        dt = datetime(int(m[1]), int(m[2] or 1), 1) if m else datetime.fromisoformat(s)
+        return min(max(round(dt.timestamp() * 1e6) * 1000, PENDING + 1), 2 ** 63 - 1)  # SQLite's int64
+    except (ValueError, OverflowError, OSError):
+        raise UsageError(f"cannot read {name} date {s!r}: use YYYY-MM-DD (or YYYY, YYYY-MM, "
+                         "YYYY-MM-DDTHH:MM)") from None
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*", str(text))
+    if not m:
+        raise UsageError(f"cannot read min-size {text!r}: use WIDTHxHEIGHT in pixels, e.g. 1920x1080")
+    return int(m[1]), int(m[2])
+
+
+def parse_exts(text: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for item in str(text).split(","):
+        e = "." + item.strip().lower().lstrip(".")
+        if e == ".":
+            continue
+        if e not in IMAGE_EXTENSIONS:
+            known = ", ".join(sorted(x[1:] for x in IMAGE_EXTENSIONS))
+            raise UsageError(f"unknown image extension {item.strip()!r}; known: {known}")
+        out += [x for x in EXT_ALIASES.get(e, (e,)) if x not in out]
+    return tuple(out)
+
+
+def filter_sql(f: Filter) -> tuple[str, list]:
+    """(WHERE clause over table `files`, its parameters); '1' for the empty filter."""
+    where: list[str] = []
+    params: list = []
+    if f.folders:  # a range on the path index: every path under 'a/b/' sorts in ['a/b/', 'a/b0')
+        where.append("(" + " OR ".join(["(path >= ? AND path < ?)"] * 2 * len(f.folders)) + ")")
+        for d in f.folders:  # TEXT paths and BLOB ones (names that are not UTF-8, `core.paths`)
+            params += prefix_ranges(d)
+    when = f"coalesce(nullif(taken_ns, {PENDING}), mtime_ns)"
+    if f.after_ns is not None:
+        where.append(f"{when} >= ?")
+        params.append(f.after_ns)
+    if f.before_ns is not None:
+        where.append(f"{when} < ?")
+        params.append(f.before_ns)
+    if f.orientation:
+        where.append({"landscape": "width > height", "portrait": "height > width",
+                      "square": "width = height"}[f.orientation])
+    if f.min_width or f.min_height:
+        where.append("width >= ? AND height >= ?")
+        params += [f.min_width, f.min_height]
+    if f.exts:  # extensions are validated ([a-z0-9.] only); LIKE ignores ASCII case
+        where.append("(" + " OR ".join(["path LIKE ?"] * len(f.exts)) + ")")
+        params += ["%" + e for e in f.exts]
+    return " AND ".join(where) or "1", params
+
+
+# ---- query arithmetic --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Term:
+    """One part of a query: text, an image file, or an indexed image's id; `weight` is signed."""
+
+    weight: float = 1.0
+    text: str | None = None
+    image: str | None = None      # a path
+    image_id: int | None = None   # a row of the gallery
+
+    def describe(self) -> str:
+        what = self.text if self.text is not None else self.image or f"{IMAGE_PREFIX}{self.image_id}"
+        return f"{'+' if self.weight >= 0 else '-'}{abs(self.weight):g}:{what}"
+
+
+def parse_term(spec: str, sign: float = 1.0, allow_paths: bool = True) -> Term:
+    """'[WEIGHT:]VALUE'. VALUE is `image:ID`, the path of an image file (when `allow_paths`), or text.
+    A value that names no file but ends in an image extension is an error, not text."""
+    s = str(spec).strip()
+    weight = 1.0
+    head, sep, rest = s.partition(":")
+    if sep and head.strip() and re.fullmatch(r"[\d.eE+-]+", head.strip()):
+        try:
+            weight = float(head)
+        except ValueError:
+            raise UsageError(f"weight {head.strip()!r} in {s!r} is not a number (use e.g. 0.5:sunset)") from None
+        if not math.isfinite(weight) or weight <= 0:
+            raise UsageError(f"weight in {s!r} must be a positive number (subtract to take away)")
+        s = rest.strip()
+    if not s:
+        raise UsageError(f"empty term {spec!r}: give text or an image after the weight")
+    if s.lower().startswith(IMAGE_PREFIX) and s[len(IMAGE_PREFIX):].strip().isdigit():
+        return Term(sign * weight, image_id=int(s[len(IMAGE_PREFIX):]))
+    if allow_paths:
+        path = os.path.expanduser(s)
+        if os.path.exists(path):
+            if not os.path.isfile(path) or not os.access(path, os.R_OK):
+                raise UsageError(f"{s} is not a readable image file")
+            return Term(sign * weight, image=path)
+        if os.path.splitext(s)[1].lower() in IMAGE_EXTENSIONS:
+            raise UsageError(f"image not found: {s}")
+    return Term(sign * weight, text=s)
+
+
+def combine(weights: list[float], vectors: np.ndarray) -> np.ndarray:
+    """The normalised weighted sum of unit vectors (rows); UsageError when they cancel out."""
+    v = np.asarray(weights, np.float64) @ np.asarray(vectors, np.float64).reshape(len(weights), -1)
+    norm = float(np.linalg.norm(v))
+    if norm < 1e-6:
+        raise UsageError("the query's terms cancel each other out: nothing is left to search for")
+    return (v / norm).astype(np.float32)
+
+
+def query_terms(text: str | None = None, image: str | None = None, add=(), subtract=()) -> list[Term]:
+    """The terms of one search: the query (text or image, weight 1), then `add` and `subtract` (each
+    a Term, or a '[W:]VALUE' string for parse_term). UsageError when nothing positive is asked for."""
+    if text is not None and image is not None:
+        raise UsageError("give a text query or --image PATH, not both (add the other with --add)")
+    terms = [Term(1.0, image=str(image))] if image is not None else \
+        [Term(1.0, text=text.strip())] if (text or "").strip() else []
+    for sign, items in ((1.0, add), (-1.0, subtract)):
+        for t in items or ():
+            terms.append(t if isinstance(t, Term) else parse_term(t, sign))
+    if not any(t.weight > 0 for t in terms):
+        raise UsageError("empty query: give some words to search for, --image PATH or --add")
+    return terms
+
+
+def term_vectors(encoder: Encoder, store, terms: list[Term], known: dict[str, np.ndarray] | None = None,
+                 limits=None):
+    """(len(terms), D) unit vectors: texts in one batch (or from `known`, text -> vector), image files
+    in one batch (read within `limits`, an ImageLimits), indexed images (`image:ID`) from `store`."""
+    from clipseek.core.images import DEFAULT_LIMITS, open_image
+    from clipseek.errors import ImageError
+
+    known = dict(known or {})
+    new = sorted({t.text for t in terms if t.text is not None} - set(known))
+    if new:
+        known.update(zip(new, encoder.encode_texts(new)))
+    images = [t.image for t in terms if t.image is not None]
+    opened = []
+    for path in images:
+        try:
+            lim = limits or DEFAULT_LIMITS
+            opened.append(open_image(path, max_pixels=lim.max_pixels, max_bytes=lim.max_bytes))
+        except ImageError as e:  # a bad argument (exit 2), as an unknown filter value is
+            raise UsageError(f"{path} is not a readable image: {e.reason}") from None
+    image_vecs = iter(encoder.encode_images(opened) if opened else [])
+    out = []
+    for t in terms:
+        if t.text is not None:
+            out.append(known[t.text])
+        elif t.image is not None:
+            out.append(next(image_vecs))
+        else:
+            row = store.get_rows_with_vectors([t.image_id]).get(t.image_id)
+            if row is None:
+                raise UsageError(f"no image with id {t.image_id} in the gallery")
+            out.append(row[1])
+    return np.stack(out)
+
+
+# ---- relevance -------------------------------------------------------------------------------------
+def relevance(scores: np.ndarray, background: np.ndarray, top: np.ndarray | list[float]) -> np.ndarray:
+    """Each score's place between the median of `background` (the query's scores over a sample of
+    the gallery: 0) and the mean of `top` (its best scores in the gallery: 1)."""
+    med = float(np.median(background)) if len(background) else 0.0
+    best = float(np.mean(top)) if len(top) else med
+    return (np.asarray(scores, np.float64) - med) / max(best - med, 1e-6)

@@ -1,0 +1,200 @@
+// clipseek web page, the search: query, + and − terms, filters, relevant-only divider, and the address.
+// The address holds the whole search (/?q=...&add=...&in=...&relevant=1, the API's parameter names),
+// so a copied link reproduces it, and Back/Forward move between searches. Loaded after app.js.
+"use strict";
+
+const FILTER_FIELDS = [["after", "f-after"], ["before", "f-before"], ["orientation", "f-orientation"],
+                       ["min-size", "f-min-size"], ["ext", "f-ext"]];
+let terms = [];  // [{sign: 1 | -1, value: "0.5:sunset" | "image:12"}]
+
+function readForm() {
+  const s = { q: $("q").value.trim(), k: $("k").value, terms: terms.slice(), relevant: $("relevant").checked,
+              in: $("f-in").value.split(";").map((x) => x.trim()).filter(Boolean) };
+  for (const [key, id] of FILTER_FIELDS) s[key] = $(id).value.trim();
+  return s;
+}
+
+function writeForm(s) {
+  $("q").value = s.q || "";
+  if (s.k && [...$("k").options].some((o) => o.value === s.k)) $("k").value = s.k;
+  terms = s.terms.slice();
+  $("relevant").checked = !!s.relevant;
+  $("f-in").value = (s.in || []).join("; ");
+  for (const [key, id] of FILTER_FIELDS) $(id).value = s[key] || "";
+  showChips();
+  showFilterSummary();
+}
+
+// The search as URL parameters, in the API's names (the page's address uses the same).
+function searchParams(s, forAddress) {
+  const p = new URLSearchParams();
+  if (s.q) p.append("q", s.q);
+  p.append("k", s.k);
+  for (const t of s.terms) p.append(t.sign > 0 ? "add" : "subtract", t.value);
+  for (const f of s.in) p.append("in", f);
+  for (const [key] of FILTER_FIELDS) if (s[key]) p.append(key, s[key]);
+  if (s.relevant && forAddress) p.append("relevant", "1");  // the API is asked for all k: the page marks
+  return p;
+}
+
+function fromAddress() {
+  const p = new URL(location.href).searchParams;
+  const s = { q: p.get("q") || "", k: p.get("k") || "24", in: p.getAll("in"), relevant: p.get("relevant") === "1",
+              terms: p.getAll("add").map((v) => ({ sign: 1, value: v }))
+                .concat(p.getAll("subtract").map((v) => ({ sign: -1, value: v }))) };
+  for (const [key] of FILTER_FIELDS) s[key] = p.get(key) || "";
+  return s;
+}
+
+async function runSearch(s, how) {  // how: "push" (a new search), "replace" or "none" (Back/Forward)
+  if (!s.q && !s.terms.some((t) => t.sign > 0)) { setStatus("Type some words to search for.", true); return; }
+  const query = searchParams(s, false);
+  const address = "/?" + searchParams(s, true).toString();
+  if (how === "push" && address !== location.pathname + location.search) history.pushState(null, "", address);
+  else if (how === "replace") history.replaceState(null, "", address);
+  setStatus("Searching…");
+  const t0 = performance.now();
+  try {
+    const body = await api("/api/search?" + query.toString());
+    const what = [s.q ? "\u201c" + s.q + "\u201d" : ""].concat(s.terms.map(termLabel)).filter(Boolean).join(" ");
+    showResults(body, Math.round(performance.now() - t0), what);
+  } catch (e) { setStatus(e.message, true); }
+}
+
+function termLabel(t) { return (t.sign > 0 ? "+ " : "− ") + t.value; }
+
+function showChips() {
+  const box = $("chips");
+  box.replaceChildren();
+  terms.forEach((t, i) => {
+    const chip = document.createElement("span");
+    chip.className = "chip " + (t.sign > 0 ? "plus" : "minus");
+    const id = /^image:(\d+)$/.exec(t.value.replace(/^[\d.eE+-]+:/, ""));
+    if (id) {
+      const img = document.createElement("img");
+      img.src = withToken("/api/thumbs/" + id[1]);
+      img.alt = t.value;
+      chip.append(img);
+    }
+    const label = document.createElement("span");
+    label.textContent = termLabel(t);
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "chip-remove";
+    remove.setAttribute("aria-label", "remove " + t.value);
+    remove.textContent = "×";
+    remove.addEventListener("click", () => { terms.splice(i, 1); showChips(); runSearch(readForm(), "push"); });
+    chip.append(label, remove);
+    box.append(chip);
+  });
+}
+
+function addTerm(sign, value) {
+  value = (value || "").trim();
+  if (!value) { $("term").focus(); return; }
+  terms.push({ sign, value });
+  $("term").value = "";
+  showChips();
+  runSearch(readForm(), "push");
+}
+
+function showFilterSummary() {
+  const s = readForm();
+  const parts = (s.in.length ? ["in " + s.in.join(", ")] : []).concat(
+    FILTER_FIELDS.filter(([key]) => s[key]).map(([key]) => key + " " + s[key]));
+  $("filter-summary").textContent = parts.length ? "· " + parts.join(" · ") : "";
+  if (parts.length) $("filters").open = true;
+}
+
+function resultCard(r, dimmed) {
+  const card = document.createElement("div");
+  card.className = "card result" + (dimmed ? " dimmed" : "");
+  const open = document.createElement("button");
+  open.type = "button";
+  open.className = "card-open";
+  open.title = r.path + "  (" + r.width + "×" + r.height + ")";
+  const img = document.createElement("img");
+  img.loading = "lazy";
+  img.alt = r.path;
+  img.src = withToken("/api/thumbs/" + r.id);
+  const score = document.createElement("span");
+  score.className = "score";
+  score.textContent = fmtScore(r.score);
+  const cap = document.createElement("span");
+  cap.className = "caption";
+  cap.textContent = r.path;
+  open.append(img, score, cap);
+  open.addEventListener("click", () => openViewer(r));
+  const actions = document.createElement("div");
+  actions.className = "card-actions";
+  for (const [sign, text, cls] of [[1, "+ more", "more"], [-1, "− less", "less"]]) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "link " + cls;
+    b.textContent = text;
+    b.title = cls + " like this (adds it to the query as " + (sign > 0 ? "+" : "−") + " image:" + r.id + ")";
+    b.addEventListener("click", () => addTerm(sign, "image:" + r.id));
+    actions.append(b);
+  }
+  card.append(open, actions);
+  return card;
+}
+
+function showResults(body, took, what) {
+  const results = body.results;
+  const marking = $("relevant").checked;
+  const grid = $("grid");
+  grid.replaceChildren();
+  $("classify-panel").hidden = true;
+  $("dupes-panel").hidden = true;
+  const nRelevant = results.filter((r) => r.relevant).length;
+  results.forEach((r, i) => {
+    if (marking && i === nRelevant && nRelevant < results.length) {
+      const line = document.createElement("div");
+      line.className = "divider";
+      line.textContent = nRelevant ? "the " + nRelevant + " relevant results end here; below: less likely matches"
+                                   : "no result stands out as relevant for this query";
+      grid.append(line);
+    }
+    grid.append(resultCard(r, marking && !r.relevant));
+  });
+  let text = results.length ? results.length + " results for " + what + " in " + took + " ms"
+                            : (body.message ? body.message.charAt(0).toUpperCase() + body.message.slice(1) + "."
+                                            : "No results for " + what + ".");
+  if (marking && results.length) {
+    text += " · " + nRelevant + " relevant" + (nRelevant === results.length ? " (all shown: more may follow)" : "");
+  }
+  setStatus(text);
+}
+
+function wireSearch() {
+  $("search-form").addEventListener("submit", (e) => { e.preventDefault(); runSearch(readForm(), "push"); });
+  $("add-btn").addEventListener("click", () => addTerm(1, $("term").value));
+  $("sub-btn").addEventListener("click", () => addTerm(-1, $("term").value));
+  $("term").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); addTerm(e.shiftKey ? -1 : 1, $("term").value); }
+  });
+  for (const id of ["f-in", "f-after", "f-before", "f-orientation", "f-min-size", "f-ext", "relevant"]) {
+    $(id).addEventListener("change", () => {
+      showFilterSummary();
+      if ($("q").value.trim() || terms.length) runSearch(readForm(), "push");
+    });
+  }
+  $("f-clear").addEventListener("click", () => {
+    $("f-in").value = "";
+    for (const [, id] of FILTER_FIELDS) $(id).value = "";
+    showFilterSummary();
+    if ($("q").value.trim() || terms.length) runSearch(readForm(), "push");
+  });
+  window.addEventListener("popstate", () => {
+    const s = fromAddress();
+    writeForm(s);
+    if (s.q || s.terms.length) runSearch(s, "none");
+    else { $("grid").replaceChildren(); setStatus(""); }
+  });
+  const s = fromAddress();  // a copied address: the same search
+  writeForm(s);
+  if (s.q || s.terms.length) runSearch(s, "none");
+}
+
+wireSearch();

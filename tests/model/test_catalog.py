@@ -1,0 +1,73 @@
+"""The recommended-checkpoints catalog: sourced accuracies, measured speeds, picks, cache detection."""
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from clipseek.model.catalog import CPU_FLOOR, is_cached, load_catalog, markdown_table
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+def test_every_accuracy_names_its_source(catalog):
+    assert len(catalog.entries) >= 15
+    for e in catalog.entries:
+        if e.imagenet_top1 is None:
+            assert e.top1_source.startswith("not verified"), e.hub_id
+        else:
+            assert 50 < e.imagenet_top1 < 90 and "openclip_results.csv" in e.top1_source, e.hub_id
+    assert "open_clip" in catalog.source_url
+
+
+def test_entries_are_loadable_names_with_sound_fields(catalog):
+    raw = json.loads(resources.files("clipseek").joinpath("model/catalog.json").read_text("utf-8"))
+    for e, m in zip(catalog.entries, raw["models"]):
+        assert e.arch in raw["archs"]
+        assert e.hub_id.startswith("hf-hub:") == (e.format == "open_clip")
+        assert e.hub_id.removeprefix("hf-hub:").count("/") == 1
+        assert e.scoring == ("sigmoid" if "siglip" in e.arch else "softmax")
+    assert len({e.hub_id for e in catalog.entries}) == len(catalog.entries)
+
+
+def test_speeds_were_measured_here_against_the_baseline(catalog):
+    assert catalog.speed.get("machine") and catalog.speed.get("measured") and catalog.speed.get("method")
+    base = next(e for e in catalog.entries if e.hub_id == "openai/clip-vit-base-patch32")
+    assert base.relative_speed == pytest.approx(1.0, abs=0.1)
+    for e in catalog.entries:
+        assert e.relative_speed is not None and e.params_m is not None, e.hub_id
+    by_arch = {e.arch: e for e in catalog.entries}
+    assert by_arch["clip-b16-224"].relative_speed < by_arch["clip-b32-224"].relative_speed
+    assert by_arch["clip-bigg14-224"].params_m > 2000 and by_arch["clip-b32-224"].params_m < 200
+
+
+def test_picks(catalog):
+    p = catalog.picks()
+    timed = [e for e in catalog.entries if e.relative_speed is not None]
+    assert p["fastest"].relative_speed == max(e.relative_speed for e in timed)
+    assert p["best_overall"].imagenet_top1 == max(e.imagenet_top1 or 0 for e in catalog.entries)
+    assert p["best_on_cpu"].relative_speed >= CPU_FLOOR
+    assert all(e.imagenet_top1 is None or e.imagenet_top1 <= p["best_on_cpu"].imagenet_top1
+               for e in timed if e.relative_speed >= CPU_FLOOR)
+    assert p["multilingual"].multilingual
+
+
+def test_cache_detection(tmp_path):
+    snap = tmp_path / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "open_clip_config.json").write_text("{}")
+    assert not is_cached("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", tmp_path)  # no weights yet
+    (snap / "open_clip_model.safetensors").write_bytes(b"x")
+    assert is_cached("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", tmp_path)
+    assert is_cached("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", tmp_path)
+    assert not is_cached("openai/clip-vit-base-patch32", tmp_path)
+
+
+def test_readme_has_the_same_table(catalog):
+    assert markdown_table(catalog) in README.read_text("utf-8")
