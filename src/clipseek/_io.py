@@ -1,20 +1,33 @@
-"""Filesystem helpers shared by every floor: the cache folder and atomic writes.
+"""Filesystem helpers shared by every floor: the cache folder, atomic writes and writer locks.
 
 Every file clipseek writes for keeps (reports, shards, indexes, checkpoints, thumbnails, manifests)
 goes through here: written under a temp name unique to this process and call, flushed, then renamed
 into place, so a reader sees the old file or the new one, never half of one, and two processes
 writing the same target never share a temp file.
+
+One writer at a time (`writer_lock`): a gallery database or an embedding folder is written by one
+process; a second one exits at once with one line naming the holder. The lock is an `flock` on a
+small file beside the target, so the kernel drops it when its holder dies (kill -9 included): a lock
+is never stale, whatever the lock file still says.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
+import socket
+import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no locking
+    fcntl = None
 
 
 def default_cache_dir() -> Path:
@@ -118,3 +131,60 @@ def recover_dir(path: str | os.PathLike) -> Path | None:
         os.replace(olds[0], out)
         return out
     return None
+
+
+def _holder(fd: int) -> str:
+    """What the lock file says about the process holding it."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace") or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info.get("pid"):
+        return "a clipseek process"
+    return (f"pid {info['pid']} on {info.get('host', '?')}, started {info.get('since', '?')}: "
+            f"{info.get('command', '?')}")
+
+
+@contextmanager
+def writer_lock(lock_path: str | os.PathLike, target: str,
+                error: Callable[[str], Exception] = BlockingIOError) -> Iterator[None]:
+    """Hold the one-writer lock of `target` (its lock file is `lock_path`) for the block, or raise
+    `error(message)` at once (clipseek.errors.BusyError from the callers), naming the holder."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    fd = os.open(os.fspath(lock_path), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise error(f"{target} is being written by another process ({_holder(fd)}); wait for it "
+                            "to finish, or stop it, then run again") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "since": datetime.datetime.now().isoformat(timespec="seconds"),
+                "command": " ".join(["clipseek", *sys.argv[1:]])[:300]}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info, ensure_ascii=True).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextmanager
+def short_lock(lock_path: str | os.PathLike) -> Iterator[bool]:
+    """A lock held for a short write (a cache file two processes may both save): waits for it.
+    Yields False, taking no lock, when the lock file cannot be created (a read-only folder)."""
+    try:
+        fd = os.open(os.fspath(lock_path), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError:
+        yield False
+        return
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield True
+    finally:
+        os.close(fd)

@@ -13,6 +13,10 @@ class UsageError(ClipseekError):
     """Bad arguments: missing paths, empty label lists, unknown template sets."""
 
 
+class BusyError(ClipseekError):
+    """Another process is writing the same gallery or shard folder (one writer at a time): exit 1."""
+
+
 class ModelLoadError(ClipseekError):
     """A checkpoint could not be loaded (offline, not cached, not a CLIP-like model): exit 1."""
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
 from clipseek.core.organise import UNSURE, Transfer, plan_transfers, safe_folder_name
 from clipseek.core.prompts import (
     DEFAULT_TEMPLATE,
@@ -57,12 +58,14 @@ class ClassifyResult:
 
 def classify(encoder: Encoder, paths: Sequence[str], labels: Sequence[str],
              templates: Sequence[Template] = (DEFAULT_TEMPLATE,), top: int = 5, batch_size: int = 32,
-             workers: int | None = None, on_progress: Callable[[int], None] | None = None
-             ) -> ClassifyResult:
-    """Classify image files against labels. Unreadable files are returned in `skipped`."""
+             workers: int | None = None, on_progress: Callable[[int], None] | None = None,
+             limits: ImageLimits = DEFAULT_LIMITS) -> ClassifyResult:
+    """Classify image files against labels. Unreadable files are returned in `skipped`; `limits`
+    bounds what one file may cost (bytes read, pixels decoded)."""
     labels = clean_labels(labels)
     class_vecs = build_classifier(encoder, labels, templates)
-    emb = embed_all(encoder, paths, batch_size=batch_size, workers=workers, on_progress=on_progress)
+    emb = embed_all(encoder, paths, batch_size=batch_size, workers=workers, on_progress=on_progress,
+                    limits=limits)
     probs = probabilities(emb.vectors, class_vecs, encoder.logit_scale, encoder.logit_bias)
     preds = [Prediction(p, r) for p, r in zip(emb.paths, top_k(probs, labels, top))]
     best = (emb.vectors @ class_vecs.T).max(axis=1) if len(preds) else np.zeros(0, np.float32)

@@ -1,11 +1,15 @@
+import json
+
 import numpy as np
 import pytest
 
 from clipseek.core.prompts import (
     build_classifier,
     builtin_templates,
+    check_template,
     load_templates,
     parse_labels,
+    render,
     resolve_templates,
     split_labels,
 )
@@ -80,3 +84,42 @@ def test_one_label_splitter_for_commas_and_new_lines(tmp_path):
     f = tmp_path / "l.txt"
     f.write_text("cat\nhot dog, chili\n")
     assert parse_labels(labels_file=str(f)) == ["cat", "hot dog, chili"]        # a file: one label per line
+
+
+@pytest.mark.parametrize("bad,why", [
+    ("a {x} {}", "not '{x}'"), ("{0} {}", "not '{0}'"), ("{}{", "Single '{'"), ("a } {}", "Single '}'"),
+    ("{} and {}", "2 '{}' fields"), ("no label", "no '{}'"), ("{{}}", "no '{}'"), ("a {!r}", "not '{!r}'"),
+    ("a {:>10}", "not '{:>10}'"),
+])
+def test_templates_with_other_fields_or_stray_braces_are_refused_by_name(bad, why, tmp_path):
+    with pytest.raises(UsageError) as e:
+        check_template(bad)
+    assert repr(bad) in str(e.value) and why in str(e.value)
+    with pytest.raises(UsageError, match="bad template"):
+        resolve_templates(bad)
+    with pytest.raises(UsageError, match="bad template"):  # the library checks too
+        build_classifier(CountingEncoder(), ["cat"], ["a {}", bad])
+    f = tmp_path / "t.txt"
+    f.write_text(f"a {{}}\n# note\n{bad}\n")
+    with pytest.raises(UsageError, match=r"t.txt: line 3: bad template"):
+        load_templates(str(f))
+    j = tmp_path / "t.json"
+    j.write_text(json.dumps({"templates": ["x {}", bad]}))
+    with pytest.raises(UsageError, match=r"t.json: item 2: bad template"):
+        load_templates(str(j))
+
+
+def test_literal_braces_and_callables_are_fine():
+    assert check_template("{{set}} of {}") == "{{set}} of {}"
+    assert render("{{set}} of {}", "cats") == "{set} of cats"
+    assert build_classifier(CountingEncoder(), ["cat"], [lambda l: f"{{{l}}}"]).shape == (1, 4)
+
+
+def test_a_template_file_that_is_not_json_or_not_a_list_is_one_error(tmp_path):
+    j = tmp_path / "t.json"
+    j.write_text("{oops")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        load_templates(str(j))
+    j.write_text('{"templates": "a {}"}')
+    with pytest.raises(UsageError, match="expected a JSON list"):
+        load_templates(str(j))

@@ -36,7 +36,7 @@ def test_local_shards_match_embed_paths(tmp_path, fake_encoder, photos):
     out = tmp_path / "out"
     s = embed_job(str(photos), str(out), encoder, shard_size=4, batch_size=3, workers=2)
     assert (s.files, s.shards, s.shards_written, s.embedded, len(s.skipped)) == (13, 4, 4, 11, 2)
-    assert sorted(os.listdir(out)) == ["manifest.json"] + [f"shard-{i:05d}.{e}" for i in range(4)
+    assert sorted(os.listdir(out)) == [".lock", "manifest.json"] + [f"shard-{i:05d}.{e}" for i in range(4)
                                                            for e in ("parquet", "skipped.json")]
     rows, vecs, skipped = read_shards(out)
     ref = reference(encoder, photos)
@@ -110,3 +110,52 @@ def test_list_file_csv_and_parquet_sources(tmp_path, photos):
     assert list_source(str(tmp_path / "f.csv"), "file") == files
     pq.write_table(pa.table({"path": files + ["s3://bucket/x.jpg"]}), tmp_path / "f.parquet")
     assert list_source(str(tmp_path / "f.parquet")) == files + ["s3://bucket/x.jpg"]
+
+
+def test_names_that_are_not_utf8_survive_shards_and_loading(tmp_path, fake_encoder):
+    from clipseek.embed.job import embed_job
+    from clipseek.gallery.store import Store
+    from clipseek.gallery.sync import index_from_parquet
+
+    d = os.fsencode(tmp_path / "photos")
+    os.makedirs(d)
+    names = [b"ok.png", b"bad\xff.png", b"new\nline.png"]
+    for i, n in enumerate(names):
+        with open(os.path.join(d, n), "wb") as f:
+            make_image(i).save(f, "PNG")
+    os.mkfifo(os.path.join(d, b"fifo\xfe.png"))
+    out = tmp_path / "out"
+    s = embed_job(os.fsdecode(d), str(out), fake_encoder, shard_size=2)
+    assert s.embedded == 3 and [(os.fsencode(k.path), k.reason) for k in s.skipped] == \
+        [(os.path.join(d, b"fifo\xfe.png"), "not a regular file (a FIFO)")]
+    rows, _, skipped = read_shards(out)
+    assert sorted(os.fsencode(r[0]) for r in rows) == sorted(os.path.join(d, n) for n in names)
+    assert os.fsencode(skipped[0].path) == os.path.join(d, b"fifo\xfe.png")
+    table = pq.read_table(out / "shard-00000.parquet")
+    assert table.column("path").type == "string" and table.column("path_bytes").type == "binary"
+    with Store.open(str(tmp_path / "g.db")) as store:
+        assert index_from_parquet(store, str(out)).added == 3
+        assert sorted(os.fsencode(p) for p in store.rows_under([os.fsdecode(d)])) == \
+            sorted(os.path.join(d, n) for n in names)
+
+
+def test_one_job_per_folder_and_the_model_recorded_before_the_first_shard(tmp_path, fake_encoder, photos,
+                                                                          monkeypatch):
+    from clipseek._io import writer_lock
+    from clipseek.embed import job, shards
+    from clipseek.errors import BusyError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with writer_lock(out / ".lock", str(out)):
+        with pytest.raises(BusyError, match=f"pid {os.getpid()}"):
+            job.embed_job(str(photos), str(out), fake_encoder)
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(job, "run_local", killed)  # dies before the first batch
+    with pytest.raises(KeyboardInterrupt):
+        job.embed_job(str(photos), str(out), fake_encoder, shard_size=4)
+    manifest = shards.read_manifest(str(out))
+    assert manifest["fingerprint"] == str(fake_encoder.fingerprint) and manifest["model"] == "fake-clip"
+    assert shards.done_shards(str(out)) == set()

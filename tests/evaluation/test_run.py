@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+import os
 
 import pytest
 from conftest import make_image
@@ -51,3 +52,27 @@ def test_dataset_images_are_written_beside_the_embedding_cache(encoder, tmp_path
     written = sorted((tmp_path / "cache" / "dataset-images").iterdir())
     assert len(written) == 4 and all(p.suffix == ".png" for p in written)
     assert not [p for p in (tmp_path / "cache" / "dataset-images").iterdir() if ".tmp" in p.name]
+
+
+def test_bad_files_of_the_train_split_are_listed_and_counted(encoder, tmp_path):
+    root = tmp_path / "d"
+    for split in ("train", "test"):
+        for c in ("cat", "dog"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(3):
+                make_image(i + (10 if c == "dog" else 0) + (20 if split == "test" else 0), (24, 20)).save(
+                    root / split / c / f"{i}.png")
+    (root / "train" / "cat" / "broken.png").write_bytes(b"not a png")
+    os.mkfifo(root / "train" / "dog" / "fifo.png")
+    (root / "test" / "dog" / "empty.png").write_bytes(b"")
+    doc = run_eval(str(root), ["tiny"], lambda m: encoder, resolve_prompt_sets())
+    reasons = {os.path.relpath(s["path"], root): s["reason"] for s in doc["skipped"]}
+    assert reasons == {"test/dog/empty.png": "empty file (0 bytes)",
+                       "train/cat/broken.png": "not an image (unrecognised format)",
+                       "train/dog/fifo.png": "not a regular file (a FIFO)"}
+    probe = doc["rows"][-1]
+    assert probe["kind"] == "linear-probe" and probe["linear_probe"]["n_train"] == 6
+    assert probe["linear_probe"]["n_train_skipped"] == 2 and probe["metrics"]["n_skipped"] == 1
+    from clipseek.evaluation.report import summary_table
+
+    assert summary_table(doc)[1][-1][1] == "linear probe (train: 2 skipped)"

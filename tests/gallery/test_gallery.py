@@ -166,3 +166,40 @@ def test_empty_gallery_answers_nothing(tmp_path):
     fill_store(db, np.zeros((0, 32), np.float32))
     with clipseek.Gallery(db) as g:
         assert g.search_vector(np.ones(32, np.float32), 10) == []
+
+
+def test_one_writer_at_a_time_and_readers_go_on(tmp_path, gallery_dir):
+    from clipseek._io import writer_lock
+    from clipseek.errors import BusyError
+
+    db = str(tmp_path / "g.db")
+    enc = FakeEncoder()
+    with clipseek.Gallery(db, enc) as g:
+        g.index([str(gallery_dir)])
+    with writer_lock(db + ".lock", db):  # another writer (a flock is per open file: this conflicts too)
+        with pytest.raises(BusyError, match=rf"is being written by another process \(pid {os.getpid()} on "):
+            clipseek.Gallery(db, enc).index([str(gallery_dir)])
+        with clipseek.Gallery(db, enc) as reader:  # searching needs no lock
+            assert len(reader.search("a cat", k=3)) == 3
+    with clipseek.Gallery(db, enc) as g:  # released: the next writer goes ahead
+        assert g.index([str(gallery_dir)]).unchanged == 40
+    assert open(db + ".lock").read() == ""  # a finished writer leaves no holder behind
+
+
+def test_a_new_database_records_its_model_before_the_first_batch(tmp_path, gallery_dir, monkeypatch):
+    from clipseek.gallery import sync
+    from clipseek.gallery.store import Store
+
+    db = str(tmp_path / "g.db")
+    enc = FakeEncoder(name="not-the-default")
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # the run dies before reading a file
+    monkeypatch.setattr(sync, "index_folders", killed)
+    with pytest.raises(KeyboardInterrupt):
+        clipseek.Gallery(db, enc).index([str(gallery_dir)])
+    with Store.open(db, create=False) as s:
+        assert s.fingerprint == enc.fingerprint and s.count() == 0 and s.meta("dim") == "32"
+    assert not os.path.exists(str(tmp_path / "missing" / "g.db"))
+    with pytest.raises(UsageError, match="folder does not exist"):
+        clipseek.Gallery(str(tmp_path / "missing" / "g.db"), enc).index([str(gallery_dir)])

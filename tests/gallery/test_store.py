@@ -144,3 +144,30 @@ def test_other_folders_are_left_alone_and_model_is_checked(tmp_path, counting):
             index_folders(s, counting, [str(b)])
     with pytest.raises(ClipseekError, match="folder not found"):
         index_folders(Store.open(str(tmp_path / "h.db")), counting, [str(tmp_path / "nope")])
+
+
+def test_names_that_are_not_utf8_are_stored_as_their_bytes_and_found_again(tmp_path, counting):
+    root = os.fsencode(tmp_path / "imgs")
+    os.makedirs(os.path.join(root, b"sub\xe9"))
+    names = [b"ok.png", b"bad\xff\xfe.png", b"new\nline.png", os.path.join(b"sub\xe9", b"deep.png")]
+    for i, n in enumerate(names):
+        with open(os.path.join(root, n), "wb") as f:
+            make_image(i).save(f, "PNG")
+    with open(os.path.join(root, b"broken\xff.png"), "wb") as f:
+        f.write(b"not a png")
+    with Store.open(str(tmp_path / "g.db")) as s:
+        r = index_folders(s, counting, [root])
+        assert (r.added, [os.fsencode(k.path) for k in r.skipped]) == (4, [os.path.join(root, b"broken\xff.png")])
+        kinds = dict(s.conn.execute("SELECT typeof(path), count(*) FROM files GROUP BY 1").fetchall())
+        assert kinds == {"text": 2, "blob": 2}  # UTF-8 names stay TEXT, as in databases made before
+        stored = sorted(os.fsencode(p) for p in s.rows_under([os.fsdecode(root)]))
+        assert stored == sorted(os.path.join(root, n) for n in names)
+        assert [os.fsencode(p) for p, _ in s.skipped()] == [os.path.join(root, b"broken\xff.png")]
+        assert os.fsencode(s.common_root()) == root
+        assert s.rows_under([os.path.join(os.fsdecode(root), os.fsdecode(b"sub\xe9"))]) != {}
+        again = index_folders(s, counting, [root])  # nothing changed: nothing read again
+        assert (again.added, again.unchanged, again.still_skipped, counting.embedded) == (0, 4, 1, 4)
+        os.rename(os.path.join(root, b"bad\xff\xfe.png"), os.path.join(root, b"moved\xfe.png"))
+        moved = index_folders(s, counting, [root])
+        assert (moved.moved, moved.removed, counting.embedded) == (1, 0, 4)
+        assert os.path.join(root, b"moved\xfe.png") in {os.fsencode(p) for p in s.rows_under([os.fsdecode(root)])}

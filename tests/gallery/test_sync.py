@@ -16,16 +16,19 @@ from clipseek.gallery.sync import index_folders
 
 @pytest.fixture
 def opens(monkeypatch, tmp_path):
-    """Counts every open() of a file under tmp_path/imgs (Pillow opens files through it too)."""
+    """Counts every open() and os.open() of a file under tmp_path/imgs (Pillow opens files through
+    open(); clipseek's reader through os.open(), non-blocking)."""
     counts: Counter = Counter()
-    real = builtins.open
     folder = str(tmp_path / "imgs")
 
-    def counting_open(file, *a, **k):
-        if isinstance(file, (str, os.PathLike)) and os.fspath(file).startswith(folder):
-            counts[os.fspath(file)] += 1
-        return real(file, *a, **k)
-    monkeypatch.setattr(builtins, "open", counting_open)
+    def counting(real):
+        def counting_open(file, *a, **k):
+            if isinstance(file, (str, os.PathLike)) and os.fspath(file).startswith(folder):
+                counts[os.fspath(file)] += 1
+            return real(file, *a, **k)
+        return counting_open
+    monkeypatch.setattr(builtins, "open", counting(builtins.open))
+    monkeypatch.setattr(os, "open", counting(os.open))
     return counts
 
 
@@ -94,3 +97,20 @@ def test_swapped_contents_keep_the_right_vectors(tmp_path, encoder):
         for p in (a, b):
             want = encoder.encode_images([open_image(p)])[0]
             assert np.allclose(s.vector(rows[str(p)].id), want, atol=1e-5), p
+
+
+def test_skips_caused_by_the_limits_are_retried_so_a_higher_limit_takes_effect(tmp_path, fake_encoder):
+    from clipseek.core.images import ImageLimits
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    make_image(0, (40, 30)).save(d / "small.png")
+    make_image(1, (200, 100)).save(d / "big.png")
+    (d / "bad.png").write_text("not a png")
+    with Store.open(str(tmp_path / "g.db")) as s:
+        r = index_folders(s, fake_encoder, [str(d)], limits=ImageLimits(max_pixels=10_000))
+        assert (r.added, sorted(os.path.basename(k.path) for k in r.skipped)) == (1, ["bad.png", "big.png"])
+        r = index_folders(s, fake_encoder, [str(d)], limits=ImageLimits(max_pixels=10_000))
+        assert (r.added, r.still_skipped, [os.path.basename(k.path) for k in r.skipped]) == (0, 1, ["big.png"])
+        r = index_folders(s, fake_encoder, [str(d)])  # the default limit: big.png is now indexed
+        assert (r.added, r.still_skipped, r.skipped, r.total) == (1, 1, [], 2)

@@ -65,8 +65,10 @@ def assert_json_error(r, status):
 def test_health_stats_and_docs(client, gallery, encoder):
     assert client.get("/api/health").json()["status"] == "ok"
     s = client.get("/api/stats").json()
-    assert s["images"] == 12 and s["skipped"] == 0 and s["root"] == gallery[1]
-    assert s["fingerprint"] == str(encoder.fingerprint) and s["limits"]["max_labels"] == 1000
+    assert s["images"] == 12 and s["skipped"] == 0 and s["db"] == "../g.db" and "root" not in s
+    assert not any(str(v).startswith(os.sep) for v in s.values())  # no absolute path of the server
+    assert s["fingerprint"].split("@")[1] == str(encoder.fingerprint).split("@")[1]
+    assert s["limits"]["max_labels"] == 1000 and s["limits"]["max_pixels"] == 64_000_000
     assert s["default_template"] == DEFAULT_TEMPLATE  # the page names the default prompt from here
     spec = client.get("/openapi.json").json()
     for path in ("/api/search", "/api/search/image", "/api/classify", "/api/images/{image_id}",
@@ -222,13 +224,30 @@ def test_text_queries_batched_under_load_equal_single_queries(gallery, encoder):
 
 
 # ---- limits ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("params,status", [
-    ({"q": "cat", "k": 0}, 400), ({"q": "cat", "k": 201}, 400), ({"q": "cat", "k": -5}, 400),
+@pytest.mark.parametrize("params,status", [  # 422: out of the range the schema states; 400: the service
+    ({"q": "cat", "k": 0}, 422), ({"q": "cat", "k": 201}, 422), ({"q": "cat", "k": -5}, 422),
     ({"q": "cat", "k": "ten"}, 422), ({"k": 3}, 400), ({"q": ""}, 400), ({"q": "   "}, 400),
-    ({"q": "x" * 501}, 400),
+    ({"q": "x" * 501}, 422), ({"q": "\x1f"}, 400),
 ])
 def test_search_limits(client, params, status):
     assert_json_error(client.get("/api/search", params=params), status)
+
+
+def test_other_methods_on_known_paths_are_405_with_allow(client):
+    for method, path, allow in (("PUT", "/api/search", "GET"), ("DELETE", "/api/classify", "POST"),
+                                ("PATCH", "/api/images/1", "GET"), ("POST", "/api/stats", "GET")):
+        r = client.request(method, path)
+        assert_json_error(r, 405)
+        assert r.headers["allow"] == allow
+    assert_json_error(client.put("/api/nothing-here"), 404)
+    assert_json_error(client.get("/api/nothing-here"), 404)
+
+
+def test_templates_with_other_fields_are_a_json_400_not_a_500(client):
+    for bad in ("a {x} {}", "{0} {}", "{}{"):
+        r = classify_error(client, "cat,dog", bad)
+        assert_json_error(r, 400)
+        assert repr(bad) in r.json()["error"]
 
 
 def classify_error(client, labels, templates=None, data=None):
@@ -260,7 +279,7 @@ def test_bad_uploads(client):
     truncated = png_bytes()[:60]
     assert_json_error(client.post("/api/search/image", files={"file": ("t.png", truncated)}), 400)
     assert_json_error(client.post("/api/search/image", files={"file": ("x.png", png_bytes())},
-                                  data={"k": "0"}), 400)
+                                  data={"k": "0"}), 422)
 
 
 def test_upload_size_and_pixel_limits(gallery, encoder):

@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         rv = app(args=argv, prog_name="clipseek", standalone_mode=False)
         return int(rv or 0)
     except typer.Exit as e:
+        if e.exit_code == 130:  # click turns Ctrl-C into Exit(130) when not in standalone mode
+            print("clipseek: interrupted", file=sys.stderr)
         return e.exit_code
     except typer.Abort:
         print("clipseek: interrupted", file=sys.stderr)

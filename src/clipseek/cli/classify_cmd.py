@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import (
     BACKEND_HELP,
     check_format,
@@ -38,6 +39,8 @@ def classify_cmd(
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     crop: str = typer.Option("center", "--crop", help="center (as the checkpoint) or pad (letterbox)."),
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any file was skipped."),
+    max_pixels: Optional[int] = max_pixels_option(),
+    max_file_mb: Optional[float] = max_file_mb_option(),
     sort_into: Optional[str] = typer.Option(None, "--sort-into", metavar="OUT",
                                             help="Put each image into OUT/<label>/ (a CSV undo log is "
                                                  "written first; `clipseek undo LOG` reverses it)."),
@@ -57,6 +60,7 @@ def classify_cmd(
     put each image into a folder per label."""
     from clipseek.cli.organise_cmd import check_sort_args, sort_classified
     from clipseek.core.images import collect_image_paths
+    from clipseek.core.paths import quote_path
     from clipseek.core.prompts import parse_labels, resolve_templates
     from clipseek.errors import UsageError
     from clipseek.model.loader import DEFAULT_MODEL, load_model
@@ -65,6 +69,7 @@ def classify_cmd(
     check_format(fmt)
     label_list = parse_labels(labels, labels_file)
     tmpl = resolve_templates(template, templates)
+    lim = limits(max_pixels, max_file_mb)
     files = collect_image_paths(paths)
     if not files:
         raise UsageError("no image files found in the given paths")
@@ -72,7 +77,7 @@ def classify_cmd(
     encoder = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype, framing=crop, backend=backend)
     with progress(len(files), "classifying") as advance:
         result = classify(encoder, files, label_list, tmpl, top=top_k, batch_size=batch_size,
-                          on_progress=advance)
+                          on_progress=advance, limits=lim)
     report_skipped(result.skipped, fmt)
     if out is not None and result.predictions:
         rc = sort_classified(result, out, mode, unsure_below, none_below, dry_run, log, fmt)
@@ -81,7 +86,7 @@ def classify_cmd(
         print_json(result.to_dict())
     elif fmt == "csv":
         print_csv(["path", "rank", "label", "score"],
-                  [[p.path, i + 1, l, f"{s:.6f}"] for p in result.predictions for i, (l, s) in enumerate(p.ranked)])
+                  [[quote_path(p.path), i + 1, l, f"{s:.6f}"] for p in result.predictions for i, (l, s) in enumerate(p.ranked)])
     else:
         rows = [[p.path, *[f"{l} ({s:.1%})" for l, s in p.ranked[:1]],
                  ", ".join(f"{l} {s:.1%}" for l, s in p.ranked[1:])] for p in result.predictions]

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import BACKEND_HELP, check_format, eprint, print_json, report_skipped
 
 
@@ -30,14 +31,18 @@ def embed_cmd(
     path_column: Optional[str] = typer.Option(None, "--path-column", help="Column of paths in a .parquet/.csv source."),
     vector_dtype: str = typer.Option("float32", "--vector-dtype", help="float32 or float16 in the shards."),
     fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
+    max_pixels: Optional[int] = max_pixels_option(),
+    max_file_mb: Optional[float] = max_file_mb_option(),
 ) -> int:
     """Embed many images into Parquet shards (then: clipseek index --from-parquet DIR)."""
+    from clipseek.core.paths import quote_path
     from clipseek.embed.job import embed_job
 
     check_format(fmt, ("table", "json"))
     summary = embed_job(source, out, engine=engine, model=model, device=device, dtype=dtype, backend=backend,
                         shard_size=shard_size, batch_size=batch_size, workers=workers,
                         path_column=path_column, vector_dtype=vector_dtype,
+                        limits=limits(max_pixels, max_file_mb),
                         ray_options={"address": address, "num_gpus_per_worker": num_gpus_per_worker},
                         on_shard=lambda s: eprint(f"shard {s.index}: {len(s.rows)} embedded, "
                                                   f"{len(s.skipped)} skipped"))
@@ -45,7 +50,7 @@ def embed_cmd(
     if fmt == "json":
         print_json(summary.to_dict())
         return 0
-    print(f"{summary.files} files in {summary.shards} shards at {summary.out_dir}: "
+    print(f"{summary.files} files in {summary.shards} shards at {quote_path(summary.out_dir)}: "
           f"{summary.shards_written} shards written ({summary.shards_done_before} already done), "
           f"{summary.embedded} embedded, {len(summary.skipped)} skipped, {summary.seconds:.1f}s")
     return 0

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import (
     BACKEND_HELP,
     check_format,
@@ -38,9 +39,12 @@ def eval_cmd(
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16."),
+    max_pixels: Optional[int] = max_pixels_option(),
+    max_file_mb: Optional[float] = max_file_mb_option(),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
     """Evaluate models x prompt sets on labelled images: one row per (model, prompt set)."""
+    from clipseek.core.paths import quote_path
     from clipseek.embed.cache import EmbeddingCache
     from clipseek.errors import Skipped
     from clipseek.evaluation.report import summary_table, write_report
@@ -49,13 +53,14 @@ def eval_cmd(
 
     check_format(fmt, ("table", "json"))
     prompt_sets = resolve_prompt_sets(template or [], templates or [])
+    lim = limits(max_pixels, max_file_mb)
     cache = None if no_cache else EmbeddingCache(cache_dir)  # None: the default cache folder
     doc = run_eval(data, models or [DEFAULT_MODEL], lambda m: load_model(m, device=device, dtype=dtype, backend=backend),
                    prompt_sets, task, split, image_column, label_column, cache, top_k, probe, batch_size,
-                   progress=progress, on_warning=lambda w: eprint(f"warning: {w}"))
+                   progress=progress, on_warning=lambda w: eprint(f"warning: {w}"), limits=lim)
     report_skipped([Skipped(s["path"], s["reason"]) for s in doc["skipped"]], fmt)
     if report:
-        eprint(f"report written to {write_report(doc, report)}")
+        eprint(f"report written to {quote_path(str(write_report(doc, report)))}")
     if fmt == "json":
         print_json(doc)
     else:

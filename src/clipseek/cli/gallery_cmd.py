@@ -8,11 +8,13 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import (
     BACKEND_HELP,
     check_format,
     eprint,
     print_json,
+    print_paths,
     print_table,
     progress,
     report_skipped,
@@ -35,6 +37,8 @@ def index_cmd(
     fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
     from_parquet: Optional[str] = typer.Option(None, "--from-parquet", metavar="DIR",
                                                help="Load the Parquet shards of `clipseek embed` instead."),
+    max_pixels: Optional[int] = max_pixels_option(),
+    max_file_mb: Optional[float] = max_file_mb_option(),
     watch: bool = typer.Option(False, "--watch", help="Keep running: apply new, changed, moved and "
                                "deleted files as they happen, in batches. Ctrl-C stops."),
     poll: bool = typer.Option(False, "--poll", help="With --watch: poll the folders instead of file "
@@ -42,10 +46,12 @@ def index_cmd(
     poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.05, help="Seconds between polls."),
 ) -> int:
     """Embed new and changed images into the gallery DB; prune deleted ones; recognise moved ones."""
+    from clipseek.core.paths import quote_path
     from clipseek.errors import UsageError
     from clipseek.gallery.facade import Gallery
 
     check_format(fmt, ("table", "json"))
+    lim = limits(max_pixels, max_file_mb)
     if bool(dirs) == bool(from_parquet):
         raise UsageError("give folders to index, or --from-parquet DIR (one of the two)")
     if watch and from_parquet:
@@ -54,16 +60,16 @@ def index_cmd(
     if from_parquet:
         summary = gallery.index_parquet(from_parquet)
     else:
-        summary = _index_dirs(gallery, dirs, batch_size, workers)
+        summary = _index_dirs(gallery, dirs, batch_size, workers, lim)
     if not watch:
         gallery.close()
     report_skipped(summary.skipped, fmt)
     if fmt == "json":
         print_json(summary.to_dict())
     else:
-        print(f"{summary.total} images in {gallery.db_path}: {summary.added} added, {summary.updated} "
-              f"updated, {summary.moved} moved, {summary.removed} removed, {summary.unchanged} unchanged, "
-              f"{len(summary.skipped)} skipped" +
+        print(f"{summary.total} images in {quote_path(gallery.db_path)}: {summary.added} added, "
+              f"{summary.updated} updated, {summary.moved} moved, {summary.removed} removed, "
+              f"{summary.unchanged} unchanged, {len(summary.skipped)} skipped" +
               (f" ({summary.still_skipped} more skipped before, unchanged)" if summary.still_skipped else ""),
               flush=True)
     if watch:
@@ -73,7 +79,7 @@ def index_cmd(
     return 0
 
 
-def _index_dirs(gallery, dirs, batch_size, workers):
+def _index_dirs(gallery, dirs, batch_size, workers, lim):
     with ExitStack() as stack:
         advance = [lambda n=1: None]
 
@@ -81,7 +87,7 @@ def _index_dirs(gallery, dirs, batch_size, workers):
             if total:
                 advance[0] = stack.enter_context(progress(total, "indexing"))
 
-        return gallery.index(dirs, batch_size=batch_size, workers=workers, on_start=on_start,
+        return gallery.index(dirs, batch_size=batch_size, workers=workers, limits=lim, on_start=on_start,
                              on_progress=lambda n: advance[0](n))
 
 
@@ -109,32 +115,41 @@ def search_cmd(
     min_size: Optional[str] = typer.Option(None, "--min-size", metavar="WxH", help="At least this many pixels."),
     ext: Optional[str] = typer.Option(None, "--ext", metavar="EXTS", help="File types, e.g. jpg,png."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or paths."),
+    print0: bool = typer.Option(False, "--print0", help="With --format paths: end each name with NUL "
+                                "instead of a new line, its bytes as they are (for xargs -0)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Default: the model the DB was built with."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
     int8_text: bool = typer.Option(False, "--int8-text",
                                    help="Quantize the text tower to int8 on CPU (~3x faster query)."),
+    max_pixels: Optional[int] = max_pixels_option(),
+    max_file_mb: Optional[float] = max_file_mb_option(),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
     """Find the images most similar to a text query (or to an example image), optionally adding and
     subtracting meanings, among the images that pass the filters."""
+    from clipseek.errors import UsageError
     from clipseek.gallery.facade import Gallery
     from clipseek.gallery.query import Filter, query_terms
 
+    if print0 and fmt == "table":
+        fmt = "paths"
     check_format(fmt, ("table", "json", "paths"))
+    if print0 and fmt != "paths":
+        raise UsageError("--print0 goes with --format paths")
+    lim = limits(max_pixels, max_file_mb)
     where = Filter.parse(folders or (), after=after, before=before, orientation=orientation,
                          min_size=min_size, ext=ext)
     query_terms(query, image, add, subtract)  # bad terms fail here, before a model is loaded
     with Gallery(db, model=model, device=device, int8_text=int8_text, backend=backend) as gallery:
         results = gallery.search(text=query, image=image, k=top_k, threshold=threshold, add=add or (),
-                                 subtract=subtract or (), where=where, relevant=relevant)
+                                 subtract=subtract or (), where=where, relevant=relevant, limits=lim)
         passing = gallery.count(where) if where and not results else None
     if fmt == "json":
         print_json({"query": query, "image": image, "add": add or [], "subtract": subtract or [],
                     "filter": where.describe() if where else None, "relevant": relevant,
                     "results": [r.to_dict() for r in results]})
     elif fmt == "paths":
-        for r in results:
-            print(r.path)
+        print_paths([r.path for r in results], print0)
     else:
         print_table(None, ["path", "score", "relevance", "size"],
                     [[r.path, f"{r.score:.4f}", f"{r.relevance:.2f}" + (" *" if r.relevant else ""),

@@ -1,12 +1,20 @@
-"""Shared output helpers for CLI commands: formats, stderr notes, progress bars."""
+r"""Shared output helpers for CLI commands: formats, stderr notes, progress bars.
+
+File names are printed as `core.paths` says: JSON with `\udcXX` escapes for bytes that are not UTF-8,
+text lines (tables, `--format paths`, CSV, messages) with `quote_path` (a name with a newline, a
+control character or such bytes in double quotes with C escapes), `--print0` as raw NUL-terminated
+bytes. Table cells are plain text, never Rich markup.
+"""
 
 from __future__ import annotations
 
 import csv
-import json
+import os
 import sys
 from contextlib import contextmanager
+from typing import Iterable
 
+from clipseek.core.paths import json_text, quote_path
 from clipseek.errors import UsageError
 
 FORMATS = ("table", "json", "csv")
@@ -25,8 +33,18 @@ def eprint(msg: str) -> None:
 
 
 def print_json(obj) -> None:
-    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(json_text(obj, indent=2) + "\n")
+
+
+def print_paths(paths: Iterable[str], print0: bool = False) -> None:
+    """One name per line (`quote_path`), or with `print0` each name's exact bytes followed by NUL."""
+    if print0:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(b"".join(os.fsencode(p) + b"\0" for p in paths))
+        sys.stdout.buffer.flush()
+    else:
+        for p in paths:
+            print(quote_path(p))
 
 
 def print_csv(header: list[str], rows: list[list]) -> None:
@@ -38,13 +56,14 @@ def print_csv(header: list[str], rows: list[list]) -> None:
 def print_table(title: str | None, header: list[str], rows: list[list]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, show_lines=False)
-    cells = [[str(x) for x in r] for r in rows]
+    cells = [[quote_path(str(x)) for x in r] for r in rows]
     for i, h in enumerate(header):
         table.add_column(h, no_wrap=(i == 0), overflow="fold")
     for r in cells:
-        table.add_row(*r)
+        table.add_row(*(Text(c) for c in r))  # Text: a name like "[bold]x.png" is not markup
     # never cut the first column (paths): widen the console to fit the longest row if needed
     natural = sum(max([len(h)] + [len(r[i]) for r in cells]) + 3 for i, h in enumerate(header)) + 1
     console = Console()
@@ -55,7 +74,7 @@ def report_skipped(skipped, fmt: str) -> None:
     """Table/CSV modes: skipped files go to stderr (JSON mode lists them in the document)."""
     if fmt != "json":
         for s in skipped:
-            eprint(f"skipping {s.path}: {s.reason}")
+            eprint(f"skipping {quote_path(s.path)}: {s.reason}")
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.options import max_pixels_option
 from clipseek.cli.output import BACKEND_HELP
 
 
@@ -25,6 +26,7 @@ def serve_cmd(
     int8_text: bool = typer.Option(False, "--int8-text",
                                    help="Quantize the text tower to int8 on CPU: ~3x faster text "
                                         "queries, cosine ~0.998 to the fp32 query vector."),
+    max_pixels: Optional[int] = max_pixels_option(),
     watch: Optional[List[str]] = typer.Option(None, "--watch", metavar="DIR",
                                               help="Index DIR now and follow its changes while serving "
                                                    "(repeat for several folders)."),
@@ -41,5 +43,5 @@ def serve_cmd(
 
         watching = serve_watch_options(watch, poll, poll_interval)
     serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text,
-          watch=watching, backend=backend)
+          max_pixels=max_pixels, watch=watching, backend=backend)
     return 0

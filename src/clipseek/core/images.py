@@ -1,6 +1,12 @@
-"""Open one image safely: size limits, EXIF orientation, every Pillow mode to RGB, JPEG draft decode.
+"""Open one image safely: file checks, size limits, EXIF orientation, every Pillow mode to RGB, JPEG
+draft decode.
 
-Nothing here touches Pillow's global settings; limits are checked per call.
+Limits (`ImageLimits`) are checked per call: the file must be a regular file of at most `max_bytes`
+(`core.files`), and the image at most `max_pixels` pixels, checked on the size in its header before
+the pixels are decoded (Pillow reads the header in `Image.open`; `load()` decodes). The default, 64
+megapixels, is the same for the CLI and the server. Pillow's own `DecompressionBombWarning` is
+silenced (clipseek refuses such images itself, with a reason); a limit above Pillow's hard ceiling
+(`2 * Image.MAX_IMAGE_PIXELS`, about 179 MP) raises that ceiling, the one Pillow setting touched.
 """
 
 from __future__ import annotations
@@ -8,12 +14,16 @@ from __future__ import annotations
 import glob
 import io
 import os
+import re
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from clipseek.core.files import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_PIXELS, MB, open_regular
 from clipseek.errors import ImageError, UsageError
 
 IMAGE_EXTENSIONS = frozenset(
@@ -21,7 +31,28 @@ IMAGE_EXTENSIONS = frozenset(
 )
 _EXIF_ORIENTATION = 274
 FULL_SIZE = "clipseek_full_size"  # image.info key: the file's own size before draft decoding
-DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k; larger files are refused as likely decompression bombs
+# DEFAULT_MAX_PIXELS (64 MP, 8k x 8k): larger images are refused as likely decompression bombs
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What one image file may cost: bytes read (`--max-file-mb`) and pixels decoded (`--max-pixels`)."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_FILE_MB * MB
+
+    @classmethod
+    def from_options(cls, max_pixels: int | None = None, max_file_mb: float | None = None) -> "ImageLimits":
+        if max_pixels is not None and max_pixels < 1:
+            raise UsageError(f"--max-pixels must be at least 1, got {max_pixels}")
+        if max_file_mb is not None and max_file_mb <= 0:
+            raise UsageError(f"--max-file-mb must be above 0, got {max_file_mb}")
+        return cls(max_pixels or DEFAULT_MAX_PIXELS,
+                   int((max_file_mb if max_file_mb is not None else DEFAULT_MAX_FILE_MB) * MB))
+
+
+DEFAULT_LIMITS = ImageLimits()
 
 
 def _register_optional_plugins() -> None:
@@ -37,21 +68,23 @@ _register_optional_plugins()
 
 
 def open_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               draft_size: int | None = None, data: bytes | None = None) -> Image.Image:
+               draft_size: int | None = None, data: bytes | None = None,
+               max_bytes: int = DEFAULT_LIMITS.max_bytes) -> Image.Image:
     """Return the image at `path` as an RGB PIL image, or raise ImageError(path, reason).
 
     `draft_size`: when set and the file is a JPEG at least twice that size on its short side,
     decode at reduced scale (still >= draft_size on each side) — much faster for big photos.
     `data`: the file's bytes, already read (e.g. from an object store); `path` then only names it.
+    Only a regular file of at most `max_bytes` is read (`core.files.open_regular`).
     """
-    p = str(path)
-    try:
-        size = len(data) if data is not None else os.path.getsize(p)
-    except OSError:
-        raise ImageError(p, "file not found") from None
-    if size == 0:
-        raise ImageError(p, "empty file (0 bytes)")
-    return _decode(io.BytesIO(data) if data is not None else p, p, max_pixels, draft_size)
+    p = os.fsdecode(path)
+    if data is not None:
+        if not data:
+            raise ImageError(p, "empty file (0 bytes)")
+        return _decode(io.BytesIO(data), p, max_pixels, draft_size)
+    f, _ = open_regular(p, max_bytes)
+    with f:
+        return _decode(f, p, max_pixels, draft_size)
 
 
 def open_image_bytes(data: bytes, *, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -62,19 +95,34 @@ def open_image_bytes(data: bytes, *, name: str = "upload", max_pixels: int = DEF
     return _decode(io.BytesIO(data), name, max_pixels, draft_size)
 
 
+def _too_many(w: int, h: int, max_pixels: int) -> str:
+    return f"too many pixels: {w}x{h} exceeds the limit of {max_pixels:,} (--max-pixels)"
+
+
+def _raise_pillow_ceiling(max_pixels: int) -> None:
+    """Pillow refuses images over 2 * MAX_IMAGE_PIXELS in `Image.open` itself: lift that ceiling when a
+    caller allows more (clipseek's own check then decides)."""
+    ceiling = Image.MAX_IMAGE_PIXELS
+    if ceiling is not None and max_pixels > 2 * ceiling:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
 def _decode(src, p: str, max_pixels: int, draft_size: int | None) -> Image.Image:
+    _raise_pillow_ceiling(max_pixels)
     try:
-        img = Image.open(src)
+        img = Image.open(src)  # reads the header only
     except UnidentifiedImageError:
         raise ImageError(p, "not an image (unrecognised format)") from None
     except Image.DecompressionBombError as e:
-        raise ImageError(p, f"too many pixels ({e})") from None
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        raise ImageError(p, f"too many pixels: {int(m.group(1)) if m else 0:,} exceeds the limit of "
+                            f"{max_pixels:,} (--max-pixels)") from None
     except OSError as e:
         raise ImageError(p, f"cannot open: {e}") from None
     try:
         w, h = img.size
-        if w * h > max_pixels:
-            raise ImageError(p, f"too many pixels: {w}x{h} exceeds the limit of {max_pixels:,}")
+        if w * h > max_pixels:  # before load(): nothing has been decoded yet
+            raise ImageError(p, _too_many(w, h, max_pixels))
         if w == 0 or h == 0:
             raise ImageError(p, f"degenerate size {w}x{h}")
         if draft_size and img.format == "JPEG" and min(w, h) >= 2 * draft_size:
@@ -105,8 +153,9 @@ def capture_time_ns(src: str | os.PathLike | bytes) -> int | None:
     ns since the epoch; None when the file has no such tag or cannot be read. Reads the header only."""
     from datetime import datetime
 
-    try:
-        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as img:
+    try:  # a path: only a regular file is opened (`core.files.open_regular`, never blocks)
+        f = io.BytesIO(src) if isinstance(src, bytes) else open_regular(os.fsdecode(src))[0]
+        with f, Image.open(f) as img:
             ifd = img.getexif().get_ifd(EXIF_IFD)
         text = str(ifd.get(DATETIME_ORIGINAL, "")).strip("\x00 ")
         offset = str(ifd.get(OFFSET_TIME_ORIGINAL, "")).strip("\x00 ")
@@ -138,15 +187,16 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def collect_image_paths(inputs: Iterable[str | os.PathLike]) -> list[str]:
     """Expand files, folders (recursive, image extensions only) and globs into a sorted path list.
 
-    A file named explicitly is kept whatever its extension, so a non-image is reported, not ignored.
-    A path that does not exist, or a glob that matches nothing, is a UsageError.
+    A file named explicitly is kept whatever its extension or type (a FIFO, a dangling link), so that
+    it is reported with its reason, not ignored. A path that does not exist, or a glob that matches
+    nothing, is a UsageError.
     """
     out: list[str] = []
     for item in inputs:
-        s = str(item)
+        s = os.fsdecode(item)
         if os.path.isdir(s):
             out.extend(walk_images(s))
-        elif os.path.isfile(s):
+        elif os.path.lexists(s):
             out.append(s)
         elif glob.has_magic(s):
             matches = sorted(glob.glob(s, recursive=True))
@@ -160,12 +210,22 @@ def collect_image_paths(inputs: Iterable[str | os.PathLike]) -> list[str]:
     return [p for p in out if not (p in seen or seen.add(p))]
 
 
+def has_image_name(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS and not name.startswith(".")
+
+
 def walk_images(root: str | os.PathLike) -> list[str]:
-    """All files with an image extension under `root`, recursively, sorted, hidden folders skipped."""
+    """All entries with an image extension under `root`, recursively, sorted, hidden folders skipped.
+
+    Folders are descended into (a real folder is walked even when named like an image); a symbolic
+    link to a folder is not followed, but when it is named like an image it is listed, so that the
+    reader reports it ("not a regular file (a directory)") instead of dropping it silently. Names are
+    what the OS gives (bytes that are not UTF-8 arrive as surrogate escapes, `os.fsdecode`)."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if Path(name).suffix.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
+    for dirpath, dirnames, filenames in os.walk(os.fsdecode(root)):
+        links = [d for d in dirnames if has_image_name(d) and os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in links)
+        for name in (*filenames, *links):
+            if has_image_name(name):
                 found.append(os.path.join(dirpath, name))
     return sorted(found)

@@ -3,7 +3,10 @@
 `DEFAULT_TEMPLATE` is the one default prompt (CLI, server, library). `split_labels` is the one way
 inline labels are split (commas and line breaks), for the CLI and the server alike.
 
-A template is a string with one `{}` (or a callable label -> text). A label's classifier vector is the
+A template is a string with exactly one `{}` where the label goes and no other replacement field
+(`{x}`, `{0}`, `{}` twice, a lone `{` or `}` are refused; `{{` and `}}` are literal braces, as in
+`str.format`), or a callable label -> text. `check_template` is the one check, applied where templates
+enter: the CLI options, template files, the server's `templates` field and `build_classifier`. A label's classifier vector is the
 mean of its unit prompt vectors, renormalized (CLIP's prompt ensembling). All prompts of all labels are
 encoded in batches in one pass, so 1,000 labels x 80 templates is 80,000 texts in ~N/batch forwards.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence, Union
@@ -34,9 +38,30 @@ def builtin_templates(name: str) -> list[str]:
     return list(json.loads(data)["templates"])
 
 
-def check_template(t: str) -> str:
-    if t.count("{}") != 1:
-        raise UsageError(f"template must contain exactly one '{{}}' where the label goes: {t!r}")
+def template_problem(t: str) -> str | None:
+    """Why `t` is not a usable template (None when it is): one `{}`, no other field, no stray brace."""
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(t) if name is not None]
+    except ValueError as e:  # a lone "{" or "}"
+        return f"{e} (write a literal brace as '{{{{' or '}}}}')"
+    if not fields:
+        return "no '{}' where the label goes"
+    others = [f"{{{n}{'!' + c if c else ''}{':' + s if s else ''}}}" for n, s, c in fields if (n, s, c) != ("", "", None)]
+    if others:
+        return f"only '{{}}' may appear, not {', '.join(repr(o) for o in others)}"
+    if len(fields) > 1:
+        return f"{len(fields)} '{{}}' fields; exactly one is allowed"
+    return None
+
+
+def check_template(t: str, where: str = "") -> str:
+    """`t` when it is a usable template, else UsageError naming it (and `where` it came from)."""
+    if not isinstance(t, str):
+        raise UsageError(f"{where}template must be a string, not {type(t).__name__}")
+    problem = template_problem(t)
+    if problem:
+        raise UsageError(f"{where}bad template {t!r}: {problem}; a template has exactly one '{{}}' "
+                         "where the label goes")
     return t
 
 
@@ -48,15 +73,26 @@ def load_templates(spec: str) -> list[str]:
     if not path.is_file():
         raise UsageError(f"unknown template set {spec!r}: not a built-in set "
                          f"({', '.join(BUILTIN_TEMPLATE_SETS)}) and no such file")
-    text = path.read_text("utf-8")
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read template file {spec}: {e}") from None
     if path.suffix.lower() == ".json":
-        data = json.loads(text)
-        items = data["templates"] if isinstance(data, dict) else data
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{spec}: line {e.lineno}: not valid JSON ({e.msg})") from None
+        items = data.get("templates") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise UsageError(f"{spec}: expected a JSON list of templates (or {{\"templates\": [...]}})")
+        where = [f"{spec}: item {i + 1}: " for i in range(len(items))]
     else:
-        items = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+        lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), 1)
+                 if ln.strip() and not ln.startswith("#")]
+        items, where = [ln for _, ln in lines], [f"{spec}: line {n}: " for n, _ in lines]
     if not items:
         raise UsageError(f"template file {spec} holds no templates")
-    return [check_template(str(t)) for t in items]
+    return [check_template(t, w) for t, w in zip(items, where)]
 
 
 def resolve_templates(template: str | None = None, templates: str | None = None) -> list[str]:
@@ -111,16 +147,27 @@ def render(template: Template, label: str) -> str:
 def build_classifier(encoder, labels: Sequence[str], templates: Sequence[Template] = (DEFAULT_TEMPLATE,),
                      batch_size: int = 256) -> np.ndarray:
     """(L, D) unit classifier weights: per label, the renormalized mean of its unit prompt vectors."""
-    import numpy as np  # here, so the CLI can read this module's constants without loading numpy
-
     labels = list(labels)
+    templates = check_templates(templates)
+    prompts = [render(t, label) for label in labels for t in templates]
+    vecs = encoder.encode_texts(prompts, batch_size=batch_size)
+    return mean_unit(vecs.reshape(len(labels), len(templates), -1))
+
+
+def check_templates(templates: Sequence[Template]) -> list[Template]:
+    """The templates as a list; each string one is checked (`check_template`), callables are kept."""
     templates = list(templates)
     if not templates:
         raise UsageError("no templates given")
-    prompts = [render(t, label) for label in labels for t in templates]
-    vecs = encoder.encode_texts(prompts, batch_size=batch_size)
-    vecs = vecs.reshape(len(labels), len(templates), -1).mean(axis=1)
-    return (vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return [t if callable(t) else check_template(t) for t in templates]
+
+
+def mean_unit(vecs: np.ndarray) -> np.ndarray:
+    """(L, T, D) unit prompt vectors -> (L, D) renormalized means (CLIP's prompt ensembling)."""
+    import numpy as np  # here, so the CLI can read this module's constants without loading numpy
+
+    m = vecs.mean(axis=1)
+    return (m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def words_of(texts: Iterable[str]) -> list[str]:

@@ -188,7 +188,7 @@ def manifest_records(path: str | os.PathLike, required: tuple[str, ...] = ()):
     JSONL line is checked by the caller, field by field)."""
     path = Path(path)
     if path.suffix.lower() in JSONL_SUFFIXES:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:  # a name may hold any bytes
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -200,7 +200,7 @@ def manifest_records(path: str | os.PathLike, required: tuple[str, ...] = ()):
                     raise UsageError(f"{path}:{n}: expected a JSON object per line")
                 yield n, rec
         return
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         for col in required:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipseek.core.images import walk_images
-from clipseek.core.prompts import DEFAULT_TEMPLATE
+from clipseek.core.prompts import DEFAULT_TEMPLATE, check_templates, render
 from clipseek.data.labelled import MANIFEST_SUFFIXES, manifest_records
 from clipseek.errors import UsageError
 
@@ -83,12 +83,13 @@ def read_labelled_folder(root: str | os.PathLike, templates=DEFAULT_TEMPLATES, s
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise UsageError(f"{root}: no class folders")
+    templates = check_templates(templates)
     rng = random.Random(seed)
     pairs = Pairs([], [], attrs={"label": []})
     for c in classes:
         for p in walk_images(root / c):
             pairs.paths.append(p)
-            pairs.captions.append(rng.choice(list(templates)).format(c))
+            pairs.captions.append(render(rng.choice(templates), c))
             pairs.attrs["label"].append(c)
     if not pairs.paths:
         raise UsageError(f"{root}: no images in the class folders")

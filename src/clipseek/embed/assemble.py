@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import numpy as np
@@ -28,13 +29,14 @@ class ShardAssembler:
             i = int(idx[j])
             if i not in self.rows:  # already written (a row delivered twice): nothing to do
                 continue
-            self.rows[i][str(cols["path"][j])] = {k: cols[k][j] for k in (*ROW_FIELDS, "error", "vector",
+            path = cols["path"][j]  # bytes when it came through Ray
+            self.rows[i][os.fsdecode(path) if isinstance(path, bytes) else str(path)] = {k: cols[k][j] for k in (*ROW_FIELDS, "error", "vector",
                                                                          "fingerprint")}
             if len(self.rows[i]) == self.expected[i]:
                 self._write(i, self.rows.pop(i))
 
     def _write(self, i: int, rows: dict[str, dict]) -> None:
-        ordered = [rows[p] for p in sorted(rows)]
+        ordered = [{**rows[p], "path": p} for p in sorted(rows)]
         good = [r for r in ordered if not r["error"]]
         fps = [Fingerprint.parse(s) for s in sorted({str(r["fingerprint"]) for r in ordered})]
         fp = fps[0]

@@ -3,7 +3,8 @@
 A vector is computed once per (image file, model): the key is the absolute path plus size and mtime
 (a changed file is a miss), and the encoder's `fingerprint` (model identity, dtype, preprocessing).
 Unreadable files are cached too (with their reason), so a second run does not decode them again.
-SQLite from the standard library, parameterised SQL, one transaction per batch.
+SQLite from the standard library, parameterised SQL, one transaction per batch; paths are stored as
+`core.paths.db_value` says (TEXT, or a BLOB of the bytes for a name that is not UTF-8).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from clipseek._io import default_cache_dir
-from clipseek.embed.stages import EmbedBatch, embed_all
+from clipseek.core.paths import db_value
+from clipseek.embed.stages import EmbedBatch, embed_all, embed_paths
 from clipseek.errors import Skipped, UsageError
 from clipseek.model.fingerprint import Fingerprint
 
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
     from clipseek.model.base import Encoder
 
 SCHEMA_VERSION = 1
+# Skips that depend on the run, not on the file: a missing file, and the limits (--max-pixels,
+# --max-file-mb), which another run may set higher. These are not cached.
+UNCACHED_REASONS = ("file not found", "too many pixels", "file too large")
 
 
 def file_identity(path: str) -> tuple[str, int, int] | None:
@@ -68,7 +73,7 @@ class EmbeddingCache:
     def lookup(self, fingerprint: Fingerprint, ident: tuple[str, int, int]):
         """A cached np.ndarray vector, a Skipped record, or None (miss or stale)."""
         row = self.db.execute("SELECT size, mtime_ns, vector, reason FROM image_vectors "
-                              "WHERE fingerprint = ? AND path = ?", (str(fingerprint), ident[0])).fetchone()
+                              "WHERE fingerprint = ? AND path = ?", (str(fingerprint), db_value(ident[0]))).fetchone()
         if row is None or (row[0], row[1]) != (ident[1], ident[2]):
             return None
         if row[2] is None:
@@ -81,7 +86,7 @@ class EmbeddingCache:
             self.db.executemany(
                 "INSERT OR REPLACE INTO image_vectors (fingerprint, path, size, mtime_ns, vector, width, "
                 "height, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(str(fingerprint), i[0], i[1], i[2],
+                [(str(fingerprint), db_value(i[0]), i[1], i[2],
                   None if v is None else np.ascontiguousarray(v, np.float32).tobytes(),
                   wh[0] if wh else None, wh[1] if wh else None, r) for i, v, wh, r in entries])
 
@@ -115,16 +120,15 @@ def embed_cached(encoder: Encoder, paths: Sequence[str], cache: EmbeddingCache |
             found[p] = hit if isinstance(hit, np.ndarray) else Skipped(p, hit.reason)
     if on_progress and len(paths) > len(misses):
         on_progress(len(paths) - len(misses))
-    if misses:
-        fresh = embed_all(encoder, misses, on_progress=on_progress, **kwargs)
-        entries = []
-        for p, v, wh in zip(fresh.paths, fresh.vectors, fresh.sizes):
+    for batch in embed_paths(encoder, misses, on_progress=on_progress, **kwargs):
+        entries = []  # stored batch by batch: an interrupted run keeps what it has embedded
+        for p, v, wh in zip(batch.paths, batch.vectors, batch.sizes):
             found[p] = v
             if p in idents:
                 entries.append((idents[p], v, wh, None))
-        for s in fresh.skipped:
+        for s in batch.skipped:
             found[s.path] = s
-            if s.path in idents and s.reason != "file not found":
+            if s.path in idents and not s.reason.startswith(UNCACHED_REASONS):
                 entries.append((idents[s.path], None, None, s.reason))
         cache.store(fp, entries)
     out_paths, vecs, skipped = [], [], []

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from clipseek.core.images import DEFAULT_MAX_PIXELS, walk_images
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, walk_images
 from clipseek.embed import shards
 from clipseek.embed.assemble import ShardAssembler
 from clipseek.embed.stages import (
@@ -31,13 +31,15 @@ from clipseek.embed.stages import (
     pixel_shape,
     stack_records,
 )
-from clipseek.errors import Skipped, UsageError
+from clipseek._io import writer_lock
+from clipseek.errors import BusyError, Skipped, UsageError
 from clipseek.model.fingerprint import Fingerprint
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
 
 DEFAULT_SHARD_SIZE = 10_000
+LOCK = ".lock"  # the one-writer lock file in the output folder
 
 
 # ---- stage 1: list files ---------------------------------------------------------------------------
@@ -58,20 +60,21 @@ def list_source(source: str, path_column: str | None = None) -> list[str]:
         paths = _resolve(source, table.column(col).to_pylist())
     elif source.endswith(".csv"):
         col = path_column or "path"
-        with open(source, newline="") as f:
+        with open(source, newline="", encoding="utf-8", errors="surrogateescape") as f:
             reader = csv.DictReader(f)
             if col not in (reader.fieldnames or []):
                 raise UsageError(f"{source} has no column {col!r}; use --path-column")
             paths = _resolve(source, [row[col] for row in reader])
     else:
-        with open(source) as f:
+        with open(source, encoding="utf-8", errors="surrogateescape") as f:  # any bytes a name may hold
             paths = _resolve(source, [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")])
     return sorted(set(paths))
 
 
 def _resolve(list_file: str, items: list) -> list[str]:
     base = os.path.dirname(os.path.abspath(list_file))
-    return [p if is_uri(p) else os.path.join(base, os.path.expanduser(p)) for p in map(str, items) if p]
+    names = [os.fsdecode(p) if isinstance(p, bytes) else str(p) for p in items if p]  # a binary column
+    return [p if is_uri(p) else os.path.join(base, os.path.expanduser(p)) for p in names]
 
 
 def plan_shards(paths: list[str], shard_size: int) -> list[list[str]]:
@@ -130,12 +133,12 @@ def prepare_job(source: str, out_dir: str, shard_size: int = DEFAULT_SHARD_SIZE,
 
 
 def run_local(encoder: Encoder, assembler: ShardAssembler, todo: dict[int, list[str]], batch_size: int = 32,
-              workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+              workers: int | None = None, limits: ImageLimits = DEFAULT_LIMITS) -> None:
     """The in-process runner: decode in a thread pool, overlapping the encoder, one shard after another."""
     workers = workers or default_workers()
     cfg, shape = encoder.preprocess_cfg, pixel_shape(encoder.preprocess_cfg)
     for i, paths in todo.items():
-        loaded = ordered_map(lambda p: load_record(p, cfg, max_pixels), paths, workers,
+        loaded = ordered_map(lambda p: load_record(p, cfg, limits), paths, workers,
                              ahead=2 * batch_size + workers)
         for batch in batched((rec for _, rec in loaded), batch_size):
             assembler.add(encode_columns(encoder, stack_records(batch, shape)), shard=i)
@@ -145,17 +148,29 @@ def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engi
               model: str | None = None, device: str = "auto", dtype: str | None = None, backend: str = "torch",
               shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int = 32, workers: int | None = None,
               path_column: str | None = None,
-              vector_dtype: str = "float32", max_pixels: int = DEFAULT_MAX_PIXELS,
+              vector_dtype: str = "float32", limits: ImageLimits = DEFAULT_LIMITS,
               ray_options: dict | None = None,
               on_shard: Callable[[shards.Shard], None] | None = None) -> EmbedSummary:
     """Embed every image of `source` into Parquet shards in `out_dir`; resumes an interrupted job.
     `workers`: decoding threads (local engine) or encoder actors (ray); `ray_options`: the other
-    arguments of `ray_runner.run_ray` (address, num_gpus_per_worker), ignored by the local engine."""
+    arguments of `ray_runner.run_ray` (address, num_gpus_per_worker), ignored by the local engine.
+    One job writes a folder at a time: a second one exits at once (BusyError, naming the first)."""
+    if engine not in ("local", "ray"):
+        raise UsageError(f"unknown engine {engine!r}; choose local or ray")
+    if not is_uri(source) and not os.path.exists(source):
+        raise UsageError(f"source not found: {source}")
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    with writer_lock(os.path.join(out_dir, LOCK), out_dir, BusyError):
+        return _run_job(source, out_dir, encoder, engine, model, device, dtype, backend, shard_size,
+                        batch_size, workers, path_column, vector_dtype, limits, ray_options, on_shard)
+
+
+def _run_job(source, out_dir, encoder, engine, model, device, dtype, backend, shard_size, batch_size,
+             workers, path_column, vector_dtype, limits, ray_options, on_shard) -> EmbedSummary:
     from clipseek.model.fingerprint import model_source
     from clipseek.model.loader import DEFAULT_MODEL
 
-    if engine not in ("local", "ray"):
-        raise UsageError(f"unknown engine {engine!r}; choose local or ray")
     t0 = time.perf_counter()
     manifest, todo, summary = prepare_job(source, out_dir, shard_size, path_column, vector_dtype)
     name = model_source(model or manifest.get("model") or DEFAULT_MODEL)
@@ -173,12 +188,14 @@ def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engi
             from clipseek.model.loader import load_model
 
             encoder = load_model(name, device=device, dtype=dtype or "auto", backend=backend)
-        shards.check_model(manifest, encoder.fingerprint, summary.out_dir)
-        run_local(encoder, assembler, todo, batch_size, workers, max_pixels)
+        shards.bind_model(summary.out_dir, manifest, encoder.fingerprint, encoder.dim)  # before any batch
+        run_local(encoder, assembler, todo, batch_size, workers, limits)
     elif todo:
         from clipseek.embed.ray_runner import run_ray
 
-        run_ray(name, assembler, todo, batch_size=batch_size, max_pixels=max_pixels, device=device,
+        shards.record_model_name(summary.out_dir, manifest, name)  # the actors compute the fingerprint
+
+        run_ray(name, assembler, todo, batch_size=batch_size, limits=limits, device=device,
                 dtype=dtype or "auto", **{"workers": workers, **(ray_options or {})})
     if assembler.pending:
         raise shards.ShardError(f"shards {assembler.pending[:5]} did not receive all their files")

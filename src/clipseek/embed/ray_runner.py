@@ -11,11 +11,12 @@ so a job killed mid-way keeps every shard written so far. Ray is optional: `pip 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
 
-from clipseek.core.images import DEFAULT_MAX_PIXELS
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
 from clipseek.core.preprocess import PreprocessCfg
 from clipseek.embed.assemble import ShardAssembler
 from clipseek.embed.stages import (
@@ -36,9 +37,11 @@ def import_ray():
     return ray
 
 
-def decode_batch(batch: dict, cfg: PreprocessCfg, shape: tuple, max_pixels: int) -> dict:
-    """CPU stage: paths -> columns with pixels (the same `load_record` as the in-process runner)."""
-    cols = stack_records([load_record(str(p), cfg, max_pixels) for p in batch["path"]], shape)
+def decode_batch(batch: dict, cfg: PreprocessCfg, shape: tuple, limits: ImageLimits) -> dict:
+    """CPU stage: paths -> columns with pixels (the same `load_record` as the in-process runner).
+    Paths travel through Ray as bytes (Arrow strings must be UTF-8; a file name need not be)."""
+    cols = stack_records([load_record(os.fsdecode(p), cfg, limits) for p in batch["path"]], shape)
+    cols["path"] = np.array([os.fsencode(p) for p in cols["path"]], dtype=object)
     cols["shard"] = np.asarray(batch["shard"])
     return cols
 
@@ -67,7 +70,7 @@ def connect(ray, address: str | None) -> bool:
 
 
 def run_ray(model: str, assembler: ShardAssembler, todo: dict[int, list[str]], *, batch_size: int = 32,
-            max_pixels: int = DEFAULT_MAX_PIXELS, device: str = "auto", dtype: str = "auto",
+            limits: ImageLimits = DEFAULT_LIMITS, device: str = "auto", dtype: str = "auto",
             address: str | None = None, num_gpus_per_worker: float | None = None,
             workers: int | None = None) -> None:
     ray = import_ray()
@@ -81,7 +84,7 @@ def run_ray(model: str, assembler: ShardAssembler, todo: dict[int, list[str]], *
         gpus_total = float(ray.cluster_resources().get("GPU", 0))
         gpus = num_gpus_per_worker if num_gpus_per_worker is not None else (1.0 if gpus_total else 0.0)
         n_actors = workers or (max(1, int(gpus_total // gpus)) if gpus else 1)
-        items = [{"path": p, "shard": i} for i, paths in todo.items() for p in paths]
+        items = [{"path": os.fsencode(p), "shard": i} for i, paths in todo.items() for p in paths]
         cpus = int(ray.cluster_resources().get("CPU", 1))
         # enough blocks to keep every CPU decoding, and none bigger than 4096 files (retries stay cheap)
         blocks = max(1, min(len(items) // batch_size, 2 * cpus), -(-len(items) // 4096))
@@ -93,7 +96,7 @@ def run_ray(model: str, assembler: ShardAssembler, todo: dict[int, list[str]], *
         memory = 256 * 2**20 + batch_size * (4 * int(np.prod(shape)) + 4 * 2**20)
         ds = ds.map_batches(decode_batch, batch_size=batch_size, batch_format="numpy", num_cpus=1,
                             memory=memory,
-                            fn_kwargs={"cfg": cfg, "shape": shape, "max_pixels": max_pixels})
+                            fn_kwargs={"cfg": cfg, "shape": shape, "limits": limits})
         ds = ds.map_batches(EncodeActor, batch_size=batch_size, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=n_actors), num_gpus=gpus,
                             fn_constructor_kwargs={"model": model, "device": device, "dtype": dtype})

@@ -2,14 +2,19 @@
 
 Layout of DIR:
   manifest.json                 the job: source, file count, path-list digest, shard size and count,
-                                model fingerprint (set by the first shard written), dim, vector dtype
-  shard-00000.parquet           embedded files of shard 0: path, hash, size, mtime_ns, width, height,
-                                vector (fixed_size_list<float32|float16>[dim]), fingerprint
+                                model fingerprint and dim (set when the model is loaded, before the
+                                first batch), vector dtype
+  .lock                         the one-writer lock (`_io.writer_lock`) of the job running now
+  shard-00000.parquet           embedded files of shard 0: path, path_bytes, hash, size, mtime_ns,
+                                width, height, vector (fixed_size_list<float32|float16>[dim]),
+                                fingerprint
   shard-00000.skipped.json      files of shard 0 that could not be embedded, with reasons
 
 Shard i holds sorted-paths[i*S:(i+1)*S]. Each file is written to a temp name and renamed into place,
 the .parquet last: a shard is done exactly when its .parquet exists, so a re-run redoes only the
-missing ones. pyarrow is imported lazily (it comes with `pip install 'clipseek[ray]'`).
+missing ones. Parquet strings must be UTF-8 and a file name need not be, so `path` holds the name as
+text (bytes that are not UTF-8 shown as U+FFFD) and `path_bytes` its exact bytes, which readers use
+(shards written before `path_bytes` existed are read from `path`). pyarrow is imported lazily (it comes with `pip install 'clipseek[ray]'`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clipseek._io import atomic_write, atomic_write_json
+from clipseek.core.paths import text_or_replacement
 from clipseek.errors import ClipseekError, ModelMismatchError, Skipped, UsageError
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
@@ -123,6 +129,14 @@ def bind_model(out_dir: str, manifest: dict, fingerprint: Fingerprint, dim: int)
         atomic_write_json(os.path.join(out_dir, MANIFEST), manifest)
 
 
+def record_model_name(out_dir: str, manifest: dict, name: str) -> None:
+    """Before the first shard: remember which model the job runs, so a re-run without --model (after a
+    kill before any shard was written) uses it."""
+    if manifest.get("fingerprint") is None and manifest.get("model") != name:
+        manifest["model"] = name
+        atomic_write_json(os.path.join(out_dir, MANIFEST), manifest)
+
+
 # ---- writing and reading shards ---------------------------------------------------------------------
 def write_shard(out_dir: str, shard: Shard, vector_dtype: str = "float32") -> str:
     """Skipped list, then the Parquet file, each atomically; returns the Parquet path."""
@@ -134,7 +148,9 @@ def write_shard(out_dir: str, shard: Shard, vector_dtype: str = "float32") -> st
     cols = list(zip(*shard.rows)) if shard.rows else [[]] * 6
     value_type = pa.float16() if vector_dtype == "float16" else pa.float32()
     table = pa.table({
-        "path": pa.array(cols[0], pa.string()), "hash": pa.array(cols[1], pa.string()),
+        "path": pa.array([text_or_replacement(p) for p in cols[0]], pa.string()),
+        "path_bytes": pa.array([os.fsencode(p) for p in cols[0]], pa.binary()),
+        "hash": pa.array(cols[1], pa.string()),
         "size": pa.array(cols[2], pa.int64()), "mtime_ns": pa.array(cols[3], pa.int64()),
         "width": pa.array(cols[4], pa.int32()), "height": pa.array(cols[5], pa.int32()),
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat, value_type), dim),
@@ -163,6 +179,8 @@ def read_shard(path: str):
     dim = vec.type.list_size
     vectors = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(n, dim)
     cols = [t.column(c).to_pylist() for c in ("path", "hash", "size", "mtime_ns", "width", "height")]
+    if "path_bytes" in t.column_names:
+        cols[0] = [os.fsdecode(b) for b in t.column("path_bytes").to_pylist()]
     return list(zip(*cols)), vectors, shard_fingerprint(path)
 
 

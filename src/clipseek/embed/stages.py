@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from clipseek.core.images import DEFAULT_MAX_PIXELS, ImageError, full_size, open_image
+from clipseek.core.files import read_regular
+from clipseek.core.images import DEFAULT_LIMITS, ImageError, ImageLimits, full_size, open_image
 from clipseek.core.preprocess import PreprocessCfg, preprocess
 from clipseek.embed.shards import ROW_FIELDS
 from clipseek.errors import Skipped
@@ -40,19 +41,18 @@ def is_uri(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
-def read_blob(path: str) -> Blob | Skipped:
-    """Read stage: a local path, or a URI that pyarrow's filesystems reach (s3://, gs://, hdfs://...)."""
+def read_blob(path: str, limits: ImageLimits = DEFAULT_LIMITS) -> Blob | Skipped:
+    """Read stage: a local path (a regular file only, at most `limits.max_bytes`: `core.files`), or a
+    URI that pyarrow's filesystems reach (s3://, gs://, hdfs://...)."""
     try:
         if is_uri(path):
-            from pyarrow import fs
-
-            filesystem, inner = fs.FileSystem.from_uri(path)
-            with filesystem.open_input_file(inner) as f:
-                data, mtime_ns = f.read(), 0
+            data, mtime_ns = _read_uri(path, limits.max_bytes), 0
         else:
             local = path[len("file://"):] if path.startswith("file://") else path
-            with open(local, "rb") as f:
-                data, mtime_ns = f.read(), os.fstat(f.fileno()).st_mtime_ns
+            data, st = read_regular(local, limits.max_bytes)
+            mtime_ns = st.st_mtime_ns
+    except ImageError as e:
+        return Skipped(path, e.reason)
     except FileNotFoundError:
         return Skipped(path, "file not found")
     except (OSError, ValueError) as e:
@@ -60,12 +60,27 @@ def read_blob(path: str) -> Blob | Skipped:
     return Blob(path, data, len(data), mtime_ns, hashlib.blake2b(data, digest_size=16).hexdigest())
 
 
-def decode_blob(blob: Blob, cfg: PreprocessCfg, max_pixels: int = DEFAULT_MAX_PIXELS,
+def _read_uri(path: str, max_bytes: int) -> bytes:
+    from pyarrow import fs
+
+    filesystem, inner = fs.FileSystem.from_uri(path)
+    size = filesystem.get_file_info(inner).size
+    if size is not None and size > max_bytes:
+        raise ImageError(path, f"file too large: {size / (1 << 20):,.1f} MB (the limit is "
+                               f"{max_bytes / (1 << 20):,.0f} MB, --max-file-mb)")
+    with filesystem.open_input_file(inner) as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageError(path, f"file too large: over the limit of {max_bytes / (1 << 20):,.0f} MB")
+    return data
+
+
+def decode_blob(blob: Blob, cfg: PreprocessCfg, limits: ImageLimits = DEFAULT_LIMITS,
                 prep: Callable | None = None):
     """Decode + preprocess stage from the bytes read (no model needed): (pixels, (w, h)) or a Skipped
     record. `prep(image)` replaces `preprocess(image, cfg)` (an encoder's own preprocessing)."""
     try:
-        img = open_image(blob.path, max_pixels=max_pixels, draft_size=cfg.input_size, data=blob.data)
+        img = open_image(blob.path, max_pixels=limits.max_pixels, draft_size=cfg.input_size, data=blob.data)
         return (prep(img) if prep is not None else preprocess(img, cfg)), full_size(img)
     except ImageError as e:
         return Skipped(e.path, e.reason)
@@ -74,24 +89,33 @@ def decode_blob(blob: Blob, cfg: PreprocessCfg, max_pixels: int = DEFAULT_MAX_PI
 
 
 def ordered_map(fn: Callable, items: Iterable, workers: int, ahead: int) -> Iterator[tuple[object, object]]:
-    """(item, fn(item)) in input order, computed by a thread pool at most `ahead` items in advance."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipseek-decode") as pool:
-        pending: deque = deque()
-        it = iter(items)
+    """(item, fn(item)) in input order, computed by a thread pool at most `ahead` items in advance.
 
-        def fill() -> None:
-            while len(pending) < ahead:
-                x = next(it, None)
-                if x is None:
-                    return
-                pending.append((x, pool.submit(fn, x)))
+    When the consumer stops early (Ctrl-C, an error, the generator closed), the items not started are
+    cancelled and nothing waits for the ones running: each is one bounded read and decode."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipseek-decode")
+    pending: deque = deque()
+    it = iter(items)
+    _end = object()
 
+    def fill() -> None:
+        while len(pending) < ahead:
+            x = next(it, _end)
+            if x is _end:
+                return
+            pending.append((x, pool.submit(fn, x)))
+
+    try:
         fill()
         while pending:
             x, fut = pending.popleft()
             res = fut.result()
             fill()
             yield x, res
+    finally:
+        for _, fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -102,15 +126,15 @@ class EmbedBatch:
     sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) as decoded, EXIF-applied
 
 
-def decode_for(encoder: Encoder, blob: Blob, max_pixels: int = DEFAULT_MAX_PIXELS):
+def decode_for(encoder: Encoder, blob: Blob, limits: ImageLimits = DEFAULT_LIMITS):
     """Decode stage for an in-process encoder (its own preprocessing): (pixels, (w, h)) or Skipped."""
-    return decode_blob(blob, encoder.preprocess_cfg, max_pixels, encoder.preprocess)
+    return decode_blob(blob, encoder.preprocess_cfg, limits, encoder.preprocess)
 
 
-def load_and_preprocess(path: str, encoder: Encoder, max_pixels: int = DEFAULT_MAX_PIXELS):
+def load_and_preprocess(path: str, encoder: Encoder, limits: ImageLimits = DEFAULT_LIMITS):
     """Read stage + decode stage for one file, read once: (pixels, (w, h)) or a Skipped record."""
-    blob = read_blob(str(path))
-    return blob if isinstance(blob, Skipped) else decode_for(encoder, blob, max_pixels)
+    blob = read_blob(os.fsdecode(path), limits)
+    return blob if isinstance(blob, Skipped) else decode_for(encoder, blob, limits)
 
 
 def default_workers() -> int:
@@ -118,7 +142,7 @@ def default_workers() -> int:
 
 
 def embed_paths(encoder: Encoder, paths: Iterable[str], batch_size: int = 32, workers: int | None = None,
-                max_pixels: int = DEFAULT_MAX_PIXELS,
+                limits: ImageLimits = DEFAULT_LIMITS,
                 on_progress: Callable[[int], None] | None = None) -> Iterator[EmbedBatch]:
     """Yield EmbedBatch objects in input order. Decoding of the next batches overlaps encoding.
 
@@ -126,7 +150,7 @@ def embed_paths(encoder: Encoder, paths: Iterable[str], batch_size: int = 32, wo
     many files there are.
     """
     workers = workers or default_workers()
-    loaded = ordered_map(lambda p: load_and_preprocess(p, encoder, max_pixels), paths, workers,
+    loaded = ordered_map(lambda p: load_and_preprocess(p, encoder, limits), paths, workers,
                          ahead=2 * batch_size + workers)
     for batch in batched(loaded, batch_size):
         yield encode_batch(encoder, batch)
@@ -169,16 +193,16 @@ def embed_all(encoder: Encoder, paths: Iterable[str], **kwargs) -> EmbedBatch:
 
 
 # ---- stage 2: read + decode (CPU, no model) ----------------------------------------------------------
-def load_record(path: str, cfg: PreprocessCfg, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+def load_record(path: str, cfg: PreprocessCfg, limits: ImageLimits = DEFAULT_LIMITS) -> dict:
     """One file -> a row: the ROW_FIELDS, `pixels` (None when it failed) and `error` ("" when fine)."""
-    blob = read_blob(path)
+    blob = read_blob(path, limits)
     row = {"path": path, "hash": "", "size": 0, "mtime_ns": 0, "width": 0, "height": 0,
            "pixels": None, "error": ""}
     if isinstance(blob, Skipped):
         row["error"] = blob.reason
         return row
     row.update(hash=blob.hash, size=blob.size, mtime_ns=blob.mtime_ns)
-    out = decode_blob(blob, cfg, max_pixels)
+    out = decode_blob(blob, cfg, limits)
     if isinstance(out, Skipped):
         row["error"] = out.reason
     else:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
 import os
 from pathlib import Path
 
 from clipseek._io import atomic_dir
+from clipseek.core.paths import json_text, quote_path
 
 SCHEMA = "clipseek.eval/1"
 THUMB = 128
@@ -51,6 +51,11 @@ def calibration_text(row: dict) -> str:
     return text
 
 
+def _train_skips(row: dict) -> str:
+    n = (row.get("linear_probe") or {}).get("n_train_skipped", 0)
+    return f" (train: {n} skipped)" if n else ""
+
+
 def summary_table(doc: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the one-line-per-(model, prompt set) summary (CLI table, Markdown, HTML)."""
     if doc["task"] == "retrieval":
@@ -70,7 +75,8 @@ def summary_table(doc: dict) -> tuple[list[str], list[list[str]]]:
         m = r["metrics"]
         cal, none = r.get("calibration"), r.get("none_of_these")
         rows.append([
-            r["model"], r["prompt_set"] + (f" ({r['n_templates']})" if r.get("n_templates", 1) > 1 else ""),
+            r["model"], r["prompt_set"] + (f" ({r['n_templates']})" if r.get("n_templates", 1) > 1 else "")
+            + _train_skips(r),
             f"{_pct(m['top1'])} (n={m['n']}, {m['n_skipped']} skipped)", _pct(m["top_k"]["accuracy"]),
             _pct(m["mean_per_class_recall"]), _pct(m["macro_f1"]),
             f"{m['ece']:.3f} → {cal['ece_after']:.3f}" if cal else f"{m['ece']:.3f}",
@@ -135,7 +141,7 @@ def write_report(doc: dict, out_dir: str | os.PathLike) -> Path:
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
         assets = _write_assets(doc, tmp)
-        (tmp / "report.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        (tmp / "report.json").write_text(json_text(doc, indent=2) + "\n", "utf-8")
         (tmp / "report.md").write_text(render_markdown(doc, assets), "utf-8")
         (tmp / "report.html").write_text(render_html(doc, assets), "utf-8")
     return out
@@ -181,10 +187,11 @@ def render_markdown(doc: dict, assets: dict) -> str:
         if r["mistakes"]:
             out += ["", "Most confident mistakes:", ""]
             out += _md_table(["image", "true", "predicted", "confidence"],
-                             [[m["path"], m["true"], m["predicted"], _pct(m["confidence"])] for m in r["mistakes"]])
+                             [[quote_path(m["path"]), m["true"], m["predicted"], _pct(m["confidence"])]
+                              for m in r["mistakes"]])
     if doc["skipped"]:
         out += ["", f"## Skipped files ({len(doc['skipped'])})", ""]
-        out += [f"- `{s['path']}`: {s['reason']}" for s in doc["skipped"]]
+        out += [f"- `{quote_path(s['path'])}`: {s['reason']}" for s in doc["skipped"]]
     return "\n".join(out) + "\n"
 
 
@@ -233,10 +240,11 @@ def render_html(doc: dict, assets: dict) -> str:
                 img = f"<img src='{e(t)}' alt=''>" if t else "<i>(no thumbnail)</i>"
                 parts.append(f"<div class='mist'>{img}true: <b>{e(m['true'])}</b><br>predicted: "
                              f"<b>{e(m['predicted'])}</b> ({_pct(m['confidence'])})<br>"
-                             f"<small>{e(os.path.basename(m['path']))}</small></div>")
+                             f"<small>{e(quote_path(os.path.basename(m['path'])))}</small></div>")
             parts.append("</div>")
     if doc["skipped"]:
         parts.append(f"<h2>Skipped files ({len(doc['skipped'])})</h2><ul>" +
-                     "".join(f"<li><code>{e(s['path'])}</code>: {e(s['reason'])}</li>" for s in doc["skipped"])
+                     "".join(f"<li><code>{e(quote_path(s['path']))}</code>: {e(s['reason'])}</li>"
+                             for s in doc["skipped"])
                      + "</ul>")
     return "\n".join(parts) + "</body></html>\n"

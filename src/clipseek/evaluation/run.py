@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
 from clipseek.core.prompts import build_classifier
 from clipseek.core.scores import logits, probabilities, scoring
 from clipseek.data.hf import default_materialize_dir
@@ -42,9 +43,10 @@ class EmbeddedSplit:
 
 
 def embed_split(encoder: Encoder, ds: LabelledDataset, cache: EmbeddingCache | None = None, batch_size: int = 32,
-                workers: int | None = None, on_progress: Callable[[int], None] | None = None) -> EmbeddedSplit:
+                workers: int | None = None, on_progress: Callable[[int], None] | None = None,
+                limits: ImageLimits = DEFAULT_LIMITS) -> EmbeddedSplit:
     emb = embed_cached(encoder, ds.paths, cache, batch_size=batch_size, workers=workers,
-                       on_progress=on_progress)
+                       on_progress=on_progress, limits=limits)
     label_of = dict(zip(ds.paths, ds.labels))
     return EmbeddedSplit(ds, emb.paths, emb.vectors, np.array([label_of[p] for p in emb.paths], np.int64),
                          emb.skipped)
@@ -115,33 +117,39 @@ def linear_probe(model: str, fingerprint: Fingerprint, train: EmbeddedSplit, emb
                  top_k: int = 5) -> dict:
     out = ev.linear_probe(train.vectors, train.y, emb.vectors, len(emb.dataset.classes))
     rec = _record("linear-probe", model, fingerprint, "linear probe", emb, out["probs"], top_k)
-    rec["linear_probe"] = {"train_split": train.dataset.split, "n_train": out["n_train"], "l2": out["l2"]}
+    rec["linear_probe"] = {"train_split": train.dataset.split, "n_train": out["n_train"],
+                           "n_train_skipped": len(train.skipped), "l2": out["l2"]}
     return rec
 
 
 def evaluate_model(encoder: Encoder, model: str, ds: LabelledDataset, prompt_sets: dict[str, Sequence],
                    load_split: Callable[[str], LabelledDataset] | None = None,
                    cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True,
-                   batch_size: int = 32, on_progress=None) -> tuple[list[dict], list[Skipped]]:
+                   batch_size: int = 32, on_progress=None, limits: ImageLimits = DEFAULT_LIMITS
+                   ) -> tuple[list[dict], list[Skipped]]:
     """All rows for one model: one zero-shot row per prompt set, plus a linear-probe row when the
-    dataset has a train split. Returns (records, skipped files of the evaluated split)."""
-    emb = embed_split(encoder, ds, cache, batch_size, on_progress=on_progress)
+    dataset has a train split. Returns (records, skipped files of the evaluated split, then of the
+    train and calibration splits)."""
+    emb = embed_split(encoder, ds, cache, batch_size, on_progress=on_progress, limits=limits)
     if len(emb.paths) == 0:
         return [], emb.skipped
     train_name, calib_name = companion_splits(ds) if load_split else (None, None)
-    extra = {s: embed_split(encoder, load_split(s), cache, batch_size)
+    extra = {s: embed_split(encoder, load_split(s), cache, batch_size, limits=limits)
              for s in {train_name, calib_name} - {None}}
     calib = extra.get(calib_name)
     rows = [zero_shot(encoder, model, emb, name, t, calib, top_k) for name, t in prompt_sets.items()]
     if probe and train_name and len(extra[train_name].paths):
         rows.append(linear_probe(model, encoder.fingerprint, extra[train_name], emb, top_k))
-    return rows, emb.skipped
+    # the companion splits' unreadable files are listed too (the probe row counts its train split's)
+    return rows, emb.skipped + [s for name in sorted(extra) for s in extra[name].skipped]
 
 
 def evaluate_retrieval(encoder: Encoder, model: str, caps: CaptionDataset, cache: EmbeddingCache | None = None,
-                       batch_size: int = 32, on_progress=None) -> tuple[dict, list[Skipped]]:
+                       batch_size: int = 32, on_progress=None, limits: ImageLimits = DEFAULT_LIMITS
+                       ) -> tuple[dict, list[Skipped]]:
     """Text->image and image->text recall@1/5/10; captions of unreadable images are left out."""
-    emb = embed_cached(encoder, caps.images, cache, batch_size=batch_size, on_progress=on_progress)
+    emb = embed_cached(encoder, caps.images, cache, batch_size=batch_size, on_progress=on_progress,
+                       limits=limits)
     pos = {p: i for i, p in enumerate(emb.paths)}
     keep = [j for j, i in enumerate(caps.caption_image) if caps.images[i] in pos]
     texts = [caps.captions[j] for j in keep]
@@ -173,7 +181,8 @@ def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], Enc
              image_column: str | None = None, label_column: str | None = None,
              cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True, batch_size: int = 32,
              materialize_dir: str | None = None, progress=None,
-             on_warning: Callable[[str], None] | None = None) -> dict:
+             on_warning: Callable[[str], None] | None = None,
+             limits: ImageLimits = DEFAULT_LIMITS) -> dict:
     """Read DATA, evaluate each model (loaded one at a time by `load_encoder`) and return the report
     document (`report.build_document`). `progress(total, description)` is a context manager yielding an
     `advance(n)` callable (the CLI passes its progress bar). Dataset warnings are in the document
@@ -208,11 +217,11 @@ def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], Enc
         encoder = load_encoder(name)
         with progress(dataset["n_images"], f"embedding ({name})") as advance:
             if task == "retrieval":
-                row, sk = evaluate_retrieval(encoder, name, caps, cache, batch_size, advance)
+                row, sk = evaluate_retrieval(encoder, name, caps, cache, batch_size, advance, limits)
                 rows.append(row)
             else:
                 new, sk = evaluate_model(encoder, name, ds, prompt_sets, load, cache, top_k, probe,
-                                         batch_size, advance)
+                                         batch_size, advance, limits)
                 rows += new
         skipped += sk
         del encoder

@@ -8,6 +8,11 @@ A search: the query's terms (text, an image, `add` and `subtract`: gallery.query
 those rows -> exact cosine from the stored vectors -> relevance of each result against the query's
 scores over a uniform sample of the gallery and its best scores over the whole gallery (an extra
 unfiltered look-up of the top when filtered) -> with `relevant=True`, only the relevant ones.
+
+One writer per gallery: `index` and `index_parquet` hold `DB.lock` (`_io.writer_lock`) for the whole
+run, so a second writer exits at once (BusyError naming the first). Readers take no such lock:
+SQLite's WAL lets them search while a writer commits. Any process may save the FAISS cache after
+bringing it up to date; saves are serialized by `DB.faiss.lock`, held for the save only.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from clipseek.core.images import DEFAULT_MAX_PIXELS
-from clipseek.errors import ModelMismatchError, UsageError
+from clipseek._io import short_lock, writer_lock
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
+from clipseek.errors import BusyError, ModelMismatchError, UsageError
 from clipseek.gallery.query import (
     RELEVANT_AT,
     SAMPLE,
@@ -81,10 +87,25 @@ class Gallery:
         self.backend = backend
 
     # ---- lazily opened parts ---------------------------------------------------------------------
-    def _open(self, create: bool) -> Store:
+    def _open(self, create: bool, model=None) -> Store:
         if self._store is None:
-            self._store = Store.open(self.db_path, create=create)
+            self._store = Store.open(self.db_path, create=create, model=model)
         return self._store
+
+    def _exists(self) -> bool:
+        return os.path.isfile(self.db_path) and os.path.getsize(self.db_path) > 0
+
+    def _writing(self):
+        """The one-writer lock of this gallery (BusyError at once when another process holds it)."""
+        return writer_lock(self.db_path + ".lock", self.db_path, BusyError)
+
+    def _open_for_writing(self) -> tuple[Store, Encoder]:
+        """The store and its encoder; a new database is created with the encoder's model recorded."""
+        if self._store is None and not self._exists():
+            enc = self.encoder  # the model given, or the default: loaded before the file exists
+            return self._open(create=True, model=(enc.fingerprint, enc.dim)), enc
+        store = self._open(create=True)
+        return store, self.encoder  # raises if the DB belongs to another model
 
     @property
     def store(self) -> Store:
@@ -133,7 +154,7 @@ class Gallery:
 
     # ---- indexing --------------------------------------------------------------------------------
     def index(self, dirs: Sequence[str], batch_size: int = 32, workers: int | None = None,
-              max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int], None] | None = None,
+              limits: ImageLimits = DEFAULT_LIMITS, on_start: Callable[[int], None] | None = None,
               on_progress: Callable[[int], None] | None = None, refresh_index: bool = True):
         """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary.
         `refresh_index=False` leaves the FAISS cache to whoever searches (a watcher beside a server)."""
@@ -141,47 +162,61 @@ class Gallery:
         from clipseek.gallery.sync import check_roots, index_folders
 
         check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
-        store = self._open(create=True)
-        enc = self.encoder  # raises if the DB belongs to another model
-        summary = index_folders(store, enc, dirs, batch_size=batch_size,
-                                workers=workers, max_pixels=max_pixels, on_start=on_start,
-                                on_progress=on_progress)
-        fill_phashes(store, workers)  # new files, and every file of a database made before pHashes
-        if refresh_index:
-            self._refresh_index(force=True)
+        if not os.path.isdir(os.path.dirname(self.db_path)):
+            raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
+        with self._writing():
+            store, enc = self._open_for_writing()
+            summary = index_folders(store, enc, dirs, batch_size=batch_size,
+                                    workers=workers, limits=limits, on_start=on_start,
+                                    on_progress=on_progress)
+            fill_phashes(store, workers)  # new files, and every file of a database made before pHashes
+            if refresh_index:
+                self._refresh_index(force=True)
         return summary
 
     def index_parquet(self, out_dir: str, on_progress: Callable[[int], None] | None = None):
         """Load the Parquet shards of a `clipseek embed` job (no model needed); returns an IndexSummary."""
+        from clipseek.embed import shards
         from clipseek.gallery.sync import index_from_parquet
+        from clipseek.model.fingerprint import Fingerprint
 
-        summary = index_from_parquet(self._open(create=True), out_dir, on_progress=on_progress)
-        self._refresh_index(force=True)
+        manifest = shards.read_manifest(out_dir)
+        model = None if manifest.get("fingerprint") is None else \
+            (Fingerprint.parse(manifest["fingerprint"]), int(manifest["dim"]))
+        if not os.path.isdir(os.path.dirname(self.db_path)):
+            raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
+        with self._writing():
+            store = self._open(create=True, model=None if self._exists() else model)
+            summary = index_from_parquet(store, out_dir, on_progress=on_progress)
+            self._refresh_index(force=True)
         return summary
 
     # ---- searching -------------------------------------------------------------------------------
     def search(self, text: str | None = None, image: str | None = None, k: int = 10,
                threshold: float | None = None, *, add: Sequence = (), subtract: Sequence = (),
-               where: Filter | None = None, relevant: bool = False) -> list[SearchResult]:
+               where: Filter | None = None, relevant: bool = False,
+               limits: ImageLimits = DEFAULT_LIMITS) -> list[SearchResult]:
         """The k images most similar to the query, best first, among those that pass `where`.
 
         The query is `text` or the image file `image`, plus `add` and minus `subtract` (terms: text,
         an image path, `image:ID`, each optionally `W:VALUE`; or `query.Term`s): the normalised
         weighted sum of their unit vectors. `relevant=True` keeps only the results that stand out
         from the query's scores over the gallery (`SearchResult.relevance`); `threshold` keeps those
-        with cosine >= threshold."""
+        with cosine >= threshold. `limits` apply to the image files read."""
         terms = query_terms(text, image, add, subtract)
         if k < 1:
             raise UsageError("k (--top-k) must be at least 1")
         self.store  # noqa: B018  - opens the DB (and fails clearly) before loading a model
-        return self.search_vector(self.query_vector(terms), k, threshold, where=where, relevant=relevant)
+        return self.search_vector(self.query_vector(terms, limits=limits), k, threshold, where=where,
+                                  relevant=relevant)
 
     def query_vector(self, terms: Sequence[Term], known: dict | None = None,
-                     first: np.ndarray | None = None) -> np.ndarray:
+                     first: np.ndarray | None = None, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
         """The unit query vector of `terms` (texts already encoded may be given in `known`, text ->
         vector), after `first`, an already encoded query of weight 1, if given."""
         terms = list(terms)
-        vecs = term_vectors(self.encoder, self.store, terms, known) if terms else np.zeros((0, 0), np.float32)
+        vecs = term_vectors(self.encoder, self.store, terms, known, limits) if terms \
+            else np.zeros((0, 0), np.float32)
         weights = [t.weight for t in terms]
         if first is not None:
             first = np.asarray(first, np.float32).reshape(1, -1)
@@ -237,11 +272,16 @@ class Gallery:
     def _refresh_index(self, force: bool = False) -> VectorIndex:
         store = self.store
         version = store.conn.execute("PRAGMA data_version").fetchone()[0]
-        if self._index is None:
-            self._index = VectorIndex.for_store(store, threshold=self.approx_threshold)
-        elif force or version != self._data_version:
-            if self._index.sync(store, self.approx_threshold):
-                self._index.save(store.path + ".faiss")
+        if self._index is None or force or version != self._data_version:
+            with short_lock(store.path + ".faiss.lock") as locked:  # one saver at a time
+                if self._index is None and locked:
+                    self._index = VectorIndex.for_store(store, threshold=self.approx_threshold)
+                elif self._index is None:  # a folder we cannot write: use the cache, never save it
+                    self._index = VectorIndex.load(store.path + ".faiss") or \
+                        VectorIndex.rebuild(store, self.approx_threshold)
+                    self._index.sync(store, self.approx_threshold)
+                elif self._index.sync(store, self.approx_threshold) and locked:
+                    self._index.save(store.path + ".faiss")
         self._data_version = version
         return self._index
 

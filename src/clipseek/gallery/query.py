@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clipseek.core.images import IMAGE_EXTENSIONS
+from clipseek.core.paths import prefix_ranges
 from clipseek.errors import UsageError
 
 if TYPE_CHECKING:
@@ -136,10 +137,9 @@ def filter_sql(f: Filter) -> tuple[str, list]:
     where: list[str] = []
     params: list = []
     if f.folders:  # a range on the path index: every path under 'a/b/' sorts in ['a/b/', 'a/b0')
-        where.append("(" + " OR ".join(["(path >= ? AND path < ?)"] * len(f.folders)) + ")")
-        for d in f.folders:
-            prefix = d.rstrip(os.sep) + os.sep
-            params += [prefix, prefix[:-1] + chr(ord(os.sep) + 1)]
+        where.append("(" + " OR ".join(["(path >= ? AND path < ?)"] * 2 * len(f.folders)) + ")")
+        for d in f.folders:  # TEXT paths and BLOB ones (names that are not UTF-8, `core.paths`)
+            params += prefix_ranges(d)
     when = f"coalesce(nullif(taken_ns, {PENDING}), mtime_ns)"
     if f.after_ns is not None:
         where.append(f"{when} >= ?")
@@ -227,10 +227,11 @@ def query_terms(text: str | None = None, image: str | None = None, add=(), subtr
     return terms
 
 
-def term_vectors(encoder: Encoder, store, terms: list[Term], known: dict[str, np.ndarray] | None = None):
+def term_vectors(encoder: Encoder, store, terms: list[Term], known: dict[str, np.ndarray] | None = None,
+                 limits=None):
     """(len(terms), D) unit vectors: texts in one batch (or from `known`, text -> vector), image files
-    in one batch, indexed images (`image:ID`) from `store` (the gallery's Store)."""
-    from clipseek.core.images import open_image
+    in one batch (read within `limits`, an ImageLimits), indexed images (`image:ID`) from `store`."""
+    from clipseek.core.images import DEFAULT_LIMITS, open_image
     from clipseek.errors import ImageError
 
     known = dict(known or {})
@@ -241,7 +242,8 @@ def term_vectors(encoder: Encoder, store, terms: list[Term], known: dict[str, np
     opened = []
     for path in images:
         try:
-            opened.append(open_image(path))
+            lim = limits or DEFAULT_LIMITS
+            opened.append(open_image(path, max_pixels=lim.max_pixels, max_bytes=lim.max_bytes))
         except ImageError as e:  # a bad argument (exit 2), as an unknown filter value is
             raise UsageError(f"{path} is not a readable image: {e.reason}") from None
     image_vecs = iter(encoder.encode_images(opened) if opened else [])

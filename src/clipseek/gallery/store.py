@@ -11,6 +11,10 @@ has none, so filters use its mtime; `query.PENDING`, the column's default: not r
 next `index` run without re-embedding) and `files_facets`, a covering index over what filters read
 (path, size, dates), so a filter never reads a vector. Adding the column rewrites no row.
 
+Paths are stored as `core.paths.db_value` says: a name that is valid UTF-8 as TEXT (as always), any
+other name as a BLOB of its exact bytes; reads give the `str` back (`from_db`, surrogate escapes). A
+prefix query compares bytes (`CAST(path AS BLOB)`), so it finds both kinds.
+
 Row ids come from AUTOINCREMENT and are never reused: a changed file gets a new id (delete + insert),
 a moved file keeps its id. The FAISS index (vector_index.py) relies on that to extend itself instead of
 rebuilding.
@@ -28,6 +32,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from clipseek.core.paths import db_value, from_db, prefix_ranges
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
 from clipseek.gallery.query import PENDING
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
@@ -79,6 +84,17 @@ class FileRow:
     height: int
 
 
+def _file_row(r: Sequence) -> FileRow:
+    """A row of (id, path, size, mtime_ns, hash, width, height) as SQLite returns it."""
+    return FileRow(r[0], from_db(r[1]), *r[2:7])
+
+
+def _under(root: str) -> tuple[int, bytes]:
+    """(byte length, bytes) of the folder prefix `root/`, for `substr(CAST(path AS BLOB), 1, n) = prefix`."""
+    prefix = os.fsencode(root.rstrip(os.sep) + os.sep)
+    return len(prefix), prefix
+
+
 def file_hash(path: str, chunk: int = 1 << 20) -> str:
     """blake2b-128 of the file's bytes (hashlib releases the GIL, so threads help)."""
     h = hashlib.blake2b(digest_size=16)
@@ -97,8 +113,12 @@ class Store:
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str, create: bool = True) -> "Store":
-        path = os.path.abspath(os.path.expanduser(str(path)))
+    def open(cls, path: str, create: bool = True,
+             model: tuple[Fingerprint, int] | None = None) -> "Store":
+        """Open (or with `create`, make) the database at `path`. `model`: (fingerprint, dim) recorded
+        in the same transaction that creates the schema, so a database never exists without the
+        model it is for (a run killed before its first batch re-runs with the right model)."""
+        path = os.path.abspath(os.path.expanduser(os.fsdecode(path)))
         exists = os.path.exists(path)
         if not exists and not create:
             raise UsageError(f"no clipseek database at {path} (run `clipseek index DIR --db {path}` first)")
@@ -109,7 +129,7 @@ class Store:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # we manage transactions
         try:
             store = cls(path, conn)
-            store._init_or_check(fresh=not exists or os.path.getsize(path) == 0)
+            store._init_or_check(fresh=not exists or os.path.getsize(path) == 0, model=model)
             conn.execute("PRAGMA journal_mode=WAL")  # only once we know the file is ours
             conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as e:
@@ -120,13 +140,14 @@ class Store:
             raise
         return store
 
-    def _init_or_check(self, fresh: bool) -> None:
+    def _init_or_check(self, fresh: bool, model: tuple[Fingerprint, int] | None = None) -> None:
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if fresh or not tables:
             with self.transaction():
                 for stmt in filter(str.strip, _SCHEMA.split(";")):  # not executescript: it commits
                     self.conn.execute(stmt)
-                self._set_meta_rows({"app": APP_ID, "schema_version": "1", "db_id": uuid.uuid4().hex})
+                self._set_meta_rows({"app": APP_ID, "schema_version": "1", "db_id": uuid.uuid4().hex,
+                                     **(_model_meta(*model) if model else {})})
         elif "meta" not in tables or self.meta("app") != APP_ID:
             raise UsageError(f"{self.path} is not a clipseek database (it is some other SQLite file)")
         version = int(self.meta("schema_version") or 0)
@@ -203,9 +224,7 @@ class Store:
         check_fingerprint(self, fingerprint)
         if self.fingerprint is None:
             with self.transaction():
-                self._set_meta_rows({"fingerprint": str(fingerprint), "dim": str(dim),
-                                     "model": fingerprint.name, "dtype": fingerprint.dtype,
-                                     "framing": fingerprint.framing})
+                self._set_meta_rows(_model_meta(fingerprint, dim))
 
     # ---- reads ---------------------------------------------------------------------------------
     def count(self) -> int:
@@ -226,20 +245,18 @@ class Store:
         """Catalogued files whose path lies inside one of `roots` (absolute folder paths)."""
         out: dict[str, FileRow] = {}
         for root in roots:
-            prefix = root.rstrip(os.sep) + os.sep
             cur = self.conn.execute(
                 "SELECT id, path, size, mtime_ns, hash, width, height FROM files "
-                "WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
-            out.update((r[1], FileRow(*r)) for r in cur)
+                "WHERE substr(CAST(path AS BLOB), 1, ?) = ?", _under(root))
+            out.update((row.path, row) for row in map(_file_row, cur))
         return out
 
     def skipped_under(self, roots: Sequence[str]) -> dict[str, tuple[int, int, str]]:
         out: dict[str, tuple[int, int, str]] = {}
         for root in roots:
-            prefix = root.rstrip(os.sep) + os.sep
             cur = self.conn.execute("SELECT path, size, mtime_ns, reason FROM skipped "
-                                    "WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
-            out.update((r[0], (r[1], r[2], r[3])) for r in cur)
+                                    "WHERE substr(CAST(path AS BLOB), 1, ?) = ?", _under(root))
+            out.update((from_db(r[0]), (r[1], r[2], r[3])) for r in cur)
         return out
 
     def rows_with_hashes(self, hashes: Iterable[str]) -> dict[str, list[FileRow]]:
@@ -249,7 +266,7 @@ class Store:
             cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height FROM files "
                                     f"WHERE hash IN ({marks})", chunk)  # placeholders only
             for r in cur:
-                out.setdefault(r[4], []).append(FileRow(*r))
+                out.setdefault(r[4], []).append(_file_row(r))
         return out
 
     def get_rows(self, ids: Sequence[int]) -> dict[int, FileRow]:
@@ -258,7 +275,7 @@ class Store:
             marks = ",".join("?" * len(chunk))
             cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height FROM files "
                                     f"WHERE id IN ({marks})", chunk)  # placeholders only
-            out.update((r[0], FileRow(*r)) for r in cur)
+            out.update((r[0], _file_row(r)) for r in cur)
         return out
 
     def get_rows_with_vectors(self, ids: Sequence[int]) -> dict[int, tuple[FileRow, np.ndarray]]:
@@ -267,7 +284,7 @@ class Store:
             marks = ",".join("?" * len(chunk))
             cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height, vector "
                                     f"FROM files WHERE id IN ({marks})", chunk)  # placeholders only
-            out.update((r[0], (FileRow(*r[:7]), np.frombuffer(r[7], dtype=np.float32))) for r in cur)
+            out.update((r[0], (_file_row(r), np.frombuffer(r[7], dtype=np.float32))) for r in cur)
         return out
 
     def vector(self, row_id: int) -> np.ndarray:
@@ -295,16 +312,22 @@ class Store:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def skipped(self) -> list[tuple[str, str]]:
-        return self.conn.execute("SELECT path, reason FROM skipped ORDER BY path").fetchall()
+        rows = self.conn.execute("SELECT path, reason FROM skipped").fetchall()
+        return sorted((from_db(p), r) for p, r in rows)
 
     def common_root(self) -> str | None:
         """The deepest folder holding every catalogued file (None when empty). The common prefix of
-        a sorted set is that of its first and last items, so this reads two index entries."""
-        lo, hi = self.conn.execute("SELECT min(path), max(path) FROM files").fetchone()
-        if lo is None:
+        a sorted set is that of its first and last items: SQLite sorts every TEXT path before every
+        BLOB one, each kind by its bytes, so the first and last of each kind (four index reads) do."""
+        ends = self.conn.execute(
+            "SELECT (SELECT min(path) FROM files), (SELECT max(path) FROM files WHERE path < X''), "
+            "(SELECT min(path) FROM files WHERE path >= X''), (SELECT max(path) FROM files)").fetchone()
+        found = [os.fsencode(from_db(v)) for v in ends if v is not None]
+        if not found:
             return None
-        prefix = os.path.commonprefix([lo, hi])
-        return prefix[:prefix.rfind(os.sep) + 1].rstrip(os.sep) or os.sep
+        prefix = os.path.commonprefix(found)
+        sep = os.fsencode(os.sep)
+        return os.fsdecode(prefix[:prefix.rfind(sep) + 1].rstrip(sep) or sep)
 
     def ids_where(self, clause: str, params: Sequence) -> np.ndarray:
         """Ids (ascending int64) of the rows a WHERE clause with placeholders (`query.filter_sql`)
@@ -316,16 +339,17 @@ class Store:
         """(id, path) of the rows under `roots` whose capture time was never read."""
         out: list[tuple[int, str]] = []
         for root in roots:
-            prefix = root.rstrip(os.sep) + os.sep
-            out += self.conn.execute("SELECT id, path FROM files WHERE path >= ? AND path < ? AND taken_ns = ?",
-                                     (prefix, prefix[:-1] + chr(ord(os.sep) + 1), PENDING)).fetchall()
+            cur = self.conn.execute("SELECT id, path FROM files WHERE ((path >= ? AND path < ?) OR "
+                                    "(path >= ? AND path < ?)) AND taken_ns = ?", [*prefix_ranges(root), PENDING])
+            out += [(i, from_db(p)) for i, p in cur]
         return out
 
     # ---- perceptual hashes and identical files (clipseek dupes) ----------------------------------
     def rows_without_phash(self, limit: int = 1000, after_id: int = 0) -> list[tuple[int, str]]:
         """(id, path) of up to `limit` rows with id > after_id whose perceptual hash is not computed."""
-        return self.conn.execute("SELECT id, path FROM files WHERE phash IS NULL AND id > ? ORDER BY id "
-                                 "LIMIT ?", (after_id, limit)).fetchall()
+        cur = self.conn.execute("SELECT id, path FROM files WHERE phash IS NULL AND id > ? ORDER BY id "
+                                "LIMIT ?", (after_id, limit))
+        return [(i, from_db(p)) for i, p in cur]
 
     def phashes(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids int64, 64-bit perceptual hashes uint64) of every row that has one, in id order."""
@@ -349,14 +373,14 @@ class Store:
         """(path, size, mtime_ns, hash, width, height, vector[, taken_ns]). A path already present is
         replaced by a new row with a new id (its content changed); its skip record, if any, is cleared.
         Without taken_ns (capture time, None: none) the row's capture time is PENDING."""
-        paths = [(r[0],) for r in rows]
+        paths = [(db_value(r[0]),) for r in rows]
         self.conn.executemany("DELETE FROM files WHERE path = ?", paths)
         self.conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
         self.conn.executemany(
             "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, taken_ns) "
             "VALUES (?,?,?,?,?,?,?,?)",
-            [(*r[:6], np.ascontiguousarray(r[6], dtype=np.float32).tobytes(), r[7] if len(r) > 7 else PENDING)
-             for r in rows])
+            [(db_value(r[0]), *r[1:6], np.ascontiguousarray(r[6], dtype=np.float32).tobytes(),
+              r[7] if len(r) > 7 else PENDING) for r in rows])
 
     def set_taken(self, items: Iterable[tuple[int, int | None]]) -> None:
         """(row id, capture time in ns or None when the file has none)."""
@@ -364,6 +388,7 @@ class Store:
 
     def copy_file_row(self, src_id: int, path: str, size: int, mtime_ns: int) -> None:
         """A new path with the same content as row `src_id`: reuse its vector, no re-embedding."""
+        path = db_value(path)
         self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
         self.conn.execute("DELETE FROM skipped WHERE path = ?", (path,))
         self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, phash, "
@@ -372,6 +397,7 @@ class Store:
                           (path, size, mtime_ns, src_id))
 
     def move_file(self, row_id: int, new_path: str, size: int, mtime_ns: int) -> None:
+        new_path = db_value(new_path)
         self.conn.execute("DELETE FROM files WHERE path = ? AND id != ?", (new_path, row_id))
         self.conn.execute("DELETE FROM skipped WHERE path = ?", (new_path,))
         self.conn.execute("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
@@ -385,16 +411,22 @@ class Store:
         self.conn.executemany("UPDATE files SET phash = ? WHERE id = ?", [(h, i) for i, h in items])
 
     def remove_paths(self, paths: Iterable[str]) -> None:
-        items = [(p,) for p in paths]
+        items = [(db_value(p),) for p in paths]
         self.conn.executemany("DELETE FROM files WHERE path = ?", items)
         self.conn.executemany("DELETE FROM skipped WHERE path = ?", items)
 
     def record_skipped(self, items: Sequence[tuple[str, int, int, str]]) -> None:
         """(path, size, mtime_ns, reason); a file that turned bad loses its old vector row."""
+        items = [(db_value(i[0]), *i[1:]) for i in items]
         self.conn.executemany("DELETE FROM files WHERE path = ?", [(i[0],) for i in items])
         self.conn.executemany("INSERT INTO skipped(path, size, mtime_ns, reason) VALUES (?,?,?,?) "
                               "ON CONFLICT(path) DO UPDATE SET size = excluded.size, "
                               "mtime_ns = excluded.mtime_ns, reason = excluded.reason", items)
+
+
+def _model_meta(fingerprint: Fingerprint, dim: int) -> dict[str, str]:
+    return {"fingerprint": str(fingerprint), "dim": str(dim), "model": fingerprint.name,
+            "dtype": fingerprint.dtype, "framing": fingerprint.framing}
 
 
 def check_fingerprint(store: Store, fingerprint: Fingerprint) -> None:

@@ -33,7 +33,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from clipseek.core.images import DEFAULT_MAX_PIXELS, capture_time_ns, walk_images
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, capture_time_ns, walk_images
 from clipseek.embed.stages import (
     batched,
     decode_for,
@@ -47,6 +47,11 @@ from clipseek.gallery.store import FileRow, Store
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
+
+
+# Skips that depend on this run's limits (--max-pixels, --max-file-mb), not on the file alone: retried
+# every run (cheaply: the size from stat, the pixels from the header), so raising a limit takes effect.
+LIMIT_REASONS = ("too many pixels", "file too large")
 
 
 @dataclass
@@ -96,7 +101,7 @@ def check_roots(dirs: Sequence[str]) -> list[str]:
         raise UsageError("give at least one folder to index")
     roots = []
     for d in dirs:
-        p = os.path.abspath(os.path.expanduser(str(d)))
+        p = os.path.abspath(os.path.expanduser(os.fsdecode(d)))
         if not os.path.exists(p):
             raise UsageError(f"folder not found: {d}")
         if not os.path.isdir(p):
@@ -108,14 +113,19 @@ def check_roots(dirs: Sequence[str]) -> list[str]:
 
 
 def scan(roots: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """Every image file under the roots -> (size, mtime_ns)."""
+    """Every image-named entry under the roots -> (size, mtime_ns), links followed. A dangling link or a
+    link loop is kept with the link's own size and mtime, so the read stage reports it (and a re-run
+    skips it until it changes)."""
     found: dict[str, tuple[int, int]] = {}
     for root in roots:
         for path in walk_images(root):
             try:
                 st = os.stat(path)
             except OSError:
-                continue  # vanished between listing and stat
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue  # vanished between listing and stat
             found[path] = (st.st_size, st.st_mtime_ns)
     return found
 
@@ -128,7 +138,8 @@ def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int,
         row = plan.known.get(path)
         if row is not None and (row.size, row.mtime_ns) == (size, mtime):
             plan.unchanged += 1
-        elif row is None and path in known_skips and known_skips[path][:2] == (size, mtime):
+        elif row is None and path in known_skips and known_skips[path][:2] == (size, mtime) \
+                and not known_skips[path][2].startswith(LIMIT_REASONS):
             plan.still_skipped += 1
         else:
             plan.to_read.append(path)
@@ -138,14 +149,14 @@ def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int,
 
 
 def read_file(path: str, encoder: Encoder, skip_decode: frozenset[str] | set[str],
-              max_pixels: int = DEFAULT_MAX_PIXELS) -> Read | Skipped:
+              limits: ImageLimits = DEFAULT_LIMITS) -> Read | Skipped:
     """Read stage (thread pool): one read; hash; decode unless the hash is in `skip_decode`."""
-    blob = read_blob(path)
+    blob = read_blob(path, limits)
     if isinstance(blob, Skipped):
         return blob
     if blob.hash in skip_decode:
         return Read(blob.size, blob.mtime_ns, blob.hash, None)
-    return Read(blob.size, blob.mtime_ns, blob.hash, decode_for(encoder, blob, max_pixels),
+    return Read(blob.size, blob.mtime_ns, blob.hash, decode_for(encoder, blob, limits),
                 capture_time_ns(blob.data))
 
 
@@ -191,10 +202,10 @@ def _reusable(rows: list[FileRow], gone: dict[str, FileRow], claimed: set[int],
 
 
 def _index_window(store: Store, encoder: Encoder, resolver: _Resolver, window: list[tuple[str, Read | Skipped]],
-                  summary: IndexSummary, max_pixels: int) -> None:
+                  summary: IndexSummary, limits: ImageLimits) -> None:
     """Resolve a window of read files in order, encode those to embed, commit it in one transaction."""
     same = store.rows_with_hashes(r.hash for _, r in window if isinstance(r, Read))
-    steps = [_step(resolver, path, r, same, encoder, max_pixels) for path, r in window]
+    steps = [_step(resolver, path, r, same, encoder, limits) for path, r in window]
     to_embed = [(path, r.decoded) for kind, path, r, _ in steps if kind == "embed"]
     batch = encode_batch(encoder, to_embed) if to_embed else None
     vectors = dict(zip(batch.paths, zip(batch.sizes, batch.vectors))) if batch else {}
@@ -221,7 +232,7 @@ def _index_window(store: Store, encoder: Encoder, resolver: _Resolver, window: l
 
 
 def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, list[FileRow]], encoder: Encoder,
-          max_pixels: int) -> tuple[str, str, Read | Skipped, FileRow | None]:
+          limits: ImageLimits) -> tuple[str, str, Read | Skipped, FileRow | None]:
     """(kind, path, what was read, source row): kind is "touched", "moved", "copied", "embed" (with
     pixels) or "skip" (r is then the Skipped record)."""
     if isinstance(r, Skipped):
@@ -229,7 +240,7 @@ def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, lis
     else:
         kind, src = resolver.resolve(path, r.hash, same.get(r.hash, []))
     if kind == "embed" and r.decoded is None:  # its content's row was replaced meanwhile
-        r = read_file(path, encoder, frozenset(), max_pixels)  # the one case of a second read
+        r = read_file(path, encoder, frozenset(), limits)  # the one case of a second read
         kind = "skip" if isinstance(r, Skipped) else kind
     if kind == "embed" and isinstance(r.decoded, Skipped):
         kind, r = "skip", r.decoded
@@ -239,7 +250,7 @@ def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, lis
 
 
 def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_size: int = 32,
-                  workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                  workers: int | None = None, limits: ImageLimits = DEFAULT_LIMITS,
                   on_start: Callable[[int], None] | None = None,
                   on_progress: Callable[[int], None] | None = None) -> IndexSummary:
     """Index `dirs` into `store` with `encoder`; returns what changed. Safe to interrupt any time.
@@ -252,11 +263,11 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
         on_start(len(plan.to_read))
     workers = workers or default_workers()
     local = frozenset(r.hash for r in plan.known.values())  # content the folders' rows already have
-    reads = ordered_map(lambda p: read_file(p, encoder, local, max_pixels), plan.to_read, workers,
+    reads = ordered_map(lambda p: read_file(p, encoder, local, limits), plan.to_read, workers,
                         ahead=2 * batch_size + workers)
     resolver = _Resolver(plan)
     for window in batched(reads, batch_size):
-        _index_window(store, encoder, resolver, window, summary, max_pixels)
+        _index_window(store, encoder, resolver, window, summary, limits)
         if on_progress:
             on_progress(len(window))
     gone = plan.gone_skips + list(plan.gone)  # gone files that no move claimed

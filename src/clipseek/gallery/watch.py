@@ -181,7 +181,11 @@ class Watcher(Generic[T]):
 
     def _batch(self) -> None:
         self.check_roots()
-        result = self.apply()
+        try:
+            result = self.apply()
+        except Exception:
+            self.check_roots()  # a folder deleted during the batch: say that (WatchStopped), not its error
+            raise
         self.batches += 1
         if self.on_batch:
             self.on_batch(result)

@@ -12,16 +12,27 @@ import sys
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, List, Optional
 
-from fastapi import FastAPI, File, Form, Path, Query, UploadFile
+from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from clipseek import __version__
+from clipseek.core.paths import json_text, text_or_replacement
 from clipseek.errors import ClipseekError, UsageError
 from clipseek.server.guard import Guard
+from clipseek.server.schema import (
+    Classification,
+    Health,
+    ImageSearch,
+    TextSearch,
+    errors,
+    guard_statuses,
+    image_content,
+)
 from clipseek.server.service import GalleryService, Limits, NotFound, TooLarge
 
 if TYPE_CHECKING:
@@ -38,8 +49,16 @@ TERM_HELP = ("{} a meaning (repeatable): text, or image:ID (an image of the gall
 TOKEN_PARAM = Query(None, description="The --token, for <img> tags that cannot send headers.")
 
 
+class PathSafeJSON(JSONResponse):
+    """JSON whose strings may hold file names that are not UTF-8: they are written as `\\udcXX`
+    escapes (`core.paths.json_text`), so the body is always valid UTF-8 and the name survives."""
+
+    def render(self, content) -> bytes:
+        return json_text(content).encode("utf-8")
+
+
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return PathSafeJSON({"error": message}, status_code=status)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -57,7 +76,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc: HTTPException):
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+        return PathSafeJSON({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | None = None,
@@ -77,6 +96,7 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
         await run_in_threadpool(svc.close)
 
     app = FastAPI(title="clipseek", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan,
+                  default_response_class=PathSafeJSON,
                   description="Search an indexed image gallery by text or by example image, and "
                               "classify images zero-shot against your labels, with a CLIP model.")
     app.state.service = svc
@@ -84,17 +104,43 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
                        allowed_hosts=allowed_hosts)
     _add_error_handlers(app)
 
-    @app.get("/api/health", tags=["info"])
+    _add_routes(app, svc, limits, guard_statuses(token, allowed_hosts))
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"), headers=PAGE_HEADERS)
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+                   include_in_schema=False)
+    async def no_such_api(request: Request, rest: str):
+        allowed = sorted({m for r in app.routes if isinstance(r, APIRoute) and r.include_in_schema
+                          and r.path_regex.match(request.url.path) for m in r.methods})
+        if allowed:  # a known path, another method: 405 and what it takes, not "no such endpoint"
+            return PathSafeJSON({"error": f"{request.method} is not allowed here; use {', '.join(allowed)}"},
+                                status_code=405, headers={"Allow": ", ".join(allowed)})
+        return _error(404, "no such API endpoint; see /docs")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _add_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[int, ...]) -> None:
+    """The API. Every status a route can answer is in its `responses` (schema.py), so /openapi.json
+    tells the truth; FastAPI checks the ranges the schema states (422), the service the rest (400)."""
+    @app.get("/api/health", tags=["info"], responses={200: {"model": Health}, **errors(guard=guard)})
     async def health():
         return {"status": "ok", "version": __version__}
 
-    @app.get("/api/stats", tags=["info"])
+    @app.get("/api/stats", tags=["info"], responses=errors(guard=guard))
     async def stats():
         return await run_in_threadpool(svc.stats)
 
-    @app.get("/api/search", tags=["search"], summary="Images matching a text query")
-    async def search(q: str = Query("", description="Text to search for, e.g. 'a dog on a beach'."),
-                     k: int = Query(20, description=f"Number of results (1 to {limits.max_k})."),
+    @app.get("/api/search", tags=["search"], summary="Images matching a text query",
+             responses={200: {"model": TextSearch}, **errors(400, 422, guard=guard)})
+    async def search(q: str = Query("", max_length=limits.max_query_chars,
+                                    description="Text to search for, e.g. 'a dog on a beach' (may be "
+                                                "empty when `add` gives a term)."),
+                     k: int = Query(20, ge=1, le=limits.max_k, description="Number of results."),
                      add: List[str] = Query([], description=TERM_HELP.format("Add")),
                      subtract: List[str] = Query([], description=TERM_HELP.format("Subtract")),
                      folders: List[str] = Query([], alias="in", description="Only images under this folder "
@@ -110,9 +156,11 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
                                        min_size, ext, relevant)
         return await asyncio.wrap_future(svc.submit_search_text(q, k, opts))  # the model thread does the work
 
-    @app.post("/api/search/image", tags=["search"], summary="Images similar to an uploaded image")
+    @app.post("/api/search/image", tags=["search"], summary="Images similar to an uploaded image",
+              responses={200: {"model": ImageSearch}, **errors(400, 413, 422, guard=guard)})
     async def search_image(file: UploadFile = File(..., description="The example image."),
-                           k: int = Form(20), add: List[str] = Form([]), subtract: List[str] = Form([]),
+                           k: int = Form(20, ge=1, le=limits.max_k), add: List[str] = Form([]),
+                           subtract: List[str] = Form([]),
                            folders: List[str] = Form([], alias="in"), after: Optional[str] = Form(None),
                            before: Optional[str] = Form(None), orientation: Optional[str] = Form(None),
                            min_size: Optional[str] = Form(None, alias="min-size"),
@@ -122,49 +170,46 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
         data = await file.read(limits.max_upload_bytes + 1)
         return await run_in_threadpool(svc.search_image, data, k, file.filename or "", opts)
 
-    @app.post("/api/classify", tags=["classify"], summary="Zero-shot probabilities of labels")
+    @app.post("/api/classify", tags=["classify"], summary="Zero-shot probabilities of labels",
+              responses={200: {"model": Classification}, **errors(400, 413, 422, guard=guard)})
     async def classify(file: UploadFile = File(..., description="The image to classify."),
-                       labels: List[str] = Form(..., description="Labels: repeat the field, or "
+                       labels: List[str] = Form(..., min_length=1, description="Labels: repeat the field, or "
                                                 "separate them by commas or new lines."),
                        templates: Optional[List[str]] = Form(None, description="Prompt templates with "
-                                                             "one '{}', or 'imagenet' (80 templates).")):
+                                                             "exactly one '{}' and no other braces, or "
+                                                             "'imagenet' (80 templates).")):
         data = await file.read(limits.max_upload_bytes + 1)
         return await run_in_threadpool(svc.classify, data, labels, templates, file.filename or "")
 
-    @app.get("/api/dupes", tags=["search"], summary="Groups of duplicate images, with a keeper each")
+    @app.get("/api/dupes", tags=["search"], summary="Groups of duplicate images, with a keeper each",
+             responses=errors(400, 422, guard=guard))
     async def dupes(similar: bool = Query(False, description="Also group near-identical shots (bursts) "
                                           "by CLIP cosine >= threshold."),
                     threshold: float = Query(0.95, description="CLIP cosine for similar shots."),
                     limit: int = Query(500, description="Groups to return at most, the largest first.")):
         return await run_in_threadpool(svc.dupes, similar, threshold, limit)
 
-    @app.get("/api/images/{image_id}", tags=["images"], summary="The original image file, by id")
+    @app.get("/api/images/{image_id}", tags=["images"], summary="The original image file, by id",
+             response_class=Response,
+             responses={**image_content("The image file (formats browsers cannot show are sent as "
+                                        "a JPEG copy)"), **errors(404, 422, guard=guard)})
     async def image(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
         path, data, media = await run_in_threadpool(svc.image, image_id)
         headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
         if path is None:
             return Response(data, media_type=media, headers=headers)
-        return FileResponse(path, media_type=media, headers=headers, filename=os.path.basename(path),
+        return FileResponse(path, media_type=media, headers=headers,
+                            filename=text_or_replacement(os.path.basename(path)),
                             content_disposition_type="inline")
 
-    @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A cached JPEG thumbnail, by id")
+    @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A cached JPEG thumbnail, by id",
+             response_class=Response,
+             responses={**image_content("A JPEG thumbnail", ["image/jpeg"]), **errors(404, 422, guard=guard)})
     async def thumb(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
         path = await run_in_threadpool(svc.thumbnail, image_id)
         return FileResponse(path, media_type="image/jpeg",
                             headers={"Cache-Control": "private, max-age=86400",
                                      "X-Content-Type-Options": "nosniff"})
-
-    @app.get("/", include_in_schema=False)
-    async def page():
-        return FileResponse(os.path.join(STATIC_DIR, "index.html"), headers=PAGE_HEADERS)
-
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
-                   include_in_schema=False)
-    async def no_such_api(rest: str):
-        return _error(404, "no such API endpoint; see /docs")
-
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app
 
 
 def is_loopback(host: str) -> bool:
@@ -187,10 +232,14 @@ def exposure_warning(host: str, token: str | None) -> str | None:
 
 def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None = None,
           token: str | None = None, device: str = "auto", log_level: str = "info",
-          int8_text: bool = False, watch: dict | None = None, backend: str = "torch") -> None:
-    """Build the app and run it under uvicorn until interrupted. `watch`: the keyword arguments of
-    GalleryService.watch (dirs, poll, interval, on_batch, on_stop) plus `on_start(watcher)`."""
+          int8_text: bool = False, max_pixels: int | None = None, watch: dict | None = None,
+          backend: str = "torch") -> None:
+    """Build the app and run it under uvicorn until interrupted. `max_pixels`: the image limit of
+    uploads (default: the CLI's, 64 MP). `watch`: the keyword arguments of GalleryService.watch
+    (dirs, poll, interval, on_batch, on_stop) plus `on_start(watcher)`."""
     import uvicorn
+
+    from clipseek.core.paths import quote_path
 
     # OpenMP threads (torch, faiss) spin after each parallel region by default, stealing the cores
     # that the HTTP side needs between forwards: 4-5x fewer requests/s on a 2-core box. Must be set
@@ -199,12 +248,15 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
     warning = exposure_warning(host, token)
     if warning:
         print(warning, file=sys.stderr)
+    lim = Limits(max_pixels=max_pixels) if max_pixels else Limits()
     if watch and not os.path.exists(db):  # a new gallery: its first pass makes it (and names its model)
+        from clipseek.core.images import ImageLimits
         from clipseek.gallery.facade import Gallery
 
         with Gallery(db, model=model, device=device, backend=backend) as g:
-            g.index(watch["dirs"])
-    app = create_app(db, model=model, device=device, token=token, int8_text=int8_text, backend=backend,
+            g.index(watch["dirs"], limits=ImageLimits.from_options(max_pixels))
+    app = create_app(db, model=model, device=device, token=token, int8_text=int8_text, limits=lim,
+                     backend=backend,
                      allowed_hosts=list(LOOPBACK_NAMES) if is_loopback(host) else None)
     if watch:
         options = dict(watch)
@@ -214,6 +266,6 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
             on_start(watcher)
     n = app.state.service.stats()["images"]
     shown = f"[{host}]" if ":" in host else host
-    print(f"clipseek: {n:,} images in {app.state.service.db_path}; open http://{shown}:{port}/"
+    print(f"clipseek: {n:,} images in {quote_path(app.state.service.db_path)}; open http://{shown}:{port}/"
           + ("?token=TOKEN once" if token else ""), file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

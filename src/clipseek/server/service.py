@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
+from clipseek.core.files import DEFAULT_MAX_PIXELS
 from clipseek.core.prompts import (
     BUILTIN_TEMPLATE_SETS,
     DEFAULT_TEMPLATE,
@@ -36,6 +36,8 @@ from clipseek.gallery.thumbs import (
     ensure_thumbnail,
     web_media_type,
 )
+from clipseek.model.fingerprint import Fingerprint
+from clipseek.server.fair import Classifiers
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -68,7 +70,7 @@ class TooLarge(UsageError):
 @dataclass(frozen=True)
 class Limits:
     max_upload_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 64_000_000        # decoded uploads: 64 MP x 3 bytes is ~190 MB at most
+    max_pixels: int = DEFAULT_MAX_PIXELS  # decoded uploads (the CLI's limit): 64 MP x 3 bytes, ~190 MB
     max_k: int = 200
     max_query_chars: int = 500
     max_labels: int = 1000
@@ -100,10 +102,10 @@ class GalleryService:
         self.thumb_dir = thumb_dir or self.db_path + ".thumbs"
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="clipseek-model")
         self._local = threading.local()
-        self._classifiers: OrderedDict[tuple, object] = OrderedDict()
         self._pending: list[tuple[str, int, SearchOptions, Future]] = []  # text queries waiting for the model
         self._pending_lock, self._draining = threading.Lock(), False
         self.encoder = self._run(self._load)  # the model is loaded once, now; a bad DB fails here
+        self._classifiers = Classifiers(self._run, self.encoder.encode_texts)
 
     def _load(self) -> Encoder:
         self.gallery.store  # noqa: B018 - opens the DB (clear error if missing) before the model
@@ -317,22 +319,15 @@ class GalleryService:
         labels = self._check_labels(labels)
         templates = self._check_templates(templates, len(labels))
         img = self._decode_upload(data, name)
-        probs = self._run(self._classify, img, labels, templates)
+        weights = self._classifiers.get(labels, templates)  # in slices: searches run in between
+        probs = self._run(self._classify, img, weights)
         ranked = top_k(probs[None, :], labels, len(labels))[0]
         return {"labels": labels, "templates": len(templates), "scoring": scoring(self.encoder.logit_bias),
                 "predictions": [{"label": l, "score": round(p, 6)} for l, p in ranked]}
 
-    def _classify(self, img, labels: list[str], templates: list[str]):
-        from clipseek.core.prompts import build_classifier
+    def _classify(self, img, weights):
         from clipseek.core.scores import probabilities
 
-        key = (tuple(labels), tuple(templates))
-        weights = self._classifiers.pop(key, None)
-        if weights is None:
-            weights = build_classifier(self.encoder, labels, templates)
-        self._classifiers[key] = weights  # most recently used last; keep a few label sets
-        while len(self._classifiers) > 8:
-            self._classifiers.popitem(last=False)
         enc = self.encoder
         return probabilities(enc.encode_images([img]), weights, enc.logit_scale, enc.logit_bias)[0]
 
@@ -404,8 +399,23 @@ class GalleryService:
                     for g in shown]}
 
     def stats(self) -> dict:
+        """The gallery's counts, model and limits. No absolute path of the server's disk: the
+        database and a local model are named relative to the gallery's root folder."""
         def read():
-            s = self.gallery.stats()
-            return {**s, "root": self.gallery.store.common_root()}
+            return self.gallery.stats(), self.gallery.store.common_root()
 
-        return {**self._run(read), "default_template": DEFAULT_TEMPLATE, "limits": self.limits.to_dict()}
+        s, root = self._run(read)
+        s = {**s, "db": _relative_to(s["db"], root)}
+        if "model" in s:
+            s["model"] = _relative_to(s["model"], root)
+        if s.get("fingerprint"):
+            fp = Fingerprint.parse(s["fingerprint"])
+            s["fingerprint"] = str(replace(fp, name=_relative_to(fp.name, root)))
+        return {**s, "default_template": DEFAULT_TEMPLATE, "limits": self.limits.to_dict()}
+
+
+def _relative_to(path: str, root: str | None) -> str:
+    """An absolute `path` relative to the gallery root (just its name when the gallery is empty)."""
+    if not os.path.isabs(path):
+        return path  # a hub id
+    return os.path.relpath(path, root) if root else os.path.basename(path)

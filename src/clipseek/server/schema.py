@@ -1,0 +1,89 @@
+"""What the OpenAPI schema says the API answers: response bodies and every status each route can
+return, so that `/openapi.json` tells the truth (tests/server/test_schema.py checks it with
+schemathesis). The models only document; responses are plain dicts (a file name need not be UTF-8,
+which pydantic strings cannot hold; `app.PathSafeJSON` writes them)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from pydantic import BaseModel
+
+from clipseek.gallery.thumbs import WEB_TYPES
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+class Result(BaseModel):
+    id: int
+    path: str  # relative to the gallery's root folder
+    score: float
+    width: int
+    height: int
+    relevance: float  # 0: the query's median over the gallery, 1: its best match
+    relevant: bool
+
+
+class TextSearch(BaseModel):
+    query: str
+    k: int
+    add: List[str]
+    subtract: List[str]
+    filter: Optional[str] = None
+    relevant: bool
+    results: List[Result]
+    message: Optional[str] = None
+
+
+class ImageSearch(BaseModel):
+    k: int
+    add: List[str]
+    subtract: List[str]
+    filter: Optional[str] = None
+    relevant: bool
+    results: List[Result]
+    message: Optional[str] = None
+
+
+class Prediction(BaseModel):
+    label: str
+    score: float
+
+
+class Classification(BaseModel):
+    labels: List[str]
+    templates: int
+    scoring: str
+    predictions: List[Prediction]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+_WHY = {400: "Bad request: a value the server refuses (see `error`)",
+        401: "Missing or wrong token (the server runs with --token)",
+        404: "No such image, or its file is gone or changed since indexing",
+        405: "Method not allowed on this path",
+        413: "Upload over the size limit, or an image over the pixel limit",
+        422: "A parameter is missing or has the wrong type or range"}
+
+
+def errors(*codes: int, guard: tuple[int, ...] = ()) -> dict:
+    """`responses=` entries for the error statuses a route can return (`guard`: the middleware's)."""
+    return {c: {"model": ErrorBody, "description": _WHY[c]} for c in sorted({*codes, *guard})}
+
+
+def image_content(description: str, types=None) -> dict:
+    """A 200 whose body is an image file (not JSON)."""
+    media = sorted(set(types or WEB_TYPES.values()))
+    return {200: {"description": description,
+                  "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in media}}}
+
+
+def guard_statuses(token: Optional[str], allowed_hosts) -> tuple[int, ...]:
+    """Statuses the Guard middleware answers before any route: 401 with a token, 400 for another Host."""
+    return tuple(c for c, on in ((401, token is not None), (400, allowed_hosts is not None)) if on)
