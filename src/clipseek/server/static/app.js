@@ -66,8 +66,10 @@ async function searchImage() {
   for (const [key, value] of searchParams(readForm(), false)) if (key !== "q" && key !== "k") form.append(key, value);
   setStatus("Searching by image…");
   const t0 = performance.now();
+  const mine = ++latest;  // search.js: the newest search wins
   try {
     const body = await api("/api/search/image", { method: "POST", body: form });
+    if (mine !== latest) return;
     showResults(body, Math.round(performance.now() - t0), picked.name);
   } catch (e) { setStatus(e.message, true); }
 }

@@ -6,6 +6,7 @@
 const FILTER_FIELDS = [["after", "f-after"], ["before", "f-before"], ["orientation", "f-orientation"],
                        ["min-size", "f-min-size"], ["ext", "f-ext"]];
 let terms = [];  // [{sign: 1 | -1, value: "0.5:sunset" | "image:12"}]
+let latest = 0;  // the newest search: an older one's answer, arriving later, is dropped
 
 function readForm() {
   const s = { q: $("q").value.trim(), k: $("k").value, terms: terms.slice(), relevant: $("relevant").checked,
@@ -54,11 +55,13 @@ async function runSearch(s, how) {  // how: "push" (a new search), "replace" or 
   else if (how === "replace") history.replaceState(null, "", address);
   setStatus("Searching…");
   const t0 = performance.now();
+  const mine = ++latest;
   try {
     const body = await api("/api/search?" + query.toString());
+    if (mine !== latest) return;
     const what = [s.q ? "\u201c" + s.q + "\u201d" : ""].concat(s.terms.map(termLabel)).filter(Boolean).join(" ");
     showResults(body, Math.round(performance.now() - t0), what);
-  } catch (e) { setStatus(e.message, true); }
+  } catch (e) { if (mine === latest) setStatus(e.message, true); }
 }
 
 function termLabel(t) { return (t.sign > 0 ? "+ " : "− ") + t.value; }
