@@ -350,13 +350,19 @@ def bench_streamed(n: int, d: int, args) -> None:
 
     chunks = unit_chunks(n, d, n, args.data)
     queries = (random_unit if args.data == "random" else clustered_unit)(args.queries, d, seed=1)
-    rss0 = rss_mb()
-    with Timer() as t:
-        vi = VectorIndex.from_chunks(chunks, n, d, kind=args.kind)
-    mem = rss_mb() - rss0
-    path = os.path.join(args.work_dir, f"bench-{n}.faiss")
-    vi.save(path)
-    print(describe(vi, n, f"{args.data} (streamed)", d, t, mem, disk_mb(path)) + f"; peak RSS {peak_rss_mb():.0f} MiB")
+    path = os.path.join(args.work_dir, f"bench-{n}-{args.data}.faiss")
+    if args.reuse and VectorIndex.load(path) is not None:
+        vi = VectorIndex.load(path)
+        print(f"\n== {n:,} {args.data} (streamed) vectors: index {vi.state.kind} loaded from {path} (built by an "
+              f"earlier run: no build figures); RSS {rss_mb():.0f} MiB")
+    else:
+        rss0 = rss_mb()
+        with Timer() as t:
+            vi = VectorIndex.from_chunks(chunks, n, d, kind=args.kind)
+        mem = rss_mb() - rss0
+        vi.save(path)
+        print(describe(vi, n, f"{args.data} (streamed)", d, t, mem, disk_mb(path)) +
+              f"; peak RSS {peak_rss_mb():.0f} MiB (the build time includes generating the vectors twice)")
     name, values, default = sweep_values(vi, args)
     runs = {}
     for value in values:
@@ -408,6 +414,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--data", choices=["random", "clustered"], default="random")
     ap.add_argument("--stream-above", type=int, default=2_000_000, help="sizes above this are streamed")
+    ap.add_argument("--reuse", action="store_true", help="streamed sizes: search the index an earlier run "
+                    "saved in --work-dir instead of building it")
     ap.add_argument("--torch-threads", type=int, default=None, help="torch threads for the text tower")
     ap.add_argument("--no-text", action="store_true", help="skip the text tower (end-to-end) part")
     ap.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "clipseek-bench"))

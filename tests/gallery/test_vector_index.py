@@ -316,17 +316,18 @@ def test_pseudo_queries_lie_near_the_data_but_are_none_of_it():
     assert (q @ data.T).mean() == pytest.approx((data @ data.T).mean(), abs=0.1)  # spread as the data
 
 
-def test_structureless_data_probes_every_list_so_it_gets_the_exhaustive_scan(store):
+def test_the_build_chooses_the_inverted_file_only_where_it_helps():
     rng = np.random.default_rng(14)
     random, tight = unit(rng, 4000, d=128), clustered(rng, 4000, d=128, centers=20)
     ids = np.arange(1, 4001)
-    forced = VectorIndex.build(ids, random, kind=APPROX_KIND)  # an inverted file when asked for
+    forced = VectorIndex.build(ids, random, kind=APPROX_KIND)  # an inverted file when asked for one:
+    assert forced.state.nlist == 64 and forced.state.nprobe == 64  # random data: every list probed
     tight_ivf = VectorIndex.build(ids, tight, kind=APPROX_KIND)
-    assert forced.state.nlist == tight_ivf.state.nlist == 64
-    assert forced.state.nprobe == 64 and tight_ivf.state.nprobe <= 16
-    fill(store, tight[:, :32] / np.linalg.norm(tight[:, :32], axis=1, keepdims=True))
-    assert VectorIndex.for_store(store, threshold=100).state.kind == APPROX_KIND  # chosen: it helps
+    assert tight_ivf.state.nlist == 64 and tight_ivf.state.nprobe <= 16  # clustered: a few
+
     assert VectorIndex.build(ids, random).state.kind == "flat"  # below the threshold
+    chosen = VectorIndex.build(ids, tight, threshold=100)  # above it, the kind is chosen:
+    assert chosen.state.kind == APPROX_KIND and chosen.state.nprobe == tight_ivf.state.nprobe
     chosen = VectorIndex.from_chunks(lambda: iter([(ids, random)]), 4000, 128, threshold=100)
     assert chosen.state.kind == "pq-sq8" and chosen.state.trained == 4000  # it would not help: exhaustive
 
