@@ -251,20 +251,22 @@ class VectorIndex(StoreBacked):
                      passes: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Ask the parts for `fetch` each, keep what `passes` (`passing` rows of the index can), and
         ask again with twice as many while fewer than k pass. An inverted file also probes twice as
-        many lists then, or when over twice the expected share of what it found failed (the nearest
-        lists were emptied: the neighbours are in others)."""
+        many lists then, or when far more of what it found failed than the share that cannot pass
+        predicts (over 3x + 3: the nearest lists were emptied, the neighbours are in others; not
+        the chance excess of a few rows)."""
         s = self.state
         expected_loss = 1 - passing / max(s.count, 1)
         widen = 1
         while True:
             scores, ids = self._search_parts(q, fetch, passing, widen)
             ok = passes(ids)
-            lost = float((~ok).mean(axis=1).max()) if ok.size else 0.0
+            lost = int((~ok).sum(axis=1).max()) if ok.size else 0
+            expected = ok.shape[1] * expected_loss
             scores = np.where(ok, scores, -np.inf)
             order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
             scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
             short = fetch < s.count and not bool(np.isfinite(scores).all())
-            emptied = s.nlist and s.nprobe * widen < s.nlist and lost > 2 * expected_loss
+            emptied = s.nlist and s.nprobe * widen < s.nlist and lost > 3 * expected + 3
             if not short and not emptied:
                 found = np.isfinite(scores).any(axis=0)  # fewer pass than thought: no empty columns
                 return scores[:, found], np.where(np.isfinite(scores), ids, DELETED)[:, found]
