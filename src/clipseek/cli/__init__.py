@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     _show_model_notes()
     try:
         rv = app(args=argv, prog_name="clipseek", standalone_mode=False)
+        if rv == 130:  # click turns Ctrl-C into a return value of 130 when not in standalone mode
+            print("clipseek: interrupted", file=sys.stderr)
         return int(rv or 0)
     except typer.Exit as e:
-        if e.exit_code == 130:  # click turns Ctrl-C into Exit(130) when not in standalone mode
-            print("clipseek: interrupted", file=sys.stderr)
         return e.exit_code
     except typer.Abort:
         print("clipseek: interrupted", file=sys.stderr)
