@@ -106,3 +106,20 @@ def test_limits_from_options():
         ImageLimits.from_options(0)
     with pytest.raises(UsageError, match="--max-file-mb"):
         ImageLimits.from_options(None, 0)
+
+
+def test_capture_time_never_decodes_a_bomb(tmp_path, monkeypatch):
+    """Pillow's getexif() loads a PNG whose EXIF is not in its header: a 100 MP bomb would be decoded."""
+    import sys
+
+    from clipseek.core.images import capture_time_ns
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "hardening"))
+    from corpus import write_bomb_png
+
+    p = tmp_path / "bomb.png"
+    write_bomb_png(os.fsencode(p))
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
+    assert capture_time_ns(str(p)) is None and capture_time_ns(p.read_bytes()) is None
+    assert capture_time_ns(str(tmp_path / "plain.png")) is None  # no EXIF in the header: not looked for

@@ -174,7 +174,7 @@ def test_search_outputs_round_trip(corpus, indexed, capfdbinary):
     rc, out = cli(capfdbinary, "search", "--image", good, "--db", db, "-k", "1", "--format", "json")
     assert rc == 0 and raw(loads(out)["results"][0]["path"]) == good
     rc, _, err = run("search", "--image", os.path.join(corpus.root, b"fifo.png"), "--db", db, timeout=60)
-    assert rc == 1 and err.count("\n") == 1 and "not a regular file (a FIFO)" in err
+    assert rc == 2 and err.count("\n") == 1 and "not a regular file (a FIFO)" in err  # a bad argument
 
 
 def test_embed_and_load(corpus, tiny_ckpt, tmp_path):

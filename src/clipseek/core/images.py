@@ -148,14 +148,19 @@ def full_size(img: Image.Image) -> tuple[int, int]:
 EXIF_IFD, DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 0x8769, 36867, 36881
 
 
-def capture_time_ns(src: str | os.PathLike | bytes) -> int | None:
+def capture_time_ns(src: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> int | None:
     """When the photo was taken: EXIF DateTimeOriginal (local time, or at its OffsetTimeOriginal) in
-    ns since the epoch; None when the file has no such tag or cannot be read. Reads the header only."""
+    ns since the epoch; None when the file has no such tag or cannot be read. Reads the header only:
+    Pillow's `getexif` decodes a PNG whose EXIF is not before its pixels (all of a 100-megapixel bomb),
+    so a PNG's EXIF is taken from its header chunks only, and no image over `max_pixels` is looked at."""
     from datetime import datetime
 
     try:  # a path: only a regular file is opened (`core.files.open_regular`, never blocks)
         f = io.BytesIO(src) if isinstance(src, bytes) else open_regular(os.fsdecode(src))[0]
         with f, Image.open(f) as img:
+            w, h = img.size
+            if w * h > max_pixels or (img.format == "PNG" and "exif" not in img.info):
+                return None
             ifd = img.getexif().get_ifd(EXIF_IFD)
         text = str(ifd.get(DATETIME_ORIGINAL, "")).strip("\x00 ")
         offset = str(ifd.get(OFFSET_TIME_ORIGINAL, "")).strip("\x00 ")

@@ -115,7 +115,8 @@ def write_log(path: str, transfers: Sequence[Transfer], mode: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
     def write(tmp: str) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        # surrogateescape: a file name that is not UTF-8 is written as its own bytes, read back alike
+        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
             w = csv.writer(f)
             w.writerow(LOG_FIELDS)
             w.writerows([t.source, t.destination, t.label, f"{t.probability:.6f}", mode] for t in transfers)
@@ -126,7 +127,7 @@ def write_log(path: str, transfers: Sequence[Transfer], mode: str) -> None:
 def read_log(path: str) -> list[tuple[Transfer, str]]:
     """(transfer, mode) per row of a log written by `write_log`; UsageError if it is not one."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
             rows = list(csv.reader(f))
     except FileNotFoundError:
         raise UsageError(f"log not found: {path}") from None

@@ -171,8 +171,11 @@ def _true_size(row):
     JPEG was draft-decoded at for the model); the stored size if the file cannot be opened."""
     from PIL import Image
 
-    try:
-        with Image.open(row.path) as img:
+    from clipseek.core.files import open_regular
+
+    try:  # a regular file only: a FIFO now where an image was indexed must not block
+        f, _ = open_regular(row.path)
+        with f, Image.open(f) as img:
             w, h = img.size
     except Exception:
         return row
