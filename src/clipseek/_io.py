@@ -46,9 +46,10 @@ def temp_name(path: str | os.PathLike, hidden: bool = False) -> str:
     return os.path.join(head, f"{tail}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(folder: str) -> None:
+    """Make a rename or unlink in `folder` durable (best effort: some filesystems refuse)."""
     try:
-        fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY)
+        fd = os.open(folder or ".", os.O_RDONLY)
     except OSError:
         return
     try:
@@ -71,7 +72,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], durable:
                 os.fsync(f.fileno())
         os.replace(tmp, target)
         if durable:
-            _fsync_dir(target)
+            fsync_dir(os.path.dirname(os.path.abspath(target)))
     except BaseException:
         try:
             os.remove(tmp)

@@ -16,22 +16,9 @@ import glob
 import os
 import shutil
 
-from clipseek._io import temp_name
+from clipseek._io import fsync_dir, temp_name
 
 MODES = ("copy", "link", "move")
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _rename(src: str, dst: str) -> None:
@@ -55,7 +42,7 @@ def _copy_into_place(src: str, dst: str) -> str | None:
     except BaseException:
         _remove_quietly(tmp)
         raise
-    _fsync_dir(os.path.dirname(dst))
+    fsync_dir(os.path.dirname(dst))
     return None
 
 
@@ -78,7 +65,7 @@ def _move(src: str, dst: str) -> str | None:
     problem = _copy_into_place(src, dst)  # another filesystem
     if problem is None:
         os.unlink(src)
-        _fsync_dir(os.path.dirname(src))
+        fsync_dir(os.path.dirname(src))
     return problem
 
 
