@@ -26,17 +26,6 @@ class Result(BaseModel):
     relevant: bool
 
 
-class TextSearch(BaseModel):
-    query: str
-    k: int
-    add: List[str]
-    subtract: List[str]
-    filter: Optional[str] = None
-    relevant: bool
-    results: List[Result]
-    message: Optional[str] = None
-
-
 class ImageSearch(BaseModel):
     k: int
     add: List[str]
@@ -45,6 +34,10 @@ class ImageSearch(BaseModel):
     relevant: bool
     results: List[Result]
     message: Optional[str] = None
+
+
+class TextSearch(ImageSearch):
+    query: str
 
 
 class Prediction(BaseModel):
