@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -136,3 +137,25 @@ def siglip_encoder(tiny_siglip_ckpt):
     from clipseek import load_model
 
     return load_model(tiny_siglip_ckpt, device="cpu")
+
+
+def wait_for(cond, timeout: float = 60) -> bool:
+    """Poll `cond()` every 50 ms until it is true (True) or `timeout` seconds pass (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """11 small PNGs (3 in a subfolder), a broken JPEG and an empty PNG (tests may define their own)."""
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    for i in range(11):
+        make_image(i, (40 + i, 36)).save(d / ("sub" if i % 4 == 0 else "") / f"p{i:02d}.png")
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (d / "empty.png").write_bytes(b"")
+    return d

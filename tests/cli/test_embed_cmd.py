@@ -5,20 +5,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_image
 
 pytest.importorskip("pyarrow.parquet")
-
-
-@pytest.fixture
-def photos(tmp_path):
-    d = tmp_path / "photos"
-    (d / "sub").mkdir(parents=True)
-    for i in range(11):
-        make_image(i, (40 + i, 36)).save(d / ("sub" if i % 4 == 0 else "") / f"p{i:02d}.png")
-    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    (d / "empty.png").write_bytes(b"")
-    return d
 
 
 def test_cli_embed_then_index_from_parquet(tmp_path, tiny_ckpt, photos, capsys):

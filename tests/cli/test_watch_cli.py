@@ -7,9 +7,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 
-from conftest import make_image
+from conftest import make_image, wait_for
 
 
 def start(*args):
@@ -24,15 +23,6 @@ def count(db) -> int:
             return c.execute("SELECT count(*) FROM files").fetchone()[0]
     except sqlite3.Error:
         return -1
-
-
-def wait_for(cond, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_watch_then_ctrl_c(tmp_path, tiny_ckpt):

@@ -10,7 +10,12 @@ from conftest import make_image
 from PIL import Image
 
 from clipseek.core.files import open_regular, read_regular, stat_regular
-from clipseek.core.images import ImageLimits, collect_image_paths, open_image, walk_images
+from clipseek.core.images import (
+    ImageLimits,
+    collect_image_paths,
+    open_image,
+    walk_images,
+)
 from clipseek.errors import ImageError, UsageError
 
 

@@ -10,17 +10,6 @@ from conftest import FakeEncoder, make_image, read_shards
 pq = pytest.importorskip("pyarrow.parquet")
 
 
-@pytest.fixture
-def photos(tmp_path):
-    d = tmp_path / "photos"
-    (d / "sub").mkdir(parents=True)
-    for i in range(11):
-        make_image(i, (40 + i, 36)).save(d / ("sub" if i % 4 == 0 else "") / f"p{i:02d}.png")
-    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    (d / "empty.png").write_bytes(b"")
-    return d
-
-
 def reference(encoder, photos):
     from clipseek.core.images import walk_images
     from clipseek.embed.stages import embed_all

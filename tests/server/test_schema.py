@@ -7,10 +7,6 @@ from conftest import FakeEncoder, make_image
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
-
-import clipseek  # noqa: E402
-from clipseek.server import create_app  # noqa: E402
-
 from schemathesis.checks import (  # noqa: E402
     content_type_conformance,
     negative_data_rejection,
@@ -20,6 +16,9 @@ from schemathesis.checks import (  # noqa: E402
     status_code_conformance,
     unsupported_method,
 )
+
+import clipseek  # noqa: E402
+from clipseek.server import create_app  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance, negative_data_rejection, unsupported_method]

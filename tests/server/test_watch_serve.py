@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
-from conftest import make_image
+from conftest import make_image, wait_for
 
 import clipseek
 
@@ -14,15 +13,6 @@ fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from clipseek.server import create_app  # noqa: E402
-
-
-def wait_for(cond, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_searches_see_new_images_and_a_deleted_folder_is_reported(tmp_path, encoder):
