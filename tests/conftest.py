@@ -159,3 +159,22 @@ def photos(tmp_path):
     (d / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     (d / "empty.png").write_bytes(b"")
     return d
+
+
+def write_parquet_dataset(folder, split: str, n: int = 4):
+    """A `datasets` parquet folder with the image bytes inside: `n` images labelled ant/bee."""
+    import io
+
+    import datasets
+
+    blobs = []
+    for i in range(n):
+        buf = io.BytesIO()
+        make_image(i).save(buf, "PNG")
+        blobs.append({"bytes": buf.getvalue(), "path": f"img{i}.png"})
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["ant", "bee"])})
+    folder.mkdir()
+    labels = [(0, 1, 1, 0)[i % 4] for i in range(n)]
+    datasets.Dataset.from_dict({"image": blobs, "label": labels}, features=feats).to_parquet(
+        str(folder / f"{split}.parquet"))
+    return folder

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_image
+from conftest import make_image, write_parquet_dataset
 
 from clipseek.data import labelled as D
 from clipseek.data.load import load_labelled
@@ -101,7 +101,7 @@ def test_other_class_detection(tmp_path):
 
 
 def test_hf_imagefolder_and_parquet(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    pytest.importorskip("datasets")
     root = tmp_path / "hf"
     class_folders(root, {"ant": 2, "bee": 2}, "train")
     class_folders(root, {"ant": 1, "bee": 1}, "test")
@@ -109,18 +109,7 @@ def test_hf_imagefolder_and_parquet(tmp_path):
     assert ds.classes == ["ant", "bee"] and ds.split == "test" and len(ds) == 2
     assert sorted(ds.labels) == [0, 1]
     # parquet with the image bytes inside: images are written once under content-hash names
-    import io
-
-    blobs = []
-    for i in range(4):
-        buf = io.BytesIO()
-        make_image(i).save(buf, "PNG")
-        blobs.append({"bytes": buf.getvalue(), "path": f"img{i}.png"})
-    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["ant", "bee"])})
-    pq = tmp_path / "pq"
-    pq.mkdir()
-    datasets.Dataset.from_dict({"image": blobs, "label": [0, 1, 1, 0]}, features=feats).to_parquet(
-        str(pq / "train.parquet"))
+    pq = write_parquet_dataset(tmp_path / "pq", "train")
     ds = load_labelled(str(pq), materialize_dir=str(tmp_path / "mat2"))
     assert len(ds) == 4 and all(p.startswith(str(tmp_path / "mat2")) for p in ds.paths)
     assert ds.labels == [0, 1, 1, 0] and make_image(2).tobytes() == __import__("PIL.Image").Image.open(

@@ -1,12 +1,11 @@
 """run_eval's own decisions: where warnings go (never print) and where dataset images are written."""
 
-import io
 import json
 import logging
 import os
 
 import pytest
-from conftest import make_image
+from conftest import make_image, write_parquet_dataset
 
 from clipseek.evaluation.run import resolve_prompt_sets, run_eval
 
@@ -33,19 +32,10 @@ def test_warnings_are_logged_or_handed_over_never_printed(encoder, tmp_path, cap
 
 
 def test_dataset_images_are_written_beside_the_embedding_cache(encoder, tmp_path):
-    datasets = pytest.importorskip("datasets")
+    pytest.importorskip("datasets")
     from clipseek.embed.cache import EmbeddingCache
 
-    blobs = []
-    for i in range(4):
-        buf = io.BytesIO()
-        make_image(i).save(buf, "PNG")
-        blobs.append({"bytes": buf.getvalue(), "path": f"img{i}.png"})
-    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["ant", "bee"])})
-    pq = tmp_path / "pq"
-    pq.mkdir()
-    datasets.Dataset.from_dict({"image": blobs, "label": [0, 1, 1, 0]}, features=feats).to_parquet(
-        str(pq / "test.parquet"))
+    pq = write_parquet_dataset(tmp_path / "pq", "test")
     cache = EmbeddingCache(tmp_path / "cache")
     doc = run_eval(str(pq), ["tiny"], lambda m: encoder, resolve_prompt_sets(), cache=cache, probe=False)
     assert doc["rows"][0]["metrics"]["n"] == 4
