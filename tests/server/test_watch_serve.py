@@ -65,3 +65,36 @@ def test_cli_serve_watch_makes_a_new_gallery(tmp_path, tiny_ckpt, monkeypatch, c
     assert "1 added (3 images)" in capsys.readouterr().err
     assert main(["serve", "--db", str(db), "--watch", str(tmp_path / "nope")]) == 2
     assert "folder not found" in capsys.readouterr().err
+
+
+def test_a_watching_server_is_the_gallerys_one_writer(tmp_path, encoder):
+    from clipseek._io import writer_lock
+    from clipseek.errors import BusyError
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    make_image(0).save(root / "p0.png")
+    db = str(tmp_path / "g.db")
+    with clipseek.Gallery(db, encoder) as g:
+        g.index([str(root)])
+    batches = []
+    app = create_app(db, encoder)
+    with TestClient(app, base_url="http://127.0.0.1"):
+        app.state.service.watch([str(root)], poll=True, interval=0.1, quiet=0.3, on_batch=batches.append)
+        assert wait_for(lambda: len(batches) == 1)
+        with pytest.raises(BusyError):  # another `clipseek index` would exit at once
+            with writer_lock(db + ".lock", db, BusyError):
+                pass
+        with pytest.raises(BusyError):
+            clipseek.Gallery(db, encoder).index([str(root)])
+    with writer_lock(db + ".lock", db, BusyError):  # the server closed: the lock is free
+        pass
+
+
+def test_writing_is_reentrant(tmp_path, encoder):
+    root = tmp_path / "photos"
+    root.mkdir()
+    make_image(0).save(root / "p0.png")
+    with clipseek.Gallery(str(tmp_path / "g.db"), encoder) as g:
+        with g.writing():
+            assert g.index([str(root)]).added == 1 and g.index([str(root)]).unchanged == 1

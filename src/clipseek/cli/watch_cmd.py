@@ -42,8 +42,9 @@ def watch_index(gallery, dirs, poll: bool, interval: float, fmt: str) -> int:
     watcher.start()
     eprint(watching_line(watcher, roots))
     try:
-        # events since the first pass began are caught by this batch: start the loop with one
-        watcher.run(first_pass=True)
+        with gallery.writing():  # the watcher is this gallery's writer until it stops
+            # events since the first pass began are caught by this batch: start the loop with one
+            watcher.run(first_pass=True)
     except KeyboardInterrupt:
         total = gallery.store.count()
         gallery.close()

@@ -9,8 +9,8 @@ those rows -> exact cosine from the stored vectors -> relevance of each result a
 scores over a uniform sample of the gallery and its best scores over the whole gallery (an extra
 unfiltered look-up of the top when filtered) -> with `relevant=True`, only the relevant ones.
 
-One writer per gallery: `index` and `index_parquet` hold `DB.lock` (`_io.writer_lock`) for the whole
-run, so a second writer exits at once (BusyError naming the first). Readers take no such lock:
+One writer per gallery: `index`, `index_parquet` and `writing()` (a watcher's whole run) hold
+`DB.lock` (`_io.writer_lock`), so a second writer exits at once (BusyError naming the first). Readers take no such lock:
 SQLite's WAL lets them search while a writer commits. Any process may save the FAISS cache after
 bringing it up to date; saves are serialized by `DB.faiss.lock`, held for the save only.
 """
@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -85,6 +86,7 @@ class Gallery:
         self.approx_threshold = approx_threshold
         self.int8_text = int8_text
         self.backend = backend
+        self._writing_depth = 0  # > 0 while this Gallery holds its writer lock
 
     # ---- lazily opened parts ---------------------------------------------------------------------
     def _open(self, create: bool, model=None) -> Store:
@@ -95,9 +97,23 @@ class Gallery:
     def _exists(self) -> bool:
         return os.path.isfile(self.db_path) and os.path.getsize(self.db_path) > 0
 
-    def _writing(self):
-        """The one-writer lock of this gallery (BusyError at once when another process holds it)."""
-        return writer_lock(self.db_path + ".lock", self.db_path, BusyError)
+    @contextmanager
+    def writing(self) -> Iterator["Gallery"]:
+        """Hold this gallery's writer lock for the block (re-entrant): BusyError at once when another
+        process holds it. `index` takes it by itself; a watcher holds it for its whole run."""
+        if self._writing_depth == 0:
+            with writer_lock(self.db_path + ".lock", self.db_path, BusyError):
+                self._writing_depth = 1
+                try:
+                    yield self
+                finally:
+                    self._writing_depth = 0
+            return
+        self._writing_depth += 1
+        try:
+            yield self
+        finally:
+            self._writing_depth -= 1
 
     def _open_for_writing(self) -> tuple[Store, Encoder]:
         """The store and its encoder; a new database is created with the encoder's model recorded."""
@@ -164,7 +180,7 @@ class Gallery:
         check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
         if not os.path.isdir(os.path.dirname(self.db_path)):
             raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
-        with self._writing():
+        with self.writing():
             store, enc = self._open_for_writing()
             summary = index_folders(store, enc, dirs, batch_size=batch_size,
                                     workers=workers, limits=limits, on_start=on_start,
@@ -185,7 +201,7 @@ class Gallery:
             (Fingerprint.parse(manifest["fingerprint"]), int(manifest["dim"]))
         if not os.path.isdir(os.path.dirname(self.db_path)):
             raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
-        with self._writing():
+        with self.writing():
             store = self._open(create=True, model=None if self._exists() else model)
             summary = index_from_parquet(store, out_dir, on_progress=on_progress)
             self._refresh_index(force=True)

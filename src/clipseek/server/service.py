@@ -186,8 +186,10 @@ class GalleryService:
 
         def run():
             try:
-                watcher.run(stop)
-            except Exception as e:  # reported once; the server goes on serving what is indexed
+                own.append(Gallery(self.db_path, self.encoder))  # this thread owns its connection
+                with own[0].writing():  # the gallery's one writer while the server watches
+                    watcher.run(stop)
+            except Exception as e:  # reported once (BusyError: another writer); serving goes on
                 if on_stop:
                     on_stop(e)
             finally:
