@@ -148,3 +148,15 @@ def test_one_job_per_folder_and_the_model_recorded_before_the_first_shard(tmp_pa
     manifest = shards.read_manifest(str(out))
     assert manifest["fingerprint"] == str(fake_encoder.fingerprint) and manifest["model"] == "fake-clip"
     assert shards.done_shards(str(out)) == set()
+
+
+def test_an_output_folder_whose_name_is_not_utf8(tmp_path, fake_encoder, photos):
+    from clipseek.embed.job import embed_job
+    from clipseek.gallery.store import Store
+    from clipseek.gallery.sync import index_from_parquet
+
+    out = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"out\xff"))
+    s = embed_job(str(photos), out, fake_encoder, shard_size=5)
+    assert s.embedded == 11 and s.shards_written == 3
+    with Store.open(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"g\xfe.db"))) as store:
+        assert index_from_parquet(store, out).added == 11

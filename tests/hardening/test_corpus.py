@@ -126,7 +126,8 @@ def test_eval_with_report_and_the_train_split(corpus, tiny_ckpt, tmp_path):
 
 @pytest.fixture(scope="module")
 def indexed(corpus, tiny_ckpt, tmp_path_factory):
-    db = str(tmp_path_factory.mktemp("db") / "g.db")
+    # the database's own name is not UTF-8 either (SQLite, FAISS and the thumbnails live beside it)
+    db = os.fsdecode(os.path.join(os.fsencode(tmp_path_factory.mktemp("db")), b"g\xff.db"))
     rc, out, err = run("index", corpus.root, "--db", db, "--model", tiny_ckpt, "--format", "json")
     assert rc == 0, err
     return db, loads(out), err
@@ -178,7 +179,7 @@ def test_search_outputs_round_trip(corpus, indexed, capfdbinary):
 
 
 def test_embed_and_load(corpus, tiny_ckpt, tmp_path):
-    out_dir = tmp_path / "emb"
+    out_dir = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"emb\xfe"))  # pyarrow takes UTF-8 paths
     rc, out, err = run("embed", corpus.root, "--out", out_dir, "--model", tiny_ckpt, "--shard-size", "7",
                        "--format", "json")
     doc = loads(out)

@@ -53,7 +53,8 @@ def list_source(source: str, path_column: str | None = None) -> list[str]:
     elif source.endswith(".parquet"):
         pa, pq = shards.pyarrow()
         col = path_column or "path"
-        table = pq.read_table(source)
+        with open(source, "rb") as f:  # a Python file: pyarrow takes a path as UTF-8
+            table = pq.read_table(f)
         if col not in table.column_names:
             raise UsageError(f"{source} has no column {col!r} (columns: {', '.join(table.column_names)}); "
                              "use --path-column")

@@ -157,13 +157,20 @@ def write_shard(out_dir: str, shard: Shard, vector_dtype: str = "float32") -> st
         "fingerprint": pa.array([str(shard.fingerprint)] * len(shard.rows), pa.string()).dictionary_encode(),
     }).replace_schema_metadata({"clipseek.fingerprint": str(shard.fingerprint)})
     target = shard_path(out_dir, shard.index)
-    atomic_write(target, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(target, lambda tmp: _write_table(pq, table, tmp))
     return target
+
+
+def _write_table(pq, table, path: str) -> None:
+    """Through a Python file: pyarrow takes a path as UTF-8, and a folder's name need not be."""
+    with open(path, "wb") as f:
+        pq.write_table(table, f)
 
 
 def shard_fingerprint(path: str) -> Fingerprint:
     _, pq = pyarrow()
-    meta = pq.read_schema(path).metadata or {}
+    with open(path, "rb") as f:
+        meta = pq.read_schema(f).metadata or {}
     try:
         return Fingerprint.parse(meta.get(b"clipseek.fingerprint", b"").decode())
     except FingerprintError as e:
@@ -173,7 +180,8 @@ def shard_fingerprint(path: str) -> Fingerprint:
 def read_shard(path: str):
     """(rows [(path, hash, size, mtime_ns, width, height)], float32 vectors (n, D), Fingerprint)."""
     _, pq = pyarrow()
-    t = pq.read_table(path)
+    with open(path, "rb") as f:
+        t = pq.read_table(f)
     n = t.num_rows
     vec = t.column("vector").combine_chunks()
     dim = vec.type.list_size

@@ -55,7 +55,7 @@ class StoreBacked:
         """Write each file atomically; the state (written last) names what is valid."""
         f = kinds.faiss()
         for p, part in enumerate(self.parts):
-            atomic_write(self._part_path(path, p), lambda tmp, part=part: f.write_index(part, tmp))
+            atomic_write(self._part_path(path, p), lambda tmp, part=part: _write_index(f, part, tmp))
 
         def write_ids(tmp: str) -> None:
             with open(tmp, "wb") as f:
@@ -76,7 +76,7 @@ class StoreBacked:
                 state = IndexState(**json.load(f))
             if state.format != FORMAT or state.kind not in KINDS:
                 return None
-            parts = [kinds.faiss().read_index(cls._part_path(path, p)) for p in range(len(state.parts))]
+            parts = [_read_index(kinds.faiss(), cls._part_path(path, p)) for p in range(len(state.parts))]
             ids = np.load(path + ".ids.npy")
         except Exception:
             return None
@@ -129,3 +129,27 @@ class StoreBacked:
     def _replace(self, other) -> None:
         self.parts, self.state, self.ids = other.parts, other.state, other.ids
         self._selectors, self._sorted = {}, {}
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _write_index(faiss, index, path: str) -> None:
+    """faiss takes a path as UTF-8; a folder's name need not be: then write through a Python file."""
+    if _utf8(path):
+        faiss.write_index(index, path)
+        return
+    with open(path, "wb") as f:
+        faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))
+
+
+def _read_index(faiss, path: str):
+    if _utf8(path):
+        return faiss.read_index(path)
+    with open(path, "rb") as f:
+        return faiss.read_index(faiss.PyCallbackIOReader(f.read))
