@@ -171,3 +171,20 @@ def test_names_that_are_not_utf8_are_stored_as_their_bytes_and_found_again(tmp_p
         moved = index_folders(s, counting, [root])
         assert (moved.moved, moved.removed, counting.embedded) == (1, 0, 4)
         assert os.path.join(root, b"moved\xfe.png") in {os.fsencode(p) for p in s.rows_under([os.fsdecode(root)])}
+
+
+def test_a_new_database_appears_whole_with_its_model_or_not_at_all(tmp_path, monkeypatch):
+    fp = FakeEncoder(name="m").fingerprint
+    db = tmp_path / "g.db"
+    real = Store._init_or_check
+
+    def killed(self, fresh, model=None):
+        real(self, fresh, model)
+        raise KeyboardInterrupt  # a kill after the schema, before the file is in place
+    monkeypatch.setattr(Store, "_init_or_check", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Store.open(str(db), model=(fp, 32))
+    assert os.listdir(tmp_path) == []  # no half-made database, no temp file
+    monkeypatch.setattr(Store, "_init_or_check", real)
+    with Store.open(str(db), model=(fp, 32)) as s:
+        assert s.fingerprint == fp and s.meta("dim") == "32" and s.count() == 0

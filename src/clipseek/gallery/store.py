@@ -32,6 +32,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from clipseek._io import temp_name
 from clipseek.core.paths import db_value, from_db, prefix_ranges
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
 from clipseek.gallery.query import PENDING
@@ -126,6 +127,9 @@ class Store:
             raise UsageError(f"{path} is a directory, not a clipseek database")
         if not exists and not os.path.isdir(os.path.dirname(path) or "."):
             raise UsageError(f"cannot create database {path}: folder does not exist")
+        if not exists and model is not None:
+            cls._create(path, model)
+            exists = True
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # we manage transactions
         try:
             store = cls(path, conn)
@@ -139,6 +143,24 @@ class Store:
             conn.close()
             raise
         return store
+
+    @classmethod
+    def _create(cls, path: str, model: tuple[Fingerprint, int]) -> None:
+        """Make the database under a temp name (schema and model in one transaction) and rename it
+        into place: a kill at any moment leaves no database or a whole one, never an empty file."""
+        tmp = temp_name(path)
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                cls(path, conn)._init_or_check(fresh=True, model=model)
+            finally:
+                conn.close()
+            os.replace(tmp, path)
+        except BaseException:
+            for leftover in (tmp, tmp + "-journal"):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+            raise
 
     def _init_or_check(self, fresh: bool, model: tuple[Fingerprint, int] | None = None) -> None:
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
