@@ -63,6 +63,25 @@ def test_ray_equals_in_process(ray_cluster, tmp_path, tiny_ckpt, encoder, photos
     assert s.fingerprint == encoder.fingerprint
 
 
+def test_ray_onnx_backend_matches_torch(ray_cluster, tmp_path, tiny_ckpt, encoder, photos):
+    """--backend onnx reaches the encoder actors: their fingerprint says onnx, the vectors are torch's."""
+    pytest.importorskip("onnxruntime")
+    from clipseek.core.images import walk_images
+    from clipseek.embed.job import embed_job
+    from clipseek.embed.stages import embed_all
+    from clipseek.model.fingerprint import Fingerprint
+
+    s = embed_job(str(photos), str(tmp_path / "out"), engine="ray", model=tiny_ckpt, device="cpu",
+                  backend="onnx", shard_size=5, batch_size=3, ray_options={"workers": 1})
+    assert (s.files, s.embedded, len(s.skipped)) == (10, 9, 1)
+    fp = Fingerprint.parse(str(s.fingerprint))
+    assert fp.backend == "onnx" and fp.same_weights(encoder.fingerprint)
+    rows, vecs, _ = read_shards(tmp_path / "out")
+    ref = embed_all(encoder, walk_images(photos), batch_size=4)
+    assert [r[0] for r in rows] == ref.paths
+    assert (np.sum(vecs * ref.vectors, axis=1) >= 0.99999).all()
+
+
 def test_ray_killed_mid_way_then_rerun(ray_cluster, tmp_path, tiny_ckpt):
     from clipseek.embed import shards
     from clipseek.embed.job import embed_job

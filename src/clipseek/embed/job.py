@@ -197,7 +197,7 @@ def _run_job(source, out_dir, encoder, engine, model, device, dtype, backend, sh
         shards.record_model_name(summary.out_dir, manifest, name)  # the actors compute the fingerprint
 
         run_ray(name, assembler, todo, batch_size=batch_size, limits=limits, device=device,
-                dtype=dtype or "auto", **{"workers": workers, **(ray_options or {})})
+                dtype=dtype or "auto", backend=backend, **{"workers": workers, **(ray_options or {})})
     if assembler.pending:
         raise shards.ShardError(f"shards {assembler.pending[:5]} did not receive all their files")
     summary.fingerprint = shards.manifest_fingerprint(manifest)

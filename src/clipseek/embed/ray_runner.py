@@ -49,10 +49,12 @@ def decode_batch(batch: dict, cfg: PreprocessCfg, shape: tuple, limits: ImageLim
 class EncodeActor:
     """Model stage: one model per actor, loaded when the actor starts."""
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "auto"):
+    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", backend: str = "torch"):
         from clipseek.model.loader import load_model
 
-        self.encoder = load_model(model, device=device, dtype=dtype)
+        # `auto` is decided here, on the worker: ONNX Runtime on a CPU worker, torch on a GPU one. The
+        # first actor to need an ONNX export makes it; the others wait on the cache's lock.
+        self.encoder = load_model(model, device=device, dtype=dtype, backend=backend)
 
     def __call__(self, batch: dict) -> dict:
         return encode_columns(self.encoder, batch)
@@ -72,7 +74,7 @@ def connect(ray, address: str | None) -> bool:
 def run_ray(model: str, assembler: ShardAssembler, todo: dict[int, list[str]], *, batch_size: int = 32,
             limits: ImageLimits = DEFAULT_LIMITS, device: str = "auto", dtype: str = "auto",
             address: str | None = None, num_gpus_per_worker: float | None = None,
-            workers: int | None = None) -> None:
+            workers: int | None = None, backend: str = "torch") -> None:
     ray = import_ray()
     from clipseek.model.loader import load_preprocess_cfg
 
@@ -99,7 +101,8 @@ def run_ray(model: str, assembler: ShardAssembler, todo: dict[int, list[str]], *
                             fn_kwargs={"cfg": cfg, "shape": shape, "limits": limits})
         ds = ds.map_batches(EncodeActor, batch_size=batch_size, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=n_actors), num_gpus=gpus,
-                            fn_constructor_kwargs={"model": model, "device": device, "dtype": dtype})
+                            fn_constructor_kwargs={"model": model, "device": device, "dtype": dtype,
+                                                  "backend": backend})
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             assembler.add(batch)
     except ray.exceptions.RayError as e:
