@@ -113,7 +113,8 @@ def test_terms_weights_paths_and_ids(tmp_path):
 
 @pytest.mark.parametrize("spec, message", [
     ("1..5:red", "weight '1..5' in '1..5:red' is not a number"),
-    ("-:red", "is not a number"),
+    ("-1:red", "must be a positive number"),
+    ("0,5:red", "weight '0,5' in '0,5:red' is not a number"),
     ("0:red", "must be a positive number"),
     ("0.5:", "empty term"),
     ("missing.jpg", "image not found: missing.jpg"),

@@ -176,11 +176,12 @@ class Term:
 
 def parse_term(spec: str, sign: float = 1.0, allow_paths: bool = True) -> Term:
     """'[WEIGHT:]VALUE'. VALUE is `image:ID`, the path of an image file (when `allow_paths`), or text.
-    A value that names no file but ends in an image extension is an error, not text."""
+    What precedes the first ':' is a weight when it has a digit and no space (so '0,5:x' is an error,
+    'note: x' text); a value that names no file but ends in an image extension is an error, not text."""
     s = str(spec).strip()
     weight = 1.0
     head, sep, rest = s.partition(":")
-    if sep and head.strip() and re.fullmatch(r"[\d.eE+-]+", head.strip()):
+    if sep and re.fullmatch(r"\S*\d\S*", head.strip()):  # a digit and no space before ':': a weight
         try:
             weight = float(head)
         except ValueError:
