@@ -5,8 +5,8 @@ resident memory of the index (RSS growth while building), its size on disk and p
 count the index chose by measurement, and for a sweep of probe counts (inverted file) or candidate
 counts (exhaustive scan): recall@10 against exact search (numpy) before and after the gallery's exact
 re-rank of 42 candidates, p50/p99 latency of the vector search alone (one query at a time); k=1,000
-latency; end to end from a text query (full-size ViT-B/32 text tower, random weights, fp32 and with
-the text tower quantized to int8); adding 1,000 vectors (no rebuild) and the drift figure they give.
+latency; end to end from a text query (full-size ViT-B/32 text tower, random weights, torch and ONNX
+Runtime, each fp32 and with the text tower quantized to int8); adding 1,000 vectors (no rebuild) and the drift figure they give.
 In the same process, for comparison: the former default (an exhaustive 4-bit scan, "pq-sq8") and
 exact `IndexFlatIP` (brute force).
 
@@ -321,12 +321,15 @@ def text_part(vi, vecs, encoders: dict, args) -> None:
         print(f"  end to end text query, text tower {name}: p50 {p(lat, 50):.1f} ms  p99 {p(lat, 99):.1f} ms  "
               f"CPU p50 {p(np.array(cpu), 50):.1f} ms (text encoding alone p50 {p(lat_text, 50):.1f} ms, "
               f"CPU {p(np.array(cpu_text), 50):.1f} ms)")
-    if len(encoders) == 2:
-        a, b = (e.encode_texts(texts) for e in encoders.values())
-        cos = (a * b).sum(1)
-        ta, tb = exact_top(vecs, a, 10), exact_top(vecs, b, 10)
-        print(f"  int8 vs fp32 text vectors: cosine min {cos.min():.4f} mean {cos.mean():.4f}; exact top-10 "
-              f"overlap on these {args.data} vectors {recall_at_10(tb, ta):.3f}")
+    names = list(encoders)
+    if len(names) > 1:
+        a = encoders[names[0]].encode_texts(texts)
+        ta = exact_top(vecs, a, 10)
+        for name in names[1:]:
+            b = encoders[name].encode_texts(texts)
+            cos = (a * b).sum(1)
+            print(f"  text vectors {name} vs {names[0]}: cosine min {cos.min():.4f} mean {cos.mean():.4f}; exact "
+                  f"top-10 overlap on these {args.data} vectors {recall_at_10(exact_top(vecs, b, 10), ta):.3f}")
 
 
 def baseline_pq(ids, vecs, queries, truth) -> None:
@@ -418,6 +421,8 @@ def main() -> None:
                     "saved in --work-dir instead of building it")
     ap.add_argument("--torch-threads", type=int, default=None, help="torch threads for the text tower")
     ap.add_argument("--no-text", action="store_true", help="skip the text tower (end-to-end) part")
+    ap.add_argument("--text-backends", default="torch,onnx", help="runtimes of the text tower for the end-to-end "
+                    "rows, each in fp32 and with the text tower in int8 (the first row is the reference)")
     ap.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "clipseek-bench"))
     ap.add_argument("--only", choices=["filtered"], default=None, help="only the filtered and arithmetic rows")
     ap.add_argument("--faiss-threads", type=int, default=None,
@@ -426,9 +431,12 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [20_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     os.makedirs(args.work_dir, exist_ok=True)
+    os.environ.setdefault("CLIPSEEK_CACHE", os.path.join(args.work_dir, "cache"))
     encoders = {} if args.no_text or all(n > args.stream_above for n in sizes) else load_encoders(args)
     import faiss
 
+    if args.faiss_threads:
+        faiss.omp_set_num_threads(args.faiss_threads)
     print(f"faiss {faiss.__version__}, {os.cpu_count()} cores, faiss threads {faiss.omp_get_max_threads()}; "
           f"{args.queries} {args.data} unit queries; load average {load_avg()}")
     for n in sizes:
@@ -447,9 +455,17 @@ def load_encoders(args) -> dict:
     from clipseek.model.quantize import quantize_int8
 
     ckpt = build_vit_b32(os.path.join(args.work_dir, "vit-b32-random"))
-    encoders = {"fp32": load_model(ckpt, device="cpu", dtype="fp32"),
-                "int8": load_model(ckpt, device="cpu", dtype="fp32")}
-    quantize_int8(encoders["int8"].model, towers=("text",))
+    encoders = {}
+    for backend in args.text_backends.split(","):
+        if backend == "torch":
+            encoders["torch fp32"] = load_model(ckpt, device="cpu", dtype="fp32")
+            encoders["torch int8"] = load_model(ckpt, device="cpu", dtype="fp32")
+            quantize_int8(encoders["torch int8"].model, towers=("text",))
+        elif backend == "onnx":  # exported into CLIPSEEK_CACHE once (cold_start.py shares it)
+            encoders["onnx fp32"] = load_model(ckpt, device="cpu", dtype="fp32", backend="onnx")
+            encoders["onnx int8"] = load_model(ckpt, device="cpu", dtype="fp32", backend="onnx", int8_text=True)
+        else:
+            raise SystemExit(f"--text-backends: unknown backend {backend!r} (torch, onnx)")
     for enc in encoders.values():
         enc.encode_texts(QUERIES[:2])  # warm-up
     return encoders
