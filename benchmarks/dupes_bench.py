@@ -135,8 +135,7 @@ def quality(args) -> None:
             with Timer() as t:
                 g.index([os.path.join(tmp, "photos")])
             store = g.store
-            with Timer() as th:
-                fill_phashes(store)  # Gallery.index computes them already: this only checks
+            fill_phashes(store)  # Gallery.index computes them already: this only checks
             ids, codes = store.phashes()
             vids, vecs = store.all_vectors()
             rows = store.get_rows(vids.tolist())

@@ -201,7 +201,7 @@ def bench_filtered(vi, vecs: np.ndarray, queries: np.ndarray, truth: np.ndarray,
         want = allowed[exact_top(vecs[allowed - 1], queries, 10)]
         for name, scan in (("picked", default), ("scan alone", 10 ** 18), ("over-fetch", 0)):
             cindex.SCAN_FACTOR = scan
-            lat = latencies(lambda q: rerank_allowed(vi, vecs, q, allowed), queries)
+            lat = latencies(lambda q, allowed=allowed: rerank_allowed(vi, vecs, q, allowed), queries)
             got = [rerank_allowed(vi, vecs, q, allowed) for q in queries]
             print(f"  filter passing {frac:4.0%} ({name:10s}): p50 {np.percentile(lat, 50):6.2f} ms  p99 "
                   f"{np.percentile(lat, 99):6.2f} ms  recall@10 {recall_at_10(got, want):.3f}  "
@@ -216,8 +216,8 @@ def bench_filtered(vi, vecs: np.ndarray, queries: np.ndarray, truth: np.ndarray,
           f"{np.percentile(lat, 99):6.2f} ms  recall@10 {recall_at_10(got, exact_top(vecs, mixed, 10) + 1):.3f}")
     for name, enc in encoders.items():
         texts = [QUERIES[i % len(QUERIES)] for i in range(len(queries))]
-        one = latencies(lambda t: rerank(vi, vecs, enc.encode_texts([t])[0]), texts)
-        three = latencies(lambda t: rerank(vi, vecs, combine([1.0, 0.5, -0.5], enc.encode_texts(
+        one = latencies(lambda t, enc=enc: rerank(vi, vecs, enc.encode_texts([t])[0]), texts)
+        three = latencies(lambda t, enc=enc: rerank(vi, vecs, combine([1.0, 0.5, -0.5], enc.encode_texts(
             [t, "at night", "a city"]))), texts)
         print(f"  end to end, text tower {name}: 1 term p50 {np.percentile(one, 50):.1f} ms, 3 terms (one "
               f"forward) p50 {np.percentile(three, 50):.1f} ms p99 {np.percentile(three, 99):.1f} ms "

@@ -46,7 +46,7 @@ def api(app):
         """schemathesis runs the ASGI lifespan around every call, and the app's shutdown closes its
         model thread: answer startup/shutdown here; the fixture closes the service at the end."""
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             return await send({"type": "lifespan.shutdown.complete"})
         return await app(scope, receive, send)
