@@ -26,7 +26,8 @@ def embed_cmd(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or checkpoint dir."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps (on each worker)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, fp32, fp16, bf16."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP + " With --engine ray, each encoder actor decides auto for its own device."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP + " With --engine ray, each encoder actor "
+                                "decides auto for its own device."),
     shard_size: int = typer.Option(10_000, "--shard-size", min=1, help="Files per Parquet shard."),
     path_column: Optional[str] = typer.Option(None, "--path-column", help="Column of paths in a .parquet/.csv source."),
     vector_dtype: str = typer.Option("float32", "--vector-dtype", help="float32 or float16 in the shards."),
