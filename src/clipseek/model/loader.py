@@ -19,7 +19,7 @@ from pathlib import Path
 
 from clipseek.core.preprocess import PreprocessCfg, check_framing
 from clipseek.errors import ModelLoadError, ModelNotFound, UsageError
-from clipseek.model import open_clip
+from clipseek.model import hub, open_clip
 from clipseek.model.base import Encoder
 from clipseek.model.hf import HFEncoder, quiet_transformers
 from clipseek.model.quantize import quantize_int8
@@ -71,6 +71,7 @@ def resolve_checkpoint(name_or_path: str) -> tuple[str, bool]:
         return str(p), True
     if p.suffix or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise ModelNotFound(f"model directory not found: {name_or_path}")
+    hub.offline()  # no network: the local cache only, at once (see model/hub.py)
     return name_or_path, False
 
 
@@ -81,6 +82,7 @@ def open_clip_source(name_or_path: str) -> tuple[str, bool] | None:
         repo = name_or_path[len(open_clip.HUB_PREFIX):]
         if repo.count("/") != 1 or not all(repo.split("/")):
             raise UsageError(f"{name_or_path!r}: expected hf-hub:ORG/NAME")
+        hub.offline()
         return repo, False
     p = Path(name_or_path).expanduser()
     if open_clip.is_open_clip_dir(p) and not (p / "config.json").is_file():
@@ -265,12 +267,13 @@ def _load_transformers(name_or_path: str, revision: str | None, torch_dtype, fra
     except (OSError, ValueError) as e:
         if local:
             raise ModelLoadError(f"cannot load checkpoint {source}: {str(e).splitlines()[0]}") from None
+        why = ("the hub is not reachable (or HF_HUB_OFFLINE=1) and it is not in the local Hugging Face cache"
+               if hub.offline() else "not found on the hub, or neither a transformers checkpoint (config.json) "
+               f"nor an open_clip one ({open_clip.CONFIG_NAME})")
         raise ModelLoadError(
-            f"cannot load {name_or_path!r} from the Hugging Face hub (offline, or not cached, or neither a "
-            f"transformers checkpoint (config.json) nor an open_clip one ({open_clip.CONFIG_NAME})). "
-            "Pass a local checkpoint directory with --model PATH (or the bundled 'clipseek-demo'), "
-            "or download it once with network access; set HF_HUB_OFFLINE=1 to use the cache only."
-        ) from None
+            f"cannot load {name_or_path!r} from the Hugging Face hub: {why}. Pass a local checkpoint "
+            "directory with --model PATH (or the bundled 'clipseek-demo'), or download it once with "
+            "network access.") from None
     if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
         raise ModelLoadError(f"{name_or_path}: {type(model).__name__} has no get_image_features/"
                              "get_text_features; not a CLIP-like model")
