@@ -1,8 +1,6 @@
-"""gallery.query: filters parsed from the user's strings, their SQL against a Python reference, query
-terms and weights, the arithmetic, and the relevance statistic."""
+"""gallery.query: filters parsed from the user's strings (applied by gallery.facets: test_facets.py),
+query terms and weights, the arithmetic, and the relevance statistic."""
 
-import os
-import sqlite3
 from datetime import datetime
 
 import numpy as np
@@ -10,11 +8,9 @@ import pytest
 
 from clipseek.errors import UsageError
 from clipseek.gallery.query import (
-    PENDING,
     Filter,
     Term,
     combine,
-    filter_sql,
     parse_term,
     relevance,
 )
@@ -52,50 +48,6 @@ def test_parse_filter_values(tmp_path):
 def test_bad_filter_values_are_usage_errors(kwargs, message):
     with pytest.raises(UsageError, match=message):
         Filter.parse(**kwargs)
-
-
-ROWS = [  # path, width, height, mtime, taken
-    ("/p/holiday/a.jpg", 800, 600, ns(2024, 1, 5), ns(2023, 7, 1)),
-    ("/p/holiday/sub/b.PNG", 600, 800, ns(2024, 2, 5), None),
-    ("/p/holiday2/c.jpeg", 500, 500, ns(2024, 3, 5), PENDING),
-    ("/p/other/d.webp", 1920, 1080, ns(2022, 3, 5), ns(2024, 6, 1)),
-    ("/p/holiday.jpg", 100, 50, ns(2021, 3, 5), None),
-]
-
-
-def reference(f: Filter) -> list[int]:
-    """Which rows pass, by plain Python (ids 1..n)."""
-    out = []
-    for i, (path, w, h, mtime, taken) in enumerate(ROWS, 1):
-        when = mtime if taken in (None, PENDING) else taken
-        ok = (not f.folders or any(path.startswith(d.rstrip("/") + "/") for d in f.folders)) and \
-            (f.after_ns is None or when >= f.after_ns) and (f.before_ns is None or when < f.before_ns) and \
-            (f.orientation is None or {"landscape": w > h, "portrait": h > w, "square": w == h}[f.orientation]) \
-            and w >= f.min_width and h >= f.min_height and \
-            (not f.exts or os.path.splitext(path)[1].lower() in f.exts)
-        if ok:
-            out.append(i)
-    return out
-
-
-@pytest.mark.parametrize("kwargs", [
-    {}, {"folders": ["/p/holiday"]}, {"folders": ["/p/holiday", "/p/other/"]}, {"folders": ["/p/nowhere"]},
-    {"after": "2024-01-01"}, {"before": "2024-01-01"}, {"after": "2023-01-01", "before": "2024-02-06"},
-    {"orientation": "landscape"}, {"orientation": "portrait"}, {"orientation": "square"},
-    {"min_size": "600x600"}, {"ext": "jpg"}, {"ext": "png,webp"},
-    {"folders": ["/p/holiday"], "orientation": "portrait", "ext": "png"},
-])
-def test_filter_sql_equals_the_reference(kwargs):
-    conn = sqlite3.connect(":memory:")
-    conn.execute("CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT, width INT, height INT, "
-                 "mtime_ns INT, taken_ns INT)")
-    conn.executemany("INSERT INTO files(path, width, height, mtime_ns, taken_ns) VALUES (?,?,?,?,?)", ROWS)
-    f = Filter.parse(root="/", **kwargs)
-    clause, params = filter_sql(f)
-    got = [r[0] for r in conn.execute(f"SELECT id FROM files WHERE {clause} ORDER BY id", params)]
-    assert got == reference(f)
-    if kwargs:
-        assert got != list(range(1, len(ROWS) + 1)) or kwargs.get("min_size")
 
 
 def test_terms_weights_paths_and_ids(tmp_path):

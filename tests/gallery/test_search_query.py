@@ -165,3 +165,48 @@ def test_relevance_is_measured_against_the_whole_gallery(gallery, photos, fkw, f
     only = gallery.search("a red car", k=60, where=f, relevant=True)
     assert [r.id for r in only] == [r.id for r in res if r.relevant]
     assert res[0].to_dict()["relevant"] == res[0].relevant
+
+
+def test_the_filter_columns_follow_changes_to_the_gallery(tmp_path, fake_encoder, monkeypatch):
+    from clipseek.gallery.facets import Facets
+
+    loads = []
+    real_load = Facets.load.__func__
+    monkeypatch.setattr(Facets, "load", classmethod(lambda cls, store: loads.append(1) or real_load(cls, store)))
+    d = tmp_path / "photos"
+    (d / "a").mkdir(parents=True)
+    for i in range(4):
+        make_image(i, (40, 30)).save(d / "a" / f"x{i}.png")
+    f = Filter.parse([str(d / "a")])
+    with clipseek.Gallery(str(tmp_path / "g.db"), fake_encoder) as g:
+        g.index([str(d)])
+        assert g.count(f) == 4 and len(g.search("x", k=9, where=f)) == 4 and g.count(f) == 4
+        assert len(loads) == 1  # read once while nothing changes
+        make_image(9, (40, 30)).save(d / "a" / "new.png")
+        g.index([str(d)])  # this connection's commit
+        assert g.count(f) == 5 and any(r.path.endswith("new.png") for r in g.search("x", k=5, where=f))
+        os.remove(d / "a" / "x0.png")
+        g.index([str(d)], refresh_index=False)  # one more, the FAISS cache left alone
+        assert g.count(f) == 4 and len(loads) == 3
+        with clipseek.Gallery(str(tmp_path / "g.db"), fake_encoder) as other:  # another connection's commit
+            os.rename(d / "a" / "new.png", d / "moved.png")
+            other.index([str(d)])
+        assert g.count(f) == 3 and g.count(Filter.parse([str(d)])) == 4 and len(loads) == 4
+
+
+def test_a_folder_whose_name_is_not_utf8_filters_like_any_other(tmp_path, fake_encoder):
+    root = os.fsencode(tmp_path / "photos")
+    for sub, n in ((b"caf\xe9", 3), (b"caf\xe9s", 2), (b"ok", 1)):  # caf\xe9 is a string prefix of caf\xe9s
+        os.makedirs(os.path.join(root, sub))
+        for i in range(n):
+            with open(os.path.join(root, sub, b"p%d\xff.png" % i if i else b"p0.png"), "wb") as fh:
+                make_image(i, (40, 30)).save(fh, "PNG")
+    with clipseek.Gallery(str(tmp_path / "g.db"), fake_encoder) as g:
+        g.index([os.fsdecode(root)])
+        for given, ext, want in (([b"caf\xe9"], None, 3), ([b"caf\xe9/"], None, 3), ([b"caf"], None, 0),
+                                 ([b"caf\xe9s", b"ok"], None, 3), ([b"caf\xe9s"], "png", 2), ([b"ok"], "jpg", 0)):
+            f = Filter.parse([os.fsdecode(os.path.join(root, x)) for x in given], ext=ext)
+            res = g.search("x", k=9, where=f)
+            assert g.count(f) == len(res) == want, given
+            assert all(os.fsencode(r.path).startswith(os.path.join(root, given[0].rstrip(b"/")) + b"/")
+                       for r in res if len(given) == 1)

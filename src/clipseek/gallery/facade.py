@@ -4,10 +4,11 @@
 an encoder (loaded from the model recorded in the database unless one is given).
 
 A search: the query's terms (text, an image, `add` and `subtract`: gallery.query) -> one unit vector
--> the filter's row ids from the store (`where`, before ranking) -> candidates from the index among
-those rows -> exact cosine from the stored vectors -> relevance of each result against the query's
-scores over a uniform sample of the gallery and its best scores over the whole gallery (an extra
-unfiltered look-up of the top when filtered) -> with `relevant=True`, only the relevant ones.
+-> the row ids that pass the filter (`where`, before ranking: gallery.facets, the filter columns
+held in memory until the database changes) -> candidates from the index among those rows -> exact
+cosine from the stored vectors -> relevance of each result against the query's scores over a uniform
+sample of the gallery and its best scores over the whole gallery (an extra unfiltered look-up of the
+top when filtered) -> with `relevant=True`, only the relevant ones.
 
 One writer per gallery: `index`, `index_parquet` and `writing()` (a watcher's whole run) hold
 `DB.lock` (`_io.writer_lock`), so a second writer exits at once (BusyError naming the first). Readers take no such lock:
@@ -27,6 +28,7 @@ import numpy as np
 from clipseek._io import short_lock, writer_lock
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
 from clipseek.errors import BusyError, ModelMismatchError, UsageError
+from clipseek.gallery.facets import Facets
 from clipseek.gallery.query import (
     RELEVANT_AT,
     SAMPLE,
@@ -34,7 +36,6 @@ from clipseek.gallery.query import (
     Filter,
     Term,
     combine,
-    filter_sql,
     query_terms,
     relevance,
     term_vectors,
@@ -83,6 +84,7 @@ class Gallery:
         self._index: VectorIndex | None = None
         self._data_version: int | None = None
         self._sample: tuple[tuple, np.ndarray] | None = None  # (index state it was drawn for, vectors)
+        self._facets: tuple[tuple, Facets] | None = None  # (database state they were read at, filter columns)
         self.approx_threshold = approx_threshold
         self.int8_text = int8_text
         self.backend = backend
@@ -161,6 +163,7 @@ class Gallery:
         if self._store is not None:
             self._store.close()
             self._store = None
+        self._facets = None
 
     def __enter__(self) -> "Gallery":
         return self
@@ -247,7 +250,7 @@ class Gallery:
         if index.state.count == 0:
             return []
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        allowed = self.store.ids_where(*filter_sql(where)) if where else None
+        allowed = self._allowed(where) if where else None
         if allowed is not None and not len(allowed):
             return []
         scored = self._ranked(index, q, max(k, TOP_N), allowed)
@@ -283,7 +286,17 @@ class Gallery:
 
     def count(self, where: Filter | None = None) -> int:
         """Images in the gallery that pass `where` (all of them without one)."""
-        return len(self.store.ids_where(*filter_sql(where))) if where else self.store.count()
+        return len(self._allowed(where)) if where else self.store.count()
+
+    def _allowed(self, where: Filter) -> np.ndarray:
+        """Ids (ascending) of the rows that pass `where`, from the filter columns held in memory: read
+        again once the database changed (another connection's commit moves `data_version`, one of this
+        connection's moves `total_changes`)."""
+        store = self.store
+        key = (store.conn.execute("PRAGMA data_version").fetchone()[0], store.conn.total_changes)
+        if self._facets is None or self._facets[0] != key:
+            self._facets = (key, Facets.load(store))
+        return self._facets[1].allowed(where)
 
     def _refresh_index(self, force: bool = False) -> VectorIndex:
         store = self.store

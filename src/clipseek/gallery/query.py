@@ -5,7 +5,7 @@ Filter. Which images may be ranked at all (applied before ranking: a filtered se
 best images that pass it). Folders (under any of them), capture time (EXIF DateTimeOriginal, else the
 file's mtime; `after` inclusive, `before` exclusive), orientation, minimum size and file extension.
 `Filter.parse` reads the user's strings and raises UsageError with one clear line for a bad one;
-`filter_sql` turns a Filter into a WHERE clause with placeholders only.
+`gallery.facets` applies it.
 
 Terms. `--add X` / `--subtract X`, X being text, an image file's path, or `image:ID` (an indexed
 image), with an optional weight `W:X`. The query vector is the normalised weighted sum of the terms'
@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clipseek.core.images import IMAGE_EXTENSIONS
-from clipseek.core.paths import prefix_ranges
 from clipseek.errors import UsageError
 
 if TYPE_CHECKING:
@@ -130,33 +129,6 @@ def parse_exts(text: str) -> tuple[str, ...]:
             raise UsageError(f"unknown image extension {item.strip()!r}; known: {known}")
         out += [x for x in EXT_ALIASES.get(e, (e,)) if x not in out]
     return tuple(out)
-
-
-def filter_sql(f: Filter) -> tuple[str, list]:
-    """(WHERE clause over table `files`, its parameters); '1' for the empty filter."""
-    where: list[str] = []
-    params: list = []
-    if f.folders:  # a range on the path index: every path under 'a/b/' sorts in ['a/b/', 'a/b0')
-        where.append("(" + " OR ".join(["(path >= ? AND path < ?)"] * 2 * len(f.folders)) + ")")
-        for d in f.folders:  # TEXT paths and BLOB ones (names that are not UTF-8, `core.paths`)
-            params += prefix_ranges(d)
-    when = f"coalesce(nullif(taken_ns, {PENDING}), mtime_ns)"
-    if f.after_ns is not None:
-        where.append(f"{when} >= ?")
-        params.append(f.after_ns)
-    if f.before_ns is not None:
-        where.append(f"{when} < ?")
-        params.append(f.before_ns)
-    if f.orientation:
-        where.append({"landscape": "width > height", "portrait": "height > width",
-                      "square": "width = height"}[f.orientation])
-    if f.min_width or f.min_height:
-        where.append("width >= ? AND height >= ?")
-        params += [f.min_width, f.min_height]
-    if f.exts:  # extensions are validated ([a-z0-9.] only); LIKE ignores ASCII case
-        where.append("(" + " OR ".join(["path LIKE ?"] * len(f.exts)) + ")")
-        params += ["%" + e for e in f.exts]
-    return " AND ".join(where) or "1", params
 
 
 # ---- query arithmetic --------------------------------------------------------------------------------

@@ -351,11 +351,12 @@ class Store:
         sep = os.fsencode(os.sep)
         return os.fsdecode(prefix[:prefix.rfind(sep) + 1].rstrip(sep) or sep)
 
-    def ids_where(self, clause: str, params: Sequence) -> np.ndarray:
-        """Ids (ascending int64) of the rows a WHERE clause with placeholders (`query.filter_sql`)
-        selects; it reads the covering index `files_facets`, never a vector."""
-        cur = self.conn.execute(f"SELECT id FROM files INDEXED BY files_facets WHERE {clause}", list(params))
-        return np.sort(np.fromiter((r[0] for r in cur), dtype=np.int64))
+    def facet_rows(self) -> Iterator[tuple[int, str | bytes, int, int, int]]:
+        """(id, path as stored: str for TEXT, bytes for BLOB, width, height, capture time in ns) of
+        every row, read from the covering index `files_facets` (no vector is read), in path order.
+        The capture time is taken_ns, or mtime_ns where that is NULL or PENDING (`gallery.facets`)."""
+        return self.conn.execute(f"SELECT id, path, width, height, coalesce(nullif(taken_ns, {PENDING}), "
+                                 "mtime_ns) FROM files INDEXED BY files_facets")
 
     def pending_taken(self, roots: Sequence[str]) -> list[tuple[int, str]]:
         """(id, path) of the rows under `roots` whose capture time was never read."""
