@@ -210,7 +210,7 @@ def test_text_queries_batched_under_load_equal_single_queries(gallery, encoder):
     assert gone.cancel()  # e.g. the HTTP client disconnected while its query waited
     for t in threads[1:]:
         t.start()
-    while len(svc._pending) < len(queries):
+    while len(svc._model.pending) < len(queries):
         threading.Event().wait(0.01)
     gate.set()
     for t in threads:

@@ -1,6 +1,6 @@
 """The HTTP API and web page of `clipseek serve`. `create_app(...)` builds the FastAPI app (tested
-in-process); `serve(...)` only hands it to uvicorn. All logic and every limit live in
-clipseek.server.service.GalleryService; this module maps requests to its calls and its errors to statuses.
+in-process); `serve(...)` only hands it to uvicorn. All logic lives in clipseek.server.service.GalleryService
+and every limit in clipseek.server.checks; this module maps requests to its calls and its errors to statuses.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from clipseek import __version__
 from clipseek.core.paths import json_text, text_or_replacement
 from clipseek.errors import ClipseekError, UsageError
+from clipseek.server.checks import Limits, NotFound, TooLarge
 from clipseek.server.guard import Guard
 from clipseek.server.schema import (
     Classification,
@@ -33,7 +34,7 @@ from clipseek.server.schema import (
     guard_statuses,
     image_content,
 )
-from clipseek.server.service import GalleryService, Limits, NotFound, TooLarge
+from clipseek.server.service import GalleryService
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
