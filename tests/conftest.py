@@ -1,11 +1,17 @@
-"""Shared fixtures: a tiny CLIP checkpoint built once per session, a fast fake encoder (no torch), and
-generated images. No network."""
+"""Shared fixtures: a tiny CLIP checkpoint built once per session, a fast fake encoder (no torch),
+generated images and galleries, the CLI in a subprocess, and a live server. No network."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import subprocess
+import sys
+import threading
 import time
+from contextlib import contextmanager
+from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -94,6 +100,65 @@ def make_image(seed: int, size=(48, 40), mode="RGB") -> Image.Image:
     arr = rng.randint(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     img = Image.fromarray(arr)
     return img if mode == "RGB" else img.convert(mode)
+
+
+def image_folder(d, n: int, size: Callable[[int], tuple[int, int]] | None = None, name: str = "p{}.png",
+                 broken: bool = False):
+    """`n` generated PNGs in the new folder `d`: image i is make_image(i, size(i)) (make_image's
+    default size without `size`), named `name.format(i)`; plus a broken JPEG if `broken`. Returns `d`."""
+    d.mkdir(parents=True)
+    for i in range(n):
+        (make_image(i, size(i)) if size else make_image(i)).save(d / name.format(i))
+    if broken:
+        (d / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    return d
+
+
+def indexed_gallery(root, encoder, n: int, size: Callable[[int], tuple[int, int]] | None = None,
+                    name: str = "p{}.png") -> str:
+    """image_folder(root, n, size, name) indexed with `encoder` into g.db beside `root` (all `n`
+    added); returns the database's path."""
+    import clipseek
+
+    image_folder(root, n, size, name)
+    db = str(root.parent / "g.db")
+    with clipseek.Gallery(db, encoder) as g:
+        assert g.index([str(root)]).added == n
+    return db
+
+
+def cli_env(**extra: str) -> dict:
+    """The environment of a `clipseek` subprocess: offline, no warnings, plus `extra`."""
+    return dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore", **extra)
+
+
+def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    """`clipseek ARGS...` in a new process (`python -m clipseek.cli`), output captured as text."""
+    return subprocess.run([sys.executable, "-m", "clipseek.cli", *map(str, args)], capture_output=True,
+                          text=True, env=cli_env(), cwd=cwd, timeout=300)
+
+
+@contextmanager
+def live_server(app):
+    """`app` under uvicorn on a free port of 127.0.0.1, in a background thread, for a real browser:
+    yields its base URL; stops the server when the block ends."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not srv.started:
+        assert thread.is_alive() and time.time() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 def read_shards(out):

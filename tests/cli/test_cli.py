@@ -4,16 +4,9 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-
-
-def run(*args, cwd=None):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, "-m", "clipseek.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=300)
+from conftest import run_cli as run
 
 
 def test_help_and_version():

@@ -7,21 +7,14 @@ same vectors; the linear probe (colour classes are trivially separable in any em
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli as run
 from PIL import Image
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "other": (128, 128, 128)}
-
-
-def run(*args):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, "-m", "clipseek.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=300)
 
 
 @pytest.fixture(scope="module")

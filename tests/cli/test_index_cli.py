@@ -1,7 +1,6 @@
 """`clipseek index` / `clipseek search` driven as a user would, including a kill -9 mid-run."""
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -9,18 +8,13 @@ import sys
 import time
 
 import pytest
-from conftest import make_image
-from test_cli import run
+from conftest import cli_env, image_folder, make_image
+from conftest import run_cli as run
 
 
 @pytest.fixture
 def photos(tmp_path):
-    d = tmp_path / "photos"
-    d.mkdir()
-    for i in range(8):
-        make_image(i, (40 + i, 36)).save(d / f"p{i}.png")
-    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    return d
+    return image_folder(tmp_path / "photos", 8, lambda i: (40 + i, 36), broken=True)
 
 
 def cli(capsys, *args):
@@ -99,10 +93,9 @@ def test_kill_9_mid_run_then_resume(tmp_path, tiny_ckpt):
     for i in range(n):
         make_image(i, (160, 120)).save(d / f"x{i:03d}.png")
     db = tmp_path / "crash.db"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([sys.executable, "-m", "clipseek.cli", "index", str(d), "--db", str(db),
                              "--model", tiny_ckpt, "--batch-size", "4", "--workers", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     committed = 0
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:

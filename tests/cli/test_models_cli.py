@@ -1,18 +1,13 @@
 """`clipseek models` (table and JSON, instant: no model, no torch) and open_clip errors at the CLI."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from conftest import run_cli as run
+
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "open_clip" / "vit-quickgelu-40"
-
-
-def run(*args):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, "-m", "clipseek.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=300)
 
 
 def fake_cache(root: Path, repo: str) -> None:

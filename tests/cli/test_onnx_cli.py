@@ -2,13 +2,12 @@
 without importing torch or transformers, and a gallery indexed with torch searches with ONNX."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
-from conftest import make_image
-from test_cli import run
+from conftest import cli_env, image_folder
+from conftest import run_cli as run
 
 pytest.importorskip("onnxruntime")
 
@@ -19,20 +18,15 @@ PROBE = ("import sys; from clipseek.cli import main; rc = main(sys.argv[1:]); "
 
 
 def probe(*args):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
     r = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True, text=True,
-                       env=env, timeout=300)
+                       env=cli_env(), timeout=300)
     heavy = [line for line in r.stderr.splitlines() if line.startswith("HEAVY=")]
     return r, heavy[-1].removeprefix("HEAVY=") if heavy else None
 
 
 @pytest.fixture
 def photos(tmp_path):
-    d = tmp_path / "photos"
-    d.mkdir()
-    for i in range(8):
-        make_image(i, (40 + i, 36)).save(d / f"p{i}.png")
-    return d
+    return image_folder(tmp_path / "photos", 8, lambda i: (40 + i, 36))
 
 
 def test_search_and_classify_run_without_torch(tiny_ckpt, photos, tmp_path):

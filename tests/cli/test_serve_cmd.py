@@ -1,9 +1,7 @@
 """`clipseek serve` through the CLI: host/port/token handling, the banner, and a missing database."""
 
 import pytest
-from conftest import make_image
-
-import clipseek
+from conftest import indexed_gallery
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -14,13 +12,7 @@ BASE = "http://127.0.0.1"
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory, encoder):
     root = tmp_path_factory.mktemp("serve") / "photos"
-    root.mkdir()
-    for i in range(12):
-        make_image(i, (40 + 2 * i, 36)).save(root / f"p{i}.png")
-    db = str(root.parent / "g.db")
-    with clipseek.Gallery(db, encoder) as g:
-        assert g.index([str(root)]).added == 12
-    return db, str(root)
+    return indexed_gallery(root, encoder, 12, lambda i: (40 + 2 * i, 36)), str(root)
 
 
 def test_cli_serve(gallery, tiny_ckpt, monkeypatch, capsys):

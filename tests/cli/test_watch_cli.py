@@ -8,13 +8,13 @@ import subprocess
 import sys
 import threading
 
-from conftest import make_image, wait_for
+from conftest import cli_env, make_image, wait_for
 
 
 def start(*args):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "clipseek.cli", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "clipseek.cli", *map(str, args)],
+                            env=cli_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def count(db) -> int:

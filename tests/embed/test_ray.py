@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_image, read_shards
+from conftest import cli_env, image_folder, make_image, read_shards
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
@@ -37,12 +37,7 @@ def ray_cluster():
 
 @pytest.fixture
 def photos(tmp_path):
-    d = tmp_path / "photos"
-    d.mkdir()
-    for i in range(9):
-        make_image(i, (40 + i, 36)).save(d / f"p{i}.png")
-    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    return d
+    return image_folder(tmp_path / "photos", 9, lambda i: (40 + i, 36), broken=True)
 
 
 
@@ -91,11 +86,10 @@ def test_ray_killed_mid_way_then_rerun(ray_cluster, tmp_path, tiny_ckpt):
     n = 60
     for i in range(n):
         make_image(i, (480, 360)).save(d / f"x{i:02d}.png")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([sys.executable, "-m", "clipseek.cli", "embed", str(d), "--out", str(out),
                              "--engine", "ray", "--address", ray_cluster, "--model", tiny_ckpt,
                              "--device", "cpu", "--shard-size", "2", "--batch-size", "2", "--workers", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not shards.done_shards(str(out)):
         time.sleep(0.005)

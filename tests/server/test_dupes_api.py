@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
+from conftest import live_server
 from dupes_images import copies_of, photo
 
 import clipseek
@@ -54,40 +51,24 @@ def test_dupes_api(gallery, encoder):
 
 @pytest.mark.browser
 def test_duplicates_view_in_chromium(gallery, encoder):
-    import uvicorn
     from test_web_e2e import CHROMIUM, browser_or_fail
 
     sync_playwright = browser_or_fail()
-    app = create_app(gallery[0], encoder, allowed_hosts=["127.0.0.1"])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.time() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-            try:
-                page = browser.new_page()
-                page.goto(f"http://127.0.0.1:{sock.getsockname()[1]}/")
-                page.click("#dupes-btn")
-                page.wait_for_selector("#dupes-panel .dupe-group")
-                assert page.locator(".dupe-group").count() == 1
-                assert page.locator(".dupe-group .card").count() == 5
-                assert page.locator(".card.keeper .caption").inner_text() == "p0.png"
-                assert "1 group, 4 extra copies" in page.inner_text("#status")
-                page.wait_for_function("() => [...document.querySelectorAll('.dupe-group img')]"
-                                       ".every(i => i.complete && i.naturalWidth > 0)")
-                page.locator(".dupe-group .card").nth(1).click()
-                page.wait_for_selector("#viewer", state="visible")
-                assert "copies/" in page.inner_text("#viewer-caption")
-            finally:
-                browser.close()
-    finally:
-        srv.should_exit = True
-        thread.join(10)
-        sock.close()
+    with live_server(create_app(gallery[0], encoder, allowed_hosts=["127.0.0.1"])) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(base + "/")
+            page.click("#dupes-btn")
+            page.wait_for_selector("#dupes-panel .dupe-group")
+            assert page.locator(".dupe-group").count() == 1
+            assert page.locator(".dupe-group .card").count() == 5
+            assert page.locator(".card.keeper .caption").inner_text() == "p0.png"
+            assert "1 group, 4 extra copies" in page.inner_text("#status")
+            page.wait_for_function("() => [...document.querySelectorAll('.dupe-group img')]"
+                                   ".every(i => i.complete && i.naturalWidth > 0)")
+            page.locator(".dupe-group .card").nth(1).click()
+            page.wait_for_selector("#viewer", state="visible")
+            assert "copies/" in page.inner_text("#viewer-caption")
+        finally:
+            browser.close()

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import make_image
+from conftest import indexed_gallery, make_image
 from PIL import Image
 
 import clipseek
@@ -210,7 +210,7 @@ def test_text_queries_batched_under_load_equal_single_queries(gallery, encoder):
     assert gone.cancel()  # e.g. the HTTP client disconnected while its query waited
     for t in threads[1:]:
         t.start()
-    while len(svc._pending) < len(queries):
+    while len(svc._model.pending) < len(queries):
         threading.Event().wait(0.01)
     gate.set()
     for t in threads:
@@ -332,12 +332,7 @@ def test_static_traversal(client):
 
 def test_file_gone_after_indexing(tmp_path, encoder):
     root = tmp_path / "photos"
-    root.mkdir()
-    for i in range(3):
-        make_image(i).save(root / f"a{i}.png")
-    db = str(tmp_path / "g.db")
-    with clipseek.Gallery(db, encoder) as g:
-        g.index([str(root)])
+    db = indexed_gallery(root, encoder, 3, name="a{}.png")
     with TestClient(create_app(db, encoder), base_url=BASE) as c:
         ids = ids_by_path(c)
         os.remove(root / "a1.png")

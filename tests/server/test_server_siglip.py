@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import make_image
+from conftest import indexed_gallery, make_image
 from PIL import Image
 
 import clipseek
@@ -18,13 +18,8 @@ from clipseek.server import create_app  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, siglip_encoder):
-    root = tmp_path_factory.mktemp("siglip-server") / "photos"
-    root.mkdir()
-    for i in range(4):
-        make_image(i, (40 + 6 * i, 36)).save(root / f"p{i}.png")
-    db = str(root.parent / "g.db")
-    with clipseek.Gallery(db, siglip_encoder) as g:
-        assert g.index([str(root)]).added == 4
+    db = indexed_gallery(tmp_path_factory.mktemp("siglip-server") / "photos", siglip_encoder, 4,
+                         lambda i: (40 + 6 * i, 36))
     with TestClient(create_app(db, siglip_encoder), base_url="http://127.0.0.1") as c:
         yield c
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import make_image, wait_for
+from conftest import indexed_gallery, make_image, wait_for
 
 import clipseek
 
@@ -17,12 +17,7 @@ from clipseek.server import create_app  # noqa: E402
 
 def test_searches_see_new_images_and_a_deleted_folder_is_reported(tmp_path, encoder):
     root = tmp_path / "photos"
-    root.mkdir()
-    for i in range(3):
-        make_image(i).save(root / f"p{i}.png")
-    db = str(tmp_path / "g.db")
-    with clipseek.Gallery(db, encoder) as g:
-        g.index([str(root)])
+    db = indexed_gallery(root, encoder, 3)
     batches, stops = [], []
     app = create_app(db, encoder)
     with TestClient(app, base_url="http://127.0.0.1") as c:

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 
 import pytest
+from conftest import live_server
 from PIL import Image, ImageDraw
 
 import clipseek
@@ -48,8 +46,6 @@ def shape_image(i: int, size=(200, 150)) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, encoder):
-    import uvicorn
-
     from clipseek.server import create_app
 
     root = tmp_path_factory.mktemp("e2e") / "photos"
@@ -59,21 +55,8 @@ def server(tmp_path_factory, encoder):
     db = str(root.parent / "g.db")
     with clipseek.Gallery(db, encoder) as g:
         g.index([str(root)])
-    app = create_app(db, encoder, token=TOKEN, allowed_hosts=["127.0.0.1", "localhost"])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.time() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", root
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with live_server(create_app(db, encoder, token=TOKEN, allowed_hosts=["127.0.0.1", "localhost"])) as base:
+        yield base, root
 
 
 def test_page_search_view_classify_in_chromium(server, tmp_path):

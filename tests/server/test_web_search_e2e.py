@@ -9,12 +9,10 @@ CLIPSEEK_E2E_SHOTS=DIR keeps the screenshot.
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from conftest import live_server
 from test_web_e2e import CHROMIUM, TOKEN, browser_or_fail, shape_image
 
 import clipseek
@@ -25,8 +23,6 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, encoder):
-    import uvicorn
-
     from clipseek.server import create_app
 
     root = tmp_path_factory.mktemp("e2e-search") / "photos"
@@ -37,20 +33,8 @@ def site(tmp_path_factory, encoder):
     db = str(root.parent / "g.db")
     with clipseek.Gallery(db, encoder) as g:
         g.index([str(root)])
-    app = create_app(db, encoder, token=TOKEN, allowed_hosts=["127.0.0.1", "localhost"])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.time() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", root, db
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with live_server(create_app(db, encoder, token=TOKEN, allowed_hosts=["127.0.0.1", "localhost"])) as base:
+        yield base, root, db
 
 
 def captions(page) -> list[str]:

@@ -1,6 +1,6 @@
 """The HTTP API and web page of `clipseek serve`. `create_app(...)` builds the FastAPI app (tested
-in-process); `serve(...)` only hands it to uvicorn. All logic and every limit live in
-clipseek.server.service.GalleryService; this module maps requests to its calls and its errors to statuses.
+in-process); `serve(...)` only hands it to uvicorn. All logic lives in clipseek.server.service.GalleryService
+and every limit in clipseek.server.checks; this module maps requests to its calls and its errors to statuses.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from clipseek import __version__
 from clipseek.core.paths import json_text, text_or_replacement
 from clipseek.errors import ClipseekError, UsageError
+from clipseek.server.checks import Limits, NotFound, TooLarge
 from clipseek.server.guard import Guard
 from clipseek.server.schema import (
     Classification,
@@ -33,7 +34,7 @@ from clipseek.server.schema import (
     guard_statuses,
     image_content,
 )
-from clipseek.server.service import GalleryService, Limits, NotFound, TooLarge
+from clipseek.server.service import GalleryService
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -103,9 +104,13 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
     app.add_middleware(Guard, token=token, max_body=limits.max_upload_bytes + (1 << 20),
                        allowed_hosts=allowed_hosts)
     _add_error_handlers(app)
-
     _add_routes(app, svc, limits, guard_statuses(token, allowed_hosts))
+    _add_page(app)
+    return app
 
+
+def _add_page(app: FastAPI) -> None:
+    """The web page and its static files, and a JSON 404/405 for any other /api path."""
     @app.get("/", include_in_schema=False)
     async def page():
         return FileResponse(os.path.join(STATIC_DIR, "index.html"), headers=PAGE_HEADERS)
@@ -121,12 +126,19 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
         return _error(404, "no such API endpoint; see /docs")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app
 
 
 def _add_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[int, ...]) -> None:
     """The API. Every status a route can answer is in its `responses` (schema.py), so /openapi.json
     tells the truth; FastAPI checks the ranges the schema states (422), the service the rest (400)."""
+    _info_routes(app, svc, guard)
+    _search_routes(app, svc, limits, guard)
+    _classify_routes(app, svc, limits, guard)
+    _dupes_routes(app, svc, guard)
+    _image_routes(app, svc, guard)
+
+
+def _info_routes(app: FastAPI, svc: GalleryService, guard: tuple[int, ...]) -> None:
     @app.get("/api/health", tags=["info"], responses={200: {"model": Health}, **errors(guard=guard)})
     async def health():
         return {"status": "ok", "version": __version__}
@@ -135,6 +147,8 @@ def _add_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[
     async def stats():
         return await run_in_threadpool(svc.stats)
 
+
+def _search_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[int, ...]) -> None:
     @app.get("/api/search", tags=["search"], summary="Images matching a text query",
              responses={200: {"model": TextSearch}, **errors(400, 422, guard=guard)})
     async def search(q: str = Query("", max_length=limits.max_query_chars,
@@ -170,6 +184,8 @@ def _add_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[
         data = await file.read(limits.max_upload_bytes + 1)
         return await run_in_threadpool(svc.search_image, data, k, file.filename or "", opts)
 
+
+def _classify_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[int, ...]) -> None:
     @app.post("/api/classify", tags=["classify"], summary="Zero-shot probabilities of labels",
               responses={200: {"model": Classification}, **errors(400, 413, 422, guard=guard)})
     async def classify(file: UploadFile = File(..., description="The image to classify."),
@@ -181,6 +197,8 @@ def _add_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[
         data = await file.read(limits.max_upload_bytes + 1)
         return await run_in_threadpool(svc.classify, data, labels, templates, file.filename or "")
 
+
+def _dupes_routes(app: FastAPI, svc: GalleryService, guard: tuple[int, ...]) -> None:
     @app.get("/api/dupes", tags=["search"], summary="Groups of duplicate images, with a keeper each",
              responses=errors(400, 422, guard=guard))
     async def dupes(similar: bool = Query(False, description="Also group near-identical shots (bursts) "
@@ -189,6 +207,9 @@ def _add_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[
                     limit: int = Query(500, description="Groups to return at most, the largest first.")):
         return await run_in_threadpool(svc.dupes, similar, threshold, limit)
 
+
+def _image_routes(app: FastAPI, svc: GalleryService, guard: tuple[int, ...]) -> None:
+    """The original image and its thumbnail, by id (`?token=` works too, for <img> tags)."""
     @app.get("/api/images/{image_id}", tags=["images"], summary="The original image file, by id",
              response_class=Response,
              responses={**image_content("The image file (formats browsers cannot show are sent as "
