@@ -397,3 +397,17 @@ def test_filtered_search_returns_the_k_best_allowed_live_rows(kind, scan_factor,
                     assert len(set(want.tolist()) - set(wider.tolist())) <= k // 10
     assert vi.search(vecs[0], 10, allowed=np.array([], np.int64))[1].shape == (1, 0)
     assert vi.search(vecs[0], 10, allowed=gone[:5])[1].shape == (1, 0)  # only deleted rows allowed
+
+
+@pytest.mark.parametrize("kind", ["flat", "pq-sq8"])
+def test_filtered_search_takes_allowed_ids_in_any_order_with_repeats(kind):
+    rng = np.random.default_rng(9)
+    vecs, ids = clustered(rng, 1500), np.arange(1, 1501, dtype=np.int64)
+    vi = VectorIndex.build(ids, vecs, kind=kind)
+    allowed = np.sort(rng.choice(ids, 700, replace=False))
+    shuffled = np.concatenate([rng.permutation(allowed), allowed[:50]])  # unsorted, 50 repeated
+    for q in clustered(rng, 3):
+        want = vi.search(q, 20, allowed=allowed)
+        got = vi.search(q, 20, allowed=shuffled)
+        assert got[1].tolist() == want[1].tolist() and np.allclose(got[0], want[0])
+        assert set(got[1][0].tolist()) <= set(allowed.tolist())
