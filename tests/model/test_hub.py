@@ -17,10 +17,9 @@ REFUSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
 def fresh_probe(monkeypatch):
     import huggingface_hub.constants as constants
 
-    monkeypatch.setattr(hub, "_offline", None)
+    monkeypatch.setattr(hub, "_probed", False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # restored after the test (offline() may set it)
     return constants
 
 
@@ -33,13 +32,13 @@ def test_reachable_sees_a_listening_port_and_a_refused_one():
 
 
 def test_an_unreachable_hub_switches_this_process_to_the_cache_only(fresh_probe, monkeypatch):
-    monkeypatch.setenv("HF_ENDPOINT", REFUSED)
+    monkeypatch.setattr(fresh_probe, "ENDPOINT", REFUSED)
     assert hub.offline() is True
     assert fresh_probe.HF_HUB_OFFLINE is True and os.environ["HF_HUB_OFFLINE"] == "1"
 
 
 def test_offline_asked_by_the_user_needs_no_probe(fresh_probe, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(fresh_probe, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 gives at import
     monkeypatch.setattr(hub, "reachable", lambda *a, **k: pytest.fail("probed although offline was asked"))
     assert hub.offline() is True
 

@@ -11,16 +11,10 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from urllib.parse import urlparse
 
 PROBE_TIMEOUT_S = 3.0
-_offline: bool | None = None  # the answer, once asked
-
-
-def _env_offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "on", "yes", "true")
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+_probed = False
 
 
 def reachable(endpoint: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
@@ -35,15 +29,15 @@ def reachable(endpoint: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
 
 
 def offline() -> bool:
-    """True when hub downloads are off for this process: asked by the user (HF_HUB_OFFLINE=1) or the
-    hub did not answer the probe, in which case offline mode is switched on here."""
-    global _offline
-    if _offline is None:
-        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-        _offline = _env_offline() or not reachable(endpoint)
-        if _offline and not _env_offline():
-            os.environ["HF_HUB_OFFLINE"] = "1"  # for huggingface_hub when it is imported later
-            constants = sys.modules.get("huggingface_hub.constants")
-            if constants is not None:  # already imported: it read the variable at import
-                constants.HF_HUB_OFFLINE = True
-    return _offline
+    """True when hub downloads are off for this process: asked by the user (HF_HUB_OFFLINE=1,
+    TRANSFORMERS_OFFLINE=1, as huggingface_hub reads them) or the hub did not answer the probe, in
+    which case huggingface_hub's offline mode is switched on here (and for child processes)."""
+    global _probed
+    from huggingface_hub import constants
+
+    if not _probed and not constants.is_offline_mode():
+        _probed = True
+        if not reachable(constants.ENDPOINT):
+            constants.HF_HUB_OFFLINE = True
+            os.environ["HF_HUB_OFFLINE"] = "1"
+    return constants.is_offline_mode()
