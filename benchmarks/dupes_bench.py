@@ -28,29 +28,16 @@ import time
 import numpy as np
 from _common import Timer  # also puts src/ on the path
 
-from clipseek.data.synthetic import COLOURS, SHAPES, render
+from clipseek.data.synthetic import COLOURS, SHAPES, photo_like, render
 
 KINDS = ("bytes", "jpeg60", "half", "crop5")
-
-
-def draw_photo(seed: int, size: tuple[int, int] = (320, 240)):
-    """A photo-like picture: a smooth colour field (an 8x6 random grid, bicubic) and six discs."""
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(seed)
-    img = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(size, Image.BICUBIC)
-    draw = ImageDraw.Draw(img)
-    for _ in range(6):
-        x, y, r = rng.integers(0, size[0]), rng.integers(0, size[1]), rng.integers(10, 60)
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
-    return img
 
 
 def build_folder(root: str, distinct: int, copied: int, size: int = 256, seed: int = 0,
                  style: str = "shapes"):
     """Originals `o{i}.png` + copies under `copies/`; returns {path: original index}. `shapes`: the
     synthetic dataset's pictures (one shape on a plain, noisy or striped background, 48 classes);
-    `photo`: `draw_photo`."""
+    `photo`: `clipseek.data.synthetic.photo_like`."""
     rng = np.random.default_rng(seed)
     classes = [(c, s) for c in COLOURS for s in SHAPES]
     os.makedirs(os.path.join(root, "copies"), exist_ok=True)
@@ -58,7 +45,7 @@ def build_folder(root: str, distinct: int, copied: int, size: int = 256, seed: i
     for i in range(distinct):
         colour, shape = classes[i % len(classes)]
         img = render(colour, shape, ("small", "large")[i % 2], ("plain", "noise", "stripes")[i % 3],
-                     seed * 100_003 + i, size) if style == "shapes" else draw_photo(seed * 100_003 + i)
+                     seed * 100_003 + i, size) if style == "shapes" else photo_like(seed * 100_003 + i)
         path = os.path.join(root, f"o{i:03d}.png")
         img.save(path)
         truth[path] = i
@@ -144,18 +131,12 @@ def quality(args) -> None:
             path_p = [rows[i].path for i in ids.tolist()]
             path_v = [rows[i].path for i in vids.tolist()]
             print("\nsignal                  pairs  precision  recall  false  recall per kind of copy")
-            for d in args.phash:
-                i, j, _ = hamming_pairs(codes, d)
-                found = {frozenset((path_p[a], path_p[b])) for a, b in zip(i, j)}
+            signals = [(f"pHash <= {d:2d} bits  ", hamming_pairs(codes, d), path_p) for d in args.phash]
+            signals += [(f"CLIP cos >= {c:.3f}", cosine_pairs(vecs, c), path_v) for c in args.cosine]
+            for label, (i, j, _), paths in signals:
+                found = {frozenset((paths[a], paths[b])) for a, b in zip(i, j)}
                 p, r, fp = pr(found, want)
-                print(f"pHash <= {d:2d} bits      {len(found):6d}   {p:8.3f} {r:7.3f} {fp:6d}  "
-                      f"{recall_by_kind(found, want)}")
-            for c in args.cosine:
-                i, j, _ = cosine_pairs(vecs, c)
-                found = {frozenset((path_v[a], path_v[b])) for a, b in zip(i, j)}
-                p, r, fp = pr(found, want)
-                print(f"CLIP cos >= {c:.3f}    {len(found):6d}   {p:8.3f} {r:7.3f} {fp:6d}  "
-                      f"{recall_by_kind(found, want)}")
+                print(f"{label}    {len(found):6d}   {p:8.3f} {r:7.3f} {fp:6d}  {recall_by_kind(found, want)}")
             print("\ngroups (all pairs inside each group), as `clipseek dupes` reports them")
             for d in args.phash:
                 for confirm in (None, args.confirm):

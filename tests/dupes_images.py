@@ -2,19 +2,9 @@
 
 import shutil
 
-import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
-
-def photo(seed: int, size=(320, 240)) -> Image.Image:
-    """A photo-like picture: a smooth colour field and six discs (distinct seeds: distinct pictures)."""
-    rng = np.random.default_rng(seed)
-    img = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(size, Image.BICUBIC)
-    draw = ImageDraw.Draw(img)
-    for _ in range(6):
-        x, y, r = rng.integers(0, size[0]), rng.integers(0, size[1]), rng.integers(10, 60)
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
-    return img
+from clipseek.data.synthetic import photo_like as photo  # noqa: F401  (the tests import it from here)
 
 
 def copies_of(src, out_dir, stem):

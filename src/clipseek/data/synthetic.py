@@ -89,6 +89,18 @@ def _background(rng: random.Random, kind: str, size: int) -> Image.Image:
     return img
 
 
+def photo_like(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    """A photo-like picture for tests and benchmarks (duplicates, decoding): a smooth colour field (an
+    8x6 random grid, bicubic) and six discs; distinct seeds give distinct pictures."""
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(size, Image.BICUBIC)
+    draw = ImageDraw.Draw(img)
+    for _ in range(6):
+        x, y, r = rng.integers(0, size[0]), rng.integers(0, size[1]), rng.integers(10, 60)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    return img
+
+
 def render(colour: str, shape: str, size_word: str, background: str, seed: int, size: int = 64) -> Image.Image:
     """Draw one sample; the same arguments always give the same pixels."""
     rng = random.Random(seed)
