@@ -131,22 +131,27 @@ function showBars(predictions, scoring) {
   $("classify-panel").hidden = false;
 }
 
-function dupeCard(m) {
-  const card = document.createElement("button");
-  card.type = "button";
-  card.className = "card" + (m.reason === "keep" ? " keeper" : "");
-  card.title = m.path + "  (" + m.width + "×" + m.height + ", " + m.size.toLocaleString() + " bytes)";
+// The inside of an image card (a search result, a duplicate): thumbnail, badge, caption.
+function thumbParts(m, badgeText) {
   const img = document.createElement("img");
   img.loading = "lazy";
   img.alt = m.path;
   img.src = withToken("/api/thumbs/" + m.id);
   const badge = document.createElement("span");
   badge.className = "score";
-  badge.textContent = m.reason === "keep" ? "keep" : m.reason + " " + fmtScore(m.score);
+  badge.textContent = badgeText;
   const cap = document.createElement("span");
   cap.className = "caption";
   cap.textContent = m.path;
-  card.append(img, badge, cap);
+  return [img, badge, cap];
+}
+
+function dupeCard(m) {
+  const card = document.createElement("button");
+  card.type = "button";
+  card.className = "card" + (m.reason === "keep" ? " keeper" : "");
+  card.title = m.path + "  (" + m.width + "×" + m.height + ", " + m.size.toLocaleString() + " bytes)";
+  card.append(...thumbParts(m, m.reason === "keep" ? "keep" : m.reason + " " + fmtScore(m.score)));
   card.addEventListener("click", () => openViewer(m));
   return card;
 }

@@ -116,17 +116,7 @@ function resultCard(r, dimmed) {
   open.type = "button";
   open.className = "card-open";
   open.title = r.path + "  (" + r.width + "×" + r.height + ")";
-  const img = document.createElement("img");
-  img.loading = "lazy";
-  img.alt = r.path;
-  img.src = withToken("/api/thumbs/" + r.id);
-  const score = document.createElement("span");
-  score.className = "score";
-  score.textContent = fmtScore(r.score);
-  const cap = document.createElement("span");
-  cap.className = "caption";
-  cap.textContent = r.path;
-  open.append(img, score, cap);
+  open.append(...thumbParts(r, fmtScore(r.score)));
   open.addEventListener("click", () => openViewer(r));
   const actions = document.createElement("div");
   actions.className = "card-actions";
