@@ -17,6 +17,14 @@ def start(*args):
                             text=True)
 
 
+def read_lines(stream) -> tuple[list[str], threading.Thread]:
+    """The lines of `stream` as they arrive (a list a daemon thread appends to), and that thread."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")), daemon=True)
+    reader.start()
+    return lines, reader
+
+
 def count(db) -> int:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
@@ -32,9 +40,7 @@ def test_watch_then_ctrl_c(tmp_path, tiny_ckpt):
         make_image(i).save(d / f"p{i}.png")
     db = tmp_path / "g.db"
     proc = start("index", d, "--db", db, "--model", tiny_ckpt, "--watch", "--poll", "--poll-interval", "0.1")
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
+    lines, reader = read_lines(proc.stdout)
     try:
         assert wait_for(lambda: count(db) == 3), "first pass did not commit"
         for i in range(3, 8):
@@ -63,9 +69,7 @@ def test_deleted_folder_stops_with_one_line(tmp_path, tiny_ckpt):
     make_image(0).save(d / "p0.png")
     db = tmp_path / "g.db"
     proc = start("index", d, "--db", db, "--model", tiny_ckpt, "--watch", "--poll", "--poll-interval", "0.1")
-    errs: list[str] = []
-    reader = threading.Thread(target=lambda: errs.extend(iter(proc.stderr.readline, "")), daemon=True)
-    reader.start()
+    errs, reader = read_lines(proc.stderr)
     try:
         assert wait_for(lambda: count(db) == 1)
         # delete once the watcher holds the folder (not a fixed delay after the first commit: what runs

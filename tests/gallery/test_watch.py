@@ -8,7 +8,7 @@ import sys
 import threading
 
 import pytest
-from conftest import make_image
+from conftest import image_folder, make_image
 
 from clipseek.gallery import watch as watch_mod
 from clipseek.gallery.facade import Gallery
@@ -55,10 +55,8 @@ class Running:
 
 @pytest.fixture
 def root(tmp_path):
-    d = tmp_path / "photos"
-    (d / "sub").mkdir(parents=True)
-    for i in range(3):
-        make_image(i).save(d / f"p{i}.png")
+    d = image_folder(tmp_path / "photos", 3)
+    (d / "sub").mkdir()
     return d
 
 
