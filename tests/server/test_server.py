@@ -13,7 +13,7 @@ from PIL import Image
 
 import clipseek
 from clipseek.core.prompts import DEFAULT_TEMPLATE, parse_labels
-from clipseek.server.service import Limits
+from clipseek.server.checks import Limits
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402

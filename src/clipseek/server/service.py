@@ -28,7 +28,6 @@ from clipseek.server.checks import (
     Limits,
     NotFound,
     SearchOptions,
-    TooLarge,
     check_k,
     check_labels,
     check_query,
@@ -42,8 +41,6 @@ from clipseek.server.worker import ModelThread
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
-
-__all__ = ["GalleryService", "Limits", "NotFound", "SearchOptions", "TooLarge"]
 
 
 class GalleryService:
