@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
-from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, walk_images
 from clipseek.core.organise import UNSURE, Transfer, plan_transfers, safe_folder_name
 from clipseek.core.prompts import (
     DEFAULT_TEMPLATE,
@@ -21,9 +21,11 @@ from clipseek.core.prompts import (
 )
 from clipseek.core.scores import probabilities, scoring, top_k
 from clipseek.embed.stages import embed_all
-from clipseek.errors import Skipped
+from clipseek.errors import Skipped, UsageError
 
 if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
     from clipseek.model.base import Encoder
 
 
@@ -56,20 +58,70 @@ class ClassifyResult:
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
-def classify(encoder: Encoder, paths: Sequence[str], labels: Sequence[str],
+ImageInput = Union[str, "os.PathLike[str]", "PILImage"]
+
+
+def classify(model: Encoder | str, images: ImageInput | Iterable[ImageInput], labels: Sequence[str],
              templates: Sequence[Template] = (DEFAULT_TEMPLATE,), top: int = 5, batch_size: int = 32,
              workers: int | None = None, on_progress: Callable[[int], None] | None = None,
              limits: ImageLimits = DEFAULT_LIMITS) -> ClassifyResult:
-    """Classify image files against labels. Unreadable files are returned in `skipped`; `limits`
-    bounds what one file may cost (bytes read, pixels decoded)."""
+    """Classify images against labels: `classify(model, "photos/", ["cat", "dog"])`.
+
+    `model`: a loaded Encoder, or a name/path for `load_model`. `images`: one file, one folder (its
+    images, recursively, as on the command line), a PIL image, or a list mixing them; files are read
+    in worker threads and those that cannot be read come back in `skipped`, a PIL image is used as
+    given and named `<image N>` (N: its position in the list). Predictions keep the input order.
+    `limits` bounds what one file may cost (bytes read, pixels decoded)."""
+    encoder = _as_encoder(model)
     labels = clean_labels(labels)
     class_vecs = build_classifier(encoder, labels, templates)
-    emb = embed_all(encoder, paths, batch_size=batch_size, workers=workers, on_progress=on_progress,
+    items = _image_items(images)
+    files = [x for x in items if not isinstance(x, tuple)]
+    emb = embed_all(encoder, files, batch_size=batch_size, workers=workers, on_progress=on_progress,
                     limits=limits)
-    probs = probabilities(emb.vectors, class_vecs, encoder.logit_scale, encoder.logit_bias)
-    preds = [Prediction(p, r) for p, r in zip(emb.paths, top_k(probs, labels, top))]
-    best = (emb.vectors @ class_vecs.T).max(axis=1) if len(preds) else np.zeros(0, np.float32)
+    by_path = dict(zip(emb.paths, emb.vectors))
+    pil = [x for x in items if isinstance(x, tuple)]
+    pil_vecs = encoder.encode_images([im for _, im in pil], batch_size=batch_size) if pil else None
+    by_name = {name: pil_vecs[k] for k, (name, _) in enumerate(pil)}
+    names, rows = [], []
+    for x in items:  # the input order: files that were read, and the in-memory images
+        name = x[0] if isinstance(x, tuple) else x
+        vec = by_name.get(name) if isinstance(x, tuple) else by_path.get(name)
+        if vec is not None:
+            names.append(name)
+            rows.append(vec)
+    vectors = np.stack(rows).astype(np.float32) if rows else np.zeros((0, encoder.dim), np.float32)
+    probs = probabilities(vectors, class_vecs, encoder.logit_scale, encoder.logit_bias)
+    preds = [Prediction(p, r) for p, r in zip(names, top_k(probs, labels, top))]
+    best = (vectors @ class_vecs.T).max(axis=1) if len(preds) else np.zeros(0, np.float32)
     return ClassifyResult(labels, preds, emb.skipped, probs, best, scoring(encoder.logit_bias))
+
+
+def _as_encoder(model: Encoder | str) -> Encoder:
+    if isinstance(model, (str, os.PathLike)):
+        from clipseek.model.loader import load_model
+
+        return load_model(os.fspath(model))
+    return model
+
+
+def _image_items(images) -> list:
+    """Files as path strings (folders expanded, in the order given) and PIL images as (name, image)."""
+    from PIL import Image
+
+    if isinstance(images, (str, bytes, os.PathLike, Image.Image)):
+        images = [images]
+    out: list = []
+    for k, x in enumerate(images):
+        if isinstance(x, Image.Image):
+            out.append((f"<image {k}>", x))
+        elif not isinstance(x, (str, bytes, os.PathLike)):
+            raise UsageError(f"images[{k}] is a {type(x).__name__}: give file or folder paths or PIL images")
+        elif os.path.isdir(x):
+            out.extend(walk_images(os.fsdecode(x)))
+        else:
+            out.append(os.fsdecode(x))
+    return out
 
 
 def sort_plan(result: ClassifyResult, out_dir: str, unsure_below: float | None = None,
@@ -89,7 +141,9 @@ def sort_plan(result: ClassifyResult, out_dir: str, unsure_below: float | None =
 
 def classify_images(encoder: Encoder, images, labels: Sequence[str],
                     templates: Sequence[Template] = (DEFAULT_TEMPLATE,)) -> np.ndarray:
-    """In-memory PIL images -> (N, L) probabilities (the model's own: softmax or sigmoid)."""
-    class_vecs = build_classifier(encoder, clean_labels(labels), templates)
-    return probabilities(encoder.encode_images(list(images)), class_vecs, encoder.logit_scale,
-                         encoder.logit_bias)
+    """Deprecated: `classify(encoder, images, labels, templates).probs` does the same (and more)."""
+    import warnings
+
+    warnings.warn("classify_images is deprecated: use classify(model, images, labels).probs",
+                  DeprecationWarning, stacklevel=2)
+    return classify(encoder, list(images), labels, templates).probs

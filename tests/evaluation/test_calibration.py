@@ -74,7 +74,7 @@ def test_never_fitted_on_train(encoder, tmp_path):
 
 def test_siglip_eval_uses_the_model_own_probabilities(siglip_encoder, tmp_path):
     from clipseek.core.images import open_image
-    from clipseek.zero_shot import classify_images
+    from clipseek.zero_shot import classify
 
     data = split_folder(tmp_path / "s", ["test"])
     doc = run_eval(data, ["siglip"], lambda m: siglip_encoder, resolve_prompt_sets(), probe=False)
@@ -82,7 +82,7 @@ def test_siglip_eval_uses_the_model_own_probabilities(siglip_encoder, tmp_path):
     assert row["scoring"] == "sigmoid" and row["calibration"]["scoring"] == "sigmoid"
     classes = doc["dataset"]["classes"]
     paths = [f"{data}/test/{c}/{i}.png" for c in classes for i in range(4)]
-    probs = classify_images(siglip_encoder, [open_image(p) for p in paths], doc["dataset"]["label_texts"])
+    probs = classify(siglip_encoder, [open_image(p) for p in paths], doc["dataset"]["label_texts"]).probs
     y = np.repeat(np.arange(len(classes)), 4)
     assert row["metrics"]["ece"] == pytest.approx(ev.expected_calibration_error(probs, y), abs=1e-6)
     assert row["calibration"]["ece_before"] == pytest.approx(row["metrics"]["ece"], abs=1e-6)

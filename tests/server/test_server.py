@@ -105,14 +105,14 @@ def test_image_search_finds_the_same_image(client, gallery):
     assert len(res) == 3 and res[0]["path"] == "p3.png" and res[0]["score"] == pytest.approx(1, abs=1e-4)
 
 
-def test_classify_matches_classify_images(client, encoder):
+def test_classify_matches_the_library_classify(client, encoder):
     data = png_bytes(5)
     r = client.post("/api/classify", files={"file": ("x.png", data, "image/png")},
                     data={"labels": "cat, dog,car"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["labels"] == ["cat", "dog", "car"] and body["templates"] == 1
-    probs = clipseek.classify_images(encoder, [Image.open(io.BytesIO(data)).convert("RGB")], ["cat", "dog", "car"])[0]
+    probs = clipseek.classify(encoder, Image.open(io.BytesIO(data)).convert("RGB"), ["cat", "dog", "car"]).probs[0]
     got = {p["label"]: p["score"] for p in body["predictions"]}
     assert got == pytest.approx(dict(zip(["cat", "dog", "car"], probs)), abs=1e-5)
     assert [p["score"] for p in body["predictions"]] == sorted(got.values(), reverse=True)

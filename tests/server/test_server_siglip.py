@@ -34,7 +34,7 @@ def test_classify_gives_sigmoid_probabilities(client, siglip_encoder):
     body = r.json()
     assert body["scoring"] == "sigmoid"
     img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    probs = clipseek.classify_images(siglip_encoder, [img], labels)[0]
+    probs = clipseek.classify(siglip_encoder, img, labels).probs[0]
     got = {p["label"]: p["score"] for p in body["predictions"]}
     assert got == pytest.approx(dict(zip(labels, probs)), abs=1e-5)
     assert abs(sum(got.values()) - 1.0) > 1e-3  # not shared out among the labels

@@ -189,6 +189,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def one_or_many(paths) -> list:
+    """A path (str, bytes or os.PathLike) is one path, not a sequence of characters; a list stays a list."""
+    return [paths] if isinstance(paths, (str, bytes, os.PathLike)) else list(paths)
+
+
 def collect_image_paths(inputs: Iterable[str | os.PathLike]) -> list[str]:
     """Expand files, folders (recursive, image extensions only) and globs into a sorted path list.
 
@@ -197,7 +202,7 @@ def collect_image_paths(inputs: Iterable[str | os.PathLike]) -> list[str]:
     nothing, is a UsageError.
     """
     out: list[str] = []
-    for item in inputs:
+    for item in one_or_many(inputs):
         s = os.fsdecode(item)
         if os.path.isdir(s):
             out.extend(walk_images(s))

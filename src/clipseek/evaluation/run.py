@@ -1,8 +1,9 @@
-"""Run an evaluation: dataset + an already-loaded encoder + prompt sets -> result records (plain dicts).
+"""Run an evaluation: a dataset + models (loaded one at a time by the caller's loader) + prompt sets ->
+the report document (plain dicts). `evaluation.evaluate.evaluate` is the one-model call on top of it.
 
 The three steps stay separate (as in CLIP_benchmark): embed the images once (through the cache), build a
-classifier per prompt set (text side only), score it with the pure functions of `evaluate.py`. The caller
-loads models (one at a time) and decides where the records go (table, JSON, report directory).
+classifier per prompt set (text side only), score it with the pure functions of `evaluation.metrics`.
+The caller decides where the document goes (table, JSON, report directory).
 """
 
 from __future__ import annotations

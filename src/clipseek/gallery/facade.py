@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import numpy as np
 
 from clipseek._io import short_lock, writer_lock
-from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, one_or_many
 from clipseek.errors import BusyError, ModelMismatchError, UsageError
 from clipseek.gallery.facets import Facets
 from clipseek.gallery.query import (
@@ -36,6 +36,7 @@ from clipseek.gallery.query import (
     Filter,
     Term,
     combine,
+    filter_from_keywords,
     query_terms,
     relevance,
     term_vectors,
@@ -172,7 +173,7 @@ class Gallery:
         self.close()
 
     # ---- indexing --------------------------------------------------------------------------------
-    def index(self, dirs: Sequence[str], batch_size: int = 32, workers: int | None = None,
+    def index(self, dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], batch_size: int = 32, workers: int | None = None,
               limits: ImageLimits = DEFAULT_LIMITS, on_start: Callable[[int], None] | None = None,
               on_progress: Callable[[int], None] | None = None, refresh_index: bool = True):
         """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary.
@@ -180,6 +181,7 @@ class Gallery:
         from clipseek.gallery.phash import fill_phashes
         from clipseek.gallery.sync import check_roots, index_folders
 
+        dirs = one_or_many(dirs)
         check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
         if not os.path.isdir(os.path.dirname(self.db_path)):
             raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
@@ -214,14 +216,21 @@ class Gallery:
     def search(self, text: str | None = None, image: str | None = None, k: int = 10,
                threshold: float | None = None, *, add: Sequence = (), subtract: Sequence = (),
                where: Filter | None = None, relevant: bool = False,
-               limits: ImageLimits = DEFAULT_LIMITS) -> list[SearchResult]:
+               limits: ImageLimits = DEFAULT_LIMITS, **filters) -> list[SearchResult]:
         """The k images most similar to the query, best first, among those that pass `where`.
 
         The query is `text` or the image file `image`, plus `add` and minus `subtract` (terms: text,
         an image path, `image:ID`, each optionally `W:VALUE`; or `query.Term`s): the normalised
         weighted sum of their unit vectors. `relevant=True` keeps only the results that stand out
         from the query's scores over the gallery (`SearchResult.relevance`); `threshold` keeps those
-        with cosine >= threshold. `limits` apply to the image files read."""
+        with cosine >= threshold. `limits` apply to the image files read.
+
+        Filters: `where=Filter.parse(...)`, or the same as keywords: `folders` (one folder or a list),
+        `after`, `before` (YYYY[-MM[-DD]]), `orientation`, `min_size` ("1920x1080"), `ext` ("jpg,png")."""
+        if filters:
+            if where is not None:
+                raise UsageError("give the filter as where=Filter(...) or as keywords, not both")
+            where = filter_from_keywords(filters)
         terms = query_terms(text, image, add, subtract)
         if k < 1:
             raise UsageError("k (--top-k) must be at least 1")

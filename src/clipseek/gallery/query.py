@@ -97,6 +97,20 @@ class Filter:
         return ", ".join(parts) or "no filter"
 
 
+FILTER_KEYWORDS = ("folders", "after", "before", "orientation", "min_size", "ext")
+
+
+def filter_from_keywords(filters: dict) -> Filter:
+    """`Gallery.search(..., folders=..., after=...)` -> a Filter; an unknown keyword is a UsageError."""
+    unknown = sorted(set(filters) - set(FILTER_KEYWORDS))
+    if unknown:
+        raise UsageError(f"unknown search filter {unknown[0]!r}; the filters are {', '.join(FILTER_KEYWORDS)}")
+    folders = filters.get("folders") or ()
+    if isinstance(folders, (str, bytes, os.PathLike)):
+        folders = [os.fsdecode(folders)]
+    return Filter.parse(folders, **{k: v for k, v in filters.items() if k != "folders"})
+
+
 def parse_date(text: str | None, name: str) -> int | None:
     """YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time, in local time unless it names a zone -> ns."""
     if text is None or not str(text).strip():

@@ -33,7 +33,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, capture_time_ns, walk_images
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, capture_time_ns, one_or_many, walk_images
 from clipseek.embed.stages import (
     batched,
     decode_for,
@@ -96,7 +96,8 @@ class Read:
     taken_ns: int | None = None      # EXIF capture time, read when decoded
 
 
-def check_roots(dirs: Sequence[str]) -> list[str]:
+def check_roots(dirs) -> list[str]:
+    dirs = one_or_many(dirs)
     if not dirs:
         raise UsageError("give at least one folder to index")
     roots = []
