@@ -192,7 +192,7 @@ SIGLIP_WORDS = WORDS + ["кошка", "Кошка", "собака", "猫", "犬"
 
 @pytest.fixture(scope="session")
 def tiny_siglip_ckpt(tmp_path_factory) -> str:
-    from clipseek.model.tiny_siglip import save_tiny_siglip
+    from tiny_siglip import save_tiny_siglip
 
     return save_tiny_siglip(str(tmp_path_factory.mktemp("tiny-siglip")), SIGLIP_WORDS, seed=0)
 

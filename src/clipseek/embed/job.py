@@ -5,7 +5,7 @@
   (`shards.write_shard`, atomic)
 
 Batches travel between stages as columns (a dict of numpy arrays), the format Ray Data passes to
-`map_batches`, so the in-process runner here and the Ray runner (`ray_engine.py`) call the very same
+`map_batches`, so the in-process runner here and the Ray runner (`ray_runner.py`) call the very same
 functions. Only shards without a .parquet yet are run, so an interrupted job resumes.
 """
 

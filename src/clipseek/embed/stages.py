@@ -1,7 +1,7 @@
 """Files -> vectors: read/decode/preprocess in a thread pool, encode batches in the caller's thread.
 
 Stages are small functions (read -> decode+preprocess -> encode), driven by `embed_paths` here and by
-the runners of `embed_job` (in-process) and `ray_engine` (Ray Data). Failures per file become
+the runners of `embed_job` (in-process) and `embed.ray_runner` (Ray Data). Failures per file become
 `Skipped` records and never break the pairing of paths and vectors.
 """
 

@@ -5,7 +5,7 @@ rows that pass it in 1-7 ms at a million rows, where a WHERE clause over the cov
 capture time (int64; taken_ns unless NULL or PENDING, else mtime_ns), width, height and folder number
 (int32), suffix number (uint8 while there are few): 29 bytes, no string per row.
 
-The semantics are the old WHERE clause's on the stored path (`core.paths.db_value`: TEXT for a UTF-8
+The semantics are those of SQL over the stored path (`core.paths.db_value`: TEXT for a UTF-8
 name, else a BLOB). Folders: a path lies under a folder 'a/b/' when its own folder (up to its last
 separator) begins with 'a/b/'; folders are numbered in SQLite's order (TEXT before BLOB, each by its
 bytes), so the bounds `core.paths.prefix_ranges` gives are ranges of folder numbers, found by bisection

@@ -19,8 +19,8 @@ Two rare cases cost more: content that matches only rows outside the folders is 
 replaced (two files that swapped contents) is read a second time to be embedded.
 
 Capture time. A file to embed has its EXIF DateTimeOriginal read from the same bytes (the header
-only). Last, rows under the folders whose capture time was never read (a database made before schema
-2, or rows loaded from Parquet) get it from their file's header: no pixel is decoded, nothing is
+only). Last, rows under the folders whose capture time was never read (a database made by an older
+release, or rows loaded from Parquet) get it from their file's header: no pixel is decoded, nothing is
 re-embedded.
 
 A run killed at any point leaves every committed window in place; the next run sees those files as

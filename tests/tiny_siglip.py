@@ -1,6 +1,6 @@
 """Tiny SigLIP checkpoints built offline: a word-level tokenizer (any script) and a small `SiglipModel`.
 
-For tests and benchmarks: a SigLIP-architecture model scored with a learned bias and a sigmoid, and a
+For the tests: a SigLIP-architecture model scored with a learned bias and a sigmoid, and a
 tokenizer that keeps the words it is given as they are (no lowercasing, no ASCII folding), so that a
 query in Cyrillic or Han characters is one known token. Nothing is downloaded.
 """
