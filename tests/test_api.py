@@ -122,3 +122,21 @@ def test_every_exported_name_resolves_and_is_visible_to_type_checkers():
     assert typed == names
     assert (Path(clipseek.__file__).parent / "py.typed").exists()
     assert set(dir(clipseek)) >= names
+
+
+def test_model_spec_is_the_one_model_choice(tmp_path, tiny_ckpt):
+    from clipseek.model.spec import ModelSpec
+
+    d = image_folder(tmp_path / "photos", 3)
+    spec = ModelSpec(tiny_ckpt, device="cpu", dtype="fp32")
+    with clipseek.Gallery(tmp_path / "a.db", spec=spec) as g:
+        g.index(d)
+        a = [(r.path, round(r.score, 5)) for r in g.search("cat", k=3)]
+        fp = g.encoder.fingerprint
+    with clipseek.Gallery(tmp_path / "b.db", model=tiny_ckpt, device="cpu", dtype="fp32") as g:
+        g.index(d)
+        assert [(r.path, round(r.score, 5)) for r in g.search("cat", k=3)] == a
+        assert g.encoder.fingerprint == fp == spec.load().fingerprint
+    with pytest.raises(clipseek.UsageError, match="not both"):
+        clipseek.Gallery(tmp_path / "c.db", spec=spec, model=tiny_ckpt)
+    assert spec.replace(backend="onnx").backend == "onnx" and spec.backend == "torch"

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from conftest import cli_env, image_folder, make_image, read_shards
 
+from clipseek.model.spec import ModelSpec
+
 ray = pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
 
@@ -46,7 +48,7 @@ def test_ray_equals_in_process(ray_cluster, tmp_path, tiny_ckpt, encoder, photos
     from clipseek.embed.job import embed_job
     from clipseek.embed.stages import embed_all
 
-    s = embed_job(str(photos), str(tmp_path / "out"), engine="ray", model=tiny_ckpt, device="cpu",
+    s = embed_job(str(photos), str(tmp_path / "out"), engine="ray", spec=ModelSpec(tiny_ckpt, device="cpu"),
                   shard_size=3, batch_size=2, ray_options={"workers": 1})
     assert (s.files, s.shards, s.shards_written, s.embedded) == (10, 4, 4, 9)
     assert [os.path.basename(k.path) for k in s.skipped] == ["broken.jpg"]
@@ -66,8 +68,8 @@ def test_ray_onnx_backend_matches_torch(ray_cluster, tmp_path, tiny_ckpt, encode
     from clipseek.embed.stages import embed_all
     from clipseek.model.fingerprint import Fingerprint
 
-    s = embed_job(str(photos), str(tmp_path / "out"), engine="ray", model=tiny_ckpt, device="cpu",
-                  backend="onnx", shard_size=5, batch_size=3, ray_options={"workers": 1})
+    s = embed_job(str(photos), str(tmp_path / "out"), engine="ray", spec=ModelSpec(tiny_ckpt, device="cpu", backend="onnx"),
+                  shard_size=5, batch_size=3, ray_options={"workers": 1})
     assert (s.files, s.embedded, len(s.skipped)) == (10, 9, 1)
     fp = Fingerprint.parse(str(s.fingerprint))
     assert fp.backend == "onnx" and fp.same_weights(encoder.fingerprint)
@@ -99,7 +101,7 @@ def test_ray_killed_mid_way_then_rerun(ray_cluster, tmp_path, tiny_ckpt):
     written = shards.done_shards(str(out))
     assert 0 < len(written) < n // 2  # killed after some shards, before most
 
-    s = embed_job(str(d), str(out), engine="ray", model=tiny_ckpt, device="cpu", shard_size=2,
+    s = embed_job(str(d), str(out), engine="ray", spec=ModelSpec(tiny_ckpt, device="cpu"), shard_size=2,
                   batch_size=2, ray_options={"workers": 1})
     assert s.shards_done_before >= len(written) and s.shards_done_before + s.shards_written == n // 2
     rows, vecs, skipped = read_shards(out)

@@ -38,9 +38,10 @@ def embed_cmd(
     """Embed many images into Parquet shards (then: clipseek index --from-parquet DIR)."""
     from clipseek.core.paths import quote_path
     from clipseek.embed.job import embed_job
+    from clipseek.model.spec import ModelSpec
 
     check_format(fmt, ("table", "json"))
-    summary = embed_job(source, out, engine=engine, model=model, device=device, dtype=dtype, backend=backend,
+    summary = embed_job(source, out, engine=engine, spec=ModelSpec(model, device, dtype, backend),
                         shard_size=shard_size, batch_size=batch_size, workers=workers,
                         path_column=path_column, vector_dtype=vector_dtype,
                         limits=limits(max_pixels, max_file_mb),

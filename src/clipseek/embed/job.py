@@ -34,6 +34,7 @@ from clipseek.embed.stages import (
 from clipseek._io import writer_lock
 from clipseek.errors import BusyError, Skipped, UsageError
 from clipseek.model.fingerprint import Fingerprint
+from clipseek.model.spec import ModelSpec
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -145,17 +146,27 @@ def run_local(encoder: Encoder, assembler: ShardAssembler, todo: dict[int, list[
             assembler.add(encode_columns(encoder, stack_records(batch, shape)), shard=i)
 
 
+@dataclass(frozen=True)
+class JobOptions:
+    """How a job cuts and writes its work (everything but the model and the source)."""
+
+    shard_size: int = DEFAULT_SHARD_SIZE
+    batch_size: int = 32
+    workers: int | None = None          # decoding threads (local engine) or encoder actors (ray)
+    path_column: str | None = None      # the column of paths in a .parquet/.csv source
+    vector_dtype: str = "float32"       # float32 or float16 in the shards
+    limits: ImageLimits = DEFAULT_LIMITS
+    ray_options: dict | None = None     # other arguments of ray_runner.run_ray (address, num_gpus_per_worker)
+
+
 def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engine: str = "local",
-              model: str | None = None, device: str = "auto", dtype: str | None = None, backend: str = "torch",
-              shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int = 32, workers: int | None = None,
-              path_column: str | None = None,
-              vector_dtype: str = "float32", limits: ImageLimits = DEFAULT_LIMITS,
-              ray_options: dict | None = None,
-              on_shard: Callable[[shards.Shard], None] | None = None) -> EmbedSummary:
+              spec: ModelSpec | None = None, on_shard: Callable[[shards.Shard], None] | None = None,
+              **options) -> EmbedSummary:
     """Embed every image of `source` into Parquet shards in `out_dir`; resumes an interrupted job.
-    `workers`: decoding threads (local engine) or encoder actors (ray); `ray_options`: the other
-    arguments of `ray_runner.run_ray` (address, num_gpus_per_worker), ignored by the local engine.
+    The model: `encoder`, or `spec` (loaded here, or in each Ray actor), or the one the folder's
+    manifest names. `options`: the fields of `JobOptions` (shard_size, batch_size, workers, ...).
     One job writes a folder at a time: a second one exits at once (BusyError, naming the first)."""
+    opts = JobOptions(**options)
     if engine not in ("local", "ray"):
         raise UsageError(f"unknown engine {engine!r}; choose local or ray")
     if not is_uri(source) and not os.path.exists(source):
@@ -163,18 +174,17 @@ def embed_job(source: str, out_dir: str, encoder: Encoder | None = None, *, engi
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     with writer_lock(os.path.join(out_dir, LOCK), out_dir, BusyError):
-        return _run_job(source, out_dir, encoder, engine, model, device, dtype, backend, shard_size,
-                        batch_size, workers, path_column, vector_dtype, limits, ray_options, on_shard)
+        return _run_job(source, out_dir, encoder, engine, spec or ModelSpec(), opts, on_shard)
 
 
-def _run_job(source, out_dir, encoder, engine, model, device, dtype, backend, shard_size, batch_size,
-             workers, path_column, vector_dtype, limits, ray_options, on_shard) -> EmbedSummary:
+def _run_job(source: str, out_dir: str, encoder: Encoder | None, engine: str, spec: ModelSpec,
+             opts: JobOptions, on_shard: Callable[[shards.Shard], None] | None) -> EmbedSummary:
     from clipseek.model.fingerprint import model_source
     from clipseek.model.loader import DEFAULT_MODEL
 
     t0 = time.perf_counter()
-    manifest, todo, summary = prepare_job(source, out_dir, shard_size, path_column, vector_dtype)
-    name = model_source(model or manifest.get("model") or DEFAULT_MODEL)
+    manifest, todo, summary = prepare_job(source, out_dir, opts.shard_size, opts.path_column, opts.vector_dtype)
+    spec = spec.replace(name=model_source(spec.name or manifest.get("model") or DEFAULT_MODEL))
 
     def done(shard: shards.Shard) -> None:
         summary.shards_written += 1
@@ -183,21 +193,18 @@ def _run_job(source, out_dir, encoder, engine, model, device, dtype, backend, sh
         if on_shard:
             on_shard(shard)
 
-    assembler = ShardAssembler(summary.out_dir, manifest, todo, vector_dtype, done)
+    assembler = ShardAssembler(summary.out_dir, manifest, todo, opts.vector_dtype, done)
     if todo and engine == "local":
         if encoder is None:
-            from clipseek.model.loader import load_model
-
-            encoder = load_model(name, device=device, dtype=dtype or "auto", backend=backend)
+            encoder = spec.load()
         shards.bind_model(summary.out_dir, manifest, encoder.fingerprint, encoder.dim)  # before any batch
-        run_local(encoder, assembler, todo, batch_size, workers, limits)
+        run_local(encoder, assembler, todo, opts.batch_size, opts.workers, opts.limits)
     elif todo:
         from clipseek.embed.ray_runner import run_ray
 
-        shards.record_model_name(summary.out_dir, manifest, name)  # the actors compute the fingerprint
-
-        run_ray(name, assembler, todo, batch_size=batch_size, limits=limits, device=device,
-                dtype=dtype or "auto", backend=backend, **{"workers": workers, **(ray_options or {})})
+        shards.record_model_name(summary.out_dir, manifest, spec.name)  # the actors compute the fingerprint
+        run_ray(spec, assembler, todo, batch_size=opts.batch_size, limits=opts.limits,
+                **{"workers": opts.workers, **(opts.ray_options or {})})
     if assembler.pending:
         raise shards.ShardError(f"shards {assembler.pending[:5]} did not receive all their files")
     summary.fingerprint = shards.manifest_fingerprint(manifest)

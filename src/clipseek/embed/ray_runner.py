@@ -26,6 +26,7 @@ from clipseek.embed.stages import (
     stack_records,
 )
 from clipseek.errors import ClipseekError, UsageError
+from clipseek.model.spec import ModelSpec
 
 
 def import_ray():
@@ -49,12 +50,10 @@ def decode_batch(batch: dict, cfg: PreprocessCfg, shape: tuple, limits: ImageLim
 class EncodeActor:
     """Model stage: one model per actor, loaded when the actor starts."""
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", backend: str = "torch"):
-        from clipseek.model.loader import load_model
-
+    def __init__(self, spec: ModelSpec):
         # `auto` is decided here, on the worker: ONNX Runtime on a CPU worker, torch on a GPU one. The
         # first actor to need an ONNX export makes it; the others wait on the cache's lock.
-        self.encoder = load_model(model, device=device, dtype=dtype, backend=backend)
+        self.encoder = spec.load()
 
     def __call__(self, batch: dict) -> dict:
         return encode_columns(self.encoder, batch)
@@ -71,14 +70,13 @@ def connect(ray, address: str | None) -> bool:
     return True
 
 
-def run_ray(model: str, assembler: ShardAssembler, todo: dict[int, list[str]], *, batch_size: int = 32,
-            limits: ImageLimits = DEFAULT_LIMITS, device: str = "auto", dtype: str = "auto",
-            address: str | None = None, num_gpus_per_worker: float | None = None,
-            workers: int | None = None, backend: str = "torch") -> None:
+def run_ray(spec: ModelSpec, assembler: ShardAssembler, todo: dict[int, list[str]], *, batch_size: int = 32,
+            limits: ImageLimits = DEFAULT_LIMITS, address: str | None = None,
+            num_gpus_per_worker: float | None = None, workers: int | None = None) -> None:
     ray = import_ray()
     from clipseek.model.loader import load_preprocess_cfg
 
-    cfg = load_preprocess_cfg(model)  # the processor config only; the weights load in the actors
+    cfg = load_preprocess_cfg(spec.name)  # the processor config only; the weights load in the actors
     started = connect(ray, address)
     try:
         ctx = ray.data.DataContext.get_current()
@@ -101,8 +99,7 @@ def run_ray(model: str, assembler: ShardAssembler, todo: dict[int, list[str]], *
                             fn_kwargs={"cfg": cfg, "shape": shape, "limits": limits})
         ds = ds.map_batches(EncodeActor, batch_size=batch_size, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=n_actors), num_gpus=gpus,
-                            fn_constructor_kwargs={"model": model, "device": device, "dtype": dtype,
-                                                  "backend": backend})
+                            fn_constructor_kwargs={"spec": spec})
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             assembler.add(batch)
     except ray.exceptions.RayError as e:

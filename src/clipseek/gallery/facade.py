@@ -44,6 +44,7 @@ from clipseek.gallery.query import (
 from clipseek.gallery.store import Store
 from clipseek.gallery.vector_index import APPROX_THRESHOLD, VectorIndex
 from clipseek.model.fingerprint import model_source
+from clipseek.model.spec import ModelSpec
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -72,23 +73,28 @@ class Gallery:
     """A searchable image collection stored in one SQLite file (plus a FAISS cache beside it).
 
     `Gallery(db)` opens an existing gallery and searches it with the model it was indexed with;
-    `Gallery(db, encoder)` or `Gallery(db, model="...")` picks the model (it must match the DB's).
+    `Gallery(db, encoder)`, `Gallery(db, spec=ModelSpec(...))` or `Gallery(db, model="...")` picks the
+    model (it must match the DB's). `model`, `device`, `dtype`, `backend` and `int8_text` are the
+    fields of a `ModelSpec`, for short.
     """
 
-    def __init__(self, db_path: str = DEFAULT_DB, encoder: Encoder | None = None, *,
-                 model: str | None = None, device: str = "auto", dtype: str | None = None,
-                 approx_threshold: int = APPROX_THRESHOLD, int8_text: bool = False, backend: str = "torch"):
-        self.db_path = os.path.abspath(os.path.expanduser(str(db_path)))
+    def __init__(self, db_path: str | os.PathLike[str] = DEFAULT_DB, encoder: Encoder | None = None, *,
+                 spec: ModelSpec | None = None, model: str | None = None, device: str = "auto",
+                 dtype: str | None = None, approx_threshold: int = APPROX_THRESHOLD, int8_text: bool = False,
+                 backend: str = "torch"):
+        self.db_path = os.path.abspath(os.path.expanduser(os.fspath(db_path)))
         self._encoder = encoder
-        self._model, self._device, self._dtype = model, device, dtype
+        if spec is None:
+            spec = ModelSpec(model, device, dtype, backend, int8_text=int8_text)
+        elif (model, device, dtype, backend, int8_text) != (None, "auto", None, "torch", False):
+            raise UsageError("give the model as spec=ModelSpec(...) or as keywords, not both")
+        self.spec = spec
         self._store: Store | None = None
         self._index: VectorIndex | None = None
         self._data_version: int | None = None
         self._sample: tuple[tuple, np.ndarray] | None = None  # (index state it was drawn for, vectors)
         self._facets: tuple[tuple, Facets] | None = None  # (database state they were read at, filter columns)
         self.approx_threshold = approx_threshold
-        self.int8_text = int8_text
-        self.backend = backend
         self._writing_depth = 0  # > 0 while this Gallery holds its writer lock
 
     # ---- lazily opened parts ---------------------------------------------------------------------
@@ -133,20 +139,20 @@ class Gallery:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            from clipseek.model.loader import DEFAULT_MODEL, load_model
+            from clipseek.model.loader import DEFAULT_MODEL
 
-            if self._store is None and self._model is None and os.path.isfile(self.db_path):
+            spec = self.spec
+            if self._store is None and spec.name is None and os.path.isfile(self.db_path):
                 self._open(create=False)  # the DB names its model
             fp = self._store.fingerprint if self._store is not None else None
-            name = model_source(self._model or (fp.name if fp else DEFAULT_MODEL))
-            dtype = self._dtype or (fp.dtype if fp and not self._model else None) or "auto"
-            backend = self.backend
-            if backend == "auto" and fp is not None and not self._model and fp.dtype != "float32" \
+            name = model_source(spec.name or (fp.name if fp else DEFAULT_MODEL))
+            dtype = spec.dtype or (fp.dtype if fp and not spec.name else None) or "auto"
+            backend = spec.backend
+            if backend == "auto" and fp is not None and not spec.name and fp.dtype != "float32" \
                     and fp.backend in ("torch", "onnx"):
                 backend = fp.backend  # reduced-precision vectors are runtime-specific: keep the DB's
-            enc = load_model(name, device=self._device, dtype=dtype, framing=fp.framing if fp else "center",
-                             backend=backend, int8_text=self.int8_text)
-            self._encoder = enc
+            self._encoder = spec.replace(name=name, dtype=dtype, backend=backend,
+                                         framing=fp.framing if fp else spec.framing).load()
         self._check_model()
         return self._encoder
 
