@@ -44,7 +44,7 @@ def make_db(path: str, n: int, d: int, clustered: bool) -> None:
 
 
 def run(db: str, threshold: int, frac: float, queries: np.ndarray, k: int) -> None:
-    from clipseek.gallery.facade import Gallery
+    from clipseek.gallery.gallery import Gallery
     from clipseek.gallery.store import Store
 
     g = Gallery(db, approx_threshold=threshold)

@@ -8,8 +8,8 @@ are reported for pHash at several bit distances, for CLIP cosine at several thre
 of copy, and for the grouping `find_duplicates` returns with its defaults.
 
 Speed: `--n` random unit vectors (dim `--dim`), with 1% planted near-copies (cosine ~0.97), through
-`gallery.pairs.cosine_pairs` (exact blocked products and the IVF range search, recall of the planted
-pairs against exact), and `--n` random 64-bit hashes through `gallery.phash.hamming_pairs`.
+`gallery.dupes.similar.cosine_pairs` (exact blocked products and the IVF range search, recall of the planted
+pairs against exact), and `--n` random 64-bit hashes through `gallery.dupes.phash.hamming_pairs`.
 
     python benchmarks/dupes_bench.py                              # 100k timing (~1 min on 2 cores)
     python benchmarks/dupes_bench.py --part quality [--style photo]  # precision/recall (~45 s)
@@ -109,10 +109,10 @@ def closure(pairs: list[tuple[str, str]]) -> set[frozenset]:
 
 
 def quality(args) -> None:
-    from clipseek.gallery.dupes import find_duplicates
-    from clipseek.gallery.facade import Gallery
-    from clipseek.gallery.pairs import cosine_pairs
-    from clipseek.gallery.phash import fill_phashes, hamming_pairs
+    from clipseek.gallery.dupes.groups import find_duplicates
+    from clipseek.gallery.gallery import Gallery
+    from clipseek.gallery.dupes.similar import cosine_pairs
+    from clipseek.gallery.dupes.phash import fill_phashes, hamming_pairs
 
     tmp = tempfile.mkdtemp(prefix="clipseek-dupes-")
     try:
@@ -156,9 +156,9 @@ def random_unit(n: int, d: int, rng) -> np.ndarray:
 
 
 def speed(args) -> None:
-    from clipseek.gallery.dupes import DEFAULT_PHASH_DISTANCE
-    from clipseek.gallery.pairs import cosine_pairs, ivf_lists
-    from clipseek.gallery.phash import hamming_pairs
+    from clipseek.gallery.dupes.groups import DEFAULT_PHASH_DISTANCE
+    from clipseek.gallery.dupes.similar import cosine_pairs, ivf_lists
+    from clipseek.gallery.dupes.phash import hamming_pairs
 
     rng = np.random.default_rng(0)
     n, d = args.n, args.dim

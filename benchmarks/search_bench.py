@@ -1,4 +1,4 @@
-"""Vector search speed, memory and recall: clipseek.gallery.vector_index.VectorIndex on random unit vectors (dim 512).
+"""Vector search speed, memory and recall: clipseek.gallery.search.vector_index.VectorIndex on random unit vectors (dim 512).
 
 For each size: build time (wall and CPU: on a shared machine the wall clock also counts other jobs),
 resident memory of the index (RSS growth while building), its size on disk and per vector, the probe
@@ -173,7 +173,7 @@ def sweep_values(vi, args) -> tuple[str, list[int], int]:
         values = [int(v) for v in args.nprobe.split(",")] if args.nprobe else \
             sorted({max(1, chosen // 4), max(1, chosen // 2), chosen, min(nlist, 2 * chosen)})
         return "nprobe", values, chosen
-    import clipseek.gallery.vector_index as cindex
+    import clipseek.gallery.search.vector_index as cindex
 
     return "candidates", [int(e) for e in args.effort.split(",")], cindex.REFINE_CANDIDATES
 
@@ -187,7 +187,7 @@ def rerank_allowed(vi, vecs, q, allowed, k=10, extra=32):
 
 def bench_filtered(vi, vecs: np.ndarray, queries: np.ndarray, truth: np.ndarray, encoders: dict,
                    fractions=(0.01, 0.1, 0.5)) -> None:
-    import clipseek.gallery.vector_index as cindex
+    import clipseek.gallery.search.vector_index as cindex
     from clipseek.gallery.query import combine
 
     n = len(vecs)
@@ -246,7 +246,7 @@ def describe(vi, n: int, data: str, d: int, t, mem: float, disk: float) -> str:
 
 
 def drift_line(vi, n_added: int) -> str:
-    from clipseek.gallery.index_kinds import DRIFT_RATIO, drifted
+    from clipseek.gallery.search.kinds import DRIFT_RATIO, drifted
 
     s = vi.state
     if s.kind != "ivf-pq-sq8":
@@ -257,7 +257,7 @@ def drift_line(vi, n_added: int) -> str:
 
 
 def bench_size(n: int, d: int, args, encoders: dict) -> None:
-    from clipseek.gallery.vector_index import VectorIndex
+    from clipseek.gallery.search.vector_index import VectorIndex
 
     make = random_unit if args.data == "random" else clustered_unit
     vecs = make(n, d, seed=n)
@@ -334,7 +334,7 @@ def text_part(vi, vecs, encoders: dict, args) -> None:
 
 def baseline_pq(ids, vecs, queries, truth) -> None:
     """The former default, an exhaustive 4-bit scan of every code, built and timed in this process."""
-    from clipseek.gallery.vector_index import VectorIndex
+    from clipseek.gallery.search.vector_index import VectorIndex
 
     with Timer() as t:
         vi = VectorIndex.build(ids, vecs, kind="pq-sq8")
@@ -349,7 +349,7 @@ def baseline_pq(ids, vecs, queries, truth) -> None:
 
 def bench_streamed(n: int, d: int, args) -> None:
     """n vectors never held at once: built from chunks, recall from one more pass over them."""
-    from clipseek.gallery.vector_index import VectorIndex
+    from clipseek.gallery.search.vector_index import VectorIndex
 
     chunks = unit_chunks(n, d, n, args.data)
     queries = (random_unit if args.data == "random" else clustered_unit)(args.queries, d, seed=1)

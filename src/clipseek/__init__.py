@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.2.0"  # the one version source: pyproject reads it (tool.setuptools.dynamic)
+from clipseek._version import __version__
 
 _EXPORTS = {
     "load_model": "clipseek.model.loader",
@@ -26,8 +26,8 @@ _EXPORTS = {
     "evaluate": "clipseek.evaluation.evaluate",
     "EvalResult": "clipseek.evaluation.evaluate",
     "run_eval": "clipseek.evaluation.run",
-    "Gallery": "clipseek.gallery.facade",
-    "SearchResult": "clipseek.gallery.facade",
+    "Gallery": "clipseek.gallery.gallery",
+    "SearchResult": "clipseek.gallery.gallery",
     "Filter": "clipseek.gallery.query",
     "ClipseekError": "clipseek.errors",
     "ImageError": "clipseek.errors",
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from clipseek.errors import ClipseekError, ImageError, ModelLoadError, UsageError
     from clipseek.evaluation.evaluate import EvalResult, evaluate
     from clipseek.evaluation.run import run_eval
-    from clipseek.gallery.facade import Gallery, SearchResult
+    from clipseek.gallery.gallery import Gallery, SearchResult
     from clipseek.gallery.query import Filter
     from clipseek.model.loader import DEFAULT_MODEL, load_model
     from clipseek.zero_shot import ClassifyResult, Prediction, classify, classify_images

@@ -11,7 +11,7 @@ pytest.importorskip("pyarrow.parquet")
 
 def test_cli_embed_then_index_from_parquet(tmp_path, tiny_ckpt, photos, capsys):
     from clipseek.cli import main
-    from clipseek.gallery.facade import Gallery
+    from clipseek.gallery.gallery import Gallery
 
     def cli(*args):
         rc = main([str(a) for a in args])

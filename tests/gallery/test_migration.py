@@ -11,7 +11,7 @@ import pytest
 from conftest import FakeEncoder
 
 import clipseek
-from clipseek.gallery.facets import Facets
+from clipseek.gallery.search.facets import Facets
 from clipseek.gallery.query import PENDING, Filter
 from clipseek.gallery.store import SCHEMA_VERSION, Store, StoreError
 

@@ -1,4 +1,4 @@
-"""gallery.query: filters parsed from the user's strings (applied by gallery.facets: test_facets.py),
+"""gallery.query: filters parsed from the user's strings (applied by gallery.search.facets: test_facets.py),
 query terms and weights, the arithmetic, and the relevance statistic."""
 
 from datetime import datetime

@@ -11,7 +11,7 @@ from conftest import make_image
 from PIL import Image
 
 import clipseek
-import clipseek.gallery.vector_index as vindex
+import clipseek.gallery.search.vector_index as vindex
 from clipseek.errors import UsageError
 from clipseek.gallery.query import RELEVANT_AT, TOP_N, Filter, Term
 
@@ -168,7 +168,7 @@ def test_relevance_is_measured_against_the_whole_gallery(gallery, photos, fkw, f
 
 
 def test_the_filter_columns_follow_changes_to_the_gallery(tmp_path, fake_encoder, monkeypatch):
-    from clipseek.gallery.facets import Facets
+    from clipseek.gallery.search.facets import Facets
 
     loads = []
     real_load = Facets.load.__func__

@@ -11,7 +11,7 @@ import pytest
 from conftest import image_folder, make_image
 
 from clipseek.gallery import watch as watch_mod
-from clipseek.gallery.facade import Gallery
+from clipseek.gallery.gallery import Gallery
 from clipseek.gallery.watch import Watcher, WatchStopped, filesystem_type
 
 

@@ -70,7 +70,7 @@ def test_same_weights_rule():
 
 def test_a_gallery_with_todays_spelling_keeps_working(tmp_path):
     """A DB written before Fingerprint existed (the string put in by hand) is indexed and searched."""
-    from clipseek.gallery.facade import Gallery
+    from clipseek.gallery.gallery import Gallery
     from clipseek.gallery.store import Store
 
     enc = FakeEncoder()

@@ -196,7 +196,7 @@ def test_bf16_on_a_cpu_without_native_bf16_warns_and_names_faster_options(tiny_c
 
 
 def test_a_gallery_keeps_its_backend_for_int8_and_mixes_backends_for_fp32(tiny_ckpt, cache, tmp_path):
-    from clipseek.gallery.facade import Gallery
+    from clipseek.gallery.gallery import Gallery
 
     d = tmp_path / "imgs"
     d.mkdir()

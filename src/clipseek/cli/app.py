@@ -14,7 +14,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 @app.callback(invoke_without_command=True)
 def _root(version: bool = typer.Option(False, "--version", help="Show the version and exit.")) -> None:
     if version:
-        from clipseek import __version__
+        from clipseek._version import __version__
 
         print(f"clipseek {__version__}")
         raise typer.Exit(0)

@@ -56,7 +56,7 @@ def demo_cmd(
         print_table(None, *summary_table(doc))
         print()
 
-        from clipseek.gallery.facade import Gallery
+        from clipseek.gallery.gallery import Gallery
 
         by_path = {str((root / s.path).resolve()): s for s in samples}
         with Gallery(str(root / "gallery.db"), encoder) as gallery:

@@ -48,7 +48,7 @@ def index_cmd(
     """Embed new and changed images into the gallery DB; prune deleted ones; recognise moved ones."""
     from clipseek.core.paths import quote_path
     from clipseek.errors import UsageError
-    from clipseek.gallery.facade import Gallery
+    from clipseek.gallery.gallery import Gallery
 
     check_format(fmt, ("table", "json"))
     lim = limits(max_pixels, max_file_mb)
@@ -128,7 +128,7 @@ def search_cmd(
     """Find the images most similar to a text query (or to an example image), optionally adding and
     subtracting meanings, among the images that pass the filters."""
     from clipseek.errors import UsageError
-    from clipseek.gallery.facade import Gallery
+    from clipseek.gallery.gallery import Gallery
     from clipseek.gallery.query import Filter, query_terms
 
     if print0 and fmt == "table":

@@ -108,7 +108,7 @@ def dupes_cmd(
     """Groups of duplicate images in a gallery: same bytes, the same picture re-encoded, resized or
     lightly cropped, and with --similar near-identical shots; a suggested keeper per group. Never
     deletes anything."""
-    from clipseek.gallery.dupes import check_settings, extras_plan, find_duplicates
+    from clipseek.gallery.dupes.groups import check_settings, extras_plan, find_duplicates
     from clipseek.gallery.store import Store
 
     check_format(fmt)

@@ -21,7 +21,7 @@ THUMB = 128
 
 
 def build_document(task: str, dataset: dict, rows: list[dict], skipped) -> dict:
-    from clipseek import __version__
+    from clipseek._version import __version__
 
     seen, skips = set(), []
     for s in skipped:

@@ -5,7 +5,7 @@ Filter. Which images may be ranked at all (applied before ranking: a filtered se
 best images that pass it). Folders (under any of them), capture time (EXIF DateTimeOriginal, else the
 file's mtime; `after` inclusive, `before` exclusive), orientation, minimum size and file extension.
 `Filter.parse` reads the user's strings and raises UsageError with one clear line for a bad one;
-`gallery.facets` applies it.
+`gallery.search.facets` applies it.
 
 Terms. `--add X` / `--subtract X`, X being text, an image file's path, or `image:ID` (an indexed
 image), with an optional weight `W:X`. The query vector is the normalised weighted sum of the terms'

@@ -354,7 +354,7 @@ class Store:
     def facet_rows(self) -> Iterator[tuple[int, str | bytes, int, int, int]]:
         """(id, path as stored: str for TEXT, bytes for BLOB, width, height, capture time in ns) of
         every row, read from the covering index `files_facets` (no vector is read), in path order.
-        The capture time is taken_ns, or mtime_ns where that is NULL or PENDING (`gallery.facets`)."""
+        The capture time is taken_ns, or mtime_ns where that is NULL or PENDING (`gallery.search.facets`)."""
         return self.conn.execute(f"SELECT id, path, width, height, coalesce(nullif(taken_ns, {PENDING}), "
                                  "mtime_ns) FROM files INDEXED BY files_facets")
 

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from clipseek import __version__
+from clipseek._version import __version__
 from clipseek.core.paths import json_text, text_or_replacement
 from clipseek.errors import ClipseekError, UsageError
 from clipseek.server.checks import Limits, NotFound, TooLarge
@@ -272,7 +272,7 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
     lim = Limits(max_pixels=max_pixels) if max_pixels else Limits()
     if watch and not os.path.exists(db):  # a new gallery: its first pass makes it (and names its model)
         from clipseek.core.images import ImageLimits
-        from clipseek.gallery.facade import Gallery
+        from clipseek.gallery.gallery import Gallery
 
         with Gallery(db, model=model, device=device, backend=backend) as g:
             g.index(watch["dirs"], limits=ImageLimits.from_options(max_pixels))

@@ -18,7 +18,7 @@ from clipseek.server.checks import Limits, SearchOptions
 if TYPE_CHECKING:
     import numpy as np
 
-    from clipseek.gallery.facade import Gallery, SearchResult
+    from clipseek.gallery.gallery import Gallery, SearchResult
     from clipseek.gallery.query import Term
 
 

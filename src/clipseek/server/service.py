@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from clipseek.errors import ImageError, UsageError
-from clipseek.gallery.facade import Gallery
+from clipseek.gallery.gallery import Gallery
 from clipseek.gallery.store import Store
 from clipseek.gallery.thumbs import (
     THUMB_SIZE,
@@ -217,9 +217,9 @@ class GalleryService:
 
     # ---- duplicates and stats --------------------------------------------------------------------
     def dupes(self, similar: bool = False, threshold: float = 0.95, limit: int = 500) -> dict:
-        """Duplicate groups (gallery.dupes) with paths relative to the gallery's root; at most `limit`
+        """Duplicate groups (gallery.dupes.groups) with paths relative to the gallery's root; at most `limit`
         groups, the largest first. Computed on the model thread, which owns the gallery's database."""
-        from clipseek.gallery.dupes import check_settings
+        from clipseek.gallery.dupes.groups import check_settings
 
         check_settings(threshold, 0)
         if not 1 <= limit <= self.limits.max_dupe_groups:
@@ -227,7 +227,7 @@ class GalleryService:
         return self._run(self._dupes, similar, threshold, limit)
 
     def _dupes(self, similar: bool, threshold: float, limit: int) -> dict:
-        from clipseek.gallery.dupes import find_duplicates
+        from clipseek.gallery.dupes.groups import find_duplicates
 
         store = self.gallery.store
         groups = find_duplicates(store, similar=similar, threshold=threshold)

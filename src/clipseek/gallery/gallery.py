@@ -4,7 +4,7 @@
 an encoder (loaded from the model recorded in the database unless one is given).
 
 A search: the query's terms (text, an image, `add` and `subtract`: gallery.query) -> one unit vector
--> the row ids that pass the filter (`where`, before ranking: gallery.facets, the filter columns
+-> the row ids that pass the filter (`where`, before ranking: gallery.search.facets, the filter columns
 held in memory until the database changes) -> candidates from the index among those rows -> exact
 cosine from the stored vectors -> relevance of each result against the query's scores over a uniform
 sample of the gallery and its best scores over the whole gallery (an extra unfiltered look-up of the
@@ -28,7 +28,7 @@ import numpy as np
 from clipseek._io import short_lock, writer_lock
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, one_or_many
 from clipseek.errors import BusyError, ModelMismatchError, UsageError
-from clipseek.gallery.facets import Facets
+from clipseek.gallery.search.facets import Facets
 from clipseek.gallery.query import (
     RELEVANT_AT,
     SAMPLE,
@@ -42,7 +42,7 @@ from clipseek.gallery.query import (
     term_vectors,
 )
 from clipseek.gallery.store import Store
-from clipseek.gallery.vector_index import APPROX_THRESHOLD, VectorIndex
+from clipseek.gallery.search.vector_index import APPROX_THRESHOLD, VectorIndex
 from clipseek.model.fingerprint import model_source
 from clipseek.model.spec import ModelSpec
 
@@ -184,7 +184,7 @@ class Gallery:
               on_progress: Callable[[int], None] | None = None, refresh_index: bool = True):
         """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary.
         `refresh_index=False` leaves the FAISS cache to whoever searches (a watcher beside a server)."""
-        from clipseek.gallery.phash import fill_phashes
+        from clipseek.gallery.dupes.phash import fill_phashes
         from clipseek.gallery.sync import check_roots, index_folders
 
         dirs = one_or_many(dirs)

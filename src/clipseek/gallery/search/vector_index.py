@@ -1,6 +1,6 @@
 """A FAISS index derived from the store (the store stays the truth; this is a cache).
 
-Kinds (`index_kinds.py` holds all that is specific to one): below `APPROX_THRESHOLD` vectors exact
+Kinds (`kinds.py` holds all that is specific to one): below `APPROX_THRESHOLD` vectors exact
 ("flat"); above, "ivf-pq-sq8": an inverted file over 4-bit PQ fast-scan codes with an 8-bit refine
 (~0.65 KB per 512-d vector) that probes the lists a measurement at build time chose; a build whose
 data gives the lists nothing to exploit (they would all have to be probed: random vectors) makes the
@@ -12,10 +12,10 @@ the work over would cost more); `close()` stops the threads.
 
 Building. Arrays (`build`) and the store (`rebuild`) take one path (`_build`): an approximate index is
 trained on `training_sample` (the one rule: `TRAIN_SAMPLE` vectors drawn uniformly, seed 0, from all of
-them), every vector is added, then the probe count is measured (`index_kinds.choose_nprobe`). Zero
+them), every vector is added, then the probe count is measured (`kinds.choose_nprobe`). Zero
 vectors give an empty index of either kind (an approximate one stays untrained until its first `add`
 trains it by the same rule) that saves, loads and answers []. Later adds go into the trained lists (no
-rebuild); the inverted file is trained again (rebuilt) when `index_kinds.drifted` says the data moved
+rebuild); the inverted file is trained again (rebuilt) when `kinds.drifted` says the data moved
 away from its centroids or outgrew its lists.
 
 Rows. Positions map to the store's row ids through int64 arrays beside the index (IndexIDMap made
@@ -25,7 +25,7 @@ and rows deleted since get the id `DELETED`; queries skip those: the exact index
 for its share of deleted rows more and searched again with twice as many only if a query lost more
 (an inverted file probes twice as many lists then, and when deleted rows emptied its nearest ones).
 Saving, loading and the rules that keep it in step with the store (extend, mark deleted, rebuild past
-`REBUILD_FRACTION` deleted, on outgrowing the exact index or on drift) are in `index_store.py`.
+`REBUILD_FRACTION` deleted, on outgrowing the exact index or on drift) are in `index_files.py`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from clipseek.gallery import index_kinds as kinds
-from clipseek.gallery.index_kinds import (
+from clipseek.gallery.search import kinds
+from clipseek.gallery.search.kinds import (
     APPROX_KIND,
     APPROX_THRESHOLD,
     KINDS,
@@ -44,7 +44,7 @@ from clipseek.gallery.index_kinds import (
     REFINE_CANDIDATES,
     choose_kind,
 )
-from clipseek.gallery.index_store import DELETED, IndexState, StoreBacked
+from clipseek.gallery.search.index_files import DELETED, IndexState, StoreBacked
 
 PARTS = 2                  # approximate kinds: parts searched in parallel (one per core here)
 PARALLEL_CODES = 100_000   # an inverted file probing fewer codes per query searches its parts in turn
@@ -186,7 +186,7 @@ class VectorIndex(StoreBacked):
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Append vectors, spread over the parts to keep them even: no rebuild, no re-training (an
         untrained, empty index is first trained on these vectors by the sample rule). An inverted
-        file records how far they lie from their centroids (`index_kinds.drifted`)."""
+        file records how far they lie from their centroids (`kinds.drifted`)."""
         if len(ids) == 0:
             return
         ids, vectors = np.asarray(ids, np.int64), np.ascontiguousarray(vectors, dtype=np.float32)

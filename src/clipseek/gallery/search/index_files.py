@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from clipseek._io import atomic_write, atomic_write_json
-from clipseek.gallery import index_kinds as kinds
-from clipseek.gallery.index_kinds import APPROX_THRESHOLD, KINDS, choose_kind
+from clipseek.gallery.search import kinds
+from clipseek.gallery.search.kinds import APPROX_THRESHOLD, KINDS, choose_kind
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class StoreBacked:
         """Bring this index up to date with the store: extend it with new rows and mark deleted ones,
         or rebuild it when it belongs to another DB/model, too many rows were deleted, it outgrew the
         exact index, was empty, or (after adding the new rows) it drifted or outgrew its training
-        (`index_kinds.drifted`). Returns True if anything changed (so the caller saves it)."""
+        (`kinds.drifted`). Returns True if anything changed (so the caller saves it)."""
         s = self.state
         if s.db_id != store.db_id or s.fingerprint != str(store.fingerprint or ""):
             self._replace(self.rebuild(store, threshold))

@@ -10,9 +10,9 @@ from conftest import FakeEncoder
 from dupes_images import copies_of, photo
 from PIL import Image
 
-from clipseek.gallery.dupes import find_duplicates
-from clipseek.gallery.pairs import cosine_pairs
-from clipseek.gallery.phash import fill_phashes, hamming_pairs, phash_hex
+from clipseek.gallery.dupes.groups import find_duplicates
+from clipseek.gallery.dupes.similar import cosine_pairs
+from clipseek.gallery.dupes.phash import fill_phashes, hamming_pairs, phash_hex
 from clipseek.gallery.store import SCHEMA_VERSION, Store
 from clipseek.gallery.sync import index_folders
 
@@ -158,7 +158,7 @@ def test_version_1_database_is_upgraded_in_place_without_re_embedding(tmp_path, 
             return getattr(self._enc, name)
 
     counting = Counting(encoder)
-    from clipseek.gallery.facade import Gallery
+    from clipseek.gallery.gallery import Gallery
 
     with Gallery(str(db), counting) as g:
         summary = g.index([str(folder)])

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder
 
-from clipseek.gallery import index_kinds
+from clipseek.gallery.search import kinds
 from clipseek.gallery.store import Store
-from clipseek.gallery.vector_index import APPROX_KIND, VectorIndex
+from clipseek.gallery.search.vector_index import APPROX_KIND, VectorIndex
 
 
 def unit(rng, n, d=32):
@@ -291,7 +291,7 @@ def test_search_threads_belong_to_the_index_and_stop_on_close():
 
 
 def test_nlist_rule():
-    assert [index_kinds.nlist_for(n) for n in (20, 600, 1200, 6000, 50_000, 1_000_000, 10**7)] == \
+    assert [kinds.nlist_for(n) for n in (20, 600, 1200, 6000, 50_000, 1_000_000, 10**7)] == \
         [1, 8, 16, 64, 256, 1024, 1024]
 
 
@@ -302,14 +302,14 @@ def test_probe_count_is_the_fewest_that_reach_the_recall_doubled():
     def search(queries, k, nprobe):  # finds the true top 10 from 8 lists on
         asked.append(nprobe)
         return np.array([np.concatenate([truth if nprobe >= 8 else truth + 1000, np.arange(k)])[:k]] * 2)
-    assert index_kinds.choose_nprobe(search, np.zeros((2, 4)), 1024) == 16 and asked == [1024, 1, 2, 4, 8]
-    assert index_kinds.choose_nprobe(search, np.zeros((2, 4)), 8) == 8  # at most all of them
+    assert kinds.choose_nprobe(search, np.zeros((2, 4)), 1024) == 16 and asked == [1024, 1, 2, 4, 8]
+    assert kinds.choose_nprobe(search, np.zeros((2, 4)), 8) == 8  # at most all of them
 
 
 def test_pseudo_queries_lie_near_the_data_but_are_none_of_it():
     rng = np.random.default_rng(17)
     data = clustered(rng, 3000, d=16, centers=10)
-    q = index_kinds.pseudo_queries(data, 200)
+    q = kinds.pseudo_queries(data, 200)
     assert q.shape == (200, 16) and np.allclose(np.linalg.norm(q, axis=1), 1, atol=1e-5)
     nearest = (q @ data.T).max(1)
     assert 0.5 < nearest.mean() < 0.98 and nearest.max() < 0.999  # near points, not copies of them
@@ -352,7 +352,7 @@ def test_drift_from_the_centroids_retrains_in_distribution_growth_does_not(store
     assert vi.state.kind == APPROX_KIND and vi.state.trained == 2000 and vi.state.base_distance > 0
     fill(store, around(centers, 400), start=2000)  # 20% more of the same: extended, not retrained
     assert vi.sync(store, 100) and vi.state.count == 2400 and vi.state.trained == 2000
-    assert index_kinds.drifted(vi.state) == ""
+    assert kinds.drifted(vi.state) == ""
     assert vi.state.added_distance / 400 < 1.2 * vi.state.base_distance
 
     moved = around(elsewhere, 500)  # the data moves away from every trained centroid
@@ -372,7 +372,7 @@ def test_drift_from_the_centroids_retrains_in_distribution_growth_does_not(store
 @pytest.mark.parametrize("scan_factor", [0, 10 ** 12])  # pq-sq8: over-fetch and filter / score alone
 @pytest.mark.parametrize("kind", ["flat", "pq-sq8"])
 def test_filtered_search_returns_the_k_best_allowed_live_rows(kind, scan_factor, monkeypatch):
-    import clipseek.gallery.vector_index as vindex
+    import clipseek.gallery.search.vector_index as vindex
 
     monkeypatch.setattr(vindex, "SCAN_FACTOR", scan_factor)
     rng = np.random.default_rng(4)

@@ -3,7 +3,7 @@
 Three kinds of link, strongest first:
   identical  the same bytes (the store's content hash);
   phash      the same picture re-encoded, resized or lightly cropped: perceptual hashes at most
-             `phash_distance` bits apart (gallery/phash.py), confirmed by a CLIP cosine >= `confirm`;
+             `phash_distance` bits apart (gallery/dupes/phash.py), confirmed by a CLIP cosine >= `confirm`;
   similar    only when asked (`similar=True`): CLIP cosine >= `threshold`, semantically near-identical
              shots such as bursts.
 Images linked directly or through others form one group (connected components).
@@ -28,8 +28,8 @@ import numpy as np
 
 from clipseek.core.organise import Transfer, plan_transfers
 from clipseek.errors import UsageError
-from clipseek.gallery.pairs import cosine_pairs
-from clipseek.gallery.phash import PHASH_BITS, fill_phashes, hamming_pairs
+from clipseek.gallery.dupes.similar import cosine_pairs
+from clipseek.gallery.dupes.phash import PHASH_BITS, fill_phashes, hamming_pairs
 
 DEFAULT_PHASH_DISTANCE = 12     # bits of 64
 DEFAULT_CONFIRM = 0.9           # CLIP cosine a pHash pair must also reach to count as a copy

@@ -1,4 +1,4 @@
-"""gallery.facets: filters applied to the filter columns held in memory give exactly the rows the SQL
+"""gallery.search.facets: filters applied to the filter columns held in memory give exactly the rows the SQL
 WHERE clause used before gives (kept here as the reference; an extension now matches a name that is not
 UTF-8 too) and a plain Python predicate over the rows gives:
 names that are not UTF-8 (BLOB rows), nested folders and a folder that is a string prefix of another,
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from clipseek.core.paths import db_value, prefix_ranges
-from clipseek.gallery.facets import Facets
+from clipseek.gallery.search.facets import Facets
 from clipseek.gallery.query import PENDING, Filter
 from clipseek.gallery.store import Store
 
@@ -21,7 +21,7 @@ def ns(*args) -> int:
 
 
 def old_filter_sql(f: Filter) -> tuple[str, list]:
-    """The WHERE clause filters used before gallery.facets (query.filter_sql as it was, but for the
+    """The WHERE clause filters used before gallery.search.facets (query.filter_sql as it was, but for the
     extensions of BLOB paths)."""
     where, params = [], []
     if f.folders:

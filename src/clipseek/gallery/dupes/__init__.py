@@ -1,0 +1,1 @@
+"""Duplicates in a gallery: perceptual hashes (`phash`), CLIP-cosine pairs (`similar`), groups and keepers (`groups`)."""
