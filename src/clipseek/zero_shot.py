@@ -64,18 +64,19 @@ ImageInput = Union[str, "os.PathLike[str]", "PILImage"]
 def classify(model: Encoder | str, images: ImageInput | Iterable[ImageInput], labels: Sequence[str],
              templates: Sequence[Template] = (DEFAULT_TEMPLATE,), top: int = 5, batch_size: int = 32,
              workers: int | None = None, on_progress: Callable[[int], None] | None = None,
-             limits: ImageLimits = DEFAULT_LIMITS) -> ClassifyResult:
+             limits: ImageLimits = DEFAULT_LIMITS, expand_folders: bool = True) -> ClassifyResult:
     """Classify images against labels: `classify(model, "photos/", ["cat", "dog"])`.
 
     `model`: a loaded Encoder, or a name/path for `load_model`. `images`: one file, one folder (its
     images, recursively, as on the command line), a PIL image, or a list mixing them; files are read
     in worker threads and those that cannot be read come back in `skipped`, a PIL image is used as
     given and named `<image N>` (N: its position in the list). Predictions keep the input order.
-    `limits` bounds what one file may cost (bytes read, pixels decoded)."""
+    `limits` bounds what one file may cost (bytes read, pixels decoded). `expand_folders=False`: every
+    path is one file, a folder among them is skipped as one (for a list already expanded, as the CLI's)."""
     encoder = _as_encoder(model)
     labels = clean_labels(labels)
     class_vecs = build_classifier(encoder, labels, templates)
-    items = _image_items(images)
+    items = _image_items(images, expand_folders)
     files = [x for x in items if not isinstance(x, tuple)]
     emb = embed_all(encoder, files, batch_size=batch_size, workers=workers, on_progress=on_progress,
                     limits=limits)
@@ -105,7 +106,7 @@ def _as_encoder(model: Encoder | str) -> Encoder:
     return model
 
 
-def _image_items(images) -> list:
+def _image_items(images, expand_folders: bool = True) -> list:
     """Files as path strings (folders expanded, in the order given) and PIL images as (name, image)."""
     from PIL import Image
 
@@ -117,7 +118,7 @@ def _image_items(images) -> list:
             out.append((f"<image {k}>", x))
         elif not isinstance(x, (str, bytes, os.PathLike)):
             raise UsageError(f"images[{k}] is a {type(x).__name__}: give file or folder paths or PIL images")
-        elif os.path.isdir(x):
+        elif expand_folders and os.path.isdir(x):
             out.extend(walk_images(os.fsdecode(x)))
         else:
             out.append(os.fsdecode(x))

@@ -76,7 +76,7 @@ def classify_cmd(
     out = check_sort_args(sort_into, paths, mode, unsure_below) if sort_into else None
     encoder = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype, framing=crop, backend=backend)
     with progress(len(files), "classifying") as advance:
-        result = classify(encoder, files, label_list, tmpl, top=top_k, batch_size=batch_size,
+        result = classify(encoder, files, label_list, tmpl, top=top_k, batch_size=batch_size, expand_folders=False,
                           on_progress=advance, limits=lim)
     report_skipped(result.skipped, fmt)
     if out is not None and result.predictions:
