@@ -5,7 +5,7 @@
 # pairs 24 min 45 s wall (epochs 235, 190, 182, 197, 185, 189, 290 s; the first decodes the images into
 # memory). That evening the cores ran slow: the earlier 5-epoch recipe without --mask-patches, the same
 # work as a 19 min 37 s run earlier that day, took 23 min 39 s right before this one, so this recipe
-# costs ~1.05x that one. Figures in the README (bundled model section).
+# costs ~1.05x that one. Figures in docs/bundled-model.md.
 # --mask-patches 0.5 (FLIP: each training image keeps a random half of its 64 patches, every epoch but
 # the last) makes a step 1.7x cheaper in a step benchmark and ~1.35x in the real epochs (decoding and
 # batching do not shrink), so 6 masked + 1 whole-image epochs cost what 5 whole-image epochs did, and

@@ -11,7 +11,7 @@ from clipseek.model.loader import BUNDLED_MODELS
 
 DEMO = BUNDLED_MODELS["clipseek-demo"]
 # Floors well above chance (1/8 colours, 1/6 shapes) and a little under what the model measures on
-# these 192 unseen images (measured: colour 1.000, shape 0.948; README has the test-split table).
+# these 192 unseen images (measured: colour 1.000, shape 0.948; docs/bundled-model.md has the test-split table).
 COLOUR_MIN, SHAPE_MIN = 0.95, 0.90
 
 
@@ -56,7 +56,7 @@ def test_bundled_model_recognises_colours_and_shapes(fresh_shapes):
     enc = load_model("clipseek-demo", device="cpu")
     colour = zero_shot(enc, root, samples, list(COLOURS), "colour", "a photo of a {} shape.")
     shape = zero_shot(enc, root, samples, list(SHAPES), "shape", "a photo of a {}.")
-    # chance is 1/8 and 1/6; measured figures are in the README (bundled model section)
+    # chance is 1/8 and 1/6; measured figures are in docs/bundled-model.md
     assert colour >= COLOUR_MIN and shape >= SHAPE_MIN, (colour, shape)
 
 

@@ -1,7 +1,7 @@
 """Evaluation documents and report directories: report.json, report.md, report.html, PNGs, thumbnails.
 
-The schema of report.json ("clipseek.eval/1") is documented in one place: README.md, section "The eval
-report (`report.json`)"; tests/cli/test_eval_cli.py checks that every key written here is named there.
+The schema of report.json ("clipseek.eval/1") is documented in one place: docs/eval-report.md;
+tests/cli/test_eval_cli.py checks that every key written here is named there.
 The directory is written to a temporary sibling and renamed into place at the end, so a crash never
 leaves a partial report that looks complete.
 """

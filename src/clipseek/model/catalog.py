@@ -130,7 +130,7 @@ def table_rows(catalog: Catalog) -> list[list[str]]:
 
 
 def markdown_table(catalog: Catalog) -> str:
-    """The README's copy of the table (kept equal to this by a test)."""
+    """The copy of the table in docs/commands/models.md (kept equal to this by a test)."""
     lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
     for row in table_rows(catalog):
         row[0] = f"`{row[0]}`"

@@ -8,7 +8,7 @@ Three kinds of link, strongest first:
              shots such as bursts.
 Images linked directly or through others form one group (connected components).
 
-Why both signals for copies, measured by benchmarks/dupes_bench.py --part quality (README): on 300
+Why both signals for copies, measured by benchmarks/dupes_bench.py --part quality (docs/commands/dupes.md): on 300
 synthetic shape pictures + 400 copies, pHash alone (<= 12 bits) found every byte, JPEG-60 and half-size
 copy and 76% of the 5% crops, but joined distinct pictures whose flat or striped backgrounds dominate
 the hash (precision of the grouped pairs 0.26); CLIP cosine alone (the bundled 64-px model) joined
