@@ -13,10 +13,10 @@ import typer
 
 from clipseek.cli.app import app
 
-try:  # typer >= 0.20 vendors its own copy of click
-    from typer._click import exceptions as click_exc  # type: ignore
-except ImportError:  # pragma: no cover - older typer uses click itself
-    from click import exceptions as click_exc
+try:  # a typer that vendors click exports the base class of its exceptions
+    from typer import TyperException as CommandLineError
+except ImportError:  # pragma: no cover - older typer raises click's own
+    from click import ClickException as CommandLineError
 
 # Command modules register themselves on `app` when imported.
 from clipseek.cli import (  # noqa: E402,F401
@@ -67,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("clipseek: interrupted", file=sys.stderr)
         return 130
-    except getattr(click_exc, "NoArgsIsHelpError", ()) as e:
-        print(e.format_message())
-        return 0
-    except click_exc.ClickException as e:
+    except CommandLineError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `clipseek GROUP` alone: its help, exit 0
+            print(e.format_message())
+            return 0
         print(f"clipseek: error: {e.format_message()} (see --help)", file=sys.stderr)
         return EXIT_USAGE
     except UsageError as e:
