@@ -346,7 +346,11 @@ def test_file_gone_after_indexing(tmp_path, encoder):
         os.symlink(os.path.abspath(__file__), root / "a2.png")
         r = c.get(f"/api/images/{ids['a2.png']}")
         assert_json_error(r, 404)
-        assert "changed on disk" in r.json()["error"] and b"create_app" not in r.content
+        assert "outside the gallery" in r.json()["error"] and b"create_app" not in r.content
+        make_image(7).save(root / "a0.png")  # rewritten in place: another size and time
+        r = c.get(f"/api/images/{ids['a0.png']}")
+        assert_json_error(r, 404)
+        assert "changed on disk" in r.json()["error"]
 
 
 def test_missing_database_fails_at_create(tmp_path, encoder):

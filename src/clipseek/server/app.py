@@ -10,7 +10,8 @@ import ipaddress
 import os
 import sys
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence
+from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -215,22 +216,17 @@ def _image_routes(app: FastAPI, svc: GalleryService, guard: tuple[int, ...]) -> 
              responses={**image_content("The image file (formats browsers cannot show are sent as "
                                         "a JPEG copy)"), **errors(404, 422, guard=guard)})
     async def image(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
-        path, data, media = await run_in_threadpool(svc.image, image_id)
-        headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
-        if path is None:
-            return Response(data, media_type=media, headers=headers)
-        return FileResponse(path, media_type=media, headers=headers,
-                            filename=text_or_replacement(os.path.basename(path)),
-                            content_disposition_type="inline")
+        data, media, name = await run_in_threadpool(svc.image, image_id)  # the bytes checked (server.files)
+        return Response(data, media_type=media, headers={
+            "Cache-Control": "private, max-age=3600",
+            "Content-Disposition": f"inline; filename*=utf-8''{quote(text_or_replacement(name))}"})
 
     @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A cached JPEG thumbnail, by id",
              response_class=Response,
              responses={**image_content("A JPEG thumbnail", ["image/jpeg"]), **errors(404, 422, guard=guard)})
     async def thumb(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
-        path = await run_in_threadpool(svc.thumbnail, image_id)
-        return FileResponse(path, media_type="image/jpeg",
-                            headers={"Cache-Control": "private, max-age=86400",
-                                     "X-Content-Type-Options": "nosniff"})
+        data = await run_in_threadpool(svc.thumbnail, image_id)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
 def is_loopback(host: str) -> bool:
