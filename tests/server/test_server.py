@@ -74,7 +74,7 @@ def test_health_stats_and_docs(client, gallery, encoder):
     for path in ("/api/search", "/api/search/image", "/api/classify", "/api/images/{image_id}",
                  "/api/thumbs/{image_id}", "/api/stats", "/api/health"):
         assert path in spec["paths"]
-    assert client.get("/docs").status_code == 200
+    assert_json_error(client.get("/docs"), 404)  # no interactive page (it loaded a CDN): the schema is enough
 
 
 def test_text_search_matches_the_library(client, gallery, encoder):
