@@ -18,6 +18,7 @@ included, and an exception no handler took becomes a JSON 500 here (logged), nev
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import json
@@ -56,14 +57,16 @@ def _is_ip(name: str) -> bool:
         return False
 
 
-def _machine_names() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def _machine_names() -> frozenset[str]:
+    """This machine's host name and fully qualified name (looked up once: getfqdn may ask DNS)."""
     names = set()
     for get in (socket.gethostname, socket.getfqdn):
         try:
             names.add(get())
         except OSError:
             pass
-    return {host_name(n) for n in names if n}
+    return frozenset(host_name(n) for n in names if n)
 
 
 @dataclass(frozen=True)
