@@ -22,7 +22,7 @@ def test_cli_serve(gallery, tiny_ckpt, monkeypatch, capsys):
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
-    assert main(["serve", "--db", gallery[0], "--host", "0.0.0.0", "--port", "8123"]) == 0
+    assert main(["serve", "--db", gallery[0], "--host", "0.0.0.0", "--port", "8123", "--no-token"]) == 0
     assert "WARNING" in capsys.readouterr().err
     app, kw = calls[0]
     assert kw["host"] == "0.0.0.0" and kw["port"] == 8123

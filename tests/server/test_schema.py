@@ -35,7 +35,7 @@ def app(tmp_path_factory):
     enc = FakeEncoder()
     with clipseek.Gallery(db, enc) as g:
         g.index([str(root)])
-    app = create_app(db, enc)
+    app = create_app(db, enc, allowed_hosts=["testserver"])  # the Host schemathesis' ASGI client sends
     yield app
     app.state.service.close()
 

@@ -21,7 +21,17 @@ def serve_cmd(
     token: Optional[str] = typer.Option(None, "--token", envvar="CLIPSEEK_TOKEN",
                                         help="Require 'Authorization: Bearer TOKEN' on every API "
                                              "call (also read from $CLIPSEEK_TOKEN). Open the page "
-                                             "once as /?token=TOKEN."),
+                                             "once as /?token=TOKEN. Needed with a --host other "
+                                             "machines can reach."),
+    no_token: bool = typer.Option(False, "--no-token",
+                                  help="Serve a --host other machines can reach without a token "
+                                       "(a network you trust)."),
+    allow_host: Optional[List[str]] = typer.Option(None, "--allow-host", metavar="NAME",
+                                                   help="Also answer requests for Host NAME, e.g. the "
+                                                        "name a reverse proxy forwards (repeatable)."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", metavar="SECONDS",
+                                         help="Close a connection that has not sent a request's "
+                                              "headers within SECONDS."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
     int8_text: bool = typer.Option(False, "--int8-text",
                                    help="Quantize the text tower to int8 on CPU: ~3x faster text "
@@ -34,7 +44,7 @@ def serve_cmd(
     poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.05, help="Seconds between polls."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
-    """Search and classify in a web page at http://HOST:PORT/ (API docs at /docs)."""
+    """Search and classify in a web page at http://HOST:PORT/ (API schema at /openapi.json)."""
     from clipseek.server import serve
 
     watching = None
@@ -43,5 +53,6 @@ def serve_cmd(
 
         watching = serve_watch_options(watch, poll, poll_interval)
     serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text,
-          max_pixels=max_pixels, watch=watching, backend=backend)
+          max_pixels=max_pixels, watch=watching, backend=backend, allow_hosts=allow_host or (),
+          no_token=no_token, header_timeout=header_timeout)
     return 0

@@ -185,14 +185,16 @@ class Gallery:
         """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary.
         `refresh_index=False` leaves the FAISS cache to whoever searches (a watcher beside a server)."""
         from clipseek.gallery.dupes.phash import fill_phashes
+        from clipseek.gallery.roots import record_roots
         from clipseek.gallery.sync import check_roots, index_folders
 
         dirs = one_or_many(dirs)
-        check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
+        roots = check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
         if not os.path.isdir(os.path.dirname(self.db_path)):
             raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
         with self.writing():
             store, enc = self._open_for_writing()
+            record_roots(store, roots)  # before any row of them: the server serves files inside roots
             summary = index_folders(store, enc, dirs, batch_size=batch_size,
                                     workers=workers, limits=limits, on_start=on_start,
                                     on_progress=on_progress)
@@ -204,6 +206,7 @@ class Gallery:
     def index_parquet(self, out_dir: str, on_progress: Callable[[int], None] | None = None):
         """Load the Parquet shards of a `clipseek embed` job (no model needed); returns an IndexSummary."""
         from clipseek.embed import shards
+        from clipseek.gallery.roots import record_roots, unrooted_folder
         from clipseek.gallery.sync import index_from_parquet
         from clipseek.model.fingerprint import Fingerprint
 
@@ -214,7 +217,11 @@ class Gallery:
             raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
         with self.writing():
             store = self._open(create=True, model=None if self._exists() else model)
+            record_roots(store, [])  # the folder of the rows already there, if none was recorded
             summary = index_from_parquet(store, out_dir, on_progress=on_progress)
+            loaded = unrooted_folder(store)  # the folder of the rows loaded (from anywhere)
+            if loaded:
+                record_roots(store, [loaded])
             self._refresh_index(force=True)
         return summary
 

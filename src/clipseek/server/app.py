@@ -10,7 +10,8 @@ import ipaddress
 import os
 import sys
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence
+from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -24,7 +25,7 @@ from clipseek._version import __version__
 from clipseek.core.paths import json_text, text_or_replacement
 from clipseek.errors import ClipseekError, UsageError
 from clipseek.server.checks import Limits, NotFound, TooLarge
-from clipseek.server.guard import Guard
+from clipseek.server.guard import Guard, Hosts
 from clipseek.server.schema import (
     Classification,
     Health,
@@ -40,10 +41,6 @@ if TYPE_CHECKING:
     from clipseek.model.base import Encoder
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
-                "style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'",
-                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 IMAGE_ID = Path(..., ge=1, le=2 ** 63 - 1, description="An image id from a search result.")
 TERM_HELP = ("{} a meaning (repeatable): text, or image:ID (an image of the gallery); optionally "
              "weighted as W:VALUE, e.g. 0.5:sunset.")
@@ -82,12 +79,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | None = None,
                limits: Limits = Limits(), model: str | None = None, device: str = "auto",
-               allowed_hosts: list[str] | None = None,
+               host: str = "127.0.0.1", allowed_hosts: list[str] | None = None,
                thumb_dir: str | None = None, int8_text: bool = False, backend: str = "torch") -> FastAPI:
     """The app for one gallery (a Gallery or a database path). The model is loaded here, once.
 
     `token`: every /api call then needs `Authorization: Bearer <token>` (images and thumbnails also
-    accept `?token=`). `allowed_hosts`: refuse other Host headers (serve() sets it for loopback)."""
+    accept `?token=`). The Host header must name loopback, `host` (the address the server is bound
+    to), this machine, or one of `allowed_hosts` (see server.guard.Hosts); cross-site requests to
+    the API are refused (server.guard). No interactive docs page: the schema is at /openapi.json."""
     svc = GalleryService(gallery_or_db, encoder, model=model, device=device, limits=limits,
                          thumb_dir=thumb_dir, int8_text=int8_text, backend=backend)
 
@@ -96,15 +95,15 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
         yield
         await run_in_threadpool(svc.close)
 
-    app = FastAPI(title="clipseek", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan,
+    app = FastAPI(title="clipseek", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
                   default_response_class=PathSafeJSON,
                   description="Search an indexed image gallery by text or by example image, and "
                               "classify images zero-shot against your labels, with a CLIP model.")
     app.state.service = svc
     app.add_middleware(Guard, token=token, max_body=limits.max_upload_bytes + (1 << 20),
-                       allowed_hosts=allowed_hosts)
+                       hosts=Hosts.for_bind(host, allowed_hosts or ()))
     _add_error_handlers(app)
-    _add_routes(app, svc, limits, guard_statuses(token, allowed_hosts))
+    _add_routes(app, svc, limits, guard_statuses(token))
     _add_page(app)
     return app
 
@@ -113,7 +112,7 @@ def _add_page(app: FastAPI) -> None:
     """The web page and its static files, and a JSON 404/405 for any other /api path."""
     @app.get("/", include_in_schema=False)
     async def page():
-        return FileResponse(os.path.join(STATIC_DIR, "index.html"), headers=PAGE_HEADERS)
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"))  # headers: server.guard
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
                    include_in_schema=False)
@@ -123,7 +122,7 @@ def _add_page(app: FastAPI) -> None:
         if allowed:  # a known path, another method: 405 and what it takes, not "no such endpoint"
             return PathSafeJSON({"error": f"{request.method} is not allowed here; use {', '.join(allowed)}"},
                                 status_code=405, headers={"Allow": ", ".join(allowed)})
-        return _error(404, "no such API endpoint; see /docs")
+        return _error(404, "no such API endpoint; see /openapi.json")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -215,22 +214,17 @@ def _image_routes(app: FastAPI, svc: GalleryService, guard: tuple[int, ...]) -> 
              responses={**image_content("The image file (formats browsers cannot show are sent as "
                                         "a JPEG copy)"), **errors(404, 422, guard=guard)})
     async def image(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
-        path, data, media = await run_in_threadpool(svc.image, image_id)
-        headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
-        if path is None:
-            return Response(data, media_type=media, headers=headers)
-        return FileResponse(path, media_type=media, headers=headers,
-                            filename=text_or_replacement(os.path.basename(path)),
-                            content_disposition_type="inline")
+        data, media, name = await run_in_threadpool(svc.image, image_id)  # the bytes checked (server.files)
+        return Response(data, media_type=media, headers={
+            "Cache-Control": "private, max-age=3600",
+            "Content-Disposition": f"inline; filename*=utf-8''{quote(text_or_replacement(name))}"})
 
     @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A cached JPEG thumbnail, by id",
              response_class=Response,
              responses={**image_content("A JPEG thumbnail", ["image/jpeg"]), **errors(404, 422, guard=guard)})
     async def thumb(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
-        path = await run_in_threadpool(svc.thumbnail, image_id)
-        return FileResponse(path, media_type="image/jpeg",
-                            headers={"Cache-Control": "private, max-age=86400",
-                                     "X-Content-Type-Options": "nosniff"})
+        data = await run_in_threadpool(svc.thumbnail, image_id)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
 def is_loopback(host: str) -> bool:
@@ -246,22 +240,40 @@ def exposure_warning(host: str, token: str | None) -> str | None:
     """The warning to print when the server is reachable from other machines without a token."""
     if is_loopback(host) or token:
         return None
-    return (f"clipseek: WARNING: serving on {host}, which other machines can reach, WITHOUT a token: "
-            "anyone on the network can search your gallery and download its images. Pass "
-            "--token SECRET (or bind --host 127.0.0.1).")
+    return (f"clipseek: WARNING: serving on {host}, which other machines can reach, WITHOUT a token "
+            "(--no-token): anyone on the network can search your gallery and download its images; "
+            "--token SECRET closes it.")
+
+
+def check_exposure(host: str, token: str | None, no_token: bool) -> None:
+    """UsageError for a bind other machines can reach without a token, unless `no_token` says so."""
+    if token and no_token:
+        raise UsageError("--token and --no-token contradict each other; give one")
+    if not is_loopback(host) and not token and not no_token:
+        raise UsageError(f"--host {host} lets other machines connect: give --token SECRET (or "
+                         "$CLIPSEEK_TOKEN), or --no-token on a network you trust")
 
 
 def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None = None,
           token: str | None = None, device: str = "auto", log_level: str = "info",
           int8_text: bool = False, max_pixels: int | None = None, watch: dict | None = None,
-          backend: str = "torch") -> None:
+          backend: str = "torch", allow_hosts: Sequence[str] = (), no_token: bool = False,
+          header_timeout: float | None = None) -> None:
     """Build the app and run it under uvicorn until interrupted. `max_pixels`: the image limit of
     uploads (default: the CLI's, 64 MP). `watch`: the keyword arguments of GalleryService.watch
-    (dirs, poll, interval, on_batch, on_stop) plus `on_start(watcher)`."""
+    (dirs, poll, interval, on_batch, on_stop) plus `on_start(watcher)`. A host other machines can
+    reach needs a `token` or `no_token=True`; `allow_hosts`: more Host names to answer to;
+    `header_timeout`: seconds a client has to send a request's headers (server.protocol)."""
     import uvicorn
 
     from clipseek.core.paths import quote_path
+    from clipseek.server.protocol import HEADER_TIMEOUT, uvicorn_options
 
+    check_exposure(host, token, no_token)
+    try:
+        options = uvicorn_options(HEADER_TIMEOUT if header_timeout is None else header_timeout)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     # OpenMP threads (torch, faiss) spin after each parallel region by default, stealing the cores
     # that the HTTP side needs between forwards: 4-5x fewer requests/s on a 2-core box. Must be set
     # before torch loads, which create_app does below.
@@ -277,16 +289,15 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
         with Gallery(db, model=model, device=device, backend=backend) as g:
             g.index(watch["dirs"], limits=ImageLimits.from_options(max_pixels))
     app = create_app(db, model=model, device=device, token=token, int8_text=int8_text, limits=lim,
-                     backend=backend,
-                     allowed_hosts=list(LOOPBACK_NAMES) if is_loopback(host) else None)
+                     backend=backend, host=host, allowed_hosts=list(allow_hosts))
     if watch:
-        options = dict(watch)
-        on_start = options.pop("on_start", None)
-        watcher = app.state.service.watch(**options)
+        watching = dict(watch)
+        on_start = watching.pop("on_start", None)
+        watcher = app.state.service.watch(**watching)
         if on_start:
             on_start(watcher)
     n = app.state.service.stats()["images"]
     shown = f"[{host}]" if ":" in host else host
     print(f"clipseek: {n:,} images in {quote_path(app.state.service.db_path)}; open http://{shown}:{port}/"
           + ("?token=TOKEN once" if token else ""), file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **options)

@@ -59,6 +59,7 @@ class Health(BaseModel):
 
 _WHY = {400: "Bad request: a value the server refuses (see `error`)",
         401: "Missing or wrong token (the server runs with --token)",
+        403: "A cross-site request (its Origin or Sec-Fetch-Site names another site)",
         404: "No such image, or its file is gone or changed since indexing",
         405: "Method not allowed on this path",
         413: "Upload over the size limit, or an image over the pixel limit",
@@ -77,6 +78,7 @@ def image_content(description: str, types=None) -> dict:
                   "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in media}}}
 
 
-def guard_statuses(token: Optional[str], allowed_hosts) -> tuple[int, ...]:
-    """Statuses the Guard middleware answers before any route: 401 with a token, 400 for another Host."""
-    return tuple(c for c, on in ((401, token is not None), (400, allowed_hosts is not None)) if on)
+def guard_statuses(token: Optional[str]) -> tuple[int, ...]:
+    """Statuses the Guard middleware answers before any route: 400 for another Host, 403 for a
+    cross-site request, 401 with a token."""
+    return (400, 403, *((401,) if token is not None else ()))

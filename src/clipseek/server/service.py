@@ -15,14 +15,16 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from clipseek.errors import ImageError, UsageError
+from clipseek.errors import UsageError
 from clipseek.gallery.gallery import Gallery
 from clipseek.gallery.store import Store
 from clipseek.gallery.thumbs import (
     THUMB_SIZE,
     as_jpeg,
-    ensure_thumbnail,
-    web_media_type,
+    cached_thumbnail,
+    media_type,
+    save_thumbnail,
+    thumbnail_path,
 )
 from clipseek.server.checks import (
     Limits,
@@ -36,6 +38,7 @@ from clipseek.server.checks import (
     parse_options,
 )
 from clipseek.server.fair import Classifiers
+from clipseek.server.files import Opened, Refused, image_format, open_indexed
 from clipseek.server.results import classification_doc, dupes_doc, search_doc, stats_doc
 from clipseek.server.worker import ModelThread
 
@@ -182,38 +185,64 @@ class GalleryService:
         return store
 
     def _row(self, image_id: int):
-        """The catalogue row of an indexed image whose file is still on disk, else NotFound."""
+        """The catalogue row of an indexed image, else NotFound."""
         store = self._thread_store()
         row = store.get_rows([image_id]).get(image_id) if 0 < image_id < 2 ** 63 else None
         if row is None:
             raise NotFound(f"no image with id {image_id}")
-        try:
-            st = os.stat(row.path)
-        except OSError:
-            st = None
-        if st is None or not os.path.isfile(row.path):
-            raise NotFound(f"image {image_id} is in the index but its file is gone; re-run clipseek index")
-        if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):  # serve only what was indexed
-            raise NotFound(f"image {image_id} changed on disk since it was indexed; re-run clipseek index")
         return row
 
-    def image(self, image_id: int) -> tuple[str | None, bytes | None, str]:
-        """(path, None, media type) for a browser-ready file, else (None, JPEG bytes, 'image/jpeg')."""
-        row = self._row(image_id)
-        media = web_media_type(row.path)
-        if media:
-            return row.path, None, media
-        try:
-            return None, as_jpeg(row.path), "image/jpeg"
-        except ImageError as e:
-            raise NotFound(f"image {image_id} cannot be read now: {e.reason}") from None
+    def _open(self, image_id: int, row) -> Opened:
+        """The file of `row`, opened as server.files says (inside the gallery's folders, no link
+        followed, as indexed); NotFound else. The caller closes it."""
+        from clipseek.gallery.roots import gallery_roots
 
-    def thumbnail(self, image_id: int, size: int = THUMB_SIZE) -> str:
+        try:
+            return open_indexed(row.path, gallery_roots(self._thread_store()), row.size, row.mtime_ns)
+        except Refused as e:
+            if e.gone:
+                raise NotFound(f"image {image_id} is in the index but its file is gone; re-run "
+                               "clipseek index") from None
+            if e.changed:
+                raise NotFound(f"image {image_id} changed on disk since it was indexed; re-run "
+                               "clipseek index") from None
+            raise NotFound(f"image {image_id} is not served: {e.reason}") from None
+
+    def _decode(self, image_id: int, opened: Opened):
+        """(bytes, Pillow format, decoded image) of an opened file, which must still be an image."""
+        try:
+            data = opened.read()
+            return data, *image_format(data, self.limits.max_pixels)
+        except Refused as e:
+            raise NotFound(f"image {image_id} is not served: {e.reason}") from None
+        finally:
+            os.close(opened.fd)
+
+    def image(self, image_id: int) -> tuple[bytes, str, str]:
+        """(the file's bytes, its media type, its name) for a format browsers show (by content),
+        else (a JPEG copy, 'image/jpeg', its name)."""
+        row = self._row(image_id)
+        data, fmt, img = self._decode(image_id, self._open(image_id, row))
+        media = media_type(fmt)
+        name = os.path.basename(row.path)
+        return (data, media, name) if media else (as_jpeg(img), "image/jpeg", name)
+
+    def thumbnail(self, image_id: int, size: int = THUMB_SIZE) -> bytes:
+        """The JPEG thumbnail's bytes: cached, or made now from the bytes of the checked file. The
+        file is checked either way (it must still be the one indexed, inside the gallery)."""
         row = self._row(image_id)
         try:
-            return ensure_thumbnail(row.path, self.thumb_dir, row.hash, size)
-        except ImageError as e:
-            raise NotFound(f"image {image_id} cannot be read now: {e.reason}") from None
+            out = thumbnail_path(self.thumb_dir, row.hash, size)
+        except ValueError:
+            raise NotFound(f"image {image_id} is not served: its content hash in the index is not "
+                           "valid") from None
+        opened = self._open(image_id, row)
+        cached = cached_thumbnail(out)
+        if cached is not None:
+            os.close(opened.fd)
+            return cached
+        _, _, img = self._decode(image_id, opened)
+        return save_thumbnail(img, out, size)
 
     # ---- duplicates and stats --------------------------------------------------------------------
     def dupes(self, similar: bool = False, threshold: float = 0.95, limit: int = 500) -> dict:
