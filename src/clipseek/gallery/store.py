@@ -35,7 +35,13 @@ import numpy as np
 from clipseek._io import temp_name
 from clipseek.core.paths import db_value, from_db, prefix_ranges
 from clipseek.errors import ModelMismatchError, UsageError
-from clipseek.gallery.dbfile import FileIdentity, StoreError, can_write_folder, connect, write_error
+from clipseek.gallery.dbfile import (  # StoreError: its home was here; importers still find it here
+    FileIdentity,
+    StoreError,
+    can_write_folder,
+    connect,
+    write_error,
+)
 from clipseek.gallery.query import PENDING
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
@@ -69,7 +75,6 @@ _MIGRATIONS = {
     3: (f"ALTER TABLE files ADD COLUMN taken_ns INTEGER DEFAULT {PENDING}",  # capture time
         "CREATE INDEX IF NOT EXISTS files_facets ON files(path, width, height, mtime_ns, taken_ns)"),
 }
-__all__ = ["FileRow", "Store", "StoreError", "check_fingerprint", "file_hash"]
 
 
 @dataclass(frozen=True)
