@@ -60,11 +60,18 @@ def fill_phashes(store, workers: int | None = None,
 
 def all_phashes(store, fill: bool = True, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(ids, uint64 pHashes) of every row that has one, in id order. `fill` first computes the missing
-    ones: stored (`fill_phashes`), or, for a store opened read-only, kept for this call only."""
+    ones: stored (`fill_phashes`), or, for a store opened read-only or on a full disk, kept for this
+    call only."""
+    from clipseek.gallery.dbfile import StoreError
+
+    in_memory = fill and store.readonly
     if fill and not store.readonly:
-        fill_phashes(store, workers)
+        try:
+            fill_phashes(store, workers)
+        except StoreError:  # cannot be written (a full disk): the rest for this call only
+            in_memory = True
     ids, codes = store.phashes()
-    if not (fill and store.readonly):
+    if not in_memory:
         return ids, codes
     extra: list[tuple[int, int]] = []
     last = 0
