@@ -9,6 +9,14 @@ One writer at a time (`writer_lock`): a gallery database or an embedding folder 
 process; a second one exits at once with one line naming the holder. The lock is an `flock` on a
 small file beside the target, so the kernel drops it when its holder dies (kill -9 included): a lock
 is never stale, whatever the lock file still says.
+
+Litter after a kill. A temp name carries its owner's pid (`temp_name`: `NAME.tmp-<pid>-<random>`,
+hidden ones `.NAME.tmp-...`). `remove_stale_temps` removes the temps whose owner is gone: no process
+with that pid runs on this machine, or the one that does started after the temp was last changed (the
+pid was reused). `atomic_dir` calls it for its own target (`remove_stale_dirs`), so the next export,
+report or checkpoint cleans what a killed one left, and so does every use of the ONNX cache for its
+entry; `dupes --move-extras-to` and `--sort-into` call it on their destination folder. A temp of a
+running process is never touched.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -44,6 +53,79 @@ def temp_name(path: str | os.PathLike, hidden: bool = False) -> str:
     if hidden:
         tail = "." + tail
     return os.path.join(head, f"{tail}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+_TEMP = re.compile(r"\.(tmp|old)-(\d+)-[0-9a-f]{8}$")
+
+
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat") as f:
+            return next(float(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
+def process_start(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch; Linux /proc), None when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        boot = _boot_time()
+        return None if boot is None else boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def owner_alive(pid: int, since: float) -> bool:
+    """Whether process `pid`, running here, could have made a file last changed at `since`
+    (a ctime: it cannot be set back): it runs, and (where /proc tells) it started before that."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: alive
+    except (OSError, OverflowError):
+        return False
+    started = process_start(pid)
+    return started is None or started <= since + 2.0  # slack: /proc's boot time is whole seconds
+
+
+def remove_stale_temps(folder: str | os.PathLike, target: str | None = None, recursive: bool = False,
+                       old: bool = True) -> list[str]:
+    """Remove the temp files and folders (`[.]NAME.tmp-<pid>-<hex8>`, and `atomic_dir`'s
+    `.NAME.old-...` unless `old` is false) in `folder` (and below it, `recursive`) whose owner process
+    is gone (`owner_alive`); only those of the name `target` when given. Returns what was removed.
+    Errors (a folder that vanished, no permission) are ignored: it is a clean-up."""
+    removed = []
+    folder = os.fspath(folder)
+    tops = os.walk(folder) if recursive else [(folder, None, None)]
+    for dirpath, _, _ in tops:
+        try:
+            entries = list(os.scandir(dirpath))
+        except OSError:
+            continue
+        for entry in entries:
+            m = _TEMP.search(entry.name)
+            if not m or (m.group(1) == "old" and not old):
+                continue
+            if target is not None and entry.name[:m.start()] not in (target, "." + target):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if owner_alive(int(m.group(2)), st.st_ctime):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.remove(entry.path)
+                removed.append(entry.path)
+            except OSError:
+                continue
+    return removed
 
 
 def fsync_dir(folder: str) -> None:
@@ -76,7 +158,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], durable:
     except BaseException:
         try:
             os.remove(tmp)
-        except FileNotFoundError:
+        except OSError:  # never made (a read-only folder), or already gone
             pass
         raise
 
@@ -104,6 +186,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     every moment `path` or its `.old-*` sibling holds a complete folder (`recover_dir` finds it)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_dirs(out)
     tmp = Path(temp_name(out, hidden=True))
     tmp.mkdir()
     try:
@@ -118,6 +201,14 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     os.replace(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_dirs(out: str | os.PathLike) -> None:
+    """What a killed `atomic_dir` of `out` left: its temp folders, and, when `out` is in place (so they
+    are older copies), its `.old-*` folders; without `out` an `.old-*` is the complete folder that
+    `recover_dir` puts back, so it stays."""
+    out = Path(out)
+    remove_stale_temps(out.parent, out.name, old=out.exists())
 
 
 def recover_dir(path: str | os.PathLike) -> Path | None:
@@ -150,7 +241,9 @@ def _holder(fd: int) -> str:
 def writer_lock(lock_path: str | os.PathLike, target: str,
                 error: Callable[[str], Exception] = BlockingIOError) -> Iterator[None]:
     """Hold the one-writer lock of `target` (its lock file is `lock_path`) for the block, or raise
-    `error(message)` at once (clipseek.errors.BusyError from the callers), naming the holder."""
+    `error(message)` at once (clipseek.errors.BusyError from the callers), naming the holder. An
+    OSError making the lock file (a read-only folder) propagates; a full disk only loses the note
+    naming the holder."""
     if fcntl is None:  # pragma: no cover
         yield
         return
@@ -164,12 +257,18 @@ def writer_lock(lock_path: str | os.PathLike, target: str,
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "since": datetime.datetime.now().isoformat(timespec="seconds"),
                 "command": " ".join(["clipseek", *sys.argv[1:]])[:300]}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info, ensure_ascii=True).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info, ensure_ascii=True).encode(), 0)
+        except OSError:  # no space for the note: the flock alone is the lock
+            pass
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
     finally:
         os.close(fd)  # releases the lock
 

@@ -44,6 +44,10 @@ def index_cmd(
     poll: bool = typer.Option(False, "--poll", help="With --watch: poll the folders instead of file "
                               "events (automatic on network filesystems)."),
     poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.05, help="Seconds between polls."),
+    follow_links: Optional[bool] = typer.Option(None, "--follow-links/--no-follow-links",
+                                                help="Index symbolic links to files outside the folders "
+                                                "(off by default; the choice is kept in the DB for later "
+                                                "runs and --watch)."),
 ) -> int:
     """Embed new and changed images into the gallery DB; prune deleted ones; recognise moved ones."""
     from clipseek.core.paths import quote_path
@@ -56,11 +60,13 @@ def index_cmd(
         raise UsageError("give folders to index, or --from-parquet DIR (one of the two)")
     if watch and from_parquet:
         raise UsageError("--watch follows folders; it does not go with --from-parquet")
+    if follow_links is not None and from_parquet:
+        raise UsageError("--follow-links is about folders; it does not go with --from-parquet")
     gallery = Gallery(db, model=model, device=device, dtype=dtype, backend=backend)
     if from_parquet:
         summary = gallery.index_parquet(from_parquet)
     else:
-        summary = _index_dirs(gallery, dirs, batch_size, workers, lim)
+        summary = _index_dirs(gallery, dirs, batch_size, workers, lim, follow_links)
     if not watch:
         gallery.close()
     report_skipped(summary.skipped, fmt)
@@ -79,7 +85,7 @@ def index_cmd(
     return 0
 
 
-def _index_dirs(gallery, dirs, batch_size, workers, lim):
+def _index_dirs(gallery, dirs, batch_size, workers, lim, follow_links):
     with ExitStack() as stack:
         advance = [lambda n=1: None]
 
@@ -88,7 +94,7 @@ def _index_dirs(gallery, dirs, batch_size, workers, lim):
                 advance[0] = stack.enter_context(progress(total, "indexing"))
 
         return gallery.index(dirs, batch_size=batch_size, workers=workers, limits=lim, on_start=on_start,
-                             on_progress=lambda n: advance[0](n))
+                             on_progress=lambda n: advance[0](n), follow_links=follow_links)
 
 
 @app.command("search")
@@ -129,7 +135,7 @@ def search_cmd(
     subtracting meanings, among the images that pass the filters."""
     from clipseek.errors import UsageError
     from clipseek.gallery.gallery import Gallery
-    from clipseek.gallery.query import Filter, query_terms
+    from clipseek.gallery.query import Filter, query_terms, relevance_note
 
     if print0 and fmt == "table":
         fmt = "paths"
@@ -144,6 +150,8 @@ def search_cmd(
         results = gallery.search(text=query, image=image, k=top_k, threshold=threshold, add=add or (),
                                  subtract=subtract or (), where=where, relevant=relevant, limits=lim)
         passing = gallery.count(where) if where and not results else None
+        if relevant and results and results[0].relevance is None:
+            eprint(relevance_note(gallery.count()))
     if fmt == "json":
         print_json({"query": query, "image": image, "add": add or [], "subtract": subtract or [],
                     "filter": where.describe() if where else None, "relevant": relevant,
@@ -152,8 +160,9 @@ def search_cmd(
         print_paths([r.path for r in results], print0)
     else:
         print_table(None, ["path", "score", "relevance", "size"],
-                    [[r.path, f"{r.score:.4f}", f"{r.relevance:.2f}" + (" *" if r.relevant else ""),
-                      f"{r.width}x{r.height}"] for r in results])
+                    [[r.path, f"{r.score:.4f}", "-" if r.relevance is None else
+                      f"{r.relevance:.2f}" + (" *" if r.relevant else ""), f"{r.width}x{r.height}"]
+                     for r in results])
     if passing == 0:
         eprint(f"no image passes the filter ({where.describe()})")
     elif not results:

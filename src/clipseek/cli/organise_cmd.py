@@ -45,17 +45,22 @@ def sort_classified(result, out: str, mode: str, unsure_below: float | None, non
 
 
 def _apply(plan, mode: str, out: str, dry_run: bool, log: str | None, fmt: str, what: str,
-           unreadable=()) -> int:
-    from clipseek.core.organise import default_log_path, transfer_all, write_log
+           unreadable=(), on_done=None) -> int:
+    """Log, transfer and print a plan; `on_done(transfers done)` is called before printing."""
+    from clipseek.core.organise import clean_destination, default_log_path, transfer_all, write_log
 
     log_path = None
     skipped = []
+    if not dry_run:
+        clean_destination(out)  # temp files a killed run left in OUT
     if not dry_run and plan:
         log_path = os.path.abspath(log) if log else default_log_path(out, what)
         write_log(log_path, plan, mode)  # complete and fsynced before the first file moves
         with progress(len(plan), f"{mode} files") as advance:
             report = transfer_all(plan, mode, on_item=advance)
         skipped = report.skipped
+        if on_done:
+            on_done(report.done)
         for s in skipped:
             eprint(f"skipping {s.path}: {s.reason}")
     done = len(plan) - len(skipped)
@@ -108,22 +113,43 @@ def dupes_cmd(
     """Groups of duplicate images in a gallery: same bytes, the same picture re-encoded, resized or
     lightly cropped, and with --similar near-identical shots; a suggested keeper per group. Never
     deletes anything."""
-    from clipseek.gallery.dupes.groups import check_settings, extras_plan, find_duplicates
+    from clipseek.gallery.dupes.groups import check_settings, find_duplicates
     from clipseek.gallery.store import Store
 
     check_format(fmt)
     check_settings(threshold, phash_distance)
+    if move_extras_to:
+        return _move_extras(db, move_extras_to, similar, threshold, phash_distance, dry_run, log, fmt)
     with Store.open(db, create=False) as store:
-        root = store.common_root()
-        out = _check_extras_dir(move_extras_to, root) if move_extras_to else None
         groups = find_duplicates(store, similar=similar, threshold=threshold, phash_distance=phash_distance)
-    if out is not None:
-        return _apply(extras_plan(groups, out, root), "move", out, dry_run, log, fmt, "dupes")
     _print_groups(groups, fmt)
     extras = sum(len(g.extras) for g in groups)
     eprint(f"{len(groups)} group{'s' * (len(groups) != 1)}, {extras} extra cop{'y' if extras == 1 else 'ies'}"
            if groups else "no duplicates found")
     return 0
+
+
+def _move_extras(db: str, to: str, similar: bool, threshold: float, phash_distance: int, dry_run: bool,
+                 log: str | None, fmt: str) -> int:
+    """`--move-extras-to`: as the gallery's writer, every file of every group read again first
+    (gallery.dupes.movable_groups: what changed since it was indexed is dropped, one line each),
+    then moved; the moved files' rows leave the database."""
+    from contextlib import nullcontext
+
+    from clipseek.core.paths import quote_path
+    from clipseek.gallery.dupes.groups import extras_plan, forget_moved, movable_groups
+    from clipseek.gallery.gallery import Gallery
+
+    with Gallery(db) as gallery, nullcontext() if dry_run else gallery.writing():
+        store = gallery.store
+        root = store.common_root()
+        out = _check_extras_dir(to, root)
+        groups, dropped = movable_groups(store, similar=similar, threshold=threshold,
+                                         phash_distance=phash_distance)
+        for s in dropped:
+            eprint(f"not moving {quote_path(s.path)}: {s.reason}")
+        return _apply(extras_plan(groups, out, root), "move", out, dry_run, log, fmt, "dupes",
+                      on_done=lambda done: forget_moved(store, [t.source for t in done]))
 
 
 def _check_extras_dir(out: str, root: str | None) -> str:

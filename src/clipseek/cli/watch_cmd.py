@@ -38,7 +38,7 @@ def watch_index(gallery, dirs, poll: bool, interval: float, fmt: str) -> int:
 
     roots = check_roots(dirs)
     watcher = Watcher(roots, lambda: gallery.index(roots), on_batch, poll=poll, interval=interval,
-                      ignore=[gallery.db_path + ".thumbs"])
+                      ignore=[gallery.db_path + ".thumbs"], check=gallery.check_database)
     watcher.start()
     eprint(watching_line(watcher, roots))
     try:

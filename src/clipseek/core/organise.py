@@ -13,6 +13,8 @@ so this module knows nothing of models or galleries.
   is at its source or at its destination, and the log names both: `undo_log` puts back whatever was
   moved. (Across filesystems, a kill between the last two steps leaves the same bytes in both places;
   undo sees that they are identical and removes the copy.)
+- `clean_destination` removes what a killed run left in OUT: the hidden temp copies (`.NAME.tmp-<pid>-...`)
+  and log temps whose process is gone (`_io.remove_stale_temps`); the next run calls it first.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from clipseek._io import atomic_write
+from clipseek._io import atomic_write, remove_stale_temps
 from clipseek.core.transfer import MODES, transfer_one, undo_one
 from clipseek.errors import Skipped, UsageError
 
@@ -99,6 +101,11 @@ def _free_name(path: str, taken: set[str]) -> str:
         n += 1
         candidate = f"{stem}-{n}{ext}"
     return candidate
+
+
+def clean_destination(out_dir: str) -> list[str]:
+    """Remove the temp files a killed transfer into `out_dir` (or below) left; returns them."""
+    return remove_stale_temps(out_dir, recursive=True) if os.path.isdir(out_dir) else []
 
 
 def default_log_path(out_dir: str, what: str = "sort") -> str:

@@ -19,8 +19,8 @@ bringing it up to date; saves are serialized by `DB.faiss.lock`, held for the sa
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
@@ -28,6 +28,7 @@ import numpy as np
 from clipseek._io import short_lock, writer_lock
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, one_or_many
 from clipseek.errors import BusyError, ModelMismatchError, UsageError
+from clipseek.gallery.dbfile import write_error
 from clipseek.gallery.search.facets import Facets
 from clipseek.gallery.query import (
     RELEVANT_AT,
@@ -60,12 +61,14 @@ class SearchResult:
     score: float      # cosine similarity between the query and the image
     width: int
     height: int
-    relevance: float = float("nan")  # 0: the query's median over the gallery, 1: its best match
-    relevant: bool = False           # relevance >= query.RELEVANT_AT
+    relevance: float | None = None  # 0: the query's median over the gallery, 1: its best match
+    #                                 (None: undefined, a gallery too small: gallery.query)
+    relevant: bool = False          # relevance >= query.RELEVANT_AT
 
     def to_dict(self) -> dict:
         return {"id": self.id, "path": self.path, "score": round(self.score, 6),
-                "width": self.width, "height": self.height, "relevance": round(self.relevance, 4),
+                "width": self.width, "height": self.height,
+                "relevance": None if self.relevance is None else round(self.relevance, 4),
                 "relevant": self.relevant}
 
 
@@ -111,7 +114,7 @@ class Gallery:
         """Hold this gallery's writer lock for the block (re-entrant): BusyError at once when another
         process holds it. `index` takes it by itself; a watcher holds it for its whole run."""
         if self._writing_depth == 0:
-            with writer_lock(self.db_path + ".lock", self.db_path, BusyError):
+            with self._writer_lock():
                 self._writing_depth = 1
                 try:
                     yield self
@@ -123,6 +126,22 @@ class Gallery:
             yield self
         finally:
             self._writing_depth -= 1
+
+    @contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """`_io.writer_lock` on DB.lock; a folder where it cannot be made (read-only, full) is one line."""
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(writer_lock(self.db_path + ".lock", self.db_path, BusyError))
+            except OSError as e:
+                raise (write_error(self.db_path, e, "locking") or e) from None
+            yield
+
+    def check_database(self) -> None:
+        """DatabaseGone when the open database file was deleted or replaced (a watcher checks before
+        each batch, so it never writes into a file that is no longer the gallery)."""
+        if self._store is not None:
+            self._store.check_file()
 
     def _open_for_writing(self) -> tuple[Store, Encoder]:
         """The store and its encoder; a new database is created with the encoder's model recorded."""
@@ -181,9 +200,12 @@ class Gallery:
     # ---- indexing --------------------------------------------------------------------------------
     def index(self, dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], batch_size: int = 32, workers: int | None = None,
               limits: ImageLimits = DEFAULT_LIMITS, on_start: Callable[[int], None] | None = None,
-              on_progress: Callable[[int], None] | None = None, refresh_index: bool = True):
+              on_progress: Callable[[int], None] | None = None, refresh_index: bool = True,
+              follow_links: bool | None = None):
         """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary.
-        `refresh_index=False` leaves the FAISS cache to whoever searches (a watcher beside a server)."""
+        `refresh_index=False` leaves the FAISS cache to whoever searches (a watcher beside a server).
+        `follow_links`: follow symbolic links to files outside `dirs` (None: the rule the gallery
+        recorded, off by default; see gallery.sync)."""
         from clipseek.gallery.dupes.phash import fill_phashes
         from clipseek.gallery.roots import record_roots
         from clipseek.gallery.sync import check_roots, index_folders
@@ -192,12 +214,13 @@ class Gallery:
         roots = check_roots(dirs)  # before loading a model: a typo in a folder name fails fast
         if not os.path.isdir(os.path.dirname(self.db_path)):
             raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
+        self.check_database()  # before each batch of a watcher: never into a deleted file
         with self.writing():
             store, enc = self._open_for_writing()
             record_roots(store, roots)  # before any row of them: the server serves files inside roots
             summary = index_folders(store, enc, dirs, batch_size=batch_size,
                                     workers=workers, limits=limits, on_start=on_start,
-                                    on_progress=on_progress)
+                                    on_progress=on_progress, follow_links=follow_links)
             fill_phashes(store, workers)  # new files, and every file of a database made before pHashes
             if refresh_index:
                 self._refresh_index(force=True)
@@ -278,8 +301,10 @@ class Gallery:
         scored = self._ranked(index, q, max(k, TOP_N), allowed)
         top = [s for s, _ in (scored if allowed is None else self._ranked(index, q, TOP_N, None))[:TOP_N]]
         rel = relevance(np.array([s for s, _ in scored[:k]]), self._background() @ q, top)
-        out = [SearchResult(r.id, r.path, s, r.width, r.height, float(v), bool(v >= RELEVANT_AT))
-               for (s, r), v in zip(scored[:k], rel)]
+        if rel is None:  # undefined here: nothing can be told apart, so `relevant` keeps every result
+            rel, relevant = [None] * len(scored), False
+        out = [SearchResult(r.id, r.path, s, r.width, r.height, None if v is None else float(v),
+                            v is not None and bool(v >= RELEVANT_AT)) for (s, r), v in zip(scored[:k], rel)]
         return [r for r in out if (threshold is None or r.score >= threshold) and (r.relevant or not relevant)]
 
     def _ranked(self, index: VectorIndex, q: np.ndarray, k: int, allowed: np.ndarray | None) -> list:
@@ -324,7 +349,8 @@ class Gallery:
         store = self.store
         version = store.conn.execute("PRAGMA data_version").fetchone()[0]
         if self._index is None or force or version != self._data_version:
-            with short_lock(store.path + ".faiss.lock") as locked:  # one saver at a time
+            lock = nullcontext(False) if store.readonly else short_lock(store.path + ".faiss.lock")
+            with lock as locked:  # one saver at a time; a read-only gallery: in memory only
                 if self._index is None and locked:
                     self._index = VectorIndex.for_store(store, threshold=self.approx_threshold)
                 elif self._index is None:  # a folder we cannot write: use the cache, never save it
@@ -332,7 +358,7 @@ class Gallery:
                         VectorIndex.rebuild(store, self.approx_threshold)
                     self._index.sync(store, self.approx_threshold)
                 elif self._index.sync(store, self.approx_threshold) and locked:
-                    self._index.save(store.path + ".faiss")
+                    self._index.save_cache(store.path + ".faiss")
         self._data_version = version
         return self._index
 

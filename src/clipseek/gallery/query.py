@@ -16,7 +16,13 @@ matches score 0.5, another's 0.3). So a result's relevance is its place between 
 and its best match in the gallery: (score - median) / (top - median), where median is the median of
 the query's scores over a uniform sample of the gallery (`SAMPLE` vectors) and top the mean of its
 `TOP_N` best scores. 1 is as good as the best match, 0 as good as a typical image; results at
-`RELEVANT_AT` or more are relevant. The form is unchanged by any shift or scaling of a model's
+`RELEVANT_AT` or more are relevant. The statistic needs a background apart from the best matches: on
+a gallery of fewer than `MIN_IMAGES` images (the median and the best `TOP_N` are then the same few
+scores, and their difference, the divisor, can be ~0: +-50,000 on 3 images) or where the best scores
+do not rise above the median (every image scored alike), relevance is None, and `--relevant` keeps
+every result (nothing can be told apart; the CLI says so in one line). Otherwise it lies in [-3, 3]:
+with at least 2 * TOP_N images the TOP_N best are at or above the median, so no image of the gallery
+scores above 3; scores far below the median are shown as -3. The form is unchanged by any shift or scaling of a model's
 scores, which a fixed cosine threshold is not; `benchmarks/relevance_bench.py` measures it against the
 best fixed threshold (chosen in hindsight) and against a robust z-score, a largest-gap cut and a
 Gaussian mixture, which all did worse.
@@ -46,6 +52,9 @@ PENDING = -(2 ** 63)  # store.taken_ns of a row whose capture time was not read 
 RELEVANT_AT = 0.9     # chosen on the seed-12 synthetic gallery (benchmarks/relevance_bench.py --dev)
 TOP_N = 3
 SAMPLE = 10_000
+MIN_IMAGES = 10       # relevance is None on a smaller gallery
+MIN_SPREAD = 1e-4     # ... and when the best scores are not above the median by this much (a cosine)
+RELEVANCE_RANGE = 3.0
 IMAGE_PREFIX = "image:"
 
 
@@ -257,9 +266,24 @@ def _median(x) -> float:
     return float((part[lo] + part[hi]) / 2)
 
 
-def relevance(scores: np.ndarray, background: np.ndarray, top: np.ndarray | list[float]) -> np.ndarray:
+def relevance(scores: np.ndarray, background: np.ndarray,
+              top: np.ndarray | list[float]) -> np.ndarray | None:
     """Each score's place between the median of `background` (the query's scores over a sample of
-    the gallery: 0) and the mean of `top` (its best scores in the gallery: 1)."""
-    med = _median(background) if len(background) else 0.0
-    best = float(np.mean(top)) if len(top) else med
-    return (np.asarray(scores, np.float64) - med) / max(best - med, 1e-6)
+    the gallery: 0) and the mean of `top` (its best scores in the gallery: 1), within [-3, 3]; None
+    when it is not defined (fewer than MIN_IMAGES in `background`, or no spread: see the module doc)."""
+    if len(background) < MIN_IMAGES or not len(top):
+        return None
+    med = _median(background)
+    spread = float(np.mean(top)) - med
+    if not spread >= MIN_SPREAD:
+        return None
+    rel = (np.asarray(scores, np.float64) - med) / spread
+    return np.clip(rel, -RELEVANCE_RANGE, RELEVANCE_RANGE)
+
+
+def relevance_note(images: int) -> str:
+    """Why a search could not tell the relevant results apart (relevance None), in one line."""
+    if images < MIN_IMAGES:
+        return (f"--relevant needs a gallery of at least {MIN_IMAGES} images (this one has {images}): "
+                "every result is shown")
+    return "--relevant: this query scores the best images no higher than a typical one: every result is shown"

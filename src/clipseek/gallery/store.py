@@ -34,7 +34,14 @@ import numpy as np
 
 from clipseek._io import temp_name
 from clipseek.core.paths import db_value, from_db, prefix_ranges
-from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
+from clipseek.errors import ModelMismatchError, UsageError
+from clipseek.gallery.dbfile import (  # StoreError: its home was here; importers still find it here
+    FileIdentity,
+    StoreError,
+    can_write_folder,
+    connect,
+    write_error,
+)
 from clipseek.gallery.query import PENDING
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
@@ -68,10 +75,6 @@ _MIGRATIONS = {
     3: (f"ALTER TABLE files ADD COLUMN taken_ns INTEGER DEFAULT {PENDING}",  # capture time
         "CREATE INDEX IF NOT EXISTS files_facets ON files(path, width, height, mtime_ns, taken_ns)"),
 }
-
-
-class StoreError(ClipseekError):
-    """The database cannot be used: not a clipseek DB, wrong schema, or another model."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +111,11 @@ def file_hash(path: str, chunk: int = 1 << 20) -> str:
 class Store:
     """An open gallery database. Use `Store.open(path)`; close with `.close()` or a `with` block."""
 
-    def __init__(self, path: str, conn: sqlite3.Connection):
+    def __init__(self, path: str, conn: sqlite3.Connection, readonly: bool = False):
         self.path = path
         self.conn = conn
+        self.readonly = readonly  # opened read-only (gallery.dbfile): nothing may be written
+        self.identity = FileIdentity(path)
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
@@ -130,12 +135,31 @@ class Store:
         if not exists and model is not None:
             cls._create(path, model)
             exists = True
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # we manage transactions
+        fresh = not exists or os.path.getsize(path) == 0
+        readonly = not create and not fresh and not can_write_folder(path)
         try:
-            store = cls(path, conn)
-            store._init_or_check(fresh=not exists or os.path.getsize(path) == 0, model=model)
-            conn.execute("PRAGMA journal_mode=WAL")  # only once we know the file is ours
-            conn.execute("PRAGMA synchronous=NORMAL")
+            return cls._connect(path, fresh, model, readonly)
+        except StoreError:
+            raise
+        except sqlite3.OperationalError as e:
+            if create or readonly or write_error(path, e) is None:
+                raise write_error(path, e, "opening") or UsageError(
+                    f"{path} is not a clipseek database ({e})") from None
+            return cls._connect(path, fresh, model, readonly=True)  # a reader on a full disk
+
+    @classmethod
+    def _connect(cls, path: str, fresh: bool, model, readonly: bool) -> "Store":
+        conn = connect(path, readonly)
+        try:
+            store = cls(path, conn, readonly)
+            store._init_or_check(fresh=fresh, model=model)
+            if not readonly:
+                conn.execute("PRAGMA journal_mode=WAL")  # only once we know the file is ours
+                conn.execute("PRAGMA synchronous=NORMAL")
+            store.identity = FileIdentity(path)
+        except sqlite3.OperationalError:
+            conn.close()
+            raise
         except sqlite3.DatabaseError as e:
             conn.close()
             raise UsageError(f"{path} is not a clipseek database ({e})") from None
@@ -156,10 +180,13 @@ class Store:
             finally:
                 conn.close()
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as e:
             for leftover in (tmp, tmp + "-journal"):
                 if os.path.exists(leftover):
                     os.remove(leftover)
+            error = write_error(path, e, "creating")
+            if error is not None:
+                raise error from None
             raise
 
     def _init_or_check(self, fresh: bool, model: tuple[Fingerprint, int] | None = None) -> None:
@@ -188,12 +215,17 @@ class Store:
                     for stmt in _MIGRATIONS[v]:
                         self.conn.execute(stmt)
                 self._set_meta_rows({"schema_version": str(max(version, SCHEMA_VERSION))})
-        except sqlite3.OperationalError as e:
+        except (sqlite3.OperationalError, StoreError) as e:
+            why = e.__context__ if isinstance(e, StoreError) and e.__context__ else e  # SQLite's words
             raise StoreError(f"{self.path} needs a schema upgrade to version {SCHEMA_VERSION} and it "
-                             f"cannot be written ({e})") from None
+                             f"cannot be written ({why})") from None
 
     def close(self) -> None:
         self.conn.close()
+
+    def check_file(self) -> None:
+        """Raise DatabaseGone when the database file was deleted or replaced since it was opened."""
+        self.identity.check()
 
     def __enter__(self) -> "Store":
         return self
@@ -203,19 +235,35 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (KeyboardInterrupt included)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (KeyboardInterrupt included). A
+        full disk or a read-only folder is one StoreError line (gallery.dbfile); earlier commits stay."""
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self._rollback()
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            self._rollback()
+            raise (write_error(self.path, e) or e) from None
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:  # SQLite may have rolled back already (a full disk at COMMIT)
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                pass
 
     # ---- meta ----------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        with self.transaction():
+            self._set_meta_rows(values)
 
     def _set_meta_rows(self, values: dict[str, str]) -> None:
         self.conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) "

@@ -23,6 +23,13 @@ only). Last, rows under the folders whose capture time was never read (a databas
 release, or rows loaded from Parquet) get it from their file's header: no pixel is decoded, nothing is
 re-embedded.
 
+Links. A symbolic link inside the folders whose target (a regular file) lies outside all of them is
+followed only when the user asked (`follow_links`, `index --follow-links`, off by default as in `find`
+and `rsync`); the choice is kept in the database (meta `follow_links`), so later runs and a watcher
+use the same rule until `--follow-links` or `--no-follow-links` changes it. Such a link is never read:
+it is recorded as skipped ("link to outside the gallery (use --follow-links)"), and retried every run,
+like a limit skip, so turning the rule on takes effect. Links within the folders are followed.
+
 A run killed at any point leaves every committed window in place; the next run sees those files as
 unchanged and goes on (and removes the rows of gone files, which are removed last).
 """
@@ -30,6 +37,7 @@ unchanged and goes on (and removes the rows of gone files, which are removed las
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -52,6 +60,9 @@ if TYPE_CHECKING:
 # Skips that depend on this run's limits (--max-pixels, --max-file-mb), not on the file alone: retried
 # every run (cheaply: the size from stat, the pixels from the header), so raising a limit takes effect.
 LIMIT_REASONS = ("too many pixels", "file too large")
+OUTSIDE_REASON = "link to outside the gallery (use --follow-links)"
+RETRY_REASONS = (*LIMIT_REASONS, OUTSIDE_REASON)  # skips that depend on this run's settings
+FOLLOW_LINKS = "follow_links"  # meta key: "1" when links to outside the folders are followed
 
 
 @dataclass
@@ -83,6 +94,7 @@ class Plan:
     to_read: list[str] = field(default_factory=list)             # new, changed or retried files
     gone: dict[str, FileRow] = field(default_factory=dict)       # rows whose file is gone (may be moves)
     gone_skips: list[str] = field(default_factory=list)          # skip records of files that are gone
+    outside: dict[str, tuple[int, int]] = field(default_factory=dict)  # links to outside, to record
 
 
 @dataclass
@@ -113,25 +125,51 @@ def check_roots(dirs) -> list[str]:
     return roots
 
 
-def scan(roots: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """Every image-named entry under the roots -> (size, mtime_ns), links followed. A dangling link or a
-    link loop is kept with the link's own size and mtime, so the read stage reports it (and a re-run
-    skips it until it changes)."""
+def _inside(real: str, real_roots: Sequence[str]) -> bool:
+    return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in real_roots)
+
+
+def scan(roots: Sequence[str], follow_links: bool = True
+         ) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """Every image-named entry under the roots -> (size, mtime_ns), links followed: (found, outside).
+    A dangling link or a link loop is kept with the link's own size and mtime, so the read stage
+    reports it (and a re-run skips it until it changes). Unless `follow_links`, a link to a regular
+    file outside every root goes to `outside` instead (never read). A non-link costs one lstat."""
+    real_roots = [os.path.realpath(r) for r in roots]
     found: dict[str, tuple[int, int]] = {}
+    outside: dict[str, tuple[int, int]] = {}
     for root in roots:
         for path in walk_images(root):
             try:
-                st = os.stat(path)
+                st = os.lstat(path)
             except OSError:
+                continue  # vanished between listing and stat
+            into = found
+            if stat.S_ISLNK(st.st_mode):
                 try:
-                    st = os.lstat(path)
+                    st = os.stat(path)
                 except OSError:
-                    continue  # vanished between listing and stat
-            found[path] = (st.st_size, st.st_mtime_ns)
-    return found
+                    pass  # dangling or a loop: the read stage says which
+                else:
+                    if not follow_links and stat.S_ISREG(st.st_mode) and \
+                            not _inside(os.path.realpath(path), real_roots):
+                        into = outside
+            into[path] = (st.st_size, st.st_mtime_ns)
+    return found, outside
 
 
-def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int, int]]) -> Plan:
+def links_rule(store: Store, follow_links: bool | None) -> bool:
+    """Whether links to outside the folders are followed: `follow_links` when given (and recorded in
+    the store when it changes the rule), else the rule recorded (off when none is)."""
+    recorded = store.meta(FOLLOW_LINKS) == "1"
+    if follow_links is None or bool(follow_links) == recorded:
+        return recorded
+    store.set_meta({FOLLOW_LINKS: "1" if follow_links else "0"})
+    return bool(follow_links)
+
+
+def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int, int]],
+                 outside: dict[str, tuple[int, int]] | None = None) -> Plan:
     """Sort the scanned files by (size, mtime) against the store's rows; reads no file."""
     plan = Plan(found, store.rows_under(roots))
     known_skips = store.skipped_under(roots)
@@ -140,12 +178,18 @@ def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int,
         if row is not None and (row.size, row.mtime_ns) == (size, mtime):
             plan.unchanged += 1
         elif row is None and path in known_skips and known_skips[path][:2] == (size, mtime) \
-                and not known_skips[path][2].startswith(LIMIT_REASONS):
+                and not known_skips[path][2].startswith(RETRY_REASONS):
             plan.still_skipped += 1
         else:
             plan.to_read.append(path)
-    plan.gone = {p: r for p, r in plan.known.items() if p not in found}
-    plan.gone_skips = [p for p in known_skips if p not in found]
+    for path, (size, mtime) in (outside or {}).items():
+        if path not in plan.known and known_skips.get(path) == (size, mtime, OUTSIDE_REASON):
+            plan.still_skipped += 1
+        else:
+            plan.outside[path] = (size, mtime)
+    seen = found.keys() | (outside or {}).keys()
+    plan.gone = {p: r for p, r in plan.known.items() if p not in seen}
+    plan.gone_skips = [p for p in known_skips if p not in seen]
     return plan
 
 
@@ -253,12 +297,14 @@ def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, lis
 def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_size: int = 32,
                   workers: int | None = None, limits: ImageLimits = DEFAULT_LIMITS,
                   on_start: Callable[[int], None] | None = None,
-                  on_progress: Callable[[int], None] | None = None) -> IndexSummary:
+                  on_progress: Callable[[int], None] | None = None,
+                  follow_links: bool | None = None) -> IndexSummary:
     """Index `dirs` into `store` with `encoder`; returns what changed. Safe to interrupt any time.
-    `on_start(n)` gets the number of files to read, `on_progress(n)` the files done since."""
+    `on_start(n)` gets the number of files to read, `on_progress(n)` the files done since.
+    `follow_links`: follow links to outside the folders (None: the rule recorded, see `links_rule`)."""
     roots = check_roots(dirs)
     store.bind_model(encoder.fingerprint, encoder.dim)
-    plan = plan_changes(store, roots, scan(roots))
+    plan = plan_changes(store, roots, *scan(roots, links_rule(store, follow_links)))
     summary = IndexSummary(unchanged=plan.unchanged, still_skipped=plan.still_skipped)
     if on_start:
         on_start(len(plan.to_read))
@@ -267,6 +313,7 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
     reads = ordered_map(lambda p: read_file(p, encoder, local, limits), plan.to_read, workers,
                         ahead=2 * batch_size + workers)
     resolver = _Resolver(plan)
+    _record_outside(store, resolver, summary)
     for window in batched(reads, batch_size):
         _index_window(store, encoder, resolver, window, summary, limits)
         if on_progress:
@@ -278,6 +325,18 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
     summary.dated = fill_capture_times(store, roots, workers)
     summary.total = store.count()
     return summary
+
+
+def _record_outside(store: Store, resolver: _Resolver, summary: IndexSummary) -> None:
+    """Links to outside the folders (not followed): skip records; a row such a path had goes."""
+    outside = resolver.plan.outside
+    if not outside:
+        return
+    with store.transaction():
+        store.record_skipped([(p, size, mtime, OUTSIDE_REASON) for p, (size, mtime) in outside.items()])
+    for p in outside:
+        resolver.replace(p)
+        summary.skipped.append(Skipped(p, OUTSIDE_REASON))
 
 
 def fill_capture_times(store: Store, roots: Sequence[str], workers: int, window: int = 500) -> int:

@@ -5,7 +5,9 @@ store), so a changed file gets a new thumbnail and a recreated database never sh
 Writes go to a temporary file and are renamed into place, so concurrent requests for the same
 thumbnail are harmless and a killed process leaves no half-written JPEG. Thumbnails are made from an
 image already decoded (from the bytes the server checked, `server.files`), never by opening a path,
-and a cached one is read without following a link.
+and a cached one is read without following a link. Where the gallery's folder cannot be written (a
+read-only mount, a full disk) thumbnails go to the user's cache folder instead (`<cache>/thumbs`,
+content-addressed alike), and when neither can be written the thumbnail is still served, uncached.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import stat
 
 from PIL import Image
 
-from clipseek._io import atomic_write_bytes
+from clipseek._io import atomic_write_bytes, default_cache_dir
 
 THUMB_SIZE = 320
 # Formats every browser displays as they are; anything else (TIFF, HEIC, ...) is sent as a JPEG copy.
@@ -38,28 +40,40 @@ def thumbnail_path(cache_dir: str, file_hash: str, size: int = THUMB_SIZE) -> st
     return os.path.join(cache_dir, file_hash[:2], f"{file_hash}-{size}.jpg")
 
 
-def cached_thumbnail(out: str) -> bytes | None:
-    """The bytes of the cached thumbnail at `out` (a regular file, no link followed), else None."""
-    try:
-        fd = os.open(out, _READ_FLAGS)
-    except (OSError, ValueError):
-        return None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or not 0 < st.st_size <= MAX_THUMB_BYTES:
-            return None
-        return f.read(MAX_THUMB_BYTES)
+def thumbnail_places(cache_dir: str, file_hash: str, size: int = THUMB_SIZE) -> list[str]:
+    """Where the thumbnail may be cached, in order: the gallery's folder, then the user's cache."""
+    return [thumbnail_path(d, file_hash, size) for d in (cache_dir, str(default_cache_dir() / "thumbs"))]
 
 
-def save_thumbnail(img: Image.Image, out: str, size: int = THUMB_SIZE) -> bytes:
-    """Make the thumbnail (longest side <= size) of the decoded `img`, cache it at `out`, return it."""
+def cached_thumbnail(places: list[str]) -> bytes | None:
+    """The bytes of the first cached thumbnail among `places` (a regular file, no link followed)."""
+    for out in places:
+        try:
+            fd = os.open(out, _READ_FLAGS)
+        except (OSError, ValueError):
+            continue
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and 0 < st.st_size <= MAX_THUMB_BYTES:
+                return f.read(MAX_THUMB_BYTES)
+    return None
+
+
+def save_thumbnail(img: Image.Image, places: list[str], size: int = THUMB_SIZE) -> bytes:
+    """Make the thumbnail (longest side <= size) of the decoded `img`, cache it at the first of `places`
+    that can be written (none: not cached), return its bytes."""
     img = img.copy()
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=85, optimize=True)
     data = buf.getvalue()
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    atomic_write_bytes(out, data)
+    for out in places:
+        try:
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            atomic_write_bytes(out, data)
+            break
+        except OSError:  # a read-only or full disk: the next place
+            continue
     return data
 
 

@@ -8,7 +8,9 @@ come for `quiet` seconds (or `max_wait` after the first one, for an endless stre
 ordinary sync of the folders (`apply`: scan, plan by size/mtime/content hash, commit per transaction),
 so new, changed, moved and deleted files are all handled by the same tested code, and a camera import
 of 500 files is one batch. A watched folder that disappears or is unmounted (its device/inode changes)
-stops the watcher with `WatchStopped` before any sync could mistake it for an empty folder.
+stops the watcher with `WatchStopped` before any sync could mistake it for an empty folder; `check`
+(the gallery's `check_database`) runs at the same moments, so a database deleted or replaced meanwhile
+stops it too (`dbfile.DatabaseGone`) instead of committing into a file that is no longer there.
 """
 
 from __future__ import annotations
@@ -97,9 +99,9 @@ class Watcher(Generic[T]):
     def __init__(self, roots: Sequence[str], apply: Callable[[], T],
                  on_batch: Callable[[T], None] | None = None, poll: bool = False,
                  interval: float = POLL_INTERVAL, quiet: float = QUIET, max_wait: float = MAX_WAIT,
-                 ignore: Sequence[str] = ()):
+                 ignore: Sequence[str] = (), check: Callable[[], None] | None = None):
         self.roots = [os.path.abspath(r) for r in roots]
-        self.apply, self.on_batch = apply, on_batch
+        self.apply, self.on_batch, self.check = apply, on_batch, check
         self.interval, self.quiet, self.max_wait = interval, quiet, max_wait
         self.changes = _Changes(ignore)
         self.identity = {r: self._identity(r) for r in self.roots}
@@ -132,6 +134,8 @@ class Watcher(Generic[T]):
             if now is None or now != self.identity[r]:
                 what = "deleted" if now is None else "unmounted or replaced"
                 raise WatchStopped(f"watched folder {r} was {what}; stopped watching")
+        if self.check is not None:
+            self.check()
 
     def start(self) -> None:
         """Start receiving events (before the first pass, so nothing between the two is missed)."""

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from clipseek._io import remove_stale_dirs
 from clipseek.errors import ModelLoadError
 from clipseek.model import onnx_store as store
 from clipseek.model.base import Encoder
@@ -57,6 +58,7 @@ def cached_encoder(name: str, identity: str | None, local: bool, framing: str, i
             if doc is None:
                 doc = _make(folder, name, need_int8, (lambda: torch_enc) if torch_enc else load_torch)
     folder = store.cache_folder(name, identity, local)
+    remove_stale_dirs(folder)  # what an export killed earlier left beside it
     return OnnxEncoder(folder, name, framing, int8, int8_text, threads, manifest=doc)
 
 

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from clipseek._version import __version__
 from clipseek.core.paths import json_text, text_or_replacement
 from clipseek.errors import ClipseekError, UsageError
-from clipseek.server.checks import Limits, NotFound, TooLarge
+from clipseek.server.checks import Limits, NotFound, TooLarge, Unavailable
 from clipseek.server.guard import Guard, Hosts
 from clipseek.server.schema import (
     Classification,
@@ -63,7 +63,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClipseekError)
     async def clipseek_error(request, exc: ClipseekError):
         status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else \
-            400 if isinstance(exc, UsageError) else 500
+            400 if isinstance(exc, UsageError) else 503 if isinstance(exc, Unavailable) else 500
         return _error(status, str(exc))
 
     @app.exception_handler(RequestValidationError)

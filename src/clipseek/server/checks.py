@@ -31,6 +31,10 @@ class TooLarge(UsageError):
     """An upload or an image over the size or pixel limit."""
 
 
+class Unavailable(ClipseekError):
+    """The gallery cannot be served any more (its database was deleted while `serve --watch` ran): 503."""
+
+
 @dataclass(frozen=True)
 class Limits:
     max_upload_bytes: int = 20 * 1024 * 1024

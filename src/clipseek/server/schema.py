@@ -22,7 +22,7 @@ class Result(BaseModel):
     score: float
     width: int
     height: int
-    relevance: float  # 0: the query's median over the gallery, 1: its best match
+    relevance: Optional[float]  # 0: the query's median over the gallery, 1: its best match; null: a gallery too small
     relevant: bool
 
 

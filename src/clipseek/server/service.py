@@ -15,7 +15,8 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from clipseek.errors import UsageError
+from clipseek.errors import ImageError, UsageError
+from clipseek.gallery.dbfile import DatabaseGone
 from clipseek.gallery.gallery import Gallery
 from clipseek.gallery.store import Store
 from clipseek.gallery.thumbs import (
@@ -24,12 +25,13 @@ from clipseek.gallery.thumbs import (
     cached_thumbnail,
     media_type,
     save_thumbnail,
-    thumbnail_path,
+    thumbnail_places,
 )
 from clipseek.server.checks import (
     Limits,
     NotFound,
     SearchOptions,
+    Unavailable,
     check_k,
     check_labels,
     check_query,
@@ -62,6 +64,7 @@ class GalleryService:
         self.db_path = gallery.db_path
         self.thumb_dir = thumb_dir or self.db_path + ".thumbs"
         self._local = threading.local()
+        self.unavailable: str | None = None  # why the gallery cannot be served (its DB deleted): 503
         self._model = ModelThread(lambda texts: self.gallery.encoder.encode_texts(texts))
         self._run = self._model.run
         self.encoder = self._run(self._load)  # the model is loaded once, now; a bad DB fails here
@@ -98,15 +101,17 @@ class GalleryService:
 
         watcher = Watcher(roots, apply, on_batch, poll=poll, interval=interval or POLL_INTERVAL,
                           quiet=QUIET if quiet is None else quiet, max_wait=MAX_WAIT,
-                          ignore=[self.thumb_dir])
+                          ignore=[self.thumb_dir], check=self.gallery.check_database)
         stop = threading.Event()
 
         def run():
             try:
                 own.append(Gallery(self.db_path, self.encoder))  # this thread owns its connection
                 with own[0].writing():  # the gallery's one writer while the server watches
-                    watcher.run(stop)
+                    watcher.run(stop)  # checks the file served (`check`) before each batch
             except Exception as e:  # reported once (BusyError: another writer); serving goes on
+                if isinstance(e, DatabaseGone):  # ... unless the database went: then 503
+                    self.unavailable = str(e)
                 if on_stop:
                     on_stop(e)
             finally:
@@ -118,6 +123,11 @@ class GalleryService:
         self._watching = (watcher, stop, thread)
         thread.start()
         return watcher
+
+    def check_available(self) -> None:
+        """Unavailable (HTTP 503) once the gallery's database is gone (`serve --watch` noticed)."""
+        if self.unavailable:
+            raise Unavailable(self.unavailable)
 
     def stop_watching(self, timeout: float = 30.0) -> None:
         watching = getattr(self, "_watching", None)
@@ -135,6 +145,7 @@ class GalleryService:
         """Check the query now (raises UsageError); a Future of the result dict (for asyncio callers
         to await with asyncio.wrap_future, so no thread waits on the model for them). Queries that
         arrive while the model is busy are encoded together, in one batch."""
+        self.check_available()
         opts = opts or SearchOptions()
         check_query(self.limits, q, opts)
         check_k(self.limits, k)
@@ -153,6 +164,7 @@ class GalleryService:
                              min_size, ext, relevant)
 
     def search_image(self, data: bytes, k: int = 20, name: str = "", opts: SearchOptions | None = None) -> dict:
+        self.check_available()
         check_k(self.limits, k)
         img = decode_upload(self.limits, data, name)  # decoded here, not on the model thread
         return self._run(self._search_image, img, k, opts or SearchOptions())
@@ -179,6 +191,7 @@ class GalleryService:
     # ---- images by id ----------------------------------------------------------------------------
     def _thread_store(self) -> Store:
         """A connection of the calling thread's own (never the model thread's)."""
+        self.check_available()
         store = getattr(self._local, "store", None)
         if store is None:
             store = self._local.store = Store.open(self.db_path, create=False)
@@ -232,17 +245,17 @@ class GalleryService:
         file is checked either way (it must still be the one indexed, inside the gallery)."""
         row = self._row(image_id)
         try:
-            out = thumbnail_path(self.thumb_dir, row.hash, size)
+            places = thumbnail_places(self.thumb_dir, row.hash, size)
         except ValueError:
             raise NotFound(f"image {image_id} is not served: its content hash in the index is not "
                            "valid") from None
         opened = self._open(image_id, row)
-        cached = cached_thumbnail(out)
+        cached = cached_thumbnail(places)
         if cached is not None:
             os.close(opened.fd)
             return cached
         _, _, img = self._decode(image_id, opened)
-        return save_thumbnail(img, out, size)
+        return save_thumbnail(img, places, size)
 
     # ---- duplicates and stats --------------------------------------------------------------------
     def dupes(self, similar: bool = False, threshold: float = 0.95, limit: int = 500) -> dict:
@@ -250,6 +263,7 @@ class GalleryService:
         groups, the largest first. Computed on the model thread, which owns the gallery's database."""
         from clipseek.gallery.dupes.groups import check_settings
 
+        self.check_available()
         check_settings(threshold, 0)
         if not 1 <= limit <= self.limits.max_dupe_groups:
             raise UsageError(f"limit must be between 1 and {self.limits.max_dupe_groups}, got {limit}")
@@ -265,6 +279,7 @@ class GalleryService:
     def stats(self) -> dict:
         """The gallery's counts, model and limits. No absolute path of the server's disk: the
         database and a local model are named relative to the gallery's root folder."""
+        self.check_available()
         def read():
             return self.gallery.stats(), self.gallery.store.common_root()
 

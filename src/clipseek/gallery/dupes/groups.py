@@ -16,20 +16,31 @@ distinct pictures of one class at every threshold that kept the crops (0.19 at 0
 it keeps 44% of the crops); pHash proposing and CLIP confirming (>= 0.9: one dot product per candidate
 pair) gave precision 0.78 at recall 0.89, and 1.00 / 0.93 on photo-like pictures. The keeper is the
 largest image (pixels, then bytes), then the oldest file. Nothing here deletes or moves a file.
+
+Before a move (`movable_groups`, for `dupes --move-extras-to`) the rows are not trusted: each file of
+each group is read again and must be a regular file inside the gallery's folder (links resolved) with
+the size, time and content hash of its row, and decode as an image; whatever fails is dropped with its
+reason (`Skipped`), and the groups are formed again from what is left, with fresh pHashes, so a file
+changed since it was indexed is neither moved nor kept in place of a copy it no longer is. After the
+move the moved files' rows are removed (`forget_moved`): `dupes` and `search` no longer show them, and
+`undo` puts the files back for the next `index` to add (from the keeper's row, no re-embedding).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from clipseek.core.organise import Transfer, plan_transfers
-from clipseek.errors import UsageError
+from clipseek.errors import ImageError, Skipped, UsageError
 from clipseek.gallery.dupes.similar import cosine_pairs
-from clipseek.gallery.dupes.phash import PHASH_BITS, fill_phashes, hamming_pairs
+from clipseek.gallery.dupes.phash import DRAFT_SIZE, PHASH_BITS, all_phashes, hamming_pairs
 
 DEFAULT_PHASH_DISTANCE = 12     # bits of 64
 DEFAULT_CONFIRM = 0.9           # CLIP cosine a pHash pair must also reach to count as a copy
@@ -120,13 +131,17 @@ def find_duplicates(store, similar: bool = False, threshold: float = DEFAULT_SIM
     pHash pairs count only if their CLIP cosine is also >= `confirm` (None: pHash alone); `similar`
     adds pairs with cosine >= `threshold`. `fill` first computes missing perceptual hashes (stored)."""
     check_settings(threshold, phash_distance)
-    if fill:
-        fill_phashes(store)
+    return _groups(store, _links(store, similar, threshold, phash_distance, confirm, fill))
+
+
+def _links(store, similar: bool, threshold: float, phash_distance: int, confirm: float | None,
+           fill: bool) -> _Links:
+    """The links between the store's rows, from what the rows say."""
     links = _Links()
     for ids in store.same_content_ids():
         arr = np.array(ids, dtype=np.int64)
         links.add(arr[:1].repeat(len(arr) - 1), arr[1:], "identical", np.ones(len(arr) - 1))
-    ids, codes = store.phashes()
+    ids, codes = all_phashes(store, fill)
     i, j, d = hamming_pairs(codes, phash_distance)
     a, b, d = ids[i], ids[j], d
     if confirm is not None and len(a):
@@ -137,7 +152,7 @@ def find_duplicates(store, similar: bool = False, threshold: float = DEFAULT_SIM
         vids, vecs = store.all_vectors()
         i, j, s = cosine_pairs(vecs, threshold)
         links.add(vids[i], vids[j], "similar", s)
-    return _groups(store, links)
+    return links
 
 
 def pair_cosines(store, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -147,9 +162,11 @@ def pair_cosines(store, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([float(vec[x] @ vec[y]) for x, y in zip(a.tolist(), b.tolist())], np.float32)
 
 
-def _groups(store, links: _Links) -> list[DupeGroup]:
+def _groups(store, links: _Links, sizes: dict[int, tuple[int, int]] | None = None) -> list[DupeGroup]:
+    """Groups from links; `sizes`: each row's pixel size as read now (else read from the headers)."""
     comps = links.components()
-    rows = {i: _true_size(r) for i, r in store.get_rows([i for c in comps for i in c]).items()}
+    rows = {i: dataclasses.replace(r, width=sizes[i][0], height=sizes[i][1]) if sizes and i in sizes
+            else _true_size(r) for i, r in store.get_rows([i for c in comps for i in c]).items()}
     groups = []
     for comp in comps:
         members = [rows[i] for i in comp if i in rows]
@@ -206,3 +223,92 @@ def extras_plan(groups: list[DupeGroup], out_dir: str, root: str | None) -> list
     rows = [(m.path, os.path.relpath(m.path, base), f"duplicate of {g.keep.path} ({m.reason})", m.score)
             for g in groups for m in g.extras]
     return plan_transfers(rows, out_dir)
+
+
+# ---- before moving: every file read again ---------------------------------------------------------
+@dataclass(frozen=True)
+class Fresh:
+    """A group member's file as read now: its content hash, pHash and pixel size."""
+
+    hash: str
+    phash: int
+    width: int
+    height: int
+
+
+def recheck(row, root: str) -> Fresh | str:
+    """The file of store row `row` as it is now, or why it must not be moved (nor kept as a keeper):
+    not a regular file inside `root` (links resolved), another size, time or content than its row's,
+    or not an image."""
+    import imagehash
+
+    from clipseek.core.files import read_regular, stat_regular
+    from clipseek.core.images import full_size, open_image
+
+    real, base = os.path.realpath(row.path), os.path.realpath(root)
+    if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
+        return f"it lies outside the gallery's folder {root} (a link to {real})"
+    try:
+        st = stat_regular(row.path, max_bytes=1 << 62)
+        if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):
+            return "changed since it was indexed (its size or time differ); run clipseek index first"
+        data, _ = read_regular(row.path, max(row.size, 1))
+        if hashlib.blake2b(data, digest_size=16).hexdigest() != row.hash:
+            return "its content is not what was indexed (other bytes); run clipseek index first"
+        img = open_image(row.path, data=data, draft_size=DRAFT_SIZE)
+    except ImageError as e:
+        return e.reason
+    return Fresh(row.hash, int(str(imagehash.phash(img)), 16), *full_size(img))
+
+
+def movable_groups(store, similar: bool = False, threshold: float = DEFAULT_SIMILAR,
+                   phash_distance: int = DEFAULT_PHASH_DISTANCE, confirm: float | None = DEFAULT_CONFIRM,
+                   workers: int | None = None) -> tuple[list[DupeGroup], list[Skipped]]:
+    """`find_duplicates`, with every file of every group read again (`recheck`): (the groups formed
+    from the files that passed, the files dropped and why)."""
+    check_settings(threshold, phash_distance)
+    old = _links(store, similar, threshold, phash_distance, confirm, fill=True)
+    comps = old.components()
+    rows = store.get_rows([i for c in comps for i in c])
+    root = store.common_root() or os.sep
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+        fresh = dict(zip(rows, pool.map(lambda r: recheck(r, root), rows.values())))
+    ok = {i: f for i, f in fresh.items() if isinstance(f, Fresh)}
+    links = _Links()
+    for comp in comps:
+        _relink(links, store, [i for i in comp if i in ok], ok, phash_distance, confirm)
+    sim = [(x, y, s) for (x, y), (why, s) in old.best.items() if why == "similar" and x in ok and y in ok]
+    if sim:  # cosines of vectors whose content was just verified
+        x, y, s = (np.array(col) for col in zip(*sim))
+        links.add(x, y, "similar", s)
+    dropped = [Skipped(rows[i].path, f) for i, f in fresh.items() if isinstance(f, str)]
+    return _groups(store, links, {i: (f.width, f.height) for i, f in ok.items()}), \
+        sorted(dropped, key=lambda s: s.path)
+
+
+def _relink(links: _Links, store, ids: list[int], fresh: dict[int, Fresh], phash_distance: int,
+            confirm: float | None) -> None:
+    """The links among the files of one group that passed `recheck`, from what was read now: the
+    same content hash, and fresh pHashes a few bits apart (confirmed by cosine)."""
+    if len(ids) < 2:
+        return
+    by_hash: dict[str, list[int]] = {}
+    for i in ids:
+        by_hash.setdefault(fresh[i].hash, []).append(i)
+    for same in by_hash.values():
+        arr = np.array(same, np.int64)
+        links.add(arr[:1].repeat(len(arr) - 1), arr[1:], "identical", np.ones(len(arr) - 1))
+    arr = np.array(ids, np.int64)
+    i, j, d = hamming_pairs(np.array([fresh[x].phash for x in ids], np.uint64), phash_distance)
+    a, b = arr[i], arr[j]
+    if confirm is not None and len(a):
+        keep = pair_cosines(store, a, b) >= confirm
+        a, b, d = a[keep], b[keep], d[keep]
+    links.add(a, b, "phash", 1.0 - d / PHASH_BITS)
+
+
+def forget_moved(store, paths: Sequence[str]) -> None:
+    """Remove the rows of files moved out of the gallery, in one transaction."""
+    if paths:
+        with store.transaction():
+            store.remove_paths(paths)

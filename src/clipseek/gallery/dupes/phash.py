@@ -58,6 +58,40 @@ def fill_phashes(store, workers: int | None = None,
     return done
 
 
+def all_phashes(store, fill: bool = True, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, uint64 pHashes) of every row that has one, in id order. `fill` first computes the missing
+    ones: stored (`fill_phashes`), or, for a store opened read-only or on a full disk, kept for this
+    call only."""
+    from clipseek.gallery.dbfile import StoreError
+
+    in_memory = fill and store.readonly
+    if fill and not store.readonly:
+        try:
+            fill_phashes(store, workers)
+        except StoreError:  # cannot be written (a full disk): the rest for this call only
+            in_memory = True
+    ids, codes = store.phashes()
+    if not in_memory:
+        return ids, codes
+    extra: list[tuple[int, int]] = []
+    last = 0
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+        while rows := store.rows_without_phash(BATCH, after_id=last):
+            hashes = pool.map(_phash_or_blank, [p for _, p in rows])
+            extra += [(i, int(h, 16)) for (i, _), h in zip(rows, hashes) if h]
+            last = rows[-1][0]
+    if not extra:
+        return ids, codes
+    ids = np.concatenate([ids, np.array([i for i, _ in extra], np.int64)])
+    codes = np.concatenate([codes, np.array([c for _, c in extra], np.uint64)])
+    order = np.argsort(ids, kind="stable")
+    return ids[order], codes[order]
+
+
+def hamming(a: int, b: int) -> int:
+    return bin(int(a) ^ int(b)).count("1")
+
+
 def hamming_pairs(codes: np.ndarray, max_distance: int, chunk: int = 20_000
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair (i < j) of `codes` (uint64) within `max_distance` bits: (i, j, distance) arrays."""

@@ -67,6 +67,16 @@ class StoreBacked:
             os.remove(self._part_path(path, p))
             p += 1
 
+    def save_cache(self, path: str) -> bool:
+        """`save`, as a cache: on a full disk (or any failure to write) the index stays in memory only,
+        and the next process rebuilds or extends it. True when saved."""
+        try:
+            self.save(path)
+            return True
+        except (OSError, RuntimeError) as e:  # faiss raises RuntimeError when its write fails
+            log.info("not saving the vector index %s: %s", path, e)
+            return False
+
     @classmethod
     def load(cls, path: str):
         """The saved index, or None if missing, unreadable, inconsistent, of another format or of a
@@ -92,10 +102,10 @@ class StoreBacked:
         path = path or store.path + ".faiss"
         vi = cls.load(path)
         if vi is not None and vi.sync(store, threshold):
-            vi.save(path)
+            vi.save_cache(path)
         elif vi is None:
             vi = cls.rebuild(store, threshold)
-            vi.save(path)
+            vi.save_cache(path)
         return vi
 
     def sync(self, store, threshold: int = APPROX_THRESHOLD) -> bool:
