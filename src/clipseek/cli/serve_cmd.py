@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import max_pixels_option
+from clipseek.cli.options import device_option, finite, max_pixels_option
 from clipseek.cli.output import BACKEND_HELP
 
 
@@ -22,7 +22,7 @@ def serve_cmd(
                                         help="Require 'Authorization: Bearer TOKEN' on every API "
                                              "call (also read from $CLIPSEEK_TOKEN). Open the page "
                                              "once as /?token=TOKEN."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    device: str = device_option(),
     int8_text: bool = typer.Option(False, "--int8-text",
                                    help="Quantize the text tower to int8 on CPU: ~3x faster text "
                                         "queries, cosine ~0.998 to the fp32 query vector."),
@@ -31,7 +31,7 @@ def serve_cmd(
                                               help="Index DIR now and follow its changes while serving "
                                                    "(repeat for several folders)."),
     poll: bool = typer.Option(False, "--poll", help="With --watch: poll instead of file events."),
-    poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.05, help="Seconds between polls."),
+    poll_interval: float = typer.Option(2.0, "--poll-interval", callback=finite(0.05, 3600), help="Seconds between polls."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
     """Search and classify in a web page at http://HOST:PORT/ (API docs at /docs)."""
