@@ -168,7 +168,7 @@ def parse_term(spec: str, sign: float = 1.0, allow_paths: bool = True) -> Term:
         except ValueError:
             raise UsageError(f"weight {head.strip()!r} in {s!r} is not a number (use e.g. 0.5:sunset)") from None
         if not math.isfinite(weight) or not 0 < weight <= MAX_WEIGHT:
-            raise UsageError(f"weight in {s[:80]!r} must be a number above 0 and at most {MAX_WEIGHT:g} "
+            raise UsageError(f"weight in {s[:80]!r} must be a positive number, at most {MAX_WEIGHT:g} "
                              "(subtract to take away)")
         s = rest.strip()
     if not s:
