@@ -252,6 +252,8 @@ def test_a_model_with_nan_weights_never_prints_or_stores_nan(tiny_ckpt, tmp_path
     assert not res.predictions and len(res.skipped) == 3 and all("not finite" in s.reason for s in res.skipped)
     with pytest.raises(ClipseekError, match="image vectors"):
         image_nan.encode_images([make_image(0)])
+    with pytest.raises(ClipseekError, match="logit_scale"):
+        clipseek.load_model(_poisoned(tiny_ckpt, tmp_path / "scale-nan", "logit_scale"), device="cpu", backend="torch")
 
 
 # ---- item 13: text lengths ----------------------------------------------------------------------------

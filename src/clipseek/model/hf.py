@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -9,6 +10,7 @@ from PIL import Image
 
 from clipseek.core.preprocess import PreprocessCfg, preprocess
 from clipseek.core.vectors import unit_rows
+from clipseek.errors import ModelLoadError
 from clipseek.model.base import finite_output
 from clipseek.model.fingerprint import Fingerprint
 
@@ -47,6 +49,10 @@ class HFEncoder:
         self.logit_scale = float(scale.detach().float().exp()) if scale is not None else 100.0
         bias = getattr(model, "logit_bias", None)  # SigLIP, SigLIP 2: scored with a sigmoid per label
         self.logit_bias = float(bias.detach().float().reshape(-1)[0]) if bias is not None else logit_bias
+        for what, value in (("logit_scale", self.logit_scale), ("logit_bias", self.logit_bias)):
+            if value is not None and not math.isfinite(value):
+                raise ModelLoadError(f"{name}: its {what} is {value}, not a finite number: the checkpoint is "
+                                     "broken (a training run that diverged?)")
         dtype_name = getattr(model, "_clipseek_dtype", None) or str(self.dtype).replace("torch.", "")
         self.dtype_name = dtype_name
         self.fingerprint = Fingerprint(name, identity, self.backend, dtype_name, preprocess_cfg.describe())
