@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence, Union
 import numpy as np
 
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, walk_images
+from clipseek.core.numbers import check_number
 from clipseek.core.organise import UNSURE, Transfer, plan_transfers, safe_folder_name
 from clipseek.core.prompts import (
     DEFAULT_TEMPLATE,
@@ -130,6 +131,10 @@ def sort_plan(result: ClassifyResult, out_dir: str, unsure_below: float | None =
     """Where each classified image goes: OUT/<label as a safe folder name>/<file name>, or
     OUT/_unsure/ when its top probability is below `unsure_below` or its best cosine below
     `none_below` ("none of these"). Name clashes get a suffix (see core.organise.plan_transfers)."""
+    if unsure_below is not None:
+        check_number(unsure_below, "unsure_below (--unsure-below)", 0, 1)
+    if none_below is not None:
+        check_number(none_below, "none_below (--none-below)", -1, 1)
     rows = []
     for k, p in enumerate(result.predictions):
         label, prob = p.ranked[0]

@@ -49,7 +49,7 @@ def test_cli_in_process(tmp_path, tiny_ckpt, photos, capsys, monkeypatch):
     assert rc == 0 and out.splitlines()[0] == str(photos / "p2.png") and len(out.splitlines()) == 2
     rc, out, _ = cli(capsys, "search", "dog", "--db", db)
     assert rc == 0 and "score" in out and out.count(".png") == 8
-    rc, out, err = cli(capsys, "search", "dog", "--db", db, "--threshold", "1.5")
+    rc, out, err = cli(capsys, "search", "dog", "--db", db, "--threshold", "1")  # (-1 to 1)
     assert rc == 0 and "no results" in err
     monkeypatch.chdir(tmp_path)  # default --db is ./clipseek.db
     assert cli(capsys, "index", photos, "--model", tiny_ckpt)[0] == 0 and (tmp_path / "clipseek.db").exists()

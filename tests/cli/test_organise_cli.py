@@ -66,7 +66,7 @@ def test_sort_copy_unsure_and_dry_run(tmp_path, tiny_ckpt, photos, capsys):
     assert len(list(csv.DictReader(io.StringIO(stdout)))) == 7
     before = tree(photos)
     rc, _, err = cli(capsys, "classify", photos, "-l", "cat,dog", "--model", tiny_ckpt,
-                     "--sort-into", out, "--none-below", "1.5")  # no cosine reaches 1.5
+                     "--sort-into", out, "--none-below", "1")  # no cosine reaches 1
     assert rc == 0 and tree(photos) == before  # copies: the sources stay
     assert sorted(os.listdir(out / "_unsure")) == ["p0.png", "p1-1.png", "p1.png", "p2.png", "p3.png",
                                                     "p4.png", "p5.png"]

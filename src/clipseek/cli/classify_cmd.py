@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
+from clipseek.cli.options import device_option, finite, limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import (
     BACKEND_HELP,
     check_format,
@@ -34,7 +34,7 @@ def classify_cmd(
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id, checkpoint dir or 'clipseek-demo'."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    device: str = device_option(),
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16, int8 (CPU)."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     crop: str = typer.Option("center", "--crop", help="center (as the checkpoint) or pad (letterbox)."),
@@ -44,11 +44,11 @@ def classify_cmd(
     sort_into: Optional[str] = typer.Option(None, "--sort-into", metavar="OUT",
                                             help="Put each image into OUT/<label>/ (a CSV undo log is "
                                                  "written first; `clipseek undo LOG` reverses it)."),
-    mode: str = typer.Option("copy", "--mode", help="With --sort-into: copy, link or move."),
-    unsure_below: Optional[float] = typer.Option(None, "--unsure-below", metavar="P",
+    mode: Optional[str] = typer.Option(None, "--mode", help="With --sort-into: copy (default), link or move."),
+    unsure_below: Optional[float] = typer.Option(None, "--unsure-below", metavar="P", callback=finite(0, 1),
                                                  help="With --sort-into: top probability below P goes "
                                                       "to OUT/_unsure/."),
-    none_below: Optional[float] = typer.Option(None, "--none-below", metavar="S",
+    none_below: Optional[float] = typer.Option(None, "--none-below", metavar="S", callback=finite(-1, 1),
                                                help="With --sort-into: best cosine below S (none of "
                                                     "these) goes to OUT/_unsure/."),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --sort-into: show the plan, change nothing."),
@@ -73,6 +73,9 @@ def classify_cmd(
     files = collect_image_paths(paths)
     if not files:
         raise UsageError("no image files found in the given paths")
+    _check_sort_only(sort_into, mode=mode, unsure_below=unsure_below, none_below=none_below, log=log,
+                     dry_run=dry_run or None)
+    mode = mode or "copy"
     out = check_sort_args(sort_into, paths, mode, unsure_below) if sort_into else None
     encoder = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype, framing=crop, backend=backend)
     with progress(len(files), "classifying") as advance:
@@ -97,3 +100,13 @@ def classify_cmd(
         eprint("clipseek: error: no image could be read")
         return 1
     return 1 if (strict and result.skipped) else 0
+
+
+def _check_sort_only(sort_into: str | None, **given) -> None:
+    """The options that only mean something with --sort-into are refused without it (not ignored)."""
+    from clipseek.errors import UsageError
+
+    names = ["--" + k.replace("_", "-") for k, v in given.items() if v is not None]
+    if names and not sort_into:
+        raise UsageError(f"{', '.join(names)} {'goes' if len(names) == 1 else 'go'} with --sort-into OUT "
+                         "(classify only prints otherwise)")

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
+from clipseek.cli.options import device_option, finite, limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import BACKEND_HELP, check_format, eprint, print_json, report_skipped
 
 
@@ -18,13 +18,13 @@ def embed_cmd(
     engine: str = typer.Option("local", "--engine", help="local (in-process) or ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto or ray://HOST:10001. "
                                           "Default: a local Ray instance."),
-    num_gpus_per_worker: Optional[float] = typer.Option(None, "--num-gpus-per-worker", min=0,
+    num_gpus_per_worker: Optional[float] = typer.Option(None, "--num-gpus-per-worker", callback=finite(0, 64),
                                                         help="GPUs per encoder actor (Ray). Default: 1 if the cluster has GPUs, else 0."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1,
                                           help="Encoder actors (Ray) or decoding threads (local)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or checkpoint dir."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps (on each worker)."),
+    device: str = device_option("auto, cpu, cuda, cuda:N, mps (on each worker)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, fp32, fp16, bf16."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP + " With --engine ray, each encoder actor "
                                 "decides auto for its own device."),

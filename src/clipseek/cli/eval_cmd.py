@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
+from clipseek.cli.options import device_option, limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import (
     BACKEND_HELP,
     check_format,
@@ -37,7 +37,7 @@ def eval_cmd(
     cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Embedding cache (default ~/.cache/clipseek)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    device: str = device_option(),
     dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16."),
     max_pixels: Optional[int] = max_pixels_option(),
     max_file_mb: Optional[float] = max_file_mb_option(),

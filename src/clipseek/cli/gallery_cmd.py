@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
+from clipseek.cli.options import device_option, finite, limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import (
     BACKEND_HELP,
     check_format,
@@ -31,7 +31,7 @@ def index_cmd(
                                         help="Hub id or checkpoint dir. Default: the DB's model, else the default model."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    device: str = device_option(),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, fp32, fp16, bf16, int8 (CPU)."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
@@ -43,7 +43,7 @@ def index_cmd(
                                "deleted files as they happen, in batches. Ctrl-C stops."),
     poll: bool = typer.Option(False, "--poll", help="With --watch: poll the folders instead of file "
                               "events (automatic on network filesystems)."),
-    poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.05, help="Seconds between polls."),
+    poll_interval: float = typer.Option(2.0, "--poll-interval", callback=finite(0.05, 3600), help="Seconds between polls."),
     follow_links: Optional[bool] = typer.Option(None, "--follow-links/--no-follow-links",
                                                 help="Index symbolic links to files outside the folders "
                                                 "(off by default; the choice is kept in the DB for later "
@@ -111,7 +111,8 @@ def search_cmd(
     relevant: bool = typer.Option(False, "--relevant",
                                   help="Only the results that stand out from this query's scores over "
                                        "the gallery (adapts to each query; see `relevance`)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Only results with cosine >= S."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", callback=finite(-1, 1),
+                                             help="Only results with cosine >= S (-1 to 1)."),
     folders: Optional[List[str]] = typer.Option(None, "--in", metavar="FOLDER",
                                                 help="Only images under this folder (repeatable)."),
     after: Optional[str] = typer.Option(None, "--after", metavar="DATE",
@@ -124,7 +125,7 @@ def search_cmd(
     print0: bool = typer.Option(False, "--print0", help="With --format paths: end each name with NUL "
                                 "instead of a new line, its bytes as they are (for xargs -0)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Default: the model the DB was built with."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    device: str = device_option(),
     int8_text: bool = typer.Option(False, "--int8-text",
                                    help="Quantize the text tower to int8 on CPU (~3x faster query)."),
     max_pixels: Optional[int] = max_pixels_option(),

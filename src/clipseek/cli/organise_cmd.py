@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.options import finite
 from clipseek.cli.output import (
     check_format,
     eprint,
@@ -99,7 +100,8 @@ def dupes_cmd(
     db: str = typer.Option("clipseek.db", "--db", help=DB_HELP),
     similar: bool = typer.Option(False, "--similar", help="Also group near-identical shots (bursts) by "
                                  "CLIP cosine >= --threshold."),
-    threshold: float = typer.Option(0.95, "--threshold", help="CLIP cosine for --similar."),
+    threshold: float = typer.Option(0.95, "--threshold", callback=finite(0, 1, lo_open=True),
+                                   help="CLIP cosine for --similar."),
     phash_distance: int = typer.Option(12, "--phash-distance", help="Perceptual-hash bits (of 64) "
                                        "that may differ between copies."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import max_pixels_option
+from clipseek.cli.options import device_option, finite, max_pixels_option
 from clipseek.cli.output import BACKEND_HELP
 
 
@@ -29,10 +29,10 @@ def serve_cmd(
     allow_host: Optional[List[str]] = typer.Option(None, "--allow-host", metavar="NAME",
                                                    help="Also answer requests for Host NAME, e.g. the "
                                                         "name a reverse proxy forwards (repeatable)."),
-    header_timeout: float = typer.Option(10.0, "--header-timeout", metavar="SECONDS",
+    header_timeout: float = typer.Option(10.0, "--header-timeout", metavar="SECONDS", callback=finite(0.1, 3600),
                                          help="Close a connection that has not sent a request's "
                                               "headers within SECONDS."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    device: str = device_option(),
     int8_text: bool = typer.Option(False, "--int8-text",
                                    help="Quantize the text tower to int8 on CPU: ~3x faster text "
                                         "queries, cosine ~0.998 to the fp32 query vector."),
@@ -41,7 +41,7 @@ def serve_cmd(
                                               help="Index DIR now and follow its changes while serving "
                                                    "(repeat for several folders)."),
     poll: bool = typer.Option(False, "--poll", help="With --watch: poll instead of file events."),
-    poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.05, help="Seconds between polls."),
+    poll_interval: float = typer.Option(2.0, "--poll-interval", callback=finite(0.05, 3600), help="Seconds between polls."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
     """Search and classify in a web page at http://HOST:PORT/ (API schema at /openapi.json)."""

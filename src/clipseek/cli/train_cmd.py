@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.options import SEED_MAX, device_option, finite
 from clipseek.cli.output import eprint, progress
 
 
@@ -14,7 +15,7 @@ from clipseek.cli.output import eprint, progress
 def synth_cmd(
     out: str = typer.Argument(..., help="Output folder for images and manifests."),
     n: int = typer.Option(2000, "--n", min=1, help="Number of images."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
     image_size: int = typer.Option(64, "--image-size", min=16),
     workers: int = typer.Option(0, "--workers", min=0,
                                 help="Drawing processes (0: one per CPU core); the images do not depend on it."),
@@ -40,32 +41,32 @@ def train_cmd(
     scratch: Optional[str] = typer.Option(None, "--scratch", help="Train from scratch: tiny or small."),
     split: Optional[str] = typer.Option("train", "--split", help="Manifest split (or subfolder) to use."),
     epochs: int = typer.Option(5, "--epochs", min=1),
-    lr: float = typer.Option(5e-4, "--lr"),
+    lr: float = typer.Option(5e-4, "--lr", callback=finite(0, lo_open=True)),
     batch_size: int = typer.Option(128, "--batch-size", min=2),
-    weight_decay: float = typer.Option(0.1, "--weight-decay"),
+    weight_decay: float = typer.Option(0.1, "--weight-decay", callback=finite(0)),
     warmup: int = typer.Option(100, "--warmup", min=0, help="Warm-up steps before cosine decay."),
     freeze: Optional[str] = typer.Option(None, "--freeze", help="Freeze a tower: vision or text."),
     grad_accum: int = typer.Option(1, "--grad-accum", min=1),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device"),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
+    device: str = device_option(),
     workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
     templates: Optional[str] = typer.Option(None, "--templates", help="Caption templates for folders."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
     group_by: Optional[str] = typer.Option(None, "--group-by",
                                            help="Manifest field for hard-negative batches (e.g. colour)."),
-    group_frac: float = typer.Option(0.5, "--group-frac", min=0.0, max=1.0,
+    group_frac: float = typer.Option(0.5, "--group-frac", callback=finite(0, 1),
                                      help="Share of batches drawn from one --group-by value."),
     group_frac_end: Optional[float] = typer.Option(
-        None, "--group-frac-end", min=0.0, max=1.0,
+        None, "--group-frac-end", callback=finite(0, 1),
         help="Move the --group-frac share linearly to this value by the last epoch."),
     positives: Optional[str] = typer.Option(
         None, "--positives",
         help="Comma-separated manifest fields (a folder: label): in-batch pairs whose caption names "
              "only values the image has count as matches, not negatives."),
     mask_patches: float = typer.Option(
-        0.0, "--mask-patches", min=0.0, max=0.9,
+        0.0, "--mask-patches", callback=finite(0, 0.9),
         help="Drop this share of each image's patches while training (faster steps), every epoch but the last."),
-    cache_mb: float = typer.Option(2048, "--cache-mb", min=0,
+    cache_mb: float = typer.Option(2048, "--cache-mb", callback=finite(0),
                                    help="Keep decoded images in memory (float16) when they fit in this many MB."),
 ) -> None:
     """Contrastive (InfoNCE) training; writes a standard transformers checkpoint each epoch."""

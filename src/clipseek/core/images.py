@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from clipseek.core.files import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_PIXELS, MB, open_regular
+from clipseek.core.numbers import check_number
 from clipseek.errors import ImageError, UsageError
 
 IMAGE_EXTENSIONS = frozenset(
@@ -44,10 +45,10 @@ class ImageLimits:
 
     @classmethod
     def from_options(cls, max_pixels: int | None = None, max_file_mb: float | None = None) -> "ImageLimits":
-        if max_pixels is not None and max_pixels < 1:
-            raise UsageError(f"--max-pixels must be at least 1, got {max_pixels}")
-        if max_file_mb is not None and max_file_mb <= 0:
-            raise UsageError(f"--max-file-mb must be above 0, got {max_file_mb}")
+        if max_pixels is not None:
+            check_number(max_pixels, "--max-pixels", 1, integer=True)
+        if max_file_mb is not None:
+            check_number(max_file_mb, "--max-file-mb", 0, lo_open=True)
         return cls(max_pixels or DEFAULT_MAX_PIXELS,
                    int((max_file_mb if max_file_mb is not None else DEFAULT_MAX_FILE_MB) * MB))
 

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     import numpy as np
 
 DEFAULT_TEMPLATE = "a photo of a {}."
+# The longest label, caption, query or template accepted anywhere (CLI, manifests, library, server). A
+# CLIP model reads only its first 77 tokens (~300 characters of English); a longer text costs the
+# tokenizer time and memory for nothing (a 100 MB label took 17.8 GB), so it is refused before that.
+MAX_TEXT_CHARS = 2000
+MAX_TEXT_FILE_BYTES = 64 << 20  # a labels or templates file (20,000 labels of 2,000 bytes fit)
 BUILTIN_TEMPLATE_SETS = ("imagenet",)
 Template = Union[str, Callable[[str], str]]
 
@@ -36,6 +41,27 @@ def builtin_templates(name: str) -> list[str]:
                          " (or give a file with one template per line)")
     data = resources.files("clipseek").joinpath(f"core/templates_{name}.json").read_text("utf-8")
     return list(json.loads(data)["templates"])
+
+
+def check_text(text: str, what: str = "a text") -> str:
+    """`text` when it is at most MAX_TEXT_CHARS long, else UsageError naming `what` and the limit."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise UsageError(f"{what} is {len(text):,} characters long; the limit is {MAX_TEXT_CHARS:,} "
+                         "(a CLIP model reads only its first 77 tokens)")
+    return text
+
+
+def read_text_file(path: str | Path, what: str) -> str:
+    """A labels or templates file as text (UTF-8), refused when larger than MAX_TEXT_FILE_BYTES."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise UsageError(f"{what} not found: {path}")
+        if p.stat().st_size > MAX_TEXT_FILE_BYTES:
+            raise UsageError(f"{what} {path} is larger than {MAX_TEXT_FILE_BYTES >> 20} MB")
+        return p.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {what} {path}: {e}") from None
 
 
 def template_problem(t: str) -> str | None:
@@ -58,6 +84,7 @@ def check_template(t: str, where: str = "") -> str:
     """`t` when it is a usable template, else UsageError naming it (and `where` it came from)."""
     if not isinstance(t, str):
         raise UsageError(f"{where}template must be a string, not {type(t).__name__}")
+    check_text(t, f"{where}a template")
     problem = template_problem(t)
     if problem:
         raise UsageError(f"{where}bad template {t!r}: {problem}; a template has exactly one '{{}}' "
@@ -73,10 +100,7 @@ def load_templates(spec: str) -> list[str]:
     if not path.is_file():
         raise UsageError(f"unknown template set {spec!r}: not a built-in set "
                          f"({', '.join(BUILTIN_TEMPLATE_SETS)}) and no such file")
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read template file {spec}: {e}") from None
+    text = read_text_file(path, "template file")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -104,8 +128,11 @@ def resolve_templates(template: str | None = None, templates: str | None = None)
     return [check_template(template or DEFAULT_TEMPLATE)]
 
 
-def clean_labels(labels: Sequence[str]) -> list[str]:
+def clean_labels(labels: Sequence[str], where: str = "") -> list[str]:
+    """Labels stripped, empty ones dropped; UsageError for none, a duplicate, or one over MAX_TEXT_CHARS."""
     out = [str(l).strip() for l in labels if str(l).strip()]
+    for i, label in enumerate(out):
+        check_text(label, f"{where}label {i + 1}" if where else f"label {i + 1} ({label[:20]!r}...)")
     if not out:
         raise UsageError("no labels given")
     dupes = sorted({l for l in out if out.count(l) > 1})
@@ -130,11 +157,10 @@ def parse_labels(labels: str | None = None, labels_file: str | None = None) -> l
     if labels and labels_file:
         raise UsageError("give either --labels or --labels-file, not both")
     if labels_file:
-        p = Path(labels_file)
-        if not p.is_file():
-            raise UsageError(f"labels file not found: {labels_file}")
-        items = [ln for ln in p.read_text("utf-8").splitlines() if not ln.strip().startswith("#")]
-        return clean_labels(items)
+        lines = read_text_file(labels_file, "labels file").splitlines()
+        for n, line in enumerate(lines, 1):
+            check_text(line.strip(), f"{labels_file}: line {n}: the label")
+        return clean_labels([ln for ln in lines if not ln.strip().startswith("#")])
     if not labels:
         raise UsageError("no labels: pass --labels \"cat,dog\" or --labels-file FILE")
     return clean_labels(split_labels(labels))
@@ -147,7 +173,7 @@ def render(template: Template, label: str) -> str:
 def build_classifier(encoder, labels: Sequence[str], templates: Sequence[Template] = (DEFAULT_TEMPLATE,),
                      batch_size: int = 256) -> np.ndarray:
     """(L, D) unit classifier weights: per label, the renormalized mean of its unit prompt vectors."""
-    labels = list(labels)
+    labels = [check_text(label, f"label {i + 1}") for i, label in enumerate(labels)]
     templates = check_templates(templates)
     prompts = [render(t, label) for label in labels for t in templates]
     vecs = encoder.encode_texts(prompts, batch_size=batch_size)

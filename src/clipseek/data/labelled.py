@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipseek.core.images import walk_images
+from clipseek.core.prompts import MAX_TEXT_CHARS, check_text
 from clipseek.errors import UsageError
 
 SPLIT_NAMES = ("train", "validation", "val", "valid", "dev", "test")
@@ -74,9 +75,9 @@ def read_class_map(path: str | os.PathLike) -> dict[str, str]:
         except json.JSONDecodeError as e:
             raise UsageError(f"{p}: line {e.lineno}: not valid JSON ({e.msg})") from None
         if isinstance(data, list):
-            return {str(c): _label_text(str(c)) for c in data}
+            return {str(c): check_text(_label_text(str(c)), f"{p}: a class") for c in data}
         if isinstance(data, dict):
-            return {str(k): str(v) for k, v in data.items()}
+            return {str(k): check_text(str(v), f"{p}: the label of {str(k)[:40]!r}") for k, v in data.items()}
         raise UsageError(f"{p}: expected a JSON object (class -> label text) or a list of class names")
     out: dict[str, str] = {}
     for n, line in enumerate(p.read_text("utf-8").splitlines(), 1):
@@ -86,7 +87,7 @@ def read_class_map(path: str | os.PathLike) -> dict[str, str]:
         name, sep, text = line.partition(":")
         if not name.strip():
             raise UsageError(f"{p}:{n}: empty class name")
-        out[name.strip()] = text.strip() if sep and text.strip() else _label_text(name)
+        out[name.strip()] = check_text(text.strip() if sep and text.strip() else _label_text(name), f"{p}:{n}: the label")
     return out
 
 
@@ -180,6 +181,28 @@ def read_folder(root: str | os.PathLike, split: str | None = None) -> LabelledDa
 # ---------------------------------------------------------------- CSV / JSONL manifests
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 MANIFEST_SUFFIXES = JSONL_SUFFIXES + (".csv",)
+# The longest JSONL line read: a path, a few labels or captions of at most MAX_TEXT_CHARS and other
+# short fields fit many times over; a longer line is refused while it is read (never held whole).
+MAX_LINE_CHARS = 1 << 20
+
+
+def _lines(f, path: Path):
+    """(line number, line) of a text file, each read with a bound of MAX_LINE_CHARS."""
+    n = 0
+    while True:
+        line = f.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        n += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise UsageError(f"{path}:{n}: line longer than {MAX_LINE_CHARS:,} characters (a label or "
+                             f"caption may have at most {MAX_TEXT_CHARS:,})")
+        yield n, line
+
+
+def check_field(value, path, n: int, what: str) -> str:
+    """A manifest's label or caption as text, at most MAX_TEXT_CHARS long (UsageError naming the line)."""
+    return check_text(str(value), f"{path}:{n}: the {what}")
 
 
 def manifest_records(path: str | os.PathLike, required: tuple[str, ...] = ()):
@@ -189,7 +212,7 @@ def manifest_records(path: str | os.PathLike, required: tuple[str, ...] = ()):
     path = Path(path)
     if path.suffix.lower() in JSONL_SUFFIXES:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:  # a name may hold any bytes
-            for n, line in enumerate(f, 1):
+            for n, line in _lines(f, path):
                 if not line.strip():
                     continue
                 try:
@@ -225,7 +248,8 @@ def read_manifest(path: str | os.PathLike, split: str | None = None, image_colum
                 raise UsageError(f"{path}:{n}: missing {col!r}")
         img = str(rec[image_column])
         s = rec.get("split")
-        rows.append((img if os.path.isabs(img) else str(base / img), str(rec[label_column]).strip(),
+        label = check_field(rec[label_column], path, n, "label").strip()
+        rows.append((img if os.path.isabs(img) else str(base / img), label,
                      str(s).strip() if s not in (None, "") else None))
     if not rows:
         raise UsageError(f"{path}: manifest has no rows")
@@ -256,7 +280,7 @@ def read_captions(path: str | os.PathLike) -> CaptionDataset:
         if img not in index:
             index[img] = len(images)
             images.append(img)
-        captions += [c.strip() for c in caps]
+        captions += [check_field(c, path, n, "caption").strip() for c in caps]
         owner += [index[img]] * len(caps)
     if not images:
         raise UsageError(f"{path}: no captions")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from clipseek.core.images import walk_images
 from clipseek.core.prompts import DEFAULT_TEMPLATE, check_templates, render
-from clipseek.data.labelled import MANIFEST_SUFFIXES, manifest_records
+from clipseek.data.labelled import MANIFEST_SUFFIXES, check_field, manifest_records
 from clipseek.errors import UsageError
 
 DEFAULT_TEMPLATES = (DEFAULT_TEMPLATE,)
@@ -58,6 +58,7 @@ def read_caption_manifest(path: str | os.PathLike, split: str | None = None,
         img, text = row.get("image") or row.get("path") or row.get("file"), _caption(row)
         if not img or not text:
             raise UsageError(f"{path}:{n}: needs an image path ('image') and a 'caption'")
+        text = check_field(text, path, n, "caption")
         full = str(path.parent / str(img))
         if not os.path.isfile(full):
             pairs.skipped.append((full, "missing image file"))

@@ -19,6 +19,7 @@ import numpy as np
 from clipseek.core.files import read_regular
 from clipseek.core.images import DEFAULT_LIMITS, ImageError, ImageLimits, full_size, open_image
 from clipseek.core.preprocess import PreprocessCfg, preprocess
+from clipseek.core.vectors import NOT_FINITE, finite_rows
 from clipseek.embed.shards import ROW_FIELDS
 from clipseek.errors import Skipped
 
@@ -170,14 +171,17 @@ def batched(items: Iterable, n: int) -> Iterator[list]:
 
 
 def encode_batch(encoder: Encoder, batch: Sequence[tuple[str, object]]) -> EmbedBatch:
-    """Encode stage: (path, (pixels, (w, h)) or Skipped) pairs -> one EmbedBatch, paths kept paired."""
+    """Encode stage: (path, (pixels, (w, h)) or Skipped) pairs -> one EmbedBatch, paths kept paired.
+    A file whose vector is not finite is Skipped (core.vectors.NOT_FINITE), never returned."""
     good = [(p, r) for p, r in batch if not isinstance(r, Skipped)]
     skipped = [r for _, r in batch if isinstance(r, Skipped)]
-    if good:
-        vecs = encoder.encode_pixels(np.stack([r[0] for _, r in good]))
-    else:
-        vecs = np.zeros((0, encoder.dim), np.float32)
-    return EmbedBatch([p for p, _ in good], vecs, skipped, [r[1] for _, r in good])
+    if not good:
+        return EmbedBatch([], np.zeros((0, encoder.dim), np.float32), skipped, [])
+    vecs = encoder.encode_pixels(np.stack([r[0] for _, r in good]))
+    ok = finite_rows(vecs)
+    skipped += [Skipped(p, NOT_FINITE) for (p, _), keep in zip(good, ok) if not keep]
+    good = [g for g, keep in zip(good, ok) if keep]
+    return EmbedBatch([p for p, _ in good], vecs[ok], skipped, [r[1] for _, r in good])
 
 
 def embed_all(encoder: Encoder, paths: Iterable[str], **kwargs) -> EmbedBatch:
@@ -234,6 +238,10 @@ def encode_columns(encoder: Encoder, cols: dict[str, np.ndarray]) -> dict[str, n
     vectors = np.zeros((len(ok), encoder.dim), np.float32)
     if ok.any():
         vectors[ok] = encoder.encode_pixels(cols["pixels"][ok])
+    bad = ok & ~finite_rows(vectors)  # such a file is skipped, with the reason, like an unreadable one
+    if bad.any():
+        out["error"] = np.where(bad, NOT_FINITE, out["error"])
+    vectors[bad] = 0.0
     out["vector"] = vectors
     out["fingerprint"] = np.array([str(encoder.fingerprint)] * len(ok))
     return out

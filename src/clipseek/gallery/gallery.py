@@ -27,6 +27,7 @@ import numpy as np
 
 from clipseek._io import short_lock, writer_lock
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, one_or_many
+from clipseek.core.numbers import check_number
 from clipseek.errors import BusyError, ModelMismatchError, UsageError
 from clipseek.gallery.dbfile import write_error
 from clipseek.gallery.search.facets import Facets
@@ -270,6 +271,7 @@ class Gallery:
         terms = query_terms(text, image, add, subtract)
         if k < 1:
             raise UsageError("k (--top-k) must be at least 1")
+        _check_threshold(threshold)  # before the model encodes anything
         self.store  # noqa: B018  - opens the DB (and fails clearly) before loading a model
         return self.search_vector(self.query_vector(terms, limits=limits), k, threshold, where=where,
                                   relevant=relevant)
@@ -291,6 +293,7 @@ class Gallery:
                       where: Filter | None = None, relevant: bool = False) -> list[SearchResult]:
         """Top-k by cosine for a unit query vector among the rows that pass `where`; scores are
         recomputed exactly from the store, and each result gets its relevance."""
+        _check_threshold(threshold)
         index = self._refresh_index()
         if index.state.count == 0:
             return []
@@ -367,3 +370,7 @@ class Gallery:
         return {"db": store.path, "images": store.count(), "skipped": len(store.skipped()),
                 **store.model_info()}
 
+
+def _check_threshold(threshold: float | None) -> None:
+    if threshold is not None:
+        check_number(threshold, "threshold (--threshold)", -1, 1)

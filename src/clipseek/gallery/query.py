@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clipseek.core.images import IMAGE_EXTENSIONS
+from clipseek.core.prompts import check_text
 from clipseek.errors import UsageError
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ MIN_IMAGES = 10       # relevance is None on a smaller gallery
 MIN_SPREAD = 1e-4     # ... and when the best scores are not above the median by this much (a cosine)
 RELEVANCE_RANGE = 3.0
 IMAGE_PREFIX = "image:"
+MAX_WEIGHT = 100.0    # |W| of a W:X term; larger ones only drown the others (1e308 overflowed to 0 scores)
+FIRST_DATE, LAST_DATE = "1677-09-22", "2262-04-10"  # the int64-nanosecond range, a day in from each end
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class Filter:
             raise UsageError(f"unknown orientation {orientation!r}; choose one of {', '.join(ORIENTATIONS)}")
         w, h = parse_size(min_size) if min_size else (0, 0)
         return cls(dirs, after_ns, before_ns, orientation.strip().lower() if orientation else None, w, h,
-                   parse_exts(ext) if ext else ())
+                   parse_exts(ext) if ext is not None else ())
 
     def __bool__(self) -> bool:
         return self != Filter()
@@ -128,10 +131,14 @@ def parse_date(text: str | None, name: str) -> int | None:
     m = re.fullmatch(r"(\d{4})(?:-(\d{1,2}))?", s)
     try:
         dt = datetime(int(m[1]), int(m[2] or 1), 1) if m else datetime.fromisoformat(s)
-        return min(max(round(dt.timestamp() * 1e6) * 1000, PENDING + 1), 2 ** 63 - 1)  # SQLite's int64
+        ns = round(dt.timestamp() * 1e6) * 1000
     except (ValueError, OverflowError, OSError):
-        raise UsageError(f"cannot read {name} date {s!r}: use YYYY-MM-DD (or YYYY, YYYY-MM, "
+        raise UsageError(f"cannot read {name} date {s[:80]!r}: use YYYY-MM-DD (or YYYY, YYYY-MM, "
                          "YYYY-MM-DDTHH:MM)") from None
+    if not PENDING < ns < 2 ** 63:  # capture times are int64 nanoseconds (SQLite's integer)
+        raise UsageError(f"{name} date {s[:80]!r} is out of range: dates from {FIRST_DATE} to {LAST_DATE} "
+                         "can be searched")
+    return ns
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -151,6 +158,8 @@ def parse_exts(text: str) -> tuple[str, ...]:
             known = ", ".join(sorted(x[1:] for x in IMAGE_EXTENSIONS))
             raise UsageError(f"unknown image extension {item.strip()!r}; known: {known}")
         out += [x for x in EXT_ALIASES.get(e, (e,)) if x not in out]
+    if not out:
+        raise UsageError(f"ext {str(text)[:80]!r} names no file type: give extensions such as jpg,png")
     return tuple(out)
 
 
@@ -181,11 +190,13 @@ def parse_term(spec: str, sign: float = 1.0, allow_paths: bool = True) -> Term:
             weight = float(head)
         except ValueError:
             raise UsageError(f"weight {head.strip()!r} in {s!r} is not a number (use e.g. 0.5:sunset)") from None
-        if not math.isfinite(weight) or weight <= 0:
-            raise UsageError(f"weight in {s!r} must be a positive number (subtract to take away)")
+        if not math.isfinite(weight) or not 0 < weight <= MAX_WEIGHT:
+            raise UsageError(f"weight in {s[:80]!r} must be a positive number, at most {MAX_WEIGHT:g} "
+                             "(subtract to take away)")
         s = rest.strip()
     if not s:
         raise UsageError(f"empty term {spec!r}: give text or an image after the weight")
+    check_text(s, "a query term")
     if s.lower().startswith(IMAGE_PREFIX) and s[len(IMAGE_PREFIX):].strip().isdigit():
         return Term(sign * weight, image_id=int(s[len(IMAGE_PREFIX):]))
     if allow_paths:
@@ -213,6 +224,8 @@ def query_terms(text: str | None = None, image: str | None = None, add=(), subtr
     a Term, or a '[W:]VALUE' string for parse_term). UsageError when nothing positive is asked for."""
     if text is not None and image is not None:
         raise UsageError("give a text query or --image PATH, not both (add the other with --add)")
+    if text is not None:
+        check_text(text, "the query")
     terms = [Term(1.0, image=str(image))] if image is not None else \
         [Term(1.0, text=text.strip())] if (text or "").strip() else []
     for sign, items in ((1.0, add), (-1.0, subtract)):

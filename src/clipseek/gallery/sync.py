@@ -256,6 +256,8 @@ def _index_window(store: Store, encoder: Encoder, resolver: _Resolver, window: l
     vectors = dict(zip(batch.paths, zip(batch.sizes, batch.vectors))) if batch else {}
     with store.transaction():  # in decision order: a copy's source is never replaced before it
         for kind, path, r, src in steps:
+            if kind == "embed" and path not in vectors:  # its vector was not finite (see encode_batch)
+                kind, r = "skip", next(s for s in batch.skipped if s.path == path)
             if kind == "skip":
                 size, mtime = resolver.plan.found[path]
                 store.record_skipped([(path, size, mtime, r.reason)])

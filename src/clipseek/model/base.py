@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from clipseek.core.preprocess import PreprocessCfg
+from clipseek.core.vectors import check_finite
 from clipseek.model.fingerprint import Fingerprint
 
 
@@ -40,3 +41,10 @@ class Encoder(Protocol):
         """Texts -> (M, dim) unit vectors."""
         ...
 
+
+def finite_output(encoder: Encoder, batches: list[np.ndarray], kind: str) -> np.ndarray:
+    """A backend's `encode_texts`/`encode_images` result: its batches as one (N, dim) array, refused
+    (ClipseekError, one line) when a vector is not finite, so no NaN is ever scored, printed or stored."""
+    out = np.concatenate(batches) if batches else np.zeros((0, encoder.dim), np.float32)
+    return check_finite(out, f"the {kind} vectors of model {encoder.name}",
+                        hint="its weights are broken (a training run that diverged?)")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
 from clipseek.core.preprocess import PreprocessCfg, preprocess
+from clipseek.core.vectors import unit_rows
+from clipseek.errors import ModelLoadError
+from clipseek.model.base import finite_output
 from clipseek.model.fingerprint import Fingerprint
 
 
@@ -45,6 +49,10 @@ class HFEncoder:
         self.logit_scale = float(scale.detach().float().exp()) if scale is not None else 100.0
         bias = getattr(model, "logit_bias", None)  # SigLIP, SigLIP 2: scored with a sigmoid per label
         self.logit_bias = float(bias.detach().float().reshape(-1)[0]) if bias is not None else logit_bias
+        for what, value in (("logit_scale", self.logit_scale), ("logit_bias", self.logit_bias)):
+            if value is not None and not math.isfinite(value):
+                raise ModelLoadError(f"{name}: its {what} is {value}, not a finite number: the checkpoint is "
+                                     "broken (a training run that diverged?)")
         dtype_name = getattr(model, "_clipseek_dtype", None) or str(self.dtype).replace("torch.", "")
         self.dtype_name = dtype_name
         self.fingerprint = Fingerprint(name, identity, self.backend, dtype_name, preprocess_cfg.describe())
@@ -67,7 +75,7 @@ class HFEncoder:
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         out = [self.encode_pixels(np.stack([self.preprocess(im) for im in images[i:i + batch_size]]))
                for i in range(0, len(images), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        return finite_output(self, out, "image")
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Texts -> (M, D) unit vectors; each batch is padded to its longest text, not to 77 tokens."""
@@ -83,7 +91,7 @@ class HFEncoder:
                 if "attention_mask" in tok and not siglip:
                     kwargs["attention_mask"] = tok["attention_mask"].to(self.device)
                 out.append(_unit(_features(self.model.get_text_features(**kwargs))))
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        return finite_output(self, out, "text")
 
     def describe(self) -> dict:
         return {"model": self.name, "device": self.device, "dtype": str(self.dtype),
@@ -91,6 +99,4 @@ class HFEncoder:
 
 
 def _unit(t) -> np.ndarray:
-    v = t.detach().float().cpu().numpy()
-    norms = np.linalg.norm(v, axis=1, keepdims=True)
-    return (v / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit_rows(t.detach().float().cpu().numpy())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from clipseek.core.preprocess import PreprocessCfg, check_framing
 from clipseek.errors import ModelLoadError, ModelNotFound, UsageError
 from clipseek.model import hub, open_clip
 from clipseek.model.base import Encoder
+from clipseek.model.devices import check_device_name, resolve_device
 from clipseek.model.hf import HFEncoder, quiet_transformers
+from clipseek.model.pickles import pickle_refusal
 from clipseek.model.quantize import quantize_int8
 
 DEFAULT_MODEL = os.environ.get("CLIPSEEK_MODEL", "openai/clip-vit-base-patch32")
@@ -32,18 +35,6 @@ log = logging.getLogger("clipseek.model")
 NO_ONNX = "the ONNX backend needs onnxruntime: pip install 'clipseek[onnx]' (or use --backend torch)"
 DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
           "half": "float16", "bf16": "bfloat16", "bfloat16": "bfloat16"}
-
-
-def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def resolve_dtype(dtype: str, device: str):
@@ -124,6 +115,7 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: s
     when the export fails). `int8_text`: quantize the text tower to int8 too (CPU; faster queries).
     """
     check_framing(framing)  # a bad argument fails before any weights are read
+    check_device_name(device)
     chosen = choose_backend(backend, device, dtype, name_or_path)
     if chosen == "onnx":
         from clipseek.model.export import ExportError
@@ -264,7 +256,10 @@ def _load_transformers(name_or_path: str, revision: str | None, torch_dtype, fra
         model = AutoModel.from_pretrained(source, revision=revision, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
         image_processor = AutoImageProcessor.from_pretrained(source, revision=revision)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, pickle.UnpicklingError) as e:
+        refused = pickle_refusal(name_or_path, e)
+        if refused:
+            raise ModelLoadError(refused) from None
         if local:
             raise ModelLoadError(f"cannot load checkpoint {source}: {str(e).splitlines()[0]}") from None
         why = ("the hub is not reachable (or HF_HUB_OFFLINE=1) and it is not in the local Hugging Face cache"

@@ -21,7 +21,9 @@ import numpy as np
 from PIL import Image
 
 from clipseek.core.preprocess import PreprocessCfg, check_framing, preprocess
+from clipseek.core.vectors import unit_rows
 from clipseek.model import onnx_store as store
+from clipseek.model.base import finite_output
 from clipseek.model.fingerprint import Fingerprint
 
 
@@ -111,7 +113,7 @@ class OnnxEncoder:
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         out = [self.encode_pixels(np.stack([self.preprocess(im) for im in images[i:i + batch_size]]))
                for i in range(0, len(images), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        return finite_output(self, out, "image")
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Texts -> (M, D) unit vectors; each batch is padded to its longest text (CLIP)."""
@@ -123,7 +125,7 @@ class OnnxEncoder:
             if use_mask:
                 feeds["attention_mask"] = np.array([e.attention_mask for e in enc], np.int64)
             out.append(_unit(self.session("text").run(None, feeds)[0]))
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        return finite_output(self, out, "text")
 
     def describe(self) -> dict:
         return {"model": self.name, "device": self.device, "dtype": self.dtype_name, "dim": self.dim,
@@ -131,5 +133,4 @@ class OnnxEncoder:
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, np.float32)
-    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return unit_rows(v)

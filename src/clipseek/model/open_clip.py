@@ -264,9 +264,18 @@ def read_weights(files: Files, where: str) -> dict:
             return load_file(str(path))
         import torch
 
+        from clipseek.model.pickles import old_torch_refusal, torch_unpickles_safely
+
+        if not torch_unpickles_safely():
+            raise ModelLoadError(old_torch_refusal(where, path.name))
         return torch.load(path, map_location="cpu", weights_only=True)
+    except ModelLoadError:
+        raise
     except Exception as e:  # a damaged or foreign file: its reader's error, in one line
-        raise ModelLoadError(f"{where}: cannot read {path.name}: {str(e).splitlines()[0]}") from None
+        from clipseek.model.pickles import pickle_refusal
+
+        raise ModelLoadError(pickle_refusal(where, e, path.name)
+                             or f"{where}: cannot read {path.name}: {str(e).splitlines()[0]}") from None
 
 
 def build_model(arch: OpenClipArch, tokenizer, state: dict, where: str, torch_dtype):

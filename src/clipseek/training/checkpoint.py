@@ -1,7 +1,8 @@
 """A training run on disk, and where a run starts.
 
 The run folder: a standard checkpoint folder (weights, config, tokenizer, processor) plus
-`training_state/state.pt` (optimizer, schedule, epoch, random states) and `training_log.json`.
+`training_state/` (optimizer, schedule, epoch, random states: safetensors + JSON, never a pickle; see
+`training.state`) and `training_log.json`.
 
 Each save builds the whole folder under a temp name and swaps it in with `clipseek._io.atomic_dir`, so
 at every moment the run folder, or (between the swap's two renames) its `.NAME.old-*` sibling, holds a
@@ -27,9 +28,10 @@ from typing import Iterator
 from clipseek._io import atomic_dir, recover_dir
 from clipseek.data.pairs import DEFAULT_TEMPLATES, Pairs
 from clipseek.errors import UsageError
+from clipseek.training.state import RESTART, STRUCTURE_FILE, BadState, has_state, load_state, save_state
 
 STATE_DIR = "training_state"
-STATE_FILE = "state.pt"
+STATE_FILE = STRUCTURE_FILE
 LOG_FILE = "training_log.json"
 
 
@@ -45,7 +47,7 @@ def recover_run(out: str | os.PathLike) -> bool:
     if not out.exists() and legacy.is_dir():
         os.replace(legacy, out)
     recover_dir(out)
-    return state_path(out).is_file()
+    return has_state(out / STATE_DIR)
 
 
 def _clear_leftovers(out: Path) -> None:
@@ -67,15 +69,20 @@ def run_state(opt, sched, loader_gen, epoch: int) -> dict:
 
 def restore_state(out: str | os.PathLike, opt, sched, loader_gen) -> int:
     """Load a run's state into optimizer, schedule and generators; returns the epochs already done.
-    Sets torch's global CPU generator: call it where that generator is private to the run."""
+    Sets torch's global CPU generator: call it where that generator is private to the run. Nothing in
+    the folder can run code (`training.state`); a state that does not fit the run is one line (BadState)."""
     import torch
 
-    state = torch.load(state_path(out), map_location="cpu", weights_only=False)
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    loader_gen.set_state(state["loader_rng"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["epoch"])
+    state = load_state(Path(out) / STATE_DIR)
+    try:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        loader_gen.set_state(state["loader_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["epoch"])
+    except Exception as e:  # another model's optimizer, a damaged generator state, a missing key
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BadState(f"the training state in {out} does not fit this run ({why}); {RESTART}") from None
 
 
 def training_log(out: str | os.PathLike, cfg, history: list) -> dict:
@@ -91,8 +98,6 @@ def training_log(out: str | os.PathLike, cfg, history: list) -> dict:
 
 def save_checkpoint(out: str | os.PathLike, model, processor, state: dict, log: dict) -> None:
     """Write the run folder as one swap: a reader, or a kill, never sees half a checkpoint."""
-    import torch
-
     out = Path(out)
     recover_run(out)
     _clear_leftovers(out)
@@ -100,7 +105,7 @@ def save_checkpoint(out: str | os.PathLike, model, processor, state: dict, log: 
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         (tmp / STATE_DIR).mkdir()
-        torch.save(state, tmp / STATE_DIR / STATE_FILE)
+        save_state(tmp / STATE_DIR, state)
         (tmp / LOG_FILE).write_text(json.dumps(log, indent=1), encoding="utf-8")
 
 

@@ -13,6 +13,8 @@ touched. The same seed gives the same weights.
 
 from __future__ import annotations
 
+import math
+import pickle
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from clipseek.data.pairs import DEFAULT_TEMPLATES, Pairs
+from clipseek.core.numbers import check_number
 from clipseek.errors import ClipseekError, UsageError
 from clipseek.training.batches import GroupedBatchSampler, make_loader
 from clipseek.training.checkpoint import (
@@ -64,6 +67,27 @@ class TrainConfig:
     cache_mb: float = 2048               # keep decoded images in memory when they fit (float16)
     mask_patches: float = 0.0            # share of image patches dropped, every epoch but the last
 
+    def __post_init__(self) -> None:
+        """Every number finite and in range (UsageError naming the field), before anything is loaded."""
+        for name, (lo, hi, lo_open, integer) in _RANGES.items():
+            value = getattr(self, name)
+            if value is not None:
+                check_number(value, f"{name} (--{name.replace('_', '-')})", lo, hi, lo_open=lo_open,
+                             integer=integer)
+
+
+# field -> (lowest, highest, lowest excluded, whole number); the CLI's options check the same ranges
+_RANGES = {"epochs": (1, None, False, True), "lr": (0, None, True, False), "batch_size": (2, None, False, True),
+           "weight_decay": (0, None, False, False), "warmup_steps": (0, None, False, True),
+           "grad_accum": (1, None, False, True), "seed": (0, 2 ** 63 - 1, False, True),
+           "workers": (0, None, False, True), "group_frac": (0, 1, False, False),
+           "group_frac_end": (0, 1, False, False), "cache_mb": (0, None, False, False),
+           "mask_patches": (0, 0.9, False, False)}
+
+
+class Diverged(ClipseekError):
+    """The loss or the weights stopped being finite numbers: training stops, the last good checkpoint stays."""
+
 
 @dataclass
 class EpochStats:
@@ -80,7 +104,7 @@ def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: 
     `resume`, continue the run in `out_dir` (after recovering a save that a kill interrupted)."""
     import torch
 
-    from clipseek.model.loader import resolve_device
+    from clipseek.model.devices import resolve_device
 
     out = Path(out_dir)
     if resume:
@@ -103,13 +127,31 @@ def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: 
         try:
             for epoch in range(start, cfg.epochs):
                 _set_epoch(loader, dropout, cfg, epoch)
-                history.append(run.epoch(epoch))
+                try:
+                    history.append(run.epoch(epoch))
+                    _check_weights(model)
+                except Diverged as e:
+                    raise Diverged(_stopped(str(e), out, epoch, cfg)) from None
                 save_checkpoint(out, model, processor, run_state(opt, sched, gen, epoch + 1),
                                 training_log(out, cfg, history))
         finally:
             if dropout:  # an exception mid-epoch must not leave the hook on the caller's model
                 dropout.remove()
     return history
+
+
+def _check_weights(model) -> None:
+    """Diverged when a weight is NaN or infinite (checked before each save: never a broken checkpoint)."""
+    import torch
+
+    if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):
+        raise Diverged("the weights are no longer finite numbers")
+
+
+def _stopped(why: str, out: Path, epoch: int, cfg: TrainConfig) -> str:
+    kept = f"{out} keeps the checkpoint of epoch {epoch}" if epoch else "no checkpoint was written"
+    return (f"training stopped in epoch {epoch + 1}: {why}; {kept}. Try a lower --lr (it was {cfg.lr:g}) "
+            "or check the data")
 
 
 @contextmanager
@@ -139,8 +181,11 @@ def _load(model_dir: str, device: str):
     try:
         model = CLIPModel.from_pretrained(model_dir).to(device)
         processor = AutoProcessor.from_pretrained(model_dir)
-    except (OSError, ValueError) as e:
-        raise ClipseekError(f"cannot load {model_dir} for training: {str(e).splitlines()[0]}") from None
+    except (OSError, ValueError, pickle.UnpicklingError) as e:
+        from clipseek.model.pickles import pickle_refusal
+
+        raise ClipseekError(pickle_refusal(model_dir, e)
+                            or f"cannot load {model_dir} for training: {str(e).splitlines()[0]}") from None
     return model, processor
 
 
@@ -208,7 +253,10 @@ class _Run:
                          pixel_values=pixels.to(self.device))
         pos = torch.from_numpy(self.matcher.mask(idx)).to(self.device) if self.matcher else None
         loss = contrastive_loss(out.logits_per_image, pos)
+        value = float(loss.detach())
+        if not math.isfinite(value):  # before backward: the weights of this step stay as they were
+            raise Diverged(f"the loss became {value}")
         (loss / self.cfg.grad_accum).backward()
         if update:
             optimizer_step(self.model, self.opt, self.sched)
-        return float(loss.detach())
+        return value
