@@ -237,6 +237,22 @@ class Store:
         except FingerprintError as e:
             raise StoreError(f"{self.path}: {e}") from None
 
+    @property
+    def dim(self) -> int:
+        """The length of the stored vectors (0 before a model is bound); StoreError when the database
+        holds something else than a whole number from 1 to 65536."""
+        text = self.meta("dim")
+        if text is None:
+            return 0
+        try:
+            dim = int(text)
+        except (TypeError, ValueError):
+            dim = 0
+        if not 1 <= dim <= 65_536:
+            raise StoreError(f"{self.path}: its recorded vector dim {str(text)[:40]!r} is not a whole number "
+                             f"from 1 to 65536 (a damaged database); re-index into a new --db")
+        return dim
+
     def model_info(self) -> dict[str, str]:
         return {k: v for k in ("model", "dtype", "framing", "fingerprint", "dim")
                 if (v := self.meta(k)) is not None}

@@ -42,7 +42,7 @@ from clipseek.embed.stages import (
     ordered_map,
     read_blob,
 )
-from clipseek.errors import ModelMismatchError, Skipped, UsageError
+from clipseek.errors import Skipped, UsageError
 from clipseek.gallery.store import FileRow, Store
 
 if TYPE_CHECKING:
@@ -288,47 +288,3 @@ def fill_capture_times(store: Store, roots: Sequence[str], workers: int, window:
         with store.transaction():
             store.set_taken([(row_id, t) for (row_id, _), t in part])
     return len(pending)
-
-
-def index_from_parquet(store: Store, out_dir: str,
-                       on_progress: Callable[[int], None] | None = None) -> IndexSummary:
-    """Load the shards of a `clipseek embed` job into `store`, one transaction per shard.
-
-    Every shard's model must be the store's (checked for all shards before anything is written).
-    A file already in the store with the same content is left alone, so loading twice adds nothing.
-    """
-    from clipseek.embed import shards
-
-    manifest = shards.read_manifest(out_dir)
-    done = sorted(shards.done_shards(out_dir))
-    have = store.fingerprint
-    for i in done:
-        path = shards.shard_path(out_dir, i)
-        fp = shards.shard_fingerprint(path)
-        if have is not None and not have.same_weights(fp):
-            raise ModelMismatchError(f"{path} holds vectors of model [{fp}] but {store.path} was indexed with "
-                             f"model [{have}]; load it into another --db")
-        have = have or fp
-    summary = IndexSummary()
-    if not done:
-        summary.total = store.count()
-        return summary
-    if store.fingerprint is None:
-        store.bind_model(have, int(manifest["dim"]))
-    for i in done:
-        rows, vectors, _ = shards.read_shard(shards.shard_path(out_dir, i))
-        skipped = shards.read_skipped(out_dir, i)
-        same = store.rows_with_hashes(r[1] for r in rows)
-        known = {(r.path, r.hash) for rs in same.values() for r in rs}
-        new = [(path, size, mtime, h, w, ht, v) for (path, h, size, mtime, w, ht), v in zip(rows, vectors)
-               if (path, h) not in known]
-        with store.transaction():
-            store.insert_files(new)
-            store.record_skipped([(s.path, 0, 0, s.reason) for s in skipped])
-        summary.added += len(new)
-        summary.unchanged += len(rows) - len(new)
-        summary.skipped += skipped
-        if on_progress:
-            on_progress(len(rows) + len(skipped))
-    summary.total = store.count()
-    return summary
