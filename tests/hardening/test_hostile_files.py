@@ -157,3 +157,243 @@ def test_a_hostile_onnx_export_folder_is_one_line_exit_1(case, export, tmp_path,
 def test_the_good_export_still_classifies(export, tmp_path, capsys):
     make_image(0).save(tmp_path / "x.png")
     assert main(["classify", str(tmp_path / "x.png"), "-l", "cat,dog", "--model", str(export)]) == 0
+
+
+# ---- Parquet shards for `index --from-parquet` -------------------------------------------------------
+@pytest.fixture(scope="module")
+def job(tmp_path_factory, fake_encoder):
+    """A good `clipseek embed` folder: 10 images (9 embedded, a broken one skipped) in 3 shards of 4."""
+    pytest.importorskip("pyarrow")
+    from clipseek.embed.job import embed_job
+
+    root = tmp_path_factory.mktemp("shards")
+    photos = image_folder(root / "photos", 9, broken=True)
+    embed_job(str(photos), str(root / "out"), fake_encoder, shard_size=4, workers=1)
+    return root / "out"
+
+
+def table(folder, i):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(folder / f"shard-{i:05d}.parquet")
+
+
+def rewrite(folder, i, types=None, drop=(), **changes):
+    """Shard i again with `changes` (column -> function of its Python list), columns `drop`ped, and
+    column types from `types` (the shard's own otherwise); its model metadata kept."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = table(folder, i)
+    cols = {k: changes.get(k, lambda v: v)(v) for k, v in t.to_pydict().items() if k not in drop}
+    kinds = {k: (types or {}).get(k, t.schema.field(k).type) for k in cols}
+    new = pa.table({k: pa.array(v, kinds[k]) for k, v in cols.items()}).replace_schema_metadata(t.schema.metadata)
+    pq.write_table(new, folder / f"shard-{i:05d}.parquet")
+
+
+def at(row: int, value):
+    """A column change: row `row` becomes `value`."""
+    return lambda v: [value if j == row else x for j, x in enumerate(v)]
+
+
+def _nan_vector(v):
+    return at(1, [float("nan")] + v[1][1:])(v)
+
+
+def _outside(d, i, path):
+    rewrite(d, i, path_bytes=at(0, path), path=at(0, os.fsdecode(path)))
+
+
+def _duplicate(d):
+    first = table(d, 0).column("path_bytes")[0].as_py()
+    rewrite(d, 1, path_bytes=at(2, first), path=at(2, os.fsdecode(first)))
+
+
+def _manifest(d, **values):
+    doc = json.loads((d / "manifest.json").read_text())
+    doc.update(values)
+    doc = {k: v for k, v in doc.items() if v is not DROP}
+    (d / "manifest.json").write_text(json.dumps(doc))
+
+
+DROP = object()
+# case -> (change to a copy of the job, [(shard, row or None: the whole shard, reason fragment)])
+SHARD_CASES = {
+    "dimension mismatch": (lambda d: rewrite(d, 1, types={"vector": __import__("pyarrow").list_(
+        __import__("pyarrow").float32(), 16)}, vector=lambda v: [x[:16] for x in v]),
+        [(1, None, "vectors of 16 dimensions; the job's are 32")]),
+    "null path_bytes": (lambda d: rewrite(d, 0, path_bytes=at(1, None)), [(0, 1, "no path")]),
+    "ragged vectors": (lambda d: rewrite(d, 2, types={"vector": __import__("pyarrow").list_(
+        __import__("pyarrow").float32())}, vector=lambda v: [x[:31] if j == 0 else x for j, x in enumerate(v)]),
+        [(2, 0, "a vector of 31 numbers, not 32")]),
+    "null vector": (lambda d: rewrite(d, 0, vector=at(2, None)), [(0, 2, "no vector")]),
+    "missing column": (lambda d: rewrite(d, 1, drop=("hash",)), [(1, None, "no column 'hash'")]),
+    "not parquet": (lambda d: (d / "shard-00002.parquet").write_bytes(b"PAR1 not really" * 10),
+                    [(2, None, "not a Parquet file")]),
+    "duplicate paths": (_duplicate, [(1, 2, "a second row for this path")]),
+    "nan vector": (lambda d: rewrite(d, 0, vector=_nan_vector), [(0, 1, "not finite")]),
+    "not a unit vector": (lambda d: rewrite(d, 0, vector=at(0, [3.0] * 32)), [(0, 0, "not a unit vector")]),
+    "non-hex hash": (lambda d: rewrite(d, 1, hash=at(0, "zz" * 16)), [(1, 0, "is not 32 hex digits")]),
+    "width -5": (lambda d: rewrite(d, 1, width=at(1, -5)), [(1, 1, "is not positive")]),
+    "size a text": (lambda d: rewrite(d, 1, types={"size": __import__("pyarrow").string()},
+                                      size=lambda v: [str(x) for x in v]),
+                    [(1, None, "column 'size' is string, not what `clipseek embed` writes")]),
+    "size 0": (lambda d: rewrite(d, 1, size=at(3, 0)), [(1, 3, "is not a positive whole number")]),
+    "path outside the folder": (lambda d: _outside(d, 0, b"/etc/passwd"),
+                                [(0, 0, "outside the job's source folder")]),
+    "relative path": (lambda d: _outside(d, 2, b"../../etc/passwd"),
+                      [(2, 0, "not an absolute, normalised local path")]),
+    "bad skipped.json": (lambda d: (d / "shard-00000.skipped.json").write_text("{not json"),
+                         [(0, "skip", "unreadable list of skipped files")]),
+    "skipped.json entries": (lambda d: (d / "shard-00000.skipped.json").write_text(
+        json.dumps([{"path": 5}, "x", {"path": "/p.png", "reason": ["r"]}])),
+        [(0, "skip", "3 entries that are not a path and a reason left out")]),
+}
+
+
+def good_rows(folder) -> dict[int, list[bytes]]:
+    return {i: table(folder, i).column("path_bytes").to_pylist() for i in range(3)}
+
+
+def stored(db) -> dict[bytes, np.ndarray]:
+    with sqlite3.connect(db) as c:
+        return {os.fsencode(p) if isinstance(p, str) else p: np.frombuffer(v, np.float32)
+                for p, v in c.execute("SELECT path, vector FROM files")}
+
+
+@pytest.mark.parametrize("case", list(SHARD_CASES))
+def test_a_hostile_shard_is_skipped_with_its_reason_and_the_rest_loads(case, job, tmp_path, capsys):
+    change, refused = SHARD_CASES[case]
+    folder = tmp_path / "out"
+    shutil.copytree(job, folder)
+    rows = good_rows(folder)
+    change(folder)
+    db = tmp_path / "g.db"
+    rc = main(["index", "--from-parquet", str(folder), "--db", str(db)])
+    err = capsys.readouterr().err
+    assert rc == 0 and "Traceback" not in err, err
+    skips = [line for line in err.splitlines() if line.startswith("skipping ")]
+    for shard, row, fragment in refused:
+        assert any(fragment in line and (row is None or row == "skip" or f"row {row}:" in line
+                                         or "second row" in line) for line in skips), (fragment, err)
+    lost = {p for shard, row, _ in refused if row != "skip"
+            for p in (rows[shard] if row is None else [rows[shard][row]])}
+    have = stored(db)
+    assert set(have) == {p for ps in rows.values() for p in ps} - lost
+    assert all(np.isfinite(v).all() and len(v) == 32 for v in have.values())
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"dim": DROP}, "no valid 'dim'"), ({"dim": "32"}, "no valid 'dim'"), ({"dim": 10 ** 30}, "no valid 'dim'"),
+    ({"fingerprint": "not one"}, "not a clipseek model fingerprint"),
+    ({"fingerprint": 5}, "not a clipseek model fingerprint"),
+    ({"fingerprint": None}, "has shards but its manifest.json names no model")])
+def test_a_bad_shard_manifest_is_one_line_exit_2(values, fragment, job, tmp_path, capsys):
+    folder = tmp_path / "out"
+    shutil.copytree(job, folder)
+    _manifest(folder, **values)
+    rc = main(["index", "--from-parquet", str(folder), "--db", str(tmp_path / "g.db")])
+    err = one_line_error(capsys)
+    assert rc == 2 and fragment in err, err
+    assert not (tmp_path / "g.db").exists() or not stored(tmp_path / "g.db")
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_a_manifest_that_is_not_a_json_object_is_one_line_exit_2(text, job, tmp_path, capsys):
+    folder = tmp_path / "out"
+    shutil.copytree(job, folder)
+    (folder / "manifest.json").write_text(text)
+    rc = main(["index", "--from-parquet", str(folder), "--db", str(tmp_path / "g.db")])
+    err = one_line_error(capsys)
+    assert rc == 2 and "not a `clipseek embed` manifest" in err, err
+
+
+# ---- database rows whose vector cannot be used -------------------------------------------------------
+BAD_BLOBS = {"p1.png": b"abc", "p2.png": b"", "p3.png": np.ones(16, np.float32).tobytes(),
+             "p4.png": np.full(32, np.nan, np.float32).tobytes(), "p5.png": "text, not a blob"}
+
+
+@pytest.fixture
+def hostile_db(tmp_path, tiny_ckpt, capsys):
+    """A gallery of 8 images indexed with the tiny model, then 5 rows given a 3-byte, an empty, a
+    16-float (the model's dim is 32), a NaN and a TEXT vector."""
+    photos = image_folder(tmp_path / "photos", 8, lambda i: (40 + i, 36))
+    db = tmp_path / "g.db"
+    assert main(["index", str(photos), "--db", str(db), "--model", tiny_ckpt]) == 0
+    for name in ("g.db.faiss", "g.db.faiss.ids.npy", "g.db.faiss.json"):  # as a database from elsewhere
+        (tmp_path / name).unlink(missing_ok=True)
+    with sqlite3.connect(db) as c:
+        for name, blob in BAD_BLOBS.items():
+            c.execute("UPDATE files SET vector = ? WHERE path = ?", (blob, str(photos / name)))
+    capsys.readouterr()
+    return db, photos
+
+
+def notes(err: str) -> list[str]:
+    assert "Traceback" not in err, err
+    return [line for line in err.splitlines() if "unusable stored vector" in line]
+
+
+def test_search_and_dupes_leave_unusable_rows_out_with_one_line(hostile_db, capsys):
+    db, photos = hostile_db
+    rc = main(["search", "a red photo", "--db", str(db), "-k", "8", "-f", "json"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and len(notes(err)) == 1 and "5 rows" in notes(err)[0], err
+    found = {os.path.basename(r["path"]) for r in json.loads(out)["results"]}
+    assert found == {"p0.png", "p6.png", "p7.png"}
+    assert main(["search", "--image", str(photos / "p0.png"), "--db", str(db), "-f", "json"]) == 0
+    assert main(["dupes", "--db", str(db), "--similar", "--threshold", "0.5", "-f", "json"]) == 0
+    notes(capsys.readouterr().err)  # no traceback
+
+
+def test_the_server_leaves_unusable_rows_out(hostile_db, tiny_ckpt):
+    from fastapi.testclient import TestClient
+
+    from clipseek.server import create_app
+
+    db, _ = hostile_db
+    with TestClient(create_app(str(db)), base_url="http://127.0.0.1") as c:
+        r = c.get("/api/search", params={"q": "a photo", "k": 8})
+        assert r.status_code == 200 and len(r.json()["results"]) == 3
+        assert c.get("/api/dupes", params={"similar": "true"}).status_code == 200
+
+
+def test_index_embeds_unusable_rows_again(hostile_db, capsys):
+    db, photos = hostile_db
+    assert main(["index", str(photos), "--db", str(db), "-f", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert len(notes(err)) == 1 and "5 under the folders indexed now are embedded again" in notes(err)[0], err
+    doc = json.loads(out)
+    assert (doc["updated"], doc["added"], doc["total"]) == (5, 0, 8)
+    with sqlite3.connect(db) as c:
+        blobs = [v for (v,) in c.execute("SELECT vector FROM files")]
+    assert len(blobs) == 8 and all(isinstance(b, bytes) and len(b) == 4 * 32 for b in blobs)
+    assert all(np.isfinite(np.frombuffer(b, np.float32)).all() for b in blobs)
+    assert main(["search", "a photo", "--db", str(db), "-k", "8", "-f", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert not notes(err) and len(json.loads(out)["results"]) == 8
+
+
+def test_a_damaged_dim_or_phash_is_no_traceback(hostile_db, capsys):
+    db, _ = hostile_db
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE files SET phash = 'not hex'")
+    assert main(["dupes", "--db", str(db), "-f", "json"]) == 0
+    capsys.readouterr()
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE meta SET value = 'abc' WHERE key = 'dim'")
+    rc = main(["search", "a photo", "--db", str(db)])
+    err = one_line_error(capsys)
+    assert rc == 1 and "recorded vector dim 'abc'" in err, err
+
+
+def test_a_non_finite_vector_is_never_stored(tmp_path):
+    from clipseek.errors import ClipseekError
+    from clipseek.gallery.store import Store
+
+    with Store.open(str(tmp_path / "s.db")) as s:
+        s.bind_model(__import__("conftest").FakeEncoder(dim=4).fingerprint, 4)
+        for bad in (np.array([np.nan, 0, 0, 1], np.float32), np.ones(3, np.float32)):
+            with pytest.raises(ClipseekError, match="refusing to store"), s.transaction():
+                s.insert_files([("/a.png", 1, 1, "0" * 32, 1, 1, bad)])
+        assert s.count() == 0

@@ -33,9 +33,10 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from clipseek._io import temp_name
-from clipseek.core.paths import db_value, from_db, prefix_ranges
+from clipseek.core.paths import db_value, from_db, prefix_ranges, quote_path
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
 from clipseek.gallery.query import PENDING
+from clipseek.gallery.store_vectors import MAX_DIM, VectorReads, _chunks
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
 SCHEMA_VERSION = 3
@@ -105,12 +106,16 @@ def file_hash(path: str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-class Store:
-    """An open gallery database. Use `Store.open(path)`; close with `.close()` or a `with` block."""
+class Store(VectorReads):
+    """An open gallery database. Use `Store.open(path)`; close with `.close()` or a `with` block.
+    Its reads of vectors (and pHashes) are `store_vectors.VectorReads`."""
 
     def __init__(self, path: str, conn: sqlite3.Connection):
         self.path = path
         self.conn = conn
+        self._init_vector_reads()
+
+    _file_row = staticmethod(_file_row)  # for VectorReads
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
@@ -248,9 +253,9 @@ class Store:
             dim = int(text)
         except (TypeError, ValueError):
             dim = 0
-        if not 1 <= dim <= 65_536:
+        if not 1 <= dim <= MAX_DIM:
             raise StoreError(f"{self.path}: its recorded vector dim {str(text)[:40]!r} is not a whole number "
-                             f"from 1 to 65536 (a damaged database); re-index into a new --db")
+                             f"from 1 to {MAX_DIM} (a damaged database); re-index into a new --db")
         return dim
 
     def model_info(self) -> dict[str, str]:
@@ -260,6 +265,9 @@ class Store:
     def bind_model(self, fingerprint: Fingerprint, dim: int) -> None:
         """Record the model of an empty DB, or check that `fingerprint` has the DB's model's weights."""
         check_fingerprint(self, fingerprint)
+        if self.dim and self.dim != dim:
+            raise ModelMismatchError(f"{self.path} holds vectors of {self.dim} dimensions but the model gives "
+                                     f"{dim}; use another --db")
         if self.fingerprint is None:
             with self.transaction():
                 self._set_meta_rows(_model_meta(fingerprint, dim))
@@ -298,13 +306,15 @@ class Store:
         return out
 
     def rows_with_hashes(self, hashes: Iterable[str]) -> dict[str, list[FileRow]]:
+        """Rows by content hash; a row known to have an unusable vector is never a source to copy."""
         out: dict[str, list[FileRow]] = {}
         for chunk in _chunks(sorted(set(hashes)), 500):
             marks = ",".join("?" * len(chunk))
             cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height FROM files "
                                     f"WHERE hash IN ({marks})", chunk)  # placeholders only
             for r in cur:
-                out.setdefault(r[4], []).append(_file_row(r))
+                if r[0] not in self.unusable:
+                    out.setdefault(r[4], []).append(_file_row(r))
         return out
 
     def get_rows(self, ids: Sequence[int]) -> dict[int, FileRow]:
@@ -315,39 +325,6 @@ class Store:
                                     f"WHERE id IN ({marks})", chunk)  # placeholders only
             out.update((r[0], _file_row(r)) for r in cur)
         return out
-
-    def get_rows_with_vectors(self, ids: Sequence[int]) -> dict[int, tuple[FileRow, np.ndarray]]:
-        out: dict[int, tuple[FileRow, np.ndarray]] = {}
-        for chunk in _chunks([int(i) for i in ids], 500):
-            marks = ",".join("?" * len(chunk))
-            cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height, vector "
-                                    f"FROM files WHERE id IN ({marks})", chunk)  # placeholders only
-            out.update((r[0], (_file_row(r), np.frombuffer(r[7], dtype=np.float32))) for r in cur)
-        return out
-
-    def vector(self, row_id: int) -> np.ndarray:
-        (blob,) = self.conn.execute("SELECT vector FROM files WHERE id = ?", (row_id,)).fetchone()
-        return np.frombuffer(blob, dtype=np.float32).copy()
-
-    def iter_vectors(self, after_id: int = 0, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids int64, vectors float32 (n, D)) in id order, for ids > after_id, `chunk` rows at a time."""
-        dim = int(self.meta("dim") or 0)
-        last = after_id
-        while True:
-            rows = self.conn.execute("SELECT id, vector FROM files WHERE id > ? ORDER BY id LIMIT ?",
-                                     (last, chunk)).fetchall()
-            if not rows:
-                return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-            last = int(ids[-1])
-            yield ids, vecs
-
-    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        parts = list(self.iter_vectors())
-        if not parts:
-            return np.zeros(0, np.int64), np.zeros((0, int(self.meta("dim") or 0)), np.float32)
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def skipped(self) -> list[tuple[str, str]]:
         rows = self.conn.execute("SELECT path, reason FROM skipped").fetchall()
@@ -390,14 +367,6 @@ class Store:
                                 "LIMIT ?", (after_id, limit))
         return [(i, from_db(p)) for i, p in cur]
 
-    def phashes(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids int64, 64-bit perceptual hashes uint64) of every row that has one, in id order."""
-        rows = self.conn.execute("SELECT id, phash FROM files WHERE phash IS NOT NULL AND phash != '' "
-                                 "ORDER BY id").fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        codes = np.fromiter((int(r[1], 16) for r in rows), dtype=np.uint64, count=len(rows))
-        return ids, codes
-
     def same_content_ids(self) -> list[list[int]]:
         """Ids of the rows sharing one content hash, a list per hash held by more than one row."""
         cur = self.conn.execute("SELECT f.hash, f.id FROM files f JOIN (SELECT hash FROM files GROUP BY "
@@ -412,6 +381,15 @@ class Store:
         """(path, size, mtime_ns, hash, width, height, vector[, taken_ns]). A path already present is
         replaced by a new row with a new id (its content changed); its skip record, if any, is cleared.
         Without taken_ns (capture time, None: none) the row's capture time is PENDING."""
+        dim = self.dim
+        for r in rows:  # nothing non-finite (or of another length) is ever stored
+            v = np.asarray(r[6], dtype=np.float32).reshape(-1)
+            if dim and len(v) != dim:
+                raise StoreError(f"{self.path}: refusing to store a vector of {len(v)} numbers, not {dim}, "
+                                 f"for {quote_path(r[0])}")
+            if not np.isfinite(v).all():
+                raise StoreError(f"{self.path}: refusing to store a vector that is not finite for "
+                                 f"{quote_path(r[0])}")
         paths = [(db_value(r[0]),) for r in rows]
         self.conn.executemany("DELETE FROM files WHERE path = ?", paths)
         self.conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
@@ -449,6 +427,12 @@ class Store:
         """(id, perceptual hash as 16 hex digits, or '' when the file could not be read)."""
         self.conn.executemany("UPDATE files SET phash = ? WHERE id = ?", [(h, i) for i, h in items])
 
+    def remove_ids(self, ids: Iterable[int]) -> None:
+        ids = [(int(i),) for i in ids]
+        self.conn.executemany("DELETE FROM files WHERE id = ?", ids)
+        for (i,) in ids:
+            self.unusable.pop(i, None)
+
     def remove_paths(self, paths: Iterable[str]) -> None:
         items = [(db_value(p),) for p in paths]
         self.conn.executemany("DELETE FROM files WHERE path = ?", items)
@@ -473,8 +457,3 @@ def check_fingerprint(store: Store, fingerprint: Fingerprint) -> None:
     if have is not None and not have.same_weights(fingerprint):
         raise ModelMismatchError(f"{store.path} was indexed with model [{have}] but the model given is "
                          f"[{fingerprint}]; search it with its own model (omit --model) or use another --db")
-
-
-def _chunks(items: list, n: int) -> Iterator[list]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Sequence
 
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, capture_time_ns, walk_images
 from clipseek.embed.stages import (
@@ -44,6 +44,8 @@ from clipseek.embed.stages import (
 )
 from clipseek.errors import Skipped, UsageError
 from clipseek.gallery.store import FileRow, Store
+from clipseek.gallery.store_vectors import log as store_log
+from clipseek.gallery.store_vectors import summary as summary_of
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -83,6 +85,7 @@ class Plan:
     to_read: list[str] = field(default_factory=list)             # new, changed or retried files
     gone: dict[str, FileRow] = field(default_factory=dict)       # rows whose file is gone (may be moves)
     gone_skips: list[str] = field(default_factory=list)          # skip records of files that are gone
+    stale: set[str] = field(default_factory=set)                 # rows whose vector is unusable
 
 
 @dataclass
@@ -130,9 +133,15 @@ def scan(roots: Sequence[str]) -> dict[str, tuple[int, int]]:
     return found
 
 
-def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int, int]]) -> Plan:
-    """Sort the scanned files by (size, mtime) against the store's rows; reads no file."""
-    plan = Plan(found, store.rows_under(roots))
+def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int, int]],
+                 unusable: Collection[int] = ()) -> Plan:
+    """Sort the scanned files by (size, mtime) against the store's rows; reads no file. A row whose
+    stored vector is unusable (its id in `unusable`) counts as no row: its file is read and embedded
+    again (its row replaced), or the row removed when the file is gone."""
+    rows = store.rows_under(roots)
+    plan = Plan(found, {p: r for p, r in rows.items() if r.id not in unusable})
+    plan.stale = {p for p, r in rows.items() if r.id in unusable}
+    plan.gone_skips = [p for p in plan.stale if p not in found]
     known_skips = store.skipped_under(roots)
     for path, (size, mtime) in found.items():
         row = plan.known.get(path)
@@ -144,7 +153,7 @@ def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int,
         else:
             plan.to_read.append(path)
     plan.gone = {p: r for p, r in plan.known.items() if p not in found}
-    plan.gone_skips = [p for p in known_skips if p not in found]
+    plan.gone_skips += [p for p in known_skips if p not in found]
     return plan
 
 
@@ -227,8 +236,9 @@ def _index_window(store: Store, encoder: Encoder, resolver: _Resolver, window: l
             else:
                 (w, h), v = vectors[path]
                 store.insert_files([(path, r.size, r.mtime_ns, r.hash, w, h, v, r.taken_ns)])
-                summary.updated += path in resolver.plan.known
-                summary.added += path not in resolver.plan.known
+                had = path in resolver.plan.known or path in resolver.plan.stale
+                summary.updated += had
+                summary.added += not had
 
 
 def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, list[FileRow]], encoder: Encoder,
@@ -257,7 +267,8 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
     `on_start(n)` gets the number of files to read, `on_progress(n)` the files done since."""
     roots = check_roots(dirs)
     store.bind_model(encoder.fingerprint, encoder.dim)
-    plan = plan_changes(store, roots, scan(roots))
+    found = scan(roots)
+    plan = plan_changes(store, roots, found, _unusable_rows(store, roots))
     summary = IndexSummary(unchanged=plan.unchanged, still_skipped=plan.still_skipped)
     if on_start:
         on_start(len(plan.to_read))
@@ -277,6 +288,19 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
     summary.dated = fill_capture_times(store, roots, workers)
     summary.total = store.count()
     return summary
+
+
+def _unusable_rows(store: Store, roots: Sequence[str]) -> set[int]:
+    """Ids of the rows whose stored vector cannot be used (`store.scan_unusable`: each row checked once
+    per connection), said in one line: those under `roots` are embedded again by this run."""
+    bad = store.scan_unusable()
+    if bad:
+        under = {r.id for r in store.rows_under(roots).values()} & set(bad)
+        store.mark_reported(bad)
+        store_log.warning("%s: %d rows have an unusable stored vector (%s): %d under the folders indexed now "
+                          "are embedded again%s", store.path, len(bad), summary_of(bad), len(under),
+                          "" if len(under) == len(bad) else "; the others stay left out of search")
+    return set(bad)
 
 
 def fill_capture_times(store: Store, roots: Sequence[str], workers: int, window: int = 500) -> int:
