@@ -61,11 +61,14 @@ def list_source(source: str, path_column: str | None = None) -> list[str]:
         paths = _resolve(source, table.column(col).to_pylist())
     elif source.endswith(".csv"):
         col = path_column or "path"
-        with open(source, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        with open(source, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
             reader = csv.DictReader(f)
-            if col not in (reader.fieldnames or []):
-                raise UsageError(f"{source} has no column {col!r}; use --path-column")
-            paths = _resolve(source, [row[col] for row in reader])
+            try:
+                if col not in (reader.fieldnames or []):
+                    raise UsageError(f"{source} has no column {col!r}; use --path-column")
+                paths = _resolve(source, [row[col] for row in reader])
+            except csv.Error as e:  # a field over csv's limit (131,072 bytes), a NUL byte
+                raise UsageError(f"{source}:{reader.line_num + 1}: unreadable CSV row ({e})") from None
     else:
         with open(source, encoding="utf-8", errors="surrogateescape") as f:  # any bytes a name may hold
             paths = _resolve(source, [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")])
