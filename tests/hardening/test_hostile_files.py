@@ -397,3 +397,81 @@ def test_a_non_finite_vector_is_never_stored(tmp_path):
             with pytest.raises(ClipseekError, match="refusing to store"), s.transaction():
                 s.insert_files([("/a.png", 1, 1, "0" * 32, 1, 1, bad)])
         assert s.count() == 0
+
+
+# ---- manifests: a spreadsheet's byte order mark, a field over csv's limit ---------------------------
+def test_a_csv_or_jsonl_manifest_with_a_byte_order_mark_is_read(tmp_path):
+    from clipseek.data.labelled import read_manifest
+    from clipseek.embed.job import list_source
+
+    image_folder(tmp_path / "imgs", 2)
+    (tmp_path / "m.csv").write_bytes(b"\xef\xbb\xbfpath,label\r\nimgs/p0.png,cat\r\nimgs/p1.png,dog\r\n")
+    (tmp_path / "m.jsonl").write_bytes(b'\xef\xbb\xbf{"path": "imgs/p0.png", "label": "cat"}\n'
+                                       b'{"path": "imgs/p1.png", "label": "dog"}\n')
+    for name in ("m.csv", "m.jsonl"):
+        ds = read_manifest(tmp_path / name)
+        assert ds.classes == ["cat", "dog"] and [os.path.basename(p) for p in ds.paths] == ["p0.png", "p1.png"]
+    assert [os.path.basename(p) for p in list_source(str(tmp_path / "m.csv"))] == ["p0.png", "p1.png"]
+
+
+def test_a_csv_field_over_the_csv_limit_is_one_line_exit_2(tmp_path, tiny_ckpt, capsys):
+    image_folder(tmp_path / "imgs", 1)
+    (tmp_path / "m.csv").write_text("path,label\nimgs/p0.png,cat\nimgs/p0.png," + "x" * 140_000 + "\n")
+    rc = main(["eval", str(tmp_path / "m.csv"), "--model", tiny_ckpt, "--no-cache"])
+    err = one_line_error(capsys)
+    assert rc == 2 and f"{tmp_path / 'm.csv'}:3: unreadable CSV row" in err and "131072" in err, err
+    rc = main(["embed", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out"), "--model", tiny_ckpt])
+    err = one_line_error(capsys)
+    assert rc == 2 and "m.csv:3: unreadable CSV row" in err, err
+
+
+# ---- paths longer than the system allows ------------------------------------------------------------
+def deep_tree(root) -> tuple[str, str, str]:
+    """Nested folders of 200-byte names (made relative to an open folder: no call sees a long path)
+    past PATH_MAX (4096 bytes). Returns (a good image whose path is under it, an image whose full path
+    is over it in a folder that can still be listed, an image in a folder whose own path is over it)."""
+    import io
+
+    buf = io.BytesIO()
+    make_image(0).save(buf, "PNG")
+    png = buf.getvalue()
+    fd, path, out = os.open(root, os.O_RDONLY | os.O_DIRECTORY), str(root), {}
+    try:
+        while len(os.fsencode(path)) < 4300:
+            name = "d" * 200
+            os.mkdir(name, dir_fd=fd)
+            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd, path = sub, os.path.join(path, name)
+            n = len(os.fsencode(path))
+            for key, fname, fits in (("near", "near.png", n + 9 < 4096), ("long", "n" * 240 + ".png", n < 4096 < n + 241),
+                                     ("deep", "deep.png", n > 4096)):
+                if fits and key not in out:
+                    f = os.open(fname, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+                    os.write(f, png)
+                    os.close(f)
+                    out[key] = os.path.join(path, fname)
+    finally:
+        os.close(fd)
+    assert set(out) == {"near", "long", "deep"}, out
+    return out["near"], out["long"], os.path.dirname(out["deep"])
+
+
+def test_a_path_over_path_max_is_listed_as_skipped_by_index_and_classify(tmp_path, tiny_ckpt, capsys):
+    root = tmp_path / "photos"
+    root.mkdir()
+    make_image(1).save(root / "top.png")
+    near, long_file, deep_dir = deep_tree(root)
+    rc = main(["index", str(root), "--db", str(tmp_path / "g.db"), "--model", tiny_ckpt, "-f", "json"])
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert rc == 0 and "Traceback" not in err and (doc["added"], doc["total"]) == (2, 2), err
+    reasons = {s["path"]: s["reason"] for s in doc["skipped"]}
+    assert set(reasons) == {long_file, deep_dir}
+    assert all("over the system's limit (PATH_MAX 4096)" in r for r in reasons.values()), reasons
+    rc = main(["classify", str(root), "-l", "cat,dog", "--model", tiny_ckpt])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "Traceback" not in err
+    skipped = [line for line in err.splitlines() if line.startswith("skipping ")]
+    assert len(skipped) == 2 and all("PATH_MAX" in line for line in skipped), err
+    assert "near.png" in out and "top.png" in out

@@ -118,7 +118,7 @@ def check_roots(dirs: Sequence[str]) -> list[str]:
 def scan(roots: Sequence[str]) -> dict[str, tuple[int, int]]:
     """Every image-named entry under the roots -> (size, mtime_ns), links followed. A dangling link or a
     link loop is kept with the link's own size and mtime, so the read stage reports it (and a re-run
-    skips it until it changes)."""
+    skips it until it changes); a path too long to stat (PATH_MAX) is kept with (0, 0), likewise."""
     found: dict[str, tuple[int, int]] = {}
     for root in roots:
         for path in walk_images(root):
@@ -127,8 +127,11 @@ def scan(roots: Sequence[str]) -> dict[str, tuple[int, int]]:
             except OSError:
                 try:
                     st = os.lstat(path)
-                except OSError:
+                except FileNotFoundError:
                     continue  # vanished between listing and stat
+                except OSError:  # a path too long to open (PATH_MAX): the read stage says so
+                    found[path] = (0, 0)
+                    continue
             found[path] = (st.st_size, st.st_mtime_ns)
     return found
 
