@@ -2,9 +2,9 @@
 
 One row per file (absolute path, size, mtime, content hash, width/height, float32 vector, perceptual
 hash), a table of skipped files with reasons, and a meta table (schema version, database id, model
-fingerprint, model name, dtype, dim); older databases are upgraded in place when opened (`_MIGRATIONS`).
-WAL mode; every write happens in one transaction, so a killed run loses nothing that was committed and
-leaves no half-written batch behind. SQL is parameterised only.
+fingerprint, model name, dtype, dim, the highest row id whose vector was checked); older databases
+are upgraded in place when opened (`_MIGRATIONS`). WAL mode; every write happens in one
+transaction, so a killed run loses nothing that was committed and leaves no half-written batch behind. SQL is parameterised only.
 
 Schema 3 adds `taken_ns`, the capture time (EXIF DateTimeOriginal, ns since the epoch; NULL: the file
 has none, so filters use its mtime; `query.PENDING`, the column's default: not read yet, filled by the
@@ -221,6 +221,10 @@ class Store(VectorReads):
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """One meta value (inside a transaction)."""
+        self._set_meta_rows({key: value})
 
     def _set_meta_rows(self, values: dict[str, str]) -> None:
         self.conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) "

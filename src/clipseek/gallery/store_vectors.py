@@ -84,6 +84,10 @@ class VectorReads:
             log.warning("%s: %d rows have an unusable stored vector (%s): left out; `clipseek index` on "
                         "their folders embeds them again", self.path, len(new), summary(new))
 
+    @property
+    def checked_upto(self) -> int:
+        return self._checked
+
     def mark_reported(self, ids) -> None:
         """The caller said these in its own words: no second line for them."""
         self._reported.update(ids)
@@ -132,9 +136,11 @@ class VectorReads:
         keep = ~np.isin(ids, np.fromiter(self.unusable, np.int64, len(self.unusable)))
         return ids[keep], vecs[keep]
 
-    def scan_unusable(self) -> dict[int, str]:
-        """Check the vector of every row not checked yet on this connection (ids are never reused and
-        a row's vector never changes, so each row once); {id: reason} of the unusable rows there are."""
+    def scan_unusable(self, after_id: int = 0) -> dict[int, str]:
+        """Check the vector of every row with an id over `after_id` not checked yet on this connection
+        (ids are never reused and a row's vector never changes, so each row once); {id: reason} of
+        the unusable rows found there. `checked_upto` is then the highest id checked."""
+        self._checked = max(self._checked, after_id)
         for ids, _ in self.iter_vectors(after_id=self._checked, report=False):
             self._checked = int(ids[-1])
         live: set[int] = set()

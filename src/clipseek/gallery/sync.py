@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 # Skips that depend on this run's limits (--max-pixels, --max-file-mb), not on the file alone: retried
 # every run (cheaply: the size from stat, the pixels from the header), so raising a limit takes effect.
 LIMIT_REASONS = ("too many pixels", "file too large")
+CHECKED = "vectors_checked"  # meta: every row up to this id had its vector checked (`_unusable_rows`)
 
 
 @dataclass
@@ -294,9 +295,15 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
 
 
 def _unusable_rows(store: Store, roots: Sequence[str]) -> set[int]:
-    """Ids of the rows whose stored vector cannot be used (`store.scan_unusable`: each row checked once
-    per connection), said in one line: those under `roots` are embedded again by this run."""
-    bad = store.scan_unusable()
+    """Ids of the rows whose stored vector cannot be used (`store.scan_unusable`), said in one line:
+    those under `roots` are embedded again by this run. Each row is checked once: the database keeps
+    the highest id checked (meta `vectors_checked`), and the rows written since were checked as they
+    were written (`Store.insert_files` refuses what is not finite); reads check every row anyway."""
+    mark = store.meta(CHECKED)
+    bad = store.scan_unusable(int(mark) if mark and mark.isdigit() else 0)
+    if str(store.checked_upto) != mark:
+        with store.transaction():
+            store.set_meta(CHECKED, str(store.checked_upto))
     if bad:
         under = {r.id for r in store.rows_under(roots).values()} & set(bad)
         store.mark_reported(bad)
