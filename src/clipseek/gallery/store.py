@@ -4,7 +4,8 @@ One row per file (absolute path, size, mtime, content hash, width/height, float3
 hash), a table of skipped files with reasons, and a meta table (schema version, database id, model
 fingerprint, model name, dtype, dim, the highest row id whose vector was checked); older databases
 are upgraded in place when opened (`_MIGRATIONS`). WAL mode; every write happens in one
-transaction, so a killed run loses nothing that was committed and leaves no half-written batch behind. SQL is parameterised only.
+transaction, so a killed run loses nothing that was committed and leaves no half-written batch
+behind. SQL is parameterised only.
 
 Schema 3 adds `taken_ns`, the capture time (EXIF DateTimeOriginal, ns since the epoch; NULL: the file
 has none, so filters use its mtime; `query.PENDING`, the column's default: not read yet, filled by the
