@@ -163,14 +163,14 @@ def live_server(app):
 
 def read_shards(out):
     """Every row, vector and skipped record of a `clipseek embed` output folder, in shard order."""
-    from clipseek.embed import shards
+    from clipseek.embed import shard_load, shards
 
     rows, vecs, skipped = [], [], []
     for i in sorted(shards.done_shards(str(out))):
-        r, v, _ = shards.read_shard(shards.shard_path(str(out), i))
+        r, v, _ = shard_load.read_shard(shards.shard_path(str(out), i))
         rows += r
         vecs.append(v)
-        skipped += shards.read_skipped(str(out), i)
+        skipped += shard_load.read_skipped(str(out), i)
     return rows, np.concatenate(vecs), skipped
 
 

@@ -104,7 +104,7 @@ def test_list_file_csv_and_parquet_sources(tmp_path, photos):
 def test_names_that_are_not_utf8_survive_shards_and_loading(tmp_path, fake_encoder):
     from clipseek.embed.job import embed_job
     from clipseek.gallery.store import Store
-    from clipseek.gallery.sync import index_from_parquet
+    from clipseek.gallery.parquet_load import index_from_parquet
 
     d = os.fsencode(tmp_path / "photos")
     os.makedirs(d)
@@ -153,7 +153,7 @@ def test_one_job_per_folder_and_the_model_recorded_before_the_first_shard(tmp_pa
 def test_an_output_folder_whose_name_is_not_utf8(tmp_path, fake_encoder, photos):
     from clipseek.embed.job import embed_job
     from clipseek.gallery.store import Store
-    from clipseek.gallery.sync import index_from_parquet
+    from clipseek.gallery.parquet_load import index_from_parquet
 
     out = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"out\xff"))
     s = embed_job(str(photos), out, fake_encoder, shard_size=5)

@@ -108,12 +108,14 @@ def test_shard_folders_with_todays_spelling_keep_working(tmp_path):
     with pytest.raises(ClipseekError, match="holds vectors of model"):
         shards.check_model(manifest, FakeEncoder(name="other").fingerprint, "out")
     vec = enc.encode_texts(["x"])
-    path = shards.write_shard(str(tmp_path), shards.Shard(0, enc.fingerprint, [("/a.png", "h", 1, 2, 3, 4)], vec))
+    path = shards.write_shard(str(tmp_path), shards.Shard(0, enc.fingerprint, [("/a.png", "0" * 32, 1, 2, 3, 4)], vec))
     import pyarrow.parquet as pq
 
     assert pq.read_schema(path).metadata[b"clipseek.fingerprint"].decode() == old
     assert pq.read_table(path).column("fingerprint").to_pylist() == [old]
-    rows, vectors, fp = shards.read_shard(path)
+    from clipseek.embed.shard_load import read_shard
+
+    rows, vectors, fp = read_shard(path)
     assert fp == enc.fingerprint and np.array_equal(vectors, vec)
     shards.bind_model(str(tmp_path), {"fingerprint": None}, enc.fingerprint, 32)
     written = json.loads(open(os.path.join(tmp_path, shards.MANIFEST)).read())

@@ -47,10 +47,12 @@ class _ModelNotes(logging.Handler):
 
 
 def _show_model_notes() -> None:
-    log = logging.getLogger("clipseek.model")
-    if not any(isinstance(h, _ModelNotes) for h in log.handlers):
-        log.addHandler(_ModelNotes())
-        log.setLevel(logging.INFO)
+    # the model loader's notes, and the store's (rows whose stored vector cannot be used)
+    for name in ("clipseek.model", "clipseek.gallery.store"):
+        log = logging.getLogger(name)
+        if not any(isinstance(h, _ModelNotes) for h in log.handlers):
+            log.addHandler(_ModelNotes())
+            log.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,11 +45,30 @@ def _stat_reason(path: str, e: OSError) -> str:
         return _missing_reason(path)
     if e.errno == errno.ELOOP:
         return "symbolic link loop"
+    if e.errno == errno.ENAMETOOLONG:
+        return too_long_reason(path)
     if isinstance(e, PermissionError):
         return "permission denied"
     if isinstance(e, NotADirectoryError):
         return "file not found"
     return f"cannot read: {e.strerror or e}"
+
+
+def too_long_reason(path: str) -> str:
+    """Why a path the system refuses as too long (ENAMETOOLONG) cannot be opened, with the limit."""
+    raw = os.fsencode(path)
+    name_max, path_max = _limit("PC_NAME_MAX", 255), _limit("PC_PATH_MAX", 4096)
+    longest = max((len(part) for part in raw.split(b"/")), default=0)
+    if longest > name_max:
+        return f"a name of {longest} bytes in its path, over the system's limit (NAME_MAX {name_max})"
+    return f"a path of {len(raw)} bytes, over the system's limit (PATH_MAX {path_max})"
+
+
+def _limit(name: str, default: int) -> int:
+    try:
+        return int(os.pathconf("/", name))
+    except (OSError, ValueError, AttributeError):
+        return default
 
 
 def check_stat(path: str, st: os.stat_result, max_bytes: int) -> None:

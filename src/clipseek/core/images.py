@@ -11,6 +11,7 @@ silenced (clipseek refuses such images itself, with a reason); a limit above Pil
 
 from __future__ import annotations
 
+import errno
 import glob
 import io
 import os
@@ -231,9 +232,16 @@ def walk_images(root: str | os.PathLike) -> list[str]:
     Folders are descended into (a real folder is walked even when named like an image); a symbolic
     link to a folder is not followed, but when it is named like an image it is listed, so that the
     reader reports it ("not a regular file (a directory)") instead of dropping it silently. Names are
-    what the OS gives (bytes that are not UTF-8 arrive as surrogate escapes, `os.fsdecode`)."""
+    what the OS gives (bytes that are not UTF-8 arrive as surrogate escapes, `os.fsdecode`). A folder
+    that cannot be listed because its path is longer than the system allows (PATH_MAX) is listed
+    itself, so that the reader reports it with that reason instead of its files going missing."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(os.fsdecode(root)):
+
+    def too_long(e: OSError) -> None:
+        if e.errno == errno.ENAMETOOLONG and e.filename:
+            found.append(os.fsdecode(e.filename))
+
+    for dirpath, dirnames, filenames in os.walk(os.fsdecode(root), onerror=too_long):
         links = [d for d in dirnames if has_image_name(d) and os.path.islink(os.path.join(dirpath, d))]
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in links)
         for name in (*filenames, *links):

@@ -210,8 +210,10 @@ def manifest_records(path: str | os.PathLike, required: tuple[str, ...] = ()):
     for evaluation, retrieval and training manifests. `required`: columns a CSV header must have (a
     JSONL line is checked by the caller, field by field)."""
     path = Path(path)
+    # utf-8-sig: a file a spreadsheet or an editor saved with a byte order mark reads as one without;
+    # surrogateescape: a name in it may hold any bytes
     if path.suffix.lower() in JSONL_SUFFIXES:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:  # a name may hold any bytes
+        with open(path, encoding="utf-8-sig", errors="surrogateescape") as f:  # a name may hold any bytes
             for n, line in _lines(f, path):
                 if not line.strip():
                     continue
@@ -223,16 +225,19 @@ def manifest_records(path: str | os.PathLike, required: tuple[str, ...] = ()):
                     raise UsageError(f"{path}:{n}: expected a JSON object per line")
                 yield n, rec
         return
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        for col in required:
-            if col not in header:
-                raise UsageError(f"{path}: missing column {col!r}; columns: {', '.join(header) or '(none)'}")
-        for rec in reader:
-            if None in rec or any(v is None for v in rec.values()):
-                raise UsageError(f"{path}:{reader.line_num}: malformed row (expected {len(header)} fields)")
-            yield reader.line_num, rec
+        try:
+            header = reader.fieldnames or []
+            for col in required:
+                if col not in header:
+                    raise UsageError(f"{path}: missing column {col!r}; columns: {', '.join(header) or '(none)'}")
+            for rec in reader:
+                if None in rec or any(v is None for v in rec.values()):
+                    raise UsageError(f"{path}:{reader.line_num}: malformed row (expected {len(header)} fields)")
+                yield reader.line_num, rec
+        except csv.Error as e:  # a field over csv's limit (131,072 bytes), a NUL byte, a stray quote
+            raise UsageError(f"{path}:{reader.line_num + 1}: unreadable CSV row ({e})") from None
 
 
 def read_manifest(path: str | os.PathLike, split: str | None = None, image_column: str | None = None,

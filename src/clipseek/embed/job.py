@@ -62,11 +62,14 @@ def list_source(source: str, path_column: str | None = None) -> list[str]:
         paths = _resolve(source, table.column(col).to_pylist())
     elif source.endswith(".csv"):
         col = path_column or "path"
-        with open(source, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        with open(source, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
             reader = csv.DictReader(f)
-            if col not in (reader.fieldnames or []):
-                raise UsageError(f"{source} has no column {col!r}; use --path-column")
-            paths = _resolve(source, [row[col] for row in reader])
+            try:
+                if col not in (reader.fieldnames or []):
+                    raise UsageError(f"{source} has no column {col!r}; use --path-column")
+                paths = _resolve(source, [row[col] for row in reader])
+            except csv.Error as e:  # a field over csv's limit (131,072 bytes), a NUL byte
+                raise UsageError(f"{source}:{reader.line_num + 1}: unreadable CSV row ({e})") from None
     else:
         with open(source, encoding="utf-8", errors="surrogateescape") as f:  # any bytes a name may hold
             paths = _resolve(source, [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")])
@@ -124,7 +127,7 @@ def prepare_job(source: str, out_dir: str, shard_size: int = DEFAULT_SHARD_SIZE,
         raise UsageError(f"no images found in {source}")
     planned = plan_shards(paths, shard_size)
     out_dir = os.path.abspath(out_dir)
-    manifest = shards.open_job(out_dir, {"source": source, "num_files": len(paths), "shard_size": shard_size,
+    manifest = shards.open_job(out_dir, {"source": os.path.abspath(source), "num_files": len(paths), "shard_size": shard_size,
                                          "num_shards": len(planned), "paths_digest": paths_digest(paths),
                                          "vector_dtype": vector_dtype})
     done = shards.done_shards(out_dir)

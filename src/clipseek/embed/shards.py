@@ -1,7 +1,8 @@
-"""The output of `clipseek embed`: Parquet shards in a folder, a manifest, and loading them into a store.
+"""The output of `clipseek embed`: Parquet shards in a folder and a manifest (read back, checked, by
+`embed.shard_load`).
 
 Layout of DIR:
-  manifest.json                 the job: source, file count, path-list digest, shard size and count,
+  manifest.json                 the job: source (absolute), file count, path-list digest, shard size and count,
                                 model fingerprint and dim (set when the model is loaded, before the
                                 first batch), vector dtype
   .lock                         the one-writer lock (`_io.writer_lock`) of the job running now
@@ -45,6 +46,15 @@ class ShardError(ClipseekError):
 
 class ShardFolderError(ShardError, UsageError):
     """The --out folder belongs to another job (or lost its manifest): a bad argument, exit 2."""
+
+
+class BadShard(ShardError):
+    """One shard file cannot be loaded (not Parquet, a column missing, vectors of another dim): the
+    loader skips it with this reason and goes on."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 def pyarrow():
@@ -99,16 +109,25 @@ def open_job(out_dir: str, job: dict) -> dict:
 
 
 def read_manifest(out_dir: str) -> dict:
+    """The job's manifest as a dict; UsageError (exit 2) when it is missing or not a JSON object."""
+    path = os.path.join(out_dir, MANIFEST)
     try:
-        with open(os.path.join(out_dir, MANIFEST)) as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            doc = json.loads(f.read())
     except FileNotFoundError:
         raise UsageError(f"{out_dir} is not a `clipseek embed` output folder (no {MANIFEST})") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise ShardFolderError(f"{path}: not a `clipseek embed` manifest ({_one_line(e)})") from None
+    if not isinstance(doc, dict):
+        raise ShardFolderError(f"{path}: not a `clipseek embed` manifest (not a JSON object)")
+    return doc
 
 
 def manifest_fingerprint(manifest: dict) -> Fingerprint | None:
     """The model of the job's vectors (None until the first shard is written)."""
     text = manifest.get("fingerprint")
+    if text is not None and not isinstance(text, str):
+        raise FingerprintError(f"not a clipseek model fingerprint: {str(text)[:80]}")
     return None if text is None else Fingerprint.parse(text)
 
 
@@ -168,33 +187,20 @@ def _write_table(pq, table, path: str) -> None:
 
 
 def shard_fingerprint(path: str) -> Fingerprint:
+    """The model named in a shard's schema metadata; BadShard if the file is not Parquet or has none."""
     _, pq = pyarrow()
-    with open(path, "rb") as f:
-        meta = pq.read_schema(f).metadata or {}
     try:
-        return Fingerprint.parse(meta.get(b"clipseek.fingerprint", b"").decode())
+        with open(path, "rb") as f:
+            meta = pq.read_schema(f).metadata or {}
+        return Fingerprint.parse(meta.get(b"clipseek.fingerprint", b"").decode("utf-8", "replace"))
     except FingerprintError as e:
-        raise FingerprintError(f"{path}: {e}") from None
+        raise BadShard(path, str(e)) from None
+    except OSError as e:
+        raise BadShard(path, f"cannot read: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001 - pyarrow's errors for a file that is not Parquet
+        raise BadShard(path, f"not a Parquet file ({_one_line(e)})") from None
 
 
-def read_shard(path: str):
-    """(rows [(path, hash, size, mtime_ns, width, height)], float32 vectors (n, D), Fingerprint)."""
-    _, pq = pyarrow()
-    with open(path, "rb") as f:
-        t = pq.read_table(f)
-    n = t.num_rows
-    vec = t.column("vector").combine_chunks()
-    dim = vec.type.list_size
-    vectors = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(n, dim)
-    cols = [t.column(c).to_pylist() for c in ("path", "hash", "size", "mtime_ns", "width", "height")]
-    if "path_bytes" in t.column_names:
-        cols[0] = [os.fsdecode(b) for b in t.column("path_bytes").to_pylist()]
-    return list(zip(*cols)), vectors, shard_fingerprint(path)
-
-
-def read_skipped(out_dir: str, i: int) -> list[Skipped]:
-    try:
-        with open(shard_path(out_dir, i, skipped=True)) as f:
-            return [Skipped(d["path"], d["reason"]) for d in json.load(f)]
-    except FileNotFoundError:
-        return []
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."

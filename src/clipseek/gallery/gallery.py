@@ -229,14 +229,12 @@ class Gallery:
 
     def index_parquet(self, out_dir: str, on_progress: Callable[[int], None] | None = None):
         """Load the Parquet shards of a `clipseek embed` job (no model needed); returns an IndexSummary."""
-        from clipseek.embed import shards
+        from clipseek.embed.shard_load import load_manifest
+        from clipseek.gallery.parquet_load import index_from_parquet
         from clipseek.gallery.roots import record_roots, unrooted_folder
-        from clipseek.gallery.sync import index_from_parquet
-        from clipseek.model.fingerprint import Fingerprint
 
-        manifest = shards.read_manifest(out_dir)
-        model = None if manifest.get("fingerprint") is None else \
-            (Fingerprint.parse(manifest["fingerprint"]), int(manifest["dim"]))
+        job = load_manifest(out_dir)  # checked: a bad manifest is one line before anything is opened
+        model = None if job.fingerprint is None else (job.fingerprint, job.dim)
         if not os.path.isdir(os.path.dirname(self.db_path)):
             raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
         with self.writing():

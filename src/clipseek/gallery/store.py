@@ -2,9 +2,10 @@
 
 One row per file (absolute path, size, mtime, content hash, width/height, float32 vector, perceptual
 hash), a table of skipped files with reasons, and a meta table (schema version, database id, model
-fingerprint, model name, dtype, dim); older databases are upgraded in place when opened (`_MIGRATIONS`).
-WAL mode; every write happens in one transaction, so a killed run loses nothing that was committed and
-leaves no half-written batch behind. SQL is parameterised only.
+fingerprint, model name, dtype, dim, the highest row id whose vector was checked); older databases
+are upgraded in place when opened (`_MIGRATIONS`). WAL mode; every write happens in one
+transaction, so a killed run loses nothing that was committed and leaves no half-written batch
+behind. SQL is parameterised only.
 
 Schema 3 adds `taken_ns`, the capture time (EXIF DateTimeOriginal, ns since the epoch; NULL: the file
 has none, so filters use its mtime; `query.PENDING`, the column's default: not read yet, filled by the
@@ -33,7 +34,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from clipseek._io import temp_name
-from clipseek.core.paths import db_value, from_db, prefix_ranges
+from clipseek.core.paths import db_value, from_db, prefix_ranges, quote_path
 from clipseek.errors import ModelMismatchError, UsageError
 from clipseek.gallery.dbfile import (  # StoreError: its home was here; importers still find it here
     FileIdentity,
@@ -43,6 +44,7 @@ from clipseek.gallery.dbfile import (  # StoreError: its home was here; importer
     write_error,
 )
 from clipseek.gallery.query import PENDING
+from clipseek.gallery.store_vectors import MAX_DIM, VectorReads, _chunks
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
 SCHEMA_VERSION = 3
@@ -108,14 +110,18 @@ def file_hash(path: str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-class Store:
-    """An open gallery database. Use `Store.open(path)`; close with `.close()` or a `with` block."""
+class Store(VectorReads):
+    """An open gallery database. Use `Store.open(path)`; close with `.close()` or a `with` block.
+    Its reads of vectors (and pHashes) are `store_vectors.VectorReads`."""
 
     def __init__(self, path: str, conn: sqlite3.Connection, readonly: bool = False):
         self.path = path
         self.conn = conn
         self.readonly = readonly  # opened read-only (gallery.dbfile): nothing may be written
         self.identity = FileIdentity(path)
+        self._init_vector_reads()
+
+    _file_row = staticmethod(_file_row)  # for VectorReads
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
@@ -285,6 +291,22 @@ class Store:
         except FingerprintError as e:
             raise StoreError(f"{self.path}: {e}") from None
 
+    @property
+    def dim(self) -> int:
+        """The length of the stored vectors (0 before a model is bound); StoreError when the database
+        holds something else than a whole number from 1 to 65536."""
+        text = self.meta("dim")
+        if text is None:
+            return 0
+        try:
+            dim = int(text)
+        except (TypeError, ValueError):
+            dim = 0
+        if not 1 <= dim <= MAX_DIM:
+            raise StoreError(f"{self.path}: its recorded vector dim {str(text)[:40]!r} is not a whole number "
+                             f"from 1 to {MAX_DIM} (a damaged database); re-index into a new --db")
+        return dim
+
     def model_info(self) -> dict[str, str]:
         return {k: v for k in ("model", "dtype", "framing", "fingerprint", "dim")
                 if (v := self.meta(k)) is not None}
@@ -292,6 +314,9 @@ class Store:
     def bind_model(self, fingerprint: Fingerprint, dim: int) -> None:
         """Record the model of an empty DB, or check that `fingerprint` has the DB's model's weights."""
         check_fingerprint(self, fingerprint)
+        if self.dim and self.dim != dim:
+            raise ModelMismatchError(f"{self.path} holds vectors of {self.dim} dimensions but the model gives "
+                                     f"{dim}; use another --db")
         if self.fingerprint is None:
             with self.transaction():
                 self._set_meta_rows(_model_meta(fingerprint, dim))
@@ -330,13 +355,15 @@ class Store:
         return out
 
     def rows_with_hashes(self, hashes: Iterable[str]) -> dict[str, list[FileRow]]:
+        """Rows by content hash; a row known to have an unusable vector is never a source to copy."""
         out: dict[str, list[FileRow]] = {}
         for chunk in _chunks(sorted(set(hashes)), 500):
             marks = ",".join("?" * len(chunk))
             cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height FROM files "
                                     f"WHERE hash IN ({marks})", chunk)  # placeholders only
             for r in cur:
-                out.setdefault(r[4], []).append(_file_row(r))
+                if r[0] not in self.unusable:
+                    out.setdefault(r[4], []).append(_file_row(r))
         return out
 
     def get_rows(self, ids: Sequence[int]) -> dict[int, FileRow]:
@@ -347,39 +374,6 @@ class Store:
                                     f"WHERE id IN ({marks})", chunk)  # placeholders only
             out.update((r[0], _file_row(r)) for r in cur)
         return out
-
-    def get_rows_with_vectors(self, ids: Sequence[int]) -> dict[int, tuple[FileRow, np.ndarray]]:
-        out: dict[int, tuple[FileRow, np.ndarray]] = {}
-        for chunk in _chunks([int(i) for i in ids], 500):
-            marks = ",".join("?" * len(chunk))
-            cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height, vector "
-                                    f"FROM files WHERE id IN ({marks})", chunk)  # placeholders only
-            out.update((r[0], (_file_row(r), np.frombuffer(r[7], dtype=np.float32))) for r in cur)
-        return out
-
-    def vector(self, row_id: int) -> np.ndarray:
-        (blob,) = self.conn.execute("SELECT vector FROM files WHERE id = ?", (row_id,)).fetchone()
-        return np.frombuffer(blob, dtype=np.float32).copy()
-
-    def iter_vectors(self, after_id: int = 0, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids int64, vectors float32 (n, D)) in id order, for ids > after_id, `chunk` rows at a time."""
-        dim = int(self.meta("dim") or 0)
-        last = after_id
-        while True:
-            rows = self.conn.execute("SELECT id, vector FROM files WHERE id > ? ORDER BY id LIMIT ?",
-                                     (last, chunk)).fetchall()
-            if not rows:
-                return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-            last = int(ids[-1])
-            yield ids, vecs
-
-    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        parts = list(self.iter_vectors())
-        if not parts:
-            return np.zeros(0, np.int64), np.zeros((0, int(self.meta("dim") or 0)), np.float32)
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def skipped(self) -> list[tuple[str, str]]:
         rows = self.conn.execute("SELECT path, reason FROM skipped").fetchall()
@@ -422,14 +416,6 @@ class Store:
                                 "LIMIT ?", (after_id, limit))
         return [(i, from_db(p)) for i, p in cur]
 
-    def phashes(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids int64, 64-bit perceptual hashes uint64) of every row that has one, in id order."""
-        rows = self.conn.execute("SELECT id, phash FROM files WHERE phash IS NOT NULL AND phash != '' "
-                                 "ORDER BY id").fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        codes = np.fromiter((int(r[1], 16) for r in rows), dtype=np.uint64, count=len(rows))
-        return ids, codes
-
     def same_content_ids(self) -> list[list[int]]:
         """Ids of the rows sharing one content hash, a list per hash held by more than one row."""
         cur = self.conn.execute("SELECT f.hash, f.id FROM files f JOIN (SELECT hash FROM files GROUP BY "
@@ -444,6 +430,15 @@ class Store:
         """(path, size, mtime_ns, hash, width, height, vector[, taken_ns]). A path already present is
         replaced by a new row with a new id (its content changed); its skip record, if any, is cleared.
         Without taken_ns (capture time, None: none) the row's capture time is PENDING."""
+        dim = self.dim
+        for r in rows:  # nothing non-finite (or of another length) is ever stored
+            v = np.asarray(r[6], dtype=np.float32).reshape(-1)
+            if dim and len(v) != dim:
+                raise StoreError(f"{self.path}: refusing to store a vector of {len(v)} numbers, not {dim}, "
+                                 f"for {quote_path(r[0])}")
+            if not np.isfinite(v).all():
+                raise StoreError(f"{self.path}: refusing to store a vector that is not finite for "
+                                 f"{quote_path(r[0])}")
         paths = [(db_value(r[0]),) for r in rows]
         self.conn.executemany("DELETE FROM files WHERE path = ?", paths)
         self.conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
@@ -481,6 +476,12 @@ class Store:
         """(id, perceptual hash as 16 hex digits, or '' when the file could not be read)."""
         self.conn.executemany("UPDATE files SET phash = ? WHERE id = ?", [(h, i) for i, h in items])
 
+    def remove_ids(self, ids: Iterable[int]) -> None:
+        ids = [(int(i),) for i in ids]
+        self.conn.executemany("DELETE FROM files WHERE id = ?", ids)
+        for (i,) in ids:
+            self.unusable.pop(i, None)
+
     def remove_paths(self, paths: Iterable[str]) -> None:
         items = [(db_value(p),) for p in paths]
         self.conn.executemany("DELETE FROM files WHERE path = ?", items)
@@ -505,8 +506,3 @@ def check_fingerprint(store: Store, fingerprint: Fingerprint) -> None:
     if have is not None and not have.same_weights(fingerprint):
         raise ModelMismatchError(f"{store.path} was indexed with model [{have}] but the model given is "
                          f"[{fingerprint}]; search it with its own model (omit --model) or use another --db")
-
-
-def _chunks(items: list, n: int) -> Iterator[list]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]

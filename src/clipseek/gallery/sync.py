@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Sequence
 
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, capture_time_ns, one_or_many, walk_images
 from clipseek.embed.stages import (
@@ -50,8 +50,10 @@ from clipseek.embed.stages import (
     ordered_map,
     read_blob,
 )
-from clipseek.errors import ModelMismatchError, Skipped, UsageError
+from clipseek.errors import Skipped, UsageError
 from clipseek.gallery.store import FileRow, Store
+from clipseek.gallery.store_vectors import log as store_log
+from clipseek.gallery.store_vectors import summary as summary_of
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -63,6 +65,7 @@ LIMIT_REASONS = ("too many pixels", "file too large")
 OUTSIDE_REASON = "link to outside the gallery (use --follow-links)"
 RETRY_REASONS = (*LIMIT_REASONS, OUTSIDE_REASON)  # skips that depend on this run's settings
 FOLLOW_LINKS = "follow_links"  # meta key: "1" when links to outside the folders are followed
+CHECKED = "vectors_checked"  # meta: every row up to this id had its vector checked (`_unusable_rows`)
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Plan:
     gone: dict[str, FileRow] = field(default_factory=dict)       # rows whose file is gone (may be moves)
     gone_skips: list[str] = field(default_factory=list)          # skip records of files that are gone
     outside: dict[str, tuple[int, int]] = field(default_factory=dict)  # links to outside, to record
+    stale: set[str] = field(default_factory=set)                 # rows whose vector is unusable
 
 
 @dataclass
@@ -133,8 +137,9 @@ def scan(roots: Sequence[str], follow_links: bool = True
          ) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
     """Every image-named entry under the roots -> (size, mtime_ns), links followed: (found, outside).
     A dangling link or a link loop is kept with the link's own size and mtime, so the read stage
-    reports it (and a re-run skips it until it changes). Unless `follow_links`, a link to a regular
-    file outside every root goes to `outside` instead (never read). A non-link costs one lstat."""
+    reports it (and a re-run skips it until it changes); a path too long to stat (PATH_MAX) is kept
+    with (0, 0), likewise. Unless `follow_links`, a link to a regular file outside every root goes to
+    `outside` instead (never read). A non-link costs one lstat."""
     real_roots = [os.path.realpath(r) for r in roots]
     found: dict[str, tuple[int, int]] = {}
     outside: dict[str, tuple[int, int]] = {}
@@ -142,8 +147,11 @@ def scan(roots: Sequence[str], follow_links: bool = True
         for path in walk_images(root):
             try:
                 st = os.lstat(path)
-            except OSError:
+            except FileNotFoundError:
                 continue  # vanished between listing and stat
+            except OSError:  # a path too long to stat (PATH_MAX): the read stage says so
+                found[path] = (0, 0)
+                continue
             into = found
             if stat.S_ISLNK(st.st_mode):
                 try:
@@ -169,9 +177,14 @@ def links_rule(store: Store, follow_links: bool | None) -> bool:
 
 
 def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int, int]],
-                 outside: dict[str, tuple[int, int]] | None = None) -> Plan:
-    """Sort the scanned files by (size, mtime) against the store's rows; reads no file."""
-    plan = Plan(found, store.rows_under(roots))
+                 outside: dict[str, tuple[int, int]] | None = None, unusable: Collection[int] = ()) -> Plan:
+    """Sort the scanned files by (size, mtime) against the store's rows; reads no file. A row whose
+    stored vector is unusable (its id in `unusable`) counts as no row: its file is read and embedded
+    again (its row replaced), or the row removed when the file is gone."""
+    rows = store.rows_under(roots)
+    plan = Plan(found, {p: r for p, r in rows.items() if r.id not in unusable})
+    plan.stale = {p for p, r in rows.items() if r.id in unusable}
+    plan.gone_skips = [p for p in plan.stale if p not in found]
     known_skips = store.skipped_under(roots)
     for path, (size, mtime) in found.items():
         row = plan.known.get(path)
@@ -189,7 +202,7 @@ def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int,
             plan.outside[path] = (size, mtime)
     seen = found.keys() | (outside or {}).keys()
     plan.gone = {p: r for p, r in plan.known.items() if p not in seen}
-    plan.gone_skips = [p for p in known_skips if p not in seen]
+    plan.gone_skips += [p for p in known_skips if p not in seen]
     return plan
 
 
@@ -274,8 +287,9 @@ def _index_window(store: Store, encoder: Encoder, resolver: _Resolver, window: l
             else:
                 (w, h), v = vectors[path]
                 store.insert_files([(path, r.size, r.mtime_ns, r.hash, w, h, v, r.taken_ns)])
-                summary.updated += path in resolver.plan.known
-                summary.added += path not in resolver.plan.known
+                had = path in resolver.plan.known or path in resolver.plan.stale
+                summary.updated += had
+                summary.added += not had
 
 
 def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, list[FileRow]], encoder: Encoder,
@@ -306,7 +320,8 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
     `follow_links`: follow links to outside the folders (None: the rule recorded, see `links_rule`)."""
     roots = check_roots(dirs)
     store.bind_model(encoder.fingerprint, encoder.dim)
-    plan = plan_changes(store, roots, *scan(roots, links_rule(store, follow_links)))
+    found, outside = scan(roots, links_rule(store, follow_links))
+    plan = plan_changes(store, roots, found, outside, _unusable_rows(store, roots))
     summary = IndexSummary(unchanged=plan.unchanged, still_skipped=plan.still_skipped)
     if on_start:
         on_start(len(plan.to_read))
@@ -341,6 +356,24 @@ def _record_outside(store: Store, resolver: _Resolver, summary: IndexSummary) ->
         summary.skipped.append(Skipped(p, OUTSIDE_REASON))
 
 
+def _unusable_rows(store: Store, roots: Sequence[str]) -> set[int]:
+    """Ids of the rows whose stored vector cannot be used (`store.scan_unusable`), said in one line:
+    those under `roots` are embedded again by this run. Each row is checked once: the database keeps
+    the highest id checked (meta `vectors_checked`), and the rows written since were checked as they
+    were written (`Store.insert_files` refuses what is not finite); reads check every row anyway."""
+    mark = store.meta(CHECKED)
+    bad = store.scan_unusable(int(mark) if mark and mark.isdigit() else 0)
+    if str(store.checked_upto) != mark:
+        store.set_meta({CHECKED: str(store.checked_upto)})
+    if bad:
+        under = {r.id for r in store.rows_under(roots).values()} & set(bad)
+        store.mark_reported(bad)
+        store_log.warning("%s: %d rows have an unusable stored vector (%s): %d under the folders indexed now "
+                          "are embedded again%s", store.path, len(bad), summary_of(bad), len(under),
+                          "" if len(under) == len(bad) else "; the others stay left out of search")
+    return set(bad)
+
+
 def fill_capture_times(store: Store, roots: Sequence[str], workers: int, window: int = 500) -> int:
     """Read the capture time of the rows under `roots` that never had it read (headers only, in a
     thread pool), committed `window` rows at a time. Returns how many rows it filled."""
@@ -350,47 +383,3 @@ def fill_capture_times(store: Store, roots: Sequence[str], workers: int, window:
         with store.transaction():
             store.set_taken([(row_id, t) for (row_id, _), t in part])
     return len(pending)
-
-
-def index_from_parquet(store: Store, out_dir: str,
-                       on_progress: Callable[[int], None] | None = None) -> IndexSummary:
-    """Load the shards of a `clipseek embed` job into `store`, one transaction per shard.
-
-    Every shard's model must be the store's (checked for all shards before anything is written).
-    A file already in the store with the same content is left alone, so loading twice adds nothing.
-    """
-    from clipseek.embed import shards
-
-    manifest = shards.read_manifest(out_dir)
-    done = sorted(shards.done_shards(out_dir))
-    have = store.fingerprint
-    for i in done:
-        path = shards.shard_path(out_dir, i)
-        fp = shards.shard_fingerprint(path)
-        if have is not None and not have.same_weights(fp):
-            raise ModelMismatchError(f"{path} holds vectors of model [{fp}] but {store.path} was indexed with "
-                             f"model [{have}]; load it into another --db")
-        have = have or fp
-    summary = IndexSummary()
-    if not done:
-        summary.total = store.count()
-        return summary
-    if store.fingerprint is None:
-        store.bind_model(have, int(manifest["dim"]))
-    for i in done:
-        rows, vectors, _ = shards.read_shard(shards.shard_path(out_dir, i))
-        skipped = shards.read_skipped(out_dir, i)
-        same = store.rows_with_hashes(r[1] for r in rows)
-        known = {(r.path, r.hash) for rs in same.values() for r in rs}
-        new = [(path, size, mtime, h, w, ht, v) for (path, h, size, mtime, w, ht), v in zip(rows, vectors)
-               if (path, h) not in known]
-        with store.transaction():
-            store.insert_files(new)
-            store.record_skipped([(s.path, 0, 0, s.reason) for s in skipped])
-        summary.added += len(new)
-        summary.unchanged += len(rows) - len(new)
-        summary.skipped += skipped
-        if on_progress:
-            on_progress(len(rows) + len(skipped))
-    summary.total = store.count()
-    return summary

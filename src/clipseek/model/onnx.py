@@ -11,7 +11,6 @@ records them) with backend "onnx": float32 vectors from either backend are inter
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from clipseek.core.preprocess import PreprocessCfg, check_framing, preprocess
+from clipseek.core.preprocess import check_framing, preprocess
 from clipseek.core.vectors import unit_rows
 from clipseek.model import onnx_store as store
 from clipseek.model.base import finite_output
@@ -63,8 +62,7 @@ class OnnxEncoder:
         bias = doc.get("logit_bias")  # SigLIP: sigmoid(scale * cos + bias) per label
         self.logit_bias = float(bias) if bias is not None else None
         self.model_type = doc.get("model_type", "clip")
-        cfg_doc = json.loads((self.folder / store.PREPROCESSOR).read_text())
-        self.preprocess_cfg = PreprocessCfg.from_config(cfg_doc, check_framing(framing))
+        self.preprocess_cfg = store.read_preprocess(self.folder, check_framing(framing))
         fp_name = doc["source"] if not doc.get("local") else name
         self.fingerprint = Fingerprint(fp_name, doc["identity"], self.backend, self.dtype_name,
                                        self.preprocess_cfg.describe())
@@ -76,15 +74,50 @@ class OnnxEncoder:
 
     # ---- lazily created parts --------------------------------------------------------------------
     def session(self, tower: str):
-        """The onnxruntime session of `tower` ("image" or "text"), created on first use."""
+        """The onnxruntime session of `tower` ("image" or "text"), created on first use; CorruptExport
+        (naming the file) when onnxruntime refuses the graph (not ONNX, external data outside the
+        folder) or its inputs are not the ones this encoder feeds."""
         with self._lock:
             if tower not in self._sessions:
                 import onnxruntime as ort
 
-                self._sessions[tower] = ort.InferenceSession(
-                    str(self.folder / self._files[tower]), session_options(self._threads),
-                    providers=["CPUExecutionProvider"])
+                path = self.folder / self._files[tower]
+                try:
+                    sess = ort.InferenceSession(str(path), session_options(self._threads),
+                                                providers=["CPUExecutionProvider"])
+                except Exception as e:  # noqa: BLE001 - onnxruntime's own kinds, all of one meaning
+                    raise store.CorruptExport(f"{path}: onnxruntime cannot load it ({store.one_line(e)})") from None
+                self._check_inputs(tower, path, sess)
+                self._sessions[tower] = sess
             return self._sessions[tower]
+
+    def _check_inputs(self, tower: str, path: Path, sess) -> None:
+        want = {"pixel_values": "tensor(float)"} if tower == "image" else \
+            {"input_ids": "tensor(int64)", **({"attention_mask": "tensor(int64)"}
+                                              if self.manifest["text"]["attention_mask"] else {})}
+        have = {i.name: i.type for i in sess.get_inputs()}
+        if have != want:
+            raise store.CorruptExport(f"{path}: the graph takes {_io(have)}; the {tower} tower must take "
+                                      f"{_io(want)}")
+        if not sess.get_outputs():
+            raise store.CorruptExport(f"{path}: the graph has no output")
+
+    def _run(self, tower: str, feeds: dict) -> np.ndarray:
+        """One forward of `tower`: unit (N, dim) vectors; ModelLoadError naming the graph when it fails
+        or gives something else."""
+        try:
+            out = self.session(tower).run(None, feeds)[0]
+        except store.CorruptExport:
+            raise
+        except Exception as e:  # noqa: BLE001 - a graph that loads but cannot run these inputs
+            raise store.CorruptExport(f"{self.folder / self._files[tower]}: onnxruntime failed to run it "
+                                      f"({store.one_line(e)})") from None
+        n = len(next(iter(feeds.values())))
+        if not isinstance(out, np.ndarray) or out.shape != (n, self.dim) or out.dtype.kind != "f":
+            raise store.CorruptExport(f"{self.folder / self._files[tower]}: it gives "
+                                      f"{getattr(out, 'shape', type(out).__name__)} for {n} inputs, not "
+                                      f"({n}, {self.dim}) vectors")
+        return _unit(out)
 
     @property
     def tokenizer(self):
@@ -92,7 +125,11 @@ class OnnxEncoder:
             from tokenizers import Tokenizer
 
             text = self.manifest["text"]
-            tok = Tokenizer.from_file(str(self.folder / store.TOKENIZER))
+            try:
+                tok = Tokenizer.from_file(str(self.folder / store.TOKENIZER))
+            except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a bad file
+                raise store.CorruptExport(f"{self.folder / store.TOKENIZER}: not a `tokenizers` tokenizer "
+                                          f"({store.one_line(e)})") from None
             tok.enable_truncation(int(text["max_length"]))
             pad = {"length": int(text["max_length"])} if text["padding"] == "max_length" else {}
             tok.enable_padding(pad_id=int(text["pad_id"]), **pad)
@@ -108,7 +145,7 @@ class OnnxEncoder:
         x = np.ascontiguousarray(pixels, dtype=np.float32)
         if not len(x):
             return np.zeros((0, self.dim), np.float32)
-        return _unit(self.session("image").run(None, {"pixel_values": x})[0])
+        return self._run("image", {"pixel_values": x})
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         out = [self.encode_pixels(np.stack([self.preprocess(im) for im in images[i:i + batch_size]]))
@@ -124,12 +161,16 @@ class OnnxEncoder:
             feeds = {"input_ids": np.array([e.ids for e in enc], np.int64)}
             if use_mask:
                 feeds["attention_mask"] = np.array([e.attention_mask for e in enc], np.int64)
-            out.append(_unit(self.session("text").run(None, feeds)[0]))
+            out.append(self._run("text", feeds))
         return finite_output(self, out, "text")
 
     def describe(self) -> dict:
         return {"model": self.name, "device": self.device, "dtype": self.dtype_name, "dim": self.dim,
                 "backend": self.backend, "folder": str(self.folder), "fingerprint": str(self.fingerprint)}
+
+
+def _io(inputs: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(inputs.items())) or "no inputs"
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

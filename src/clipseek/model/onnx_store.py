@@ -9,7 +9,9 @@ values) and `clipseek-onnx.json`, the manifest: the source checkpoint and its we
 torch fingerprint of the source, the model's dim, logit scale and text settings, and the sha256 and
 size of every file. Other tools can run the two graphs with those files alone.
 
-Checking. A file whose size differs from the manifest is corrupt. Hashing 500 MB costs about a second,
+Checking. Nothing in a folder is trusted: the manifest's values must have their types and ranges
+(`check_manifest`: a dim, a finite logit scale, bounded text settings, plain file names inside the
+folder), and every file it lists must be a regular file, not a link. A file whose size differs from the manifest is corrupt. Hashing 500 MB costs about a second,
 too much for every start, so a file is hashed in full once, and its (size, mtime, inode) is then kept
 in `.verified.json` beside it: a later start re-hashes only a file whose stat changed since. A folder
 that fails the check is never used: the cache redoes it, a folder given by the user is an error.
@@ -24,12 +26,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from clipseek._io import atomic_write_json, default_cache_dir
+from clipseek.core.preprocess import PreprocessCfg
 from clipseek.errors import ModelLoadError
 
 MANIFEST = "clipseek-onnx.json"
@@ -37,6 +43,15 @@ FORMAT = 1
 STAMPS = ".verified.json"
 TOKENIZER = "tokenizer.json"
 PREPROCESSOR = "preprocessor_config.json"
+REQUIRED_FILES = ("image.onnx", "text.onnx", TOKENIZER, PREPROCESSOR)
+MAX_DIM = 65_536            # no model's vectors are longer; the manifest's values are bounded so that
+MAX_LOGIT = 1000.0          # nothing overflows (CLIP clamps its logit scale at 100, SigLIP's is ~117)
+MAX_TEXT_LENGTH = 8192      # tokens (CLIP: 77, SigLIP: 64)
+MAX_FILE_BYTES = 1 << 40
+MAX_SIDE = 4096             # pixels of the model input (the largest CLIP-like inputs are ~1000)
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
 
 
 def tower_file(tower: str, int8: bool = False) -> str:
@@ -93,23 +108,24 @@ def write_stamps(folder: Path, names) -> None:
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:
-    """The manifest, after checking every file it lists (see the module doc); CorruptExport if not."""
+    """The manifest, after checking its values (`check_manifest`) and every file it lists (see the
+    module doc); CorruptExport if not."""
     folder = Path(folder)
     try:
+        _plain_file(folder, MANIFEST)
         doc = json.loads((folder / MANIFEST).read_text())
-        files = dict(doc["files"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CorruptExport(f"{folder}: unreadable ONNX export manifest ({e})") from None
-    if doc.get("format") != FORMAT:
-        raise CorruptExport(f"{folder}: ONNX export format {doc.get('format')!r}, expected {FORMAT}")
+    except (OSError, ValueError, RecursionError) as e:
+        raise CorruptExport(f"{folder}: unreadable ONNX export manifest ({one_line(e)})") from None
     try:
-        stamps = json.loads((folder / STAMPS).read_text())
-    except (OSError, ValueError):
-        stamps = {}
+        check_manifest(doc)
+    except ValueError as e:
+        raise CorruptExport(f"{folder}: invalid ONNX export manifest {MANIFEST} ({e})") from None
+    stamps = _read_stamps(folder)
     hashed = []
-    for name, want in files.items():
+    for name, want in doc["files"].items():
+        st = _plain_file(folder, name, missing_ok=True)
         path = folder / name
-        if not path.is_file() or path.stat().st_size != want["size"]:
+        if st is None or st.st_size != want["size"]:
             raise CorruptExport(f"{folder}: {name} is missing or has the wrong size (a partial export)")
         if stamps.get(name) == _stamp(path):
             continue
@@ -119,6 +135,106 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     if hashed:
         write_stamps(folder, hashed)
     return doc
+
+
+def _plain_file(folder: Path, name: str, missing_ok: bool = False) -> os.stat_result | None:
+    """The lstat of `folder/name` when it is a regular file, not a link (nothing outside the folder is
+    read for it); None when it is missing and `missing_ok`; CorruptExport for anything else."""
+    try:
+        st = os.lstat(folder / name)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise
+    if stat.S_ISLNK(st.st_mode):
+        raise CorruptExport(f"{folder}: {name} is a symbolic link; an export folder holds plain files only")
+    if not stat.S_ISREG(st.st_mode):
+        raise CorruptExport(f"{folder}: {name} is not a regular file")
+    return st
+
+
+def _read_stamps(folder: Path) -> dict:
+    try:
+        stamps = json.loads((folder / STAMPS).read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return stamps if isinstance(stamps, dict) else {}
+
+
+def check_manifest(doc) -> dict:
+    """`doc` if it is a manifest this version reads, every value of the type and in the range it must
+    have (so nothing later overflows, divides by zero or is NaN); ValueError naming the first bad one."""
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    if doc.get("format") != FORMAT or isinstance(doc.get("format"), bool):
+        raise ValueError(f"format {str(doc.get('format'))[:40]!r}, expected {FORMAT}")
+    for key in ("source", "identity"):
+        _text(doc, key)
+    for key in ("local", "int8"):
+        if not isinstance(doc.get(key, False), bool):
+            raise ValueError(f"{key!r} must be true or false")
+    _integer(doc, "dim", 1, MAX_DIM)
+    _real(doc, "logit_scale", 0.0, MAX_LOGIT, low_open=True)
+    if doc.get("logit_bias") is not None:
+        _real(doc, "logit_bias", -MAX_LOGIT, MAX_LOGIT)
+    if not isinstance(doc.get("model_type", "clip"), str) or len(doc.get("model_type", "")) > 64:
+        raise ValueError("'model_type' must be a short text")
+    text = doc.get("text")
+    if not isinstance(text, dict):
+        raise ValueError("'text' must be an object")
+    if text.get("padding") not in ("max_length", "longest"):
+        raise ValueError("'text.padding' must be \"max_length\" or \"longest\"")
+    _integer(text, "max_length", 1, MAX_TEXT_LENGTH, "text.")
+    _integer(text, "pad_id", 0, 2**31 - 1, "text.")
+    if not isinstance(text.get("attention_mask"), bool):
+        raise ValueError("'text.attention_mask' must be true or false")
+    files = doc.get("files")
+    if not isinstance(files, dict):
+        raise ValueError("'files' must be an object")
+    for name, want in files.items():
+        if not _SAFE_NAME.fullmatch(name) or name in (".", "..", MANIFEST, STAMPS):
+            raise ValueError(f"file name {name[:80]!r} is not a plain name inside the folder")
+        if not isinstance(want, dict) or not isinstance(want.get("sha256"), str) \
+                or not _SHA256.fullmatch(want["sha256"]):
+            raise ValueError(f"{name}: no sha256 checksum")
+        _integer(want, "size", 0, MAX_FILE_BYTES, f"{name}: ")
+    missing = [n for n in REQUIRED_FILES if n not in files]
+    if missing:
+        raise ValueError(f"it does not list {', '.join(missing)}")
+    return doc
+
+
+def _text(doc: dict, key: str) -> None:
+    v = doc.get(key)
+    if not isinstance(v, str) or not v or len(v) > 4096 or not v.isprintable():
+        raise ValueError(f"{key!r} must be a non-empty line of text")
+
+
+def _integer(doc: dict, key: str, lo: int, hi: int, where: str = "") -> None:
+    v = doc.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ValueError(f"'{where}{key}' must be a whole number from {lo} to {hi}, not {_shown(v)}")
+
+
+def _real(doc: dict, key: str, lo: float, hi: float, low_open: bool = False) -> None:
+    v = doc.get(key)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+        and (lo < v if low_open else lo <= v) and v <= hi
+    if not ok:
+        raise ValueError(f"{key!r} must be a finite number {'over' if low_open else 'from'} {lo:g} "
+                         f"{'and at most' if low_open else 'to'} {hi:g}, not {_shown(v)}")
+
+
+def _shown(v) -> str:
+    text = json.dumps(v) if isinstance(v, (str, int, float, bool, type(None))) else type(v).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def one_line(e: BaseException, limit: int = 400) -> str:
+    """An exception's message on one line, at most `limit` characters (onnxruntime's run to pages),
+    without onnxruntime's status prefix."""
+    text = _ORT_PREFIX.sub("", " ".join(str(e).split())) or type(e).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @contextmanager
@@ -133,6 +249,27 @@ def export_lock(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def read_preprocess(folder: Path, framing: str) -> PreprocessCfg:
+    """The export's preprocessing (`preprocessor_config.json`), each value in its range (a side of at
+    most MAX_SIDE pixels, finite means, positive standard deviations); CorruptExport if not."""
+    path = folder / PREPROCESSOR
+    try:
+        _plain_file(folder, PREPROCESSOR)
+        doc = json.loads(path.read_text())
+        cfg = PreprocessCfg.from_config(doc if isinstance(doc, dict) else {"size": None}, framing)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as e:
+        raise CorruptExport(f"{path}: not a usable image processor config ({one_line(e)})") from None
+    sides = [cfg.size] if isinstance(cfg.size, int) else list(cfg.size)
+    sides += list(cfg.crop or ())
+    numbers = [*cfg.mean, *cfg.std, cfg.rescale]
+    if not all(1 <= s <= MAX_SIDE for s in sides) or len(cfg.mean) != 3 or len(cfg.std) != 3 \
+            or not all(math.isfinite(v) for v in numbers) or min(cfg.std) <= 0 or cfg.rescale <= 0 \
+            or not 0 <= cfg.resample <= 5:
+        raise CorruptExport(f"{path}: values out of range (sides 1 to {MAX_SIDE} pixels, finite mean and "
+                            "positive std of 3 channels, a positive rescale factor, resample 0 to 5)")
+    return cfg
 
 
 def processor_config(folder: str | os.PathLike) -> dict:

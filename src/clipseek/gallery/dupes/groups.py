@@ -158,8 +158,9 @@ def _links(store, similar: bool, threshold: float, phash_distance: int, confirm:
 def pair_cosines(store, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The cosine of each pair (a[k], b[k]) of store row ids, from the stored vectors."""
     rows = store.get_rows_with_vectors(np.unique(np.concatenate([a, b])).tolist())
-    vec = {i: v for i, (_, v) in rows.items()}
-    return np.array([float(vec[x] @ vec[y]) for x, y in zip(a.tolist(), b.tolist())], np.float32)
+    vec = {i: v for i, (_, v) in rows.items()}  # a row whose vector is unusable pairs with nothing
+    return np.array([float(vec[x] @ vec[y]) if x in vec and y in vec else -1.0
+                     for x, y in zip(a.tolist(), b.tolist())], np.float32)
 
 
 def _groups(store, links: _Links, sizes: dict[int, tuple[int, int]] | None = None) -> list[DupeGroup]:

@@ -121,7 +121,7 @@ class VectorIndex(StoreBacked):
     @classmethod
     def rebuild(cls, store, threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
         n = store.count()
-        return cls._build(choose_kind(n, threshold), int(store.meta("dim") or 0), n, store.iter_vectors,
+        return cls._build(choose_kind(n, threshold), store.dim, n, store.iter_vectors,
                           store.db_id, str(store.fingerprint or ""))
 
     @classmethod
