@@ -18,7 +18,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -226,11 +226,16 @@ def walk_images(root: str | os.PathLike) -> list[str]:
     link to a folder is not followed, but when it is named like an image it is listed, so that the
     reader reports it ("not a regular file (a directory)") instead of dropping it silently. Names are
     what the OS gives (bytes that are not UTF-8 arrive as surrogate escapes, `os.fsdecode`)."""
+    return walk_named(root, has_image_name)
+
+
+def walk_named(root: str | os.PathLike, accept: Callable[[str], bool]) -> list[str]:
+    """`walk_images` for any kind of file: the entries whose name `accept`s (`core.video` lists videos)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(os.fsdecode(root)):
-        links = [d for d in dirnames if has_image_name(d) and os.path.islink(os.path.join(dirpath, d))]
+        links = [d for d in dirnames if accept(d) and os.path.islink(os.path.join(dirpath, d))]
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in links)
         for name in (*filenames, *links):
-            if has_image_name(name):
+            if accept(name):
                 found.append(os.path.join(dirpath, name))
     return sorted(found)

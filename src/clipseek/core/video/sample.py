@@ -1,0 +1,243 @@
+"""Moments of a video: frames at shot changes and at least one every `EVERY_S` seconds, one at a time.
+
+The rule (`sample_moments`; the numbers are the module's constants):
+
+- Candidates are frames at least `step` apart (a quarter of the minimum gap: 0.25 s). Only keyframes
+  are decoded where keyframes come often enough (a phone's video has one every 0.5-2 s; the others'
+  packets are read and dropped, never decoded); where the keyframes are further apart than `EVERY_S`
+  (x264's default: 250 frames), the frames from a keyframe on are decoded (skipping the
+  non-reference frames) until no moment is due before the next keyframe.
+- A candidate becomes a moment when it is the first, or a shot change (`shots.SHOT_THRESHOLD`) at
+  least `MIN_GAP_S` after the last moment, or `EVERY_S` after it: between 1 and 0.5 moments a second.
+- At most `max_moments` (600) a video: a video longer than 600 x `MIN_GAP_S` (10 min) gets its gaps
+  stretched to duration / 600, so that the moments cover all of it; when candidates are over
+  `SEEK_GAP_S` apart (a video over 13 hours), the reader seeks to each instead of reading through.
+- A moment's picture is `MOMENT_SIZE` px on its short side (never enlarged), turned as the display
+  matrix says, with the pixel aspect applied.
+
+Memory is bounded: one moment is yielded at a time and no frame is kept but the last candidate.
+Time is bounded: a wall-clock budget per file (`VideoLimits.budget_s`), checked between packets, and
+PyAV's read timeout; Ctrl-C (KeyboardInterrupt) stops between two packets, and `cancel` (a
+`threading.Event`) stops a sampling run in another thread. A problem after the first moment (corrupt
+or truncated data, a budget or the cap reached) ends the run with a note; before it, VideoError.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from PIL import Image
+
+from clipseek.core.video.probe import (
+    DEFAULT_VIDEO_LIMITS,
+    VideoLimits,
+    _av_reason,
+    check_pixels,
+    frame_rotation,
+    open_video,
+    probe,
+    stream_seconds,
+)
+from clipseek.core.video.shots import Picker, Plan, signature
+from clipseek.errors import VideoError
+
+EVERY_S = 2.0          # a moment at least every 2 s (a longer video: see Plan.for_duration)
+MIN_GAP_S = 1.0        # and at most one a second
+MOMENT_SIZE = 256      # short side of a moment's picture, px
+SEEK_GAP_S = 30.0      # seek when the next candidate is further ahead than this
+MAX_DECODE_ERRORS = 20
+INDEX_ENTRIES = 5000   # container index entries read to learn the keyframe spacing
+_TURN = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
+@dataclass
+class Moment:
+    time_s: float          # seconds from the start of the video
+    image: Image.Image     # RGB, MOMENT_SIZE on its short side, as shown
+    shot: bool             # taken at a shot change (else the first frame or the every-N-seconds rule)
+
+
+def sample_moments(path: str, limits: VideoLimits = DEFAULT_VIDEO_LIMITS, size: int = MOMENT_SIZE,
+                   every_s: float = EVERY_S, min_gap_s: float = MIN_GAP_S, cancel=None,
+                   threads: int = 0) -> "Sampling":
+    """Probe `path` (VideoError now when it is no readable video) and return its moments as a lazy
+    iterable (`Sampling`): decoding happens while it is iterated, once."""
+    return Sampling(path, limits, size, every_s, min_gap_s, cancel, threads)
+
+
+def frame_image(frame, size: int, sar: float = 1.0) -> Image.Image:
+    """A decoded frame as a PIL picture `size` px on its short side (never enlarged), shown upright."""
+    w, h = frame.width * (sar if 0.1 < sar < 10 else 1.0), frame.height
+    scale = min(1.0, size / min(w, h))
+    tw, th = max(2, round(w * scale)), max(2, round(h * scale))
+    img = frame.reformat(width=tw, height=th, format="rgb24", interpolation="AREA").to_image()
+    turn = _TURN.get(frame_rotation(frame))
+    return img.transpose(turn) if turn else img
+
+
+class Sampling:
+    """The moments of one video, decoded while iterated. `info` (VideoInfo), `plan`, and as it goes:
+    `notes` (why it stopped early, what the header got wrong), `decoded` (frames), `position_s`
+    (how far the reader is), `moments` (yielded so far)."""
+
+    def __init__(self, path: str, limits: VideoLimits, size: int, every_s: float, min_gap_s: float,
+                 cancel, threads: int):
+        self.path, self.limits, self.size, self.cancel, self.threads = path, limits, size, cancel, threads
+        self.info = probe(path, limits)
+        self.plan = Plan.for_duration(self.info.duration_s, limits.max_moments, every_s, min_gap_s)
+        self.notes: list[str] = list(self.info.notes)
+        self.decoded = self.moments = self.errors = 0
+        self.position_s = 0.0
+
+    def __iter__(self) -> Iterator[Moment]:
+        with open_video(self.path, self.limits) as (container, stream):
+            stream.thread_type = "AUTO"
+            if self.threads:
+                stream.codec_context.thread_count = self.threads
+            stream.codec_context.skip_frame = "NONREF"
+            yield from self._walk(container, stream)
+        if not self.moments:
+            raise VideoError(self.path, self.notes[-1] if self.notes else "no frame could be decoded")
+
+    def _walk(self, container, stream) -> Iterator[Moment]:
+        import av
+
+        walk = _Keyframes(stream, self.plan, self.info.duration_s)
+        picker, deadline = Picker(self.plan), time.monotonic() + self.limits.budget_s
+        self._last = None  # the last candidate not taken: (time, frame), for a cut at the very end
+        try:
+            for packet in container.demux(stream):
+                if self._stop_asked(deadline):
+                    return
+                for moment in self._packet(container, stream, packet, walk, picker):
+                    yield moment
+                    if picker.full:
+                        return self._note_cap()
+            yield from self._final(picker)
+        except av.error.ExitError:
+            self.notes.append(f"stopped at {self.position_s:.1f} s: a read timed out")
+        except (av.FFmpegError, VideoError) as e:
+            reason = e.reason if isinstance(e, VideoError) else _av_reason(e)
+            self.notes.append(f"stopped at {self.position_s:.1f} s: {reason}")
+        else:
+            self._note_truncated()
+
+    def _stop_asked(self, deadline: float) -> bool:
+        if self.cancel is not None and self.cancel.is_set():
+            self.notes.append(f"cancelled at {self.position_s:.1f} s")
+            return True
+        if time.monotonic() > deadline:
+            self.notes.append(f"stopped at {self.position_s:.1f} s: over the time budget of "
+                              f"{self.limits.budget_s:g} s a video")
+            return True
+        return False
+
+    def _packet(self, container, stream, packet, walk, picker) -> Iterator[Moment]:
+        """Decide what to do with one packet: seek past it, drop it, or decode it."""
+        if not packet.size:  # the end: flush the decoder
+            yield from self._frames(stream, self._decode(stream, None), picker, walk)
+            return
+        t = stream_seconds(stream, packet.pts if packet.pts is not None else packet.dts)
+        if t is None:
+            return
+        self.position_s = max(self.position_s, t)
+        if packet.is_keyframe:
+            walk.keyframe(t)
+        wanted = picker.wanted()
+        if walk.should_seek(t, wanted):
+            container.seek((stream.start_time or 0) + int(wanted / stream.time_base), stream=stream,
+                           backward=True, any_frame=False)
+            stream.codec_context.flush_buffers()
+            return
+        if (packet.is_keyframe and (t >= wanted or walk.chain)) or (walk.chain and not packet.is_keyframe):
+            yield from self._frames(stream, self._decode(stream, packet), picker, walk)
+
+    def _decode(self, stream, packet) -> list:
+        import av
+
+        try:
+            return stream.codec_context.decode(packet)
+        except av.FFmpegError as e:
+            self.errors += 1
+            if self.errors >= MAX_DECODE_ERRORS:
+                raise VideoError(self.path, f"{self.errors} decode errors (the last: {_av_reason(e)})") from None
+            return []
+
+    def _frames(self, stream, frames, picker, walk) -> Iterator[Moment]:
+        sar = float(stream.sample_aspect_ratio) if stream.sample_aspect_ratio else 1.0
+        for frame in frames:
+            self.decoded += 1
+            t = stream_seconds(stream, frame.pts)
+            if t is None or t < picker.wanted() or picker.full:
+                continue
+            check_pixels(self.path, frame.width, frame.height, self.limits.max_pixels)
+            take, shot = picker.offer(t, signature(frame))
+            if take:
+                self.moments += 1
+                self._last = None
+                walk.moment(t)
+                yield Moment(t, frame_image(frame, self.size, sar), shot)
+            else:
+                self._last = (t, frame, sar)
+
+    def _final(self, picker) -> Iterator[Moment]:
+        """A cut seen in the last second, too soon after the last moment: its frame is the last one."""
+        if picker.pending_shot and self._last is not None and not picker.full:
+            t, frame, sar = self._last
+            self.moments += 1
+            yield Moment(t, frame_image(frame, self.size, sar), True)
+
+    def _note_cap(self) -> None:
+        d = self.info.duration_s
+        if d is None or self.position_s < d - self.plan.every:
+                self.notes.append(f"capped at {self.limits.max_moments} moments (at {self.position_s:.1f} s)")
+
+    def _note_truncated(self) -> None:
+        d = self.info.duration_s
+        if d and self.position_s < d - max(2.0, 0.05 * d):
+            self.notes.append(f"the data ends at {self.position_s:.1f} s of the {d:.1f} s the header "
+                              "claims (truncated?)")
+
+
+class _Keyframes:
+    """What the keyframes tell: their spacing (from the container's index when it has one, else
+    learned), whether to decode the frames between them (`chain`), and when to seek."""
+
+    def __init__(self, stream, plan: Plan, duration_s: float | None):
+        self.plan, self.last_key, self.chain = plan, None, False
+        self.gop = _index_gop(stream, duration_s)  # None: unknown until two keyframes were seen
+        self.last_seek = -1.0
+
+    def keyframe(self, t: float) -> None:
+        if self.last_key is not None and t > self.last_key:
+            self.gop = t - self.last_key
+        self.last_key = t
+        self.chain = self.gop is None or self.gop > self.plan.every * 1.05
+
+    def moment(self, t: float) -> None:
+        """After a moment at `t`: stop decoding between keyframes when none is due before the next."""
+        if self.chain and self.gop is not None and self.last_key is not None:
+            self.chain = t + self.plan.every < self.last_key + self.gop
+
+    def should_seek(self, t: float, wanted: float) -> bool:
+        if wanted - t > SEEK_GAP_S and wanted > self.last_seek:
+            self.last_seek, self.chain = wanted, False
+            return True
+        return False
+
+
+def _index_gop(stream, duration_s: float | None) -> float | None:
+    """The median spacing of the first keyframes in the container's index (MP4, MKV cues, AVI idx1),
+    or None without an index. One keyframe in the whole index: the duration."""
+    try:
+        entries = stream.index_entries
+        n = min(len(entries), INDEX_ENTRIES)
+        keys = sorted(float(entries[i].timestamp * stream.time_base) for i in range(n) if entries[i].is_keyframe)
+    except Exception:
+        return None
+    if len(keys) >= 2:
+        gaps = sorted(b - a for a, b in zip(keys, keys[1:]) if b > a)
+        return gaps[len(gaps) // 2] if gaps else None
+    return duration_s if keys and n == len(entries) else None
