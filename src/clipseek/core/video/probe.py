@@ -105,7 +105,8 @@ def check_header(path: str, container, limits: VideoLimits):
     large a frame size."""
     import av
 
-    streams = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+    cover = getattr(getattr(av.stream, "Disposition", None), "attached_pic", 0)  # PyAV 13+
+    streams = [s for s in container.streams.video if not (cover and s.disposition & cover)]
     if not streams:
         audio = "audio only" if container.streams.audio else "no stream of any known kind"
         raise VideoError(path, f"no video stream ({audio})")
@@ -190,9 +191,10 @@ def first_frame(path: str, container, stream, limits: VideoLimits, deadline: flo
 
 
 def frame_rotation(frame) -> int:
-    """The frame's display rotation (its display matrix), to the nearest quarter turn: 0, 90, 180, 270."""
+    """The frame's display rotation (its display matrix; `VideoFrame.rotation`, counter-clockwise), to
+    the nearest quarter turn: 0, 90, 180, 270. A PyAV too old to read it gives 0."""
     try:
-        r = float(frame.rotation or 0)
+        r = float(getattr(frame, "rotation", 0) or 0)
     except Exception:
         return 0
     return int(round(r / 90.0)) % 4 * 90 if math.isfinite(r) else 0

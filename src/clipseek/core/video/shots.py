@@ -1,15 +1,17 @@
 """Shot changes, cheaply, and which candidate frames become moments (pure: numpy, no decoding).
 
-A frame's signature is a 16x16 RGB thumbnail (scaled by FFmpeg, area-averaged). The distance of two
+A frame's signature is a 16x16 RGB thumbnail (box-averaged from the candidate's picture, which is
+made once per candidate and kept when it becomes a moment). The distance of two
 signatures is the mean of two numbers in [0, 1]: the colour-histogram distance (8 bins a channel, half
 the L1 distance) and the mean absolute difference of the grey thumbnails. A histogram alone misses a
 cut between two pictures of the same colours; a pixel difference alone takes a pan for a cut.
 
-`SHOT_THRESHOLD` was set by measurement (`benchmarks/video_bench.py --shots`) on generated clips,
-frames 0.25 s apart: cuts between the bundled model's shapes on one background 0.139-0.159, cuts
-between photo-like pictures 0.136-0.175; inside a shot, a fast pan (a frame width in 2.7 s) at most
-0.084, a slow pan 0.03, a still scene with sensor noise 0.003; a pan with the exposure swinging by
-30% reached 0.12 (a false cut costs one extra moment, never a missed one).
+`SHOT_THRESHOLD` (0.11) was set by measurement (`benchmarks/video_bench.py --shots`) on generated
+clips, candidates 0.25 s apart: the smallest distance at a cut was 0.131 (the bundled model's shapes
+appearing on one background), 0.131 and 0.130 (photo-like pictures, slow and fast pan); the largest
+inside a shot 0.004 (a still picture with sensor noise), 0.035 (slow pan), 0.085 (fast pan: a frame
+width in 2.7 s), 0.112 (a fast pan with the exposure swinging by 30%). A false cut costs one extra
+moment (at most one a second); a missed cut delays the new shot's moment to the 2-s rule.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 SIGNATURE_SIZE = 16
 SHOT_THRESHOLD = 0.11
 _BINS = 8
 
 
-def signature(frame) -> np.ndarray:
-    """A decoded PyAV frame -> its (16, 16, 3) float32 thumbnail in [0, 1]."""
-    small = frame.reformat(width=SIGNATURE_SIZE, height=SIGNATURE_SIZE, format="rgb24", interpolation="AREA")
-    return small.to_ndarray().astype(np.float32) / 255.0
+def signature(image: Image.Image) -> np.ndarray:
+    """A picture (a candidate frame, already scaled down) -> its (16, 16, 3) float32 thumbnail in [0, 1]."""
+    small = image.convert("RGB").resize((SIGNATURE_SIZE, SIGNATURE_SIZE), Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.float32) / 255.0
 
 
 def _histogram(sig: np.ndarray) -> np.ndarray:
