@@ -4,16 +4,21 @@ The rule (`sample_moments`; the numbers are the module's constants):
 
 - Candidates are frames at least `step` apart (a quarter of the minimum gap: 0.25 s). Only keyframes
   are decoded where keyframes come often enough (a phone's video has one every 0.5-2 s; the others'
-  packets are read and dropped, never decoded); where the keyframes are further apart than `EVERY_S`
-  (x264's default: 250 frames), the frames from a keyframe on are decoded (skipping the
-  non-reference frames) until no moment is due before the next keyframe.
+  packets are read and dropped, never decoded); where the next keyframe (the container's index tells
+  when) comes more than `EVERY_S / 4` after the next moment is due (x264's default spacing: 250
+  frames), the frames from a keyframe on are decoded (non-reference frames skipped) until no moment
+  falls due before the next keyframe.
 - A candidate becomes a moment when it is the first, or a shot change (`shots.SHOT_THRESHOLD`) at
-  least `MIN_GAP_S` after the last moment, or `EVERY_S` after it: between 1 and 0.5 moments a second.
+  least `MIN_GAP_S` after the last cut's moment (at once after any other moment), or when `EVERY_S`
+  less a step has passed since the last moment: a moment every 2 s at least (2.5 s where keyframes
+  are that far apart), at most about one a second.
 - At most `max_moments` (600) a video: a video longer than 600 x `MIN_GAP_S` (10 min) gets its gaps
   stretched to duration / 600, so that the moments cover all of it; when candidates are over
-  `SEEK_GAP_S` apart (a video over 13 hours), the reader seeks to each instead of reading through.
+  `SEEK_GAP_S` apart (a video over 20 hours), the reader seeks to each instead of reading through.
 - A moment's picture is `MOMENT_SIZE` px on its short side (never enlarged), turned as the display
-  matrix says, with the pixel aspect applied.
+  matrix says, with the pixel aspect applied. Decoders that can decode at a reduced size (MJPEG,
+  MPEG-1/2/4 Part 2: `LOWRES_DECODERS`) do so, down to the largest reduction that keeps that size;
+  H.264, HEVC, VP9 and AV1 cannot, hence keyframes only.
 
 Memory is bounded: one moment is yielded at a time; nothing is kept but the last candidate's picture.
 Time is bounded: a wall-clock budget per file (`VideoLimits.budget_s`), checked between packets, and
@@ -50,6 +55,9 @@ MOMENT_SIZE = 256      # short side of a moment's picture, px
 SEEK_GAP_S = 30.0      # seek when the next candidate is further ahead than this
 MAX_DECODE_ERRORS = 20
 INDEX_ENTRIES = 2_000_000  # container index entries read for the keyframe times (18,000 in 10 min at 30 fps)
+# decoders that can decode at 1/2, 1/4, 1/8 of the size (FFmpeg's `lowres`, up to their max_lowres)
+LOWRES_DECODERS = {"mjpeg": 3, "mpeg1video": 3, "mpeg2video": 3, "mpeg4": 3, "h263": 3, "msmpeg4v1": 3,
+                   "msmpeg4v2": 3, "msmpeg4v3": 3, "wmv1": 3, "wmv2": 3}
 _TURN = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 
 
@@ -68,6 +76,14 @@ def sample_moments(path: str, limits: VideoLimits = DEFAULT_VIDEO_LIMITS, size: 
     return Sampling(path, limits, size, every_s, min_gap_s, cancel, threads)
 
 
+def lowres_factor(codec: str, short_side: int, size: int) -> int:
+    """k: decode at 1/2**k of the size where the decoder can and the short side stays >= `size`."""
+    k = 0
+    while k < LOWRES_DECODERS.get(codec, 0) and short_side >> (k + 1) >= size:
+        k += 1
+    return k
+
+
 def frame_image(frame, size: int, sar: float = 1.0) -> Image.Image:
     """A decoded frame as a PIL picture `size` px on its short side (never enlarged), shown upright."""
     w, h = frame.width * (sar if 0.1 < sar < 10 else 1.0), frame.height
@@ -79,7 +95,8 @@ def frame_image(frame, size: int, sar: float = 1.0) -> Image.Image:
 
 
 class Sampling:
-    """The moments of one video, decoded while iterated. `info` (VideoInfo), `plan`, and as it goes:
+    """The moments of one video, decoded while iterated. `info` (VideoInfo), `plan`, `lowres` (frames
+    decoded at 1/2**lowres of their size, where the codec allows), and as it goes:
     `notes` (why it stopped early, what the header got wrong), `decoded` (frames), `position_s`
     (how far the reader is), `moments` (yielded so far)."""
 
@@ -91,6 +108,7 @@ class Sampling:
         self.notes: list[str] = list(self.info.notes)
         self.decoded = self.moments = self.errors = 0
         self.position_s = 0.0
+        self.lowres = lowres_factor(self.info.codec, min(self.info.width, self.info.height), size)
 
     def __iter__(self) -> Iterator[Moment]:
         with open_video(self.path, self.limits) as (container, stream):
@@ -98,6 +116,8 @@ class Sampling:
             if self.threads:
                 stream.codec_context.thread_count = self.threads
             stream.codec_context.skip_frame = "NONREF"
+            if self.lowres:
+                stream.codec_context.options = {"lowres": str(self.lowres)}
             yield from self._walk(container, stream)
         if not self.moments:
             raise VideoError(self.path, self.notes[-1] if self.notes else "no frame could be decoded")
@@ -145,7 +165,7 @@ class Sampling:
             return
         self.position_s = max(self.position_s, t)
         if packet.is_keyframe:
-            walk.keyframe(t)
+            walk.keyframe(t, picker.last_moment)
         wanted = picker.wanted()
         if walk.should_seek(t, wanted):
             container.seek((stream.start_time or 0) + int(wanted / stream.time_base), stream=stream,
@@ -201,29 +221,32 @@ class Sampling:
 
 
 class _Keyframes:
-    """What the keyframes tell: how far the next one is (from the container's index when it has one,
-    else the last spacing seen), whether to decode the frames up to it (`chain`), and when to seek."""
+    """What the keyframes tell: when the next one comes (from the container's index when it has one,
+    else after the spacing seen last), whether to decode the frames up to it (`chain`: when a moment
+    falls due more than `every / 4` before it), and when to seek."""
 
     def __init__(self, stream, plan: Plan, duration_s: float | None):
         self.plan, self.chain, self.last_seek, self.end = plan, False, -1.0, duration_s
         self.keys = _index_keys(stream)  # sorted keyframe times, or None without an index
         self.last_key: float | None = None
-        self.gap: float | None = None    # from this keyframe to the next; None: unknown
+        self.next_key: float | None = None  # None: unknown
 
-    def keyframe(self, t: float) -> None:
+    def keyframe(self, t: float, last_moment: float | None) -> None:
         if self.keys is not None:
             i = int(np.searchsorted(self.keys, t + 0.01, side="right"))
-            following = self.keys[i] if i < len(self.keys) else self.end  # the last one: up to the end
-            self.gap = float(following - t) if following is not None else None
+            self.next_key = float(self.keys[i]) if i < len(self.keys) else self.end  # the last: the end
         elif self.last_key is not None and t > self.last_key:
-            self.gap = t - self.last_key  # no index: expect the spacing seen last
+            self.next_key = t + (t - self.last_key)  # no index: expect the spacing seen last
         self.last_key = t
-        self.chain = self.gap is None or self.gap > self.plan.every * 1.05
+        due = last_moment is None or t - last_moment >= self.plan.every - self.plan.step
+        self.chain = True
+        self.moment(t if due else last_moment)  # this keyframe becomes a moment when one is due
 
     def moment(self, t: float) -> None:
-        """After a moment at `t`: stop decoding between keyframes when none is due before the next."""
-        if self.chain and self.gap is not None and self.last_key is not None:
-            self.chain = t + self.plan.every < self.last_key + self.gap
+        """After a moment at `t` (or at a keyframe): keep decoding between keyframes only while the
+        next moment falls due well before the next keyframe. Never turned on between keyframes."""
+        due = t + self.plan.every
+        self.chain = self.chain and (self.next_key is None or self.next_key > due + self.plan.every / 4)
 
     def should_seek(self, t: float, wanted: float) -> bool:
         if wanted - t > SEEK_GAP_S and wanted > self.last_seek:

@@ -48,12 +48,14 @@ def shot_distance(a: np.ndarray, b: np.ndarray) -> float:
 @dataclass
 class Plan:
     """How densely one video is sampled: candidates `step` s apart, a moment at a shot change at
-    least `min_gap` s after the last one, and one at least every `every` s."""
+    least `min_gap` s after the last shot's moment (at the next candidate after any other moment), and
+    one at the first candidate `every - step` s after the last (so that one falls every `every` s)."""
 
     step: float
     min_gap: float
     every: float
     max_moments: int
+    spread: bool = False  # gaps stretched to cover a long video: every moment keeps `min_gap`
 
     @classmethod
     def for_duration(cls, duration_s: float | None, max_moments: int, every_s: float,
@@ -61,7 +63,8 @@ class Plan:
         """A longer video than `max_moments * min_gap_s` gets its moments spread over its length."""
         spread = (duration_s / max_moments) if duration_s else 0.0
         min_gap = max(min_gap_s, spread)
-        return cls(step=min_gap / 4, min_gap=min_gap, every=max(every_s, 2 * min_gap), max_moments=max_moments)
+        return cls(step=min_gap / 4, min_gap=min_gap, every=max(every_s, 2 * min_gap), max_moments=max_moments,
+                   spread=spread > min_gap_s)
 
 
 class Picker:
@@ -73,6 +76,7 @@ class Picker:
         self.last_moment: float | None = None
         self.count = 0
         self.pending_shot = False   # a cut seen too soon after the last moment: take the next candidate
+        self.last_was_shot = False
         self._prev: np.ndarray | None = None
 
     def wanted(self) -> float:
@@ -86,12 +90,13 @@ class Picker:
         self.pending_shot = self.pending_shot or shot
         if self.last_moment is None:
             take = True
-        else:
+        else:  # a cut right after a moment of the every-N-seconds rule is not held back by the gap
             gap = t - self.last_moment
-            take = (self.pending_shot and gap >= self.plan.min_gap) or gap >= self.plan.every
+            soon = self.plan.min_gap if self.last_was_shot or self.plan.spread else self.plan.step * 0.99
+            take = (self.pending_shot and gap >= soon) or gap >= self.plan.every - self.plan.step
         if take:
             was_shot = self.pending_shot and self.last_moment is not None
-            self.last_moment, self.pending_shot = t, False
+            self.last_moment, self.pending_shot, self.last_was_shot = t, False, was_shot
             self.count += 1
             return True, was_shot
         return False, shot
