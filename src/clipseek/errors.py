@@ -38,6 +38,10 @@ class ImageError(ClipseekError):
         self.reason = reason
 
 
+class VideoError(ImageError):
+    """One video could not be read (no video stream, unknown codec, corrupt data, over a limit)."""
+
+
 @dataclass(frozen=True)
 class Skipped:
     """A file that could not be used, and why (a value, not an exception: the run goes on)."""

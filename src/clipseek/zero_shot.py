@@ -21,8 +21,9 @@ from clipseek.core.prompts import (
     clean_labels,
 )
 from clipseek.core.scores import probabilities, scoring, top_k
+from clipseek.core.video import DEFAULT_VIDEO_LIMITS, Timeline, VideoLimits, media_kind
 from clipseek.embed.stages import embed_all
-from clipseek.errors import Skipped, UsageError
+from clipseek.errors import Skipped, UsageError, VideoError
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -52,10 +53,12 @@ class ClassifyResult:
     probs: np.ndarray | None = None   # (N, L), rows aligned with predictions
     best_cosine: np.ndarray | None = None  # (N,) cosine of each image to its best label
     scoring: str = "softmax"          # "softmax" (rows sum to 1) or "sigmoid" (one probability per label)
+    timelines: list[Timeline] = field(default_factory=list)  # the videos among the paths
 
     def to_dict(self) -> dict:
+        videos = {"videos": [t.to_dict() for t in self.timelines]} if self.timelines else {}
         return {"labels": self.labels, "scoring": self.scoring,
-                "results": [p.to_dict() for p in self.predictions],
+                "results": [p.to_dict() for p in self.predictions], **videos,
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
@@ -78,7 +81,8 @@ def classify(model: Encoder | str, images: ImageInput | Iterable[ImageInput], la
     labels = clean_labels(labels)
     class_vecs = build_classifier(encoder, labels, templates)
     items = _image_items(images, expand_folders)
-    files = [x for x in items if not isinstance(x, tuple)]
+    videos = [x for x in items if not isinstance(x, tuple) and media_kind(x) == "video"]
+    files = [x for x in items if not isinstance(x, tuple) and media_kind(x) != "video"]
     emb = embed_all(encoder, files, batch_size=batch_size, workers=workers, on_progress=on_progress,
                     limits=limits)
     by_path = dict(zip(emb.paths, emb.vectors))
@@ -96,7 +100,50 @@ def classify(model: Encoder | str, images: ImageInput | Iterable[ImageInput], la
     probs = probabilities(vectors, class_vecs, encoder.logit_scale, encoder.logit_bias)
     preds = [Prediction(p, r) for p, r in zip(names, top_k(probs, labels, top))]
     best = (vectors @ class_vecs.T).max(axis=1) if len(preds) else np.zeros(0, np.float32)
-    return ClassifyResult(labels, preds, emb.skipped, probs, best, scoring(encoder.logit_bias))
+    result = ClassifyResult(labels, preds, emb.skipped, probs, best, scoring(encoder.logit_bias))
+    for path in videos:  # a timeline each (`classify_video`)
+        try:
+            result.timelines.append(classify_video(encoder, path, labels, class_vecs=class_vecs,
+                                                   batch_size=batch_size,
+                                                   limits=VideoLimits(max_pixels=limits.max_pixels)))
+        except VideoError as e:
+            result.skipped.append(Skipped(path, e.reason))
+        if on_progress:
+            on_progress(1)
+    return result
+def classify_video(encoder: Encoder, path: str, labels: Sequence[str],
+                   templates: Sequence[Template] = (DEFAULT_TEMPLATE,), batch_size: int = 32,
+                   limits: VideoLimits = DEFAULT_VIDEO_LIMITS, class_vecs: np.ndarray | None = None) -> Timeline:
+    """A video's timeline: its moments (`core.video.sample_moments`) classified, consecutive moments
+    with the same top label merged into stretches (start, end, label, mean probability). Moments are
+    encoded `batch_size` at a time as they are decoded. VideoError when the video cannot be read."""
+    from clipseek.core.video import sample_moments, stretches
+
+    labels = clean_labels(labels)
+    if class_vecs is None:
+        class_vecs = build_classifier(encoder, labels, templates)
+    sampling = sample_moments(path, limits)
+    times: list[float] = []
+    probs: list[np.ndarray] = []
+    for batch in _batches(sampling, batch_size):
+        vecs = encoder.encode_images([m.image for m in batch])
+        probs.append(probabilities(vecs, class_vecs, encoder.logit_scale, encoder.logit_bias))
+        times.extend(m.time_s for m in batch)
+    rows = np.concatenate(probs) if probs else np.zeros((0, len(labels)), np.float32)
+    return Timeline(path, sampling.info.duration_s, stretches(times, rows, labels, sampling.info.duration_s),
+                    sampling.notes)
+
+
+def _batches(items, n: int):
+    """Lists of `n` items (the last one shorter), taken as `items` yields them."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _as_encoder(model: Encoder | str) -> Encoder:

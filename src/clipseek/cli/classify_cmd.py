@@ -1,4 +1,4 @@
-"""`clipseek classify`: zero-shot classification of image files."""
+"""`clipseek classify`: zero-shot classification of image files, and of videos (a timeline each)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from clipseek.core.prompts import DEFAULT_TEMPLATE
 
 @app.command("classify")
 def classify_cmd(
-    paths: List[str] = typer.Argument(..., help="Image files, folders (recursive) or globs."),
+    paths: List[str] = typer.Argument(..., help="Image files, folders (recursive, images only) or globs; a video file "
+                                    "(MP4, MOV, M4V, MKV, WebM, AVI) gets a timeline."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l",
                                          help='Labels separated by commas or new lines: "cat,dog".'),
     labels_file: Optional[str] = typer.Option(None, "--labels-file", help="File with one label per line."),
@@ -62,6 +63,7 @@ def classify_cmd(
     from clipseek.core.images import collect_image_paths
     from clipseek.core.paths import quote_path
     from clipseek.core.prompts import parse_labels, resolve_templates
+    from clipseek.core.video import media_kind
     from clipseek.errors import UsageError
     from clipseek.model.loader import DEFAULT_MODEL, load_model
     from clipseek.zero_shot import classify
@@ -76,6 +78,8 @@ def classify_cmd(
     _check_sort_only(sort_into, mode=mode, unsure_below=unsure_below, none_below=none_below, log=log,
                      dry_run=dry_run or None)
     mode = mode or "copy"
+    if sort_into and (video := next((f for f in files if media_kind(f) == "video"), None)):
+        raise UsageError(f"--sort-into sorts images, not videos: {quote_path(video)}")
     out = check_sort_args(sort_into, paths, mode, unsure_below) if sort_into else None
     encoder = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype, framing=crop, backend=backend)
     with progress(len(files), "classifying") as advance:
@@ -88,15 +92,13 @@ def classify_cmd(
     if fmt == "json":
         print_json(result.to_dict())
     elif fmt == "csv":
-        print_csv(["path", "rank", "label", "score"],
-                  [[quote_path(p.path), i + 1, l, f"{s:.6f}"] for p in result.predictions for i, (l, s) in enumerate(p.ranked)])
+        print_classified_csv(result)
     else:
-        rows = [[p.path, *[f"{l} ({s:.1%})" for l, s in p.ranked[:1]],
-                 ", ".join(f"{l} {s:.1%}" for l, s in p.ranked[1:])] for p in result.predictions]
-        print_table(None, ["image", "best", "next"], rows)
+        print_classified_table(result)
+    n = len(result.predictions) + len(result.timelines)
     if result.skipped:
-        eprint(f"{len(result.predictions)} classified, {len(result.skipped)} skipped")
-    if not result.predictions:
+        eprint(f"{n} classified, {len(result.skipped)} skipped")
+    if not n:
         eprint("clipseek: error: no image could be read")
         return 1
     return 1 if (strict and result.skipped) else 0
@@ -110,3 +112,37 @@ def _check_sort_only(sort_into: str | None, **given) -> None:
     if names and not sort_into:
         raise UsageError(f"{', '.join(names)} {'goes' if len(names) == 1 else 'go'} with --sort-into OUT "
                          "(classify only prints otherwise)")
+
+
+def print_classified_csv(result) -> None:
+    """One row per (image, rank); with videos, one per stretch too (start_s/end_s, rank 1)."""
+    from clipseek.core.paths import quote_path
+
+    rows = [[quote_path(p.path), i + 1, l, f"{s:.6f}"] for p in result.predictions for i, (l, s) in enumerate(p.ranked)]
+    if not result.timelines:
+        return print_csv(["path", "rank", "label", "score"], rows)
+    rows = [[r[0], "", "", *r[1:]] for r in rows]
+    rows += [[quote_path(t.path), f"{s.start_s:.3f}", f"{s.end_s:.3f}", 1, s.label, f"{s.score:.6f}"]
+             for t in result.timelines for s in t.stretches]
+    print_csv(["path", "start_s", "end_s", "rank", "label", "score"], rows)
+
+
+def print_classified_table(result) -> None:
+    if result.predictions or not result.timelines:
+        rows = [[p.path, *[f"{l} ({s:.1%})" for l, s in p.ranked[:1]],
+                 ", ".join(f"{l} {s:.1%}" for l, s in p.ranked[1:])] for p in result.predictions]
+        print_table(None, ["image", "best", "next"], rows)
+    if result.timelines:
+        rows = [[t.path, clock(s.start_s), clock(s.end_s), f"{s.label} ({s.score:.1%})"]
+                for t in result.timelines for s in t.stretches]
+        print_table(None, ["video", "from", "to", "label"], rows)
+    for t in result.timelines:
+        for note in t.notes:
+            eprint(f"note {t.path}: {note}")
+
+
+def clock(seconds: float) -> str:
+    """Seconds as [h:]mm:ss.s (01:23.5, 1:02:03.0)."""
+    m, s = divmod(max(0.0, seconds), 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m:02d}:{s:04.1f}"

@@ -122,3 +122,24 @@ def read_regular(path: str, max_bytes: int = DEFAULT_MAX_FILE_MB * MB) -> tuple[
     if not data:
         raise ImageError(path, "empty file (0 bytes)")
     return data, st
+
+
+HASH_CHUNK = 1 << 20  # bytes read at a time by `hash_regular`: memory stays at one chunk whatever the size
+
+
+def hash_regular(path: str, max_bytes: int | None = None, chunk: int = HASH_CHUNK) -> tuple[str, os.stat_result]:
+    """(blake2b-128 hex digest of the file's bytes, its fstat), read in `chunk`s: the digest is the one
+    `hashlib.blake2b(data, digest_size=16)` gives for the whole content (as images are hashed), for a
+    file of any size (a video of gigabytes) in bounded memory. Only a regular file is read
+    (`open_regular`); `max_bytes` None means no size limit."""
+    import hashlib
+
+    f, st = open_regular(path, max_bytes if max_bytes is not None else 1 << 62)
+    h = hashlib.blake2b(digest_size=16)
+    with f:
+        try:
+            while block := f.read(chunk):
+                h.update(block)
+        except OSError as e:
+            raise ImageError(path, f"cannot read: {e.strerror or e}") from None
+    return h.hexdigest(), st

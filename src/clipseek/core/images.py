@@ -19,7 +19,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -235,6 +235,11 @@ def walk_images(root: str | os.PathLike) -> list[str]:
     what the OS gives (bytes that are not UTF-8 arrive as surrogate escapes, `os.fsdecode`). A folder
     that cannot be listed because its path is longer than the system allows (PATH_MAX) is listed
     itself, so that the reader reports it with that reason instead of its files going missing."""
+    return walk_named(root, has_image_name)
+
+
+def walk_named(root: str | os.PathLike, accept: Callable[[str], bool]) -> list[str]:
+    """`walk_images` for any kind of file: the entries whose name `accept`s (`core.video` lists videos)."""
     found = []
 
     def too_long(e: OSError) -> None:
@@ -242,9 +247,9 @@ def walk_images(root: str | os.PathLike) -> list[str]:
             found.append(os.fsdecode(e.filename))
 
     for dirpath, dirnames, filenames in os.walk(os.fsdecode(root), onerror=too_long):
-        links = [d for d in dirnames if has_image_name(d) and os.path.islink(os.path.join(dirpath, d))]
+        links = [d for d in dirnames if accept(d) and os.path.islink(os.path.join(dirpath, d))]
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in links)
         for name in (*filenames, *links):
-            if has_image_name(name):
+            if accept(name):
                 found.append(os.path.join(dirpath, name))
     return sorted(found)
