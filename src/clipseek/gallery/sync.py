@@ -51,7 +51,8 @@ from clipseek.embed.stages import (
     read_blob,
 )
 from clipseek.errors import Skipped, UsageError
-from clipseek.gallery.store import FileRow, Store
+from clipseek.gallery.store import Store
+from clipseek.gallery.store_rows import FileRow
 from clipseek.gallery.store_vectors import log as store_log
 from clipseek.gallery.store_vectors import summary as summary_of
 
