@@ -22,14 +22,17 @@ except ImportError:  # pragma: no cover - older typer raises click's own
 from clipseek.cli import (  # noqa: E402,F401
     classify_cmd,
     demo_cmd,
+    dupes_cmd,
     embed_cmd,
     eval_cmd,
     export_cmd,
-    gallery_cmd,
+    index_cmd,
     models_cmd,
-    organise_cmd,
+    search_cmd,
     serve_cmd,
+    synth_cmd,
     train_cmd,
+    undo_cmd,
 )
 
 EXIT_FAILURE = 1  # the work could not be done (model not loadable, a job failed, a corrupt shard)

@@ -59,7 +59,7 @@ def classify_cmd(
     """Rank candidate labels for each image: CLIP shares each image's probability out among the labels
     (softmax); SigLIP scores each label on its own (sigmoid), as the model was trained. With --sort-into,
     put each image into a folder per label."""
-    from clipseek.cli.organise_cmd import check_sort_args, sort_classified
+    from clipseek.cli.transfers import check_sort_args, sort_classified
     from clipseek.core.images import collect_image_paths
     from clipseek.core.paths import quote_path
     from clipseek.core.prompts import parse_labels, resolve_templates

@@ -56,3 +56,5 @@ def limits(max_pixels: int | None, max_file_mb: float | None):
     from clipseek.core.images import ImageLimits
 
     return ImageLimits.from_options(max_pixels, max_file_mb)
+
+DB_HELP = "Gallery database (SQLite). Default: ./clipseek.db"

@@ -49,7 +49,7 @@ def serve_cmd(
 
     watching = None
     if watch:
-        from clipseek.cli.watch_cmd import serve_watch_options
+        from clipseek.cli.watching import serve_watch_options
 
         watching = serve_watch_options(watch, poll, poll_interval)
     serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text,

@@ -1,0 +1,92 @@
+"""`clipseek index`: folders (or `embed` shards) into a gallery database; `--watch` keeps it in step."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import List, Optional
+
+import typer
+
+from clipseek.cli.app import app
+from clipseek.cli.options import DB_HELP, device_option, finite, limits, max_file_mb_option, max_pixels_option
+from clipseek.cli.output import (
+    BACKEND_HELP,
+    check_format,
+    print_json,
+    progress,
+    report_skipped,
+)
+
+
+@app.command("index")
+def index_cmd(
+    dirs: Optional[List[str]] = typer.Argument(None, help="Folders to index (recursively)."),
+    db: str = typer.Option("clipseek.db", "--db", help=DB_HELP),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Hub id or checkpoint dir. Default: the DB's model, else the default model."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads."),
+    device: str = device_option(),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, fp32, fp16, bf16, int8 (CPU)."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
+    from_parquet: Optional[str] = typer.Option(None, "--from-parquet", metavar="DIR",
+                                               help="Load the Parquet shards of `clipseek embed` instead."),
+    max_pixels: Optional[int] = max_pixels_option(),
+    max_file_mb: Optional[float] = max_file_mb_option(),
+    watch: bool = typer.Option(False, "--watch", help="Keep running: apply new, changed, moved and "
+                               "deleted files as they happen, in batches. Ctrl-C stops."),
+    poll: bool = typer.Option(False, "--poll", help="With --watch: poll the folders instead of file "
+                              "events (automatic on network filesystems)."),
+    poll_interval: float = typer.Option(2.0, "--poll-interval", callback=finite(0.05, 3600), help="Seconds between polls."),
+    follow_links: Optional[bool] = typer.Option(None, "--follow-links/--no-follow-links",
+                                                help="Index symbolic links to files outside the folders "
+                                                "(off by default; the choice is kept in the DB for later "
+                                                "runs and --watch)."),
+) -> int:
+    """Embed new and changed images into the gallery DB; prune deleted ones; recognise moved ones."""
+    from clipseek.core.paths import quote_path
+    from clipseek.errors import UsageError
+    from clipseek.gallery.gallery import Gallery
+
+    check_format(fmt, ("table", "json"))
+    lim = limits(max_pixels, max_file_mb)
+    if bool(dirs) == bool(from_parquet):
+        raise UsageError("give folders to index, or --from-parquet DIR (one of the two)")
+    if watch and from_parquet:
+        raise UsageError("--watch follows folders; it does not go with --from-parquet")
+    if follow_links is not None and from_parquet:
+        raise UsageError("--follow-links is about folders; it does not go with --from-parquet")
+    gallery = Gallery(db, model=model, device=device, dtype=dtype, backend=backend)
+    if from_parquet:
+        summary = gallery.index_parquet(from_parquet)
+    else:
+        summary = _index_dirs(gallery, dirs, batch_size, workers, lim, follow_links)
+    if not watch:
+        gallery.close()
+    report_skipped(summary.skipped, fmt)
+    if fmt == "json":
+        print_json(summary.to_dict())
+    else:
+        print(f"{summary.total} images in {quote_path(gallery.db_path)}: {summary.added} added, "
+              f"{summary.updated} updated, {summary.moved} moved, {summary.removed} removed, "
+              f"{summary.unchanged} unchanged, {len(summary.skipped)} skipped" +
+              (f" ({summary.still_skipped} more skipped before, unchanged)" if summary.still_skipped else ""),
+              flush=True)
+    if watch:
+        from clipseek.cli.watching import watch_index
+
+        return watch_index(gallery, dirs, poll, poll_interval, fmt)
+    return 0
+
+
+def _index_dirs(gallery, dirs, batch_size, workers, lim, follow_links):
+    with ExitStack() as stack:
+        advance = [lambda n=1: None]
+
+        def on_start(total: int) -> None:
+            if total:
+                advance[0] = stack.enter_context(progress(total, "indexing"))
+
+        return gallery.index(dirs, batch_size=batch_size, workers=workers, limits=lim, on_start=on_start,
+                             on_progress=lambda n: advance[0](n), follow_links=follow_links)

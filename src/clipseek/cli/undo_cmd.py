@@ -1,0 +1,26 @@
+"""`clipseek undo LOG`: put back what a sort or a dupes move did (core.organise.undo_log)."""
+
+from __future__ import annotations
+
+import typer
+
+from clipseek.cli.app import app
+from clipseek.cli.output import (
+    eprint,
+    progress,
+)
+
+
+@app.command("undo")
+def undo_cmd(log: str = typer.Argument(..., help="The CSV log a sort or a dupes move wrote.")) -> int:
+    """Put back what `classify --sort-into` or `dupes --move-extras-to` did, from its log."""
+    from clipseek.core.organise import read_log, undo_log
+
+    n = len(read_log(log))  # a bad log fails here with one line
+    with progress(n, "undoing") as advance:
+        report = undo_log(log, on_item=advance)
+    for s in report.kept:
+        eprint(f"left alone {s.path}: {s.reason}")
+    print(f"{report.restored} files put back, {report.untouched} had not been moved, "
+          f"{len(report.kept)} left alone (of {n} in {log})")
+    return 1 if report.kept else 0
