@@ -8,7 +8,7 @@ import typer
 
 from clipseek.cli.app import app
 from clipseek.cli.options import device_option, finite, max_pixels_option
-from clipseek.cli.output import BACKEND_HELP
+from clipseek.cli.output import BACKEND_HELP, eprint
 
 
 @app.command("serve")
@@ -45,6 +45,7 @@ def serve_cmd(
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> int:
     """Search and classify in a web page at http://HOST:PORT/ (API schema at /openapi.json)."""
+    from clipseek.model.spec import ModelSpec
     from clipseek.server import serve
 
     watching = None
@@ -52,7 +53,7 @@ def serve_cmd(
         from clipseek.cli.watching import serve_watch_options
 
         watching = serve_watch_options(watch, poll, poll_interval)
-    serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text,
-          max_pixels=max_pixels, watch=watching, backend=backend, allow_hosts=allow_host or (),
-          no_token=no_token, header_timeout=header_timeout)
+    serve(db, host=host, port=port, spec=ModelSpec(model, device, backend=backend, int8_text=int8_text),
+          token=token, max_pixels=max_pixels, watch=watching, allow_hosts=allow_host or (),
+          no_token=no_token, header_timeout=header_timeout, announce=lambda line: eprint(f"clipseek: {line}"))
     return 0

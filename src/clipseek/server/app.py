@@ -8,9 +8,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-import sys
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
 from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
@@ -39,6 +38,7 @@ from clipseek.server.service import GalleryService
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
+    from clipseek.model.spec import ModelSpec
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 IMAGE_ID = Path(..., ge=1, le=2 ** 63 - 1, description="An image id from a search result.")
@@ -77,18 +77,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         return PathSafeJSON({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | None = None,
-               limits: Limits = Limits(), model: str | None = None, device: str = "auto",
-               host: str = "127.0.0.1", allowed_hosts: list[str] | None = None,
-               thumb_dir: str | None = None, int8_text: bool = False, backend: str = "torch") -> FastAPI:
-    """The app for one gallery (a Gallery or a database path). The model is loaded here, once.
+def create_app(gallery_or_db, encoder: Encoder | None = None, *, spec: ModelSpec | None = None,
+               token: str | None = None, limits: Limits = Limits(), host: str = "127.0.0.1",
+               allowed_hosts: list[str] | None = None, thumb_dir: str | None = None) -> FastAPI:
+    """The app for one gallery (a Gallery or a database path). The model (`encoder`, else `spec`,
+    else the one the database records) is loaded here, once.
 
     `token`: every /api call then needs `Authorization: Bearer <token>` (images and thumbnails also
     accept `?token=`). The Host header must name loopback, `host` (the address the server is bound
     to), this machine, or one of `allowed_hosts` (see server.guard.Hosts); cross-site requests to
     the API are refused (server.guard). No interactive docs page: the schema is at /openapi.json."""
-    svc = GalleryService(gallery_or_db, encoder, model=model, device=device, limits=limits,
-                         thumb_dir=thumb_dir, int8_text=int8_text, backend=backend)
+    svc = GalleryService(gallery_or_db, encoder, spec=spec, limits=limits, thumb_dir=thumb_dir)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -240,7 +239,7 @@ def exposure_warning(host: str, token: str | None) -> str | None:
     """The warning to print when the server is reachable from other machines without a token."""
     if is_loopback(host) or token:
         return None
-    return (f"clipseek: WARNING: serving on {host}, which other machines can reach, WITHOUT a token "
+    return (f"WARNING: serving on {host}, which other machines can reach, WITHOUT a token "
             "(--no-token): anyone on the network can search your gallery and download its images; "
             "--token SECRET closes it.")
 
@@ -254,12 +253,12 @@ def check_exposure(host: str, token: str | None, no_token: bool) -> None:
                          "$CLIPSEEK_TOKEN), or --no-token on a network you trust")
 
 
-def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None = None,
-          token: str | None = None, device: str = "auto", log_level: str = "info",
-          int8_text: bool = False, max_pixels: int | None = None, watch: dict | None = None,
-          backend: str = "torch", allow_hosts: Sequence[str] = (), no_token: bool = False,
-          header_timeout: float | None = None) -> None:
-    """Build the app and run it under uvicorn until interrupted. `max_pixels`: the image limit of
+def serve(db: str, host: str = "127.0.0.1", port: int = 8000, spec: ModelSpec | None = None,
+          token: str | None = None, log_level: str = "info", max_pixels: int | None = None,
+          watch: dict | None = None, allow_hosts: Sequence[str] = (), no_token: bool = False,
+          header_timeout: float | None = None, announce: Callable[[str], None] = lambda line: None) -> None:
+    """Build the app and run it under uvicorn until interrupted; `announce` gets the lines a person
+    should see (an exposure warning, the address to open). `max_pixels`: the image limit of
     uploads (default: the CLI's, 64 MP). `watch`: the keyword arguments of GalleryService.watch
     (dirs, poll, interval, on_batch, on_stop) plus `on_start(watcher)`. A host other machines can
     reach needs a `token` or `no_token=True`; `allow_hosts`: more Host names to answer to;
@@ -280,16 +279,15 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     warning = exposure_warning(host, token)
     if warning:
-        print(warning, file=sys.stderr)
+        announce(warning)
     lim = Limits(max_pixels=max_pixels) if max_pixels else Limits()
     if watch and not os.path.exists(db):  # a new gallery: its first pass makes it (and names its model)
         from clipseek.core.images import ImageLimits
         from clipseek.gallery.gallery import Gallery
 
-        with Gallery(db, model=model, device=device, backend=backend) as g:
+        with Gallery(db, spec=spec) as g:
             g.index(watch["dirs"], limits=ImageLimits.from_options(max_pixels))
-    app = create_app(db, model=model, device=device, token=token, int8_text=int8_text, limits=lim,
-                     backend=backend, host=host, allowed_hosts=list(allow_hosts))
+    app = create_app(db, spec=spec, token=token, limits=lim, host=host, allowed_hosts=list(allow_hosts))
     if watch:
         watching = dict(watch)
         on_start = watching.pop("on_start", None)
@@ -298,6 +296,6 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
             on_start(watcher)
     n = app.state.service.stats()["images"]
     shown = f"[{host}]" if ":" in host else host
-    print(f"clipseek: {n:,} images in {quote_path(app.state.service.db_path)}; open http://{shown}:{port}/"
-          + ("?token=TOKEN once" if token else ""), file=sys.stderr)
+    announce(f"{n:,} images in {quote_path(app.state.service.db_path)}; open http://{shown}:{port}/"
+             + ("?token=TOKEN once" if token else ""))
     uvicorn.run(app, host=host, port=port, log_level=log_level, **options)

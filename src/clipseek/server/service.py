@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from clipseek.errors import ImageError, UsageError
+from clipseek.errors import UsageError
 from clipseek.gallery.dbfile import DatabaseGone
 from clipseek.gallery.gallery import Gallery
 from clipseek.gallery.store import Store
@@ -27,6 +27,7 @@ from clipseek.gallery.thumbs import (
     save_thumbnail,
     thumbnail_places,
 )
+from clipseek.model.spec import ModelSpec
 from clipseek.server.checks import (
     Limits,
     NotFound,
@@ -51,15 +52,16 @@ if TYPE_CHECKING:
 class GalleryService:
     """One gallery and its model, safe to call from many threads. Close with `.close()`."""
 
-    def __init__(self, gallery: Gallery | str, encoder: Encoder | None = None, *, model: str | None = None,
-                 device: str = "auto", limits: Limits = Limits(), thumb_dir: str | None = None,
-                 int8_text: bool = False, backend: str = "torch"):
+    def __init__(self, gallery: Gallery | str, encoder: Encoder | None = None, *, spec: ModelSpec | None = None,
+                 limits: Limits = Limits(), thumb_dir: str | None = None):
+        """`gallery`: a Gallery or a database path; the model: `encoder`, else `spec` (default: the
+        model the database records)."""
         if isinstance(gallery, Gallery):
             gallery.close()  # reopened below on the worker thread, which owns its SQLite connection
             if encoder is not None:
                 gallery = Gallery(gallery.db_path, encoder, approx_threshold=gallery.approx_threshold)
         else:
-            gallery = Gallery(gallery, encoder, model=model, device=device, int8_text=int8_text, backend=backend)
+            gallery = Gallery(gallery, encoder, spec=spec)
         self.gallery, self.limits = gallery, limits
         self.db_path = gallery.db_path
         self.thumb_dir = thumb_dir or self.db_path + ".thumbs"
