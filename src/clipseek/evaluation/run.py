@@ -17,7 +17,7 @@ from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
 from clipseek.core.prompts import build_classifier
 from clipseek.core.scores import logits, probabilities, scoring
 from clipseek.data.hf import default_materialize_dir
-from clipseek.data.labelled import CaptionDataset, LabelledDataset
+from clipseek.data.labelled import CALIBRATION_SPLITS, CaptionDataset, LabelledDataset
 from clipseek.embed.cache import EmbeddingCache, embed_cached
 from clipseek.errors import Skipped
 from clipseek.evaluation import metrics as ev
@@ -26,9 +26,6 @@ if TYPE_CHECKING:
     from clipseek.model.base import Encoder
     from clipseek.model.fingerprint import Fingerprint
 
-# Held-out splits a temperature or threshold may be fitted on. Never "train": a checkpoint fine-tuned on
-# it is over-confident there, and a temperature fitted there makes the evaluated split worse.
-CALIBRATION_SPLITS = ("validation", "val", "valid", "dev")
 N_MISTAKES = 12
 log = logging.getLogger(__name__)
 

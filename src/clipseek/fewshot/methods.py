@@ -1,0 +1,235 @@
+"""The few-shot methods: each turns image vectors into logits over the classes.
+
+- `text`: the zero-shot classifier, `s * cos(x, t_c)` (s: the model's logit scale, t_c: the class's
+  prompt vector). Needs a name for every class.
+- `prototype`: `s * cos(x, p_c)`, p_c the renormalised mean of the class's example vectors. Needs
+  examples of every class.
+- `tip`: Tip-Adapter's training-free blend (Zhang et al., ECCV 2022), in its units (a logit scale of
+  100 gives exactly its formula): `s * cos(x, t_c) + alpha * s/100 * sum_j exp(-beta (1 - cos(x, k_j)))
+  [label_j = c]` over the example vectors k_j (the cache). alpha and beta are chosen by cross-validation.
+- `logistic`: a softmax head `x W^T + b` started at the text classifier (`W0 = s * t_c`; for a class with
+  only pictures, `s * p_c`) and pulled towards it by an L2 penalty whose strength is chosen by
+  cross-validation (`logreg.py`): a strong one keeps the zero-shot classifier, a weak one follows the
+  examples; a class with only a name keeps its text weights.
+
+A class may lack one part of a blend (no name, or no example): that part's logit is then the image's
+mean over the classes that have it, "no opinion" either way.
+
+Selection (`cross_validate`): stratified K-fold cross-validation over the examples (K <= 5), every
+(method, setting) scored by its out-of-fold accuracy; `auto` takes the best over the methods that apply,
+ties going to the simpler method (the order of METHODS) and the stronger prior (the order of the grids).
+The out-of-fold logits of the winner are kept: the temperature and the conformal score are tuned on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clipseek.errors import UsageError
+from clipseek.fewshot.logreg import LogRegFit, fit_softmax
+
+METHODS = ("text", "prototype", "tip", "logistic")
+TIP_ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+TIP_BETAS = (0.5, 1.0, 2.0, 4.0, 7.0, 12.0)
+# Penalty on ||(W - W0) / s||^2 (relative to the text classifier's size), strongest first.
+LOGISTIC_L2 = (100.0, 10.0, 1.0, 0.1, 0.01, 0.001)
+MAX_FOLDS = 5
+
+
+@dataclass
+class Task:
+    """What every method is fitted from: the text side of each class, and labelled example vectors."""
+    text_vecs: np.ndarray        # (C, D) unit prompt vectors; rows of classes without a name are zero
+    has_text: np.ndarray         # (C,) bool
+    scale: float                 # the model's logit scale
+    x: np.ndarray                # (M, D) example vectors
+    y: np.ndarray                # (M,) class index
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.has_text)
+
+    def counts(self, idx=None) -> np.ndarray:
+        y = self.y if idx is None else self.y[idx]
+        return np.bincount(y, minlength=self.n_classes)
+
+
+@dataclass
+class Head:
+    """A fitted method: `logits(x)`; `arrays` and `settings` are what the classifier file keeps."""
+    method: str
+    settings: dict
+    arrays: dict[str, np.ndarray]
+    scale: float
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        a = self.arrays
+        if self.method in ("text", "prototype"):
+            return self.scale * (x @ a["class_vecs"].T)
+        if self.method == "logistic":
+            return x @ a["weights"].T + a["bias"]
+        text = fill(self.scale * (x @ a["class_vecs"].T), a["has_text"].astype(bool))
+        onehot = np.eye(len(a["has_text"]))[a["cache_labels"]]
+        evidence = cache_evidence(x @ a["cache_vecs"].T, onehot, self.settings["beta"])
+        return tip_blend(text, evidence, self.settings["alpha"], self.scale)
+
+
+def fill(part: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Columns of classes without this part get the row's mean over the classes that have it."""
+    if present.all() or not present.any():
+        return part if present.all() else np.zeros_like(part)
+    out = part.copy()
+    out[:, ~present] = part[:, present].mean(axis=1, keepdims=True)
+    return out
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return np.divide(v, n, out=np.zeros_like(v), where=n > 0)
+
+
+def prototypes(x: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """(C, D) renormalised class means; zero rows for classes without examples."""
+    sums = np.zeros((n_classes, x.shape[1]))
+    np.add.at(sums, y, np.asarray(x, np.float64))
+    return unit(sums)
+
+
+def cache_evidence(cos_cache: np.ndarray, onehot: np.ndarray, beta: float) -> np.ndarray:
+    """Tip-Adapter's cache term per class: sum_j exp(-beta (1 - cos(x, k_j))) over the class's examples."""
+    return fill(np.exp(-beta * (1.0 - cos_cache)) @ onehot, onehot.sum(axis=0) > 0)
+
+
+def tip_blend(text: np.ndarray, evidence: np.ndarray, alpha: float, scale: float) -> np.ndarray:
+    """Tip-Adapter's logits: the (filled) text logits plus alpha times the cache evidence."""
+    return text + alpha * scale / 100.0 * evidence
+
+
+def applicable(method: str, task: Task) -> str | None:
+    """Why `method` cannot be used on `task` (None when it can)."""
+    if method == "text" and not task.has_text.all():
+        return "some classes have no name to read (only pictures)"
+    if method == "prototype" and (task.counts() == 0).any():
+        return "some classes have no example pictures (only a name)"
+    return None
+
+
+# ---------------------------------------------------------------- fitting one head
+def _logistic_start(task: Task, idx: np.ndarray) -> np.ndarray:
+    protos = prototypes(task.x[idx], task.y[idx], task.n_classes)
+    return task.scale * np.where(task.has_text[:, None], task.text_vecs, protos)
+
+
+def _fit_logistic(task: Task, idx: np.ndarray, l2: float, start: LogRegFit | None = None) -> LogRegFit:
+    w0 = _logistic_start(task, idx)
+    return fit_softmax(task.x[idx], task.y[idx], task.n_classes, l2 / task.scale ** 2, w0=w0, start=start)
+
+
+def fit_head(task: Task, method: str, settings: dict) -> Head:
+    """`method` with `settings` fitted on all of `task`'s examples."""
+    everything = np.arange(len(task.y))
+    if method == "text":
+        return Head(method, {}, {"class_vecs": task.text_vecs.astype(np.float32)}, task.scale)
+    if method == "prototype":
+        return Head(method, {}, {"class_vecs": prototypes(task.x, task.y, task.n_classes).astype(np.float32)},
+                    task.scale)
+    if method == "tip":
+        return Head(method, {"alpha": settings["alpha"], "beta": settings["beta"]},
+                    {"class_vecs": task.text_vecs.astype(np.float32), "has_text": task.has_text.astype(np.uint8),
+                     "cache_vecs": task.x.astype(np.float32), "cache_labels": task.y.astype(np.int64)},
+                    task.scale)
+    if method == "logistic":
+        fit = _fit_logistic(task, everything, settings["l2"])
+        return Head(method, {"l2": settings["l2"], "iterations": fit.iterations},
+                    {"weights": fit.weights.astype(np.float32), "bias": fit.bias.astype(np.float32)}, task.scale)
+    raise ValueError(method)
+
+
+# ---------------------------------------------------------------- cross-validation
+@dataclass
+class Candidate:
+    method: str
+    settings: dict
+    oof_logits: np.ndarray       # (M, C): each example scored by a head fitted without its fold
+    accuracy: float = 0.0
+
+
+@dataclass
+class Selection:
+    chosen: Candidate
+    n_folds: int
+    best: dict[str, Candidate] = field(default_factory=dict)     # best candidate per method
+    not_applicable: dict[str, str] = field(default_factory=dict)
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
+    """k disjoint test folds; each class's examples dealt round-robin from a rotating start."""
+    rng = np.random.RandomState(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    offset = 0
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        for j, i in enumerate(members):
+            folds[(offset + j) % k].append(int(i))
+        offset += len(members)
+    return [np.sort(np.array(f, np.int64)) for f in folds if f]
+
+
+def _oof(task: Task, folds, score) -> np.ndarray:
+    out = np.zeros((len(task.y), task.n_classes))
+    for te in folds:
+        tr = np.setdiff1d(np.arange(len(task.y)), te)
+        out[te] = score(tr, te)
+    return out
+
+
+def _candidates(task: Task, method: str, folds) -> list[Candidate]:
+    x, c = task.x.astype(np.float64), task.n_classes
+    text = fill(task.scale * (x @ task.text_vecs.T), task.has_text)
+    if method == "text":
+        return [Candidate("text", {}, text)]
+    if method == "prototype":
+        def score(tr, te):
+            return fill(task.scale * (x[te] @ prototypes(x[tr], task.y[tr], c).T), task.counts(tr) > 0)
+        return [Candidate("prototype", {}, _oof(task, folds, score))]
+    if method == "tip":
+        gram, onehot = x @ x.T, np.eye(c)[task.y]
+        out = []
+        for beta in TIP_BETAS:   # the cache's out-of-fold evidence once per beta; alpha only scales it
+            cache = _oof(task, folds, lambda tr, te: cache_evidence(gram[np.ix_(te, tr)], onehot[tr], beta))
+            out += [Candidate("tip", {"alpha": alpha, "beta": beta}, tip_blend(text, cache, alpha, task.scale))
+                    for alpha in TIP_ALPHAS]
+        return sorted(out, key=lambda k: (k.settings["alpha"], -k.settings["beta"]))
+    if method == "logistic":
+        logits = {l2: np.zeros((len(task.y), c)) for l2 in LOGISTIC_L2}
+        for te in folds:
+            tr, start = np.setdiff1d(np.arange(len(task.y)), te), None
+            for l2 in LOGISTIC_L2:          # strongest penalty first, each fit starting from the last
+                start = _fit_logistic(task, tr, l2, start)
+                logits[l2][te] = x[te] @ start.weights.T + start.bias
+        return [Candidate("logistic", {"l2": l2}, logits[l2]) for l2 in LOGISTIC_L2]
+    raise ValueError(method)
+
+
+def cross_validate(task: Task, method: str = "auto", seed: int = 0) -> Selection:
+    """Score every setting of `method` (every method for "auto") by K-fold out-of-fold accuracy."""
+    k = int(min(MAX_FOLDS, len(task.y)))
+    folds = stratified_folds(task.y, k, seed)
+    wanted = METHODS if method == "auto" else (method,)
+    sel = Selection(chosen=None, n_folds=len(folds))  # type: ignore[arg-type]
+    for m in wanted:
+        why = applicable(m, task)
+        if why:
+            sel.not_applicable[m] = why
+            continue
+        cands = _candidates(task, m, folds)
+        for cand in cands:
+            cand.accuracy = float((cand.oof_logits.argmax(axis=1) == task.y).mean())
+        sel.best[m] = max(cands, key=lambda cand: cand.accuracy)   # max keeps the first of equals
+    if not sel.best:
+        raise UsageError(f"method {method!r} does not apply: {sel.not_applicable[method]}")
+    sel.chosen = max(sel.best.values(), key=lambda cand: cand.accuracy)
+    return sel
