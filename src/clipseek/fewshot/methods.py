@@ -125,7 +125,8 @@ def _logistic_start(task: Task, idx: np.ndarray) -> np.ndarray:
 
 def _fit_logistic(task: Task, idx: np.ndarray, l2: float, start: LogRegFit | None = None) -> LogRegFit:
     w0 = _logistic_start(task, idx)
-    return fit_softmax(task.x[idx], task.y[idx], task.n_classes, l2 / task.scale ** 2, w0=w0, start=start)
+    return fit_softmax(task.x[idx], task.y[idx], task.n_classes, l2 / task.scale ** 2, w0=w0, start=start,
+                       tol=1e-5)
 
 
 def fit_head(task: Task, method: str, settings: dict) -> Head:

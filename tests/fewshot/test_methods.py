@@ -1,0 +1,129 @@
+"""fewshot.methods: each method's logits against a direct numpy computation, the folds, and `auto`."""
+
+import numpy as np
+import pytest
+from gaussians import Task as Synthetic
+from gaussians import unit
+
+from clipseek.errors import UsageError
+from clipseek.fewshot.methods import (
+    LOGISTIC_L2,
+    TIP_ALPHAS,
+    TIP_BETAS,
+    Task,
+    cross_validate,
+    fit_head,
+    stratified_folds,
+)
+
+S = 25.0
+
+
+def task(per_class=6, texts_present=None, seed=0, text_noise=0.5, classes=None, **kw):
+    syn = Synthetic(n_classes=4, dim=16, seed=seed, text_noise=text_noise, **kw)
+    x, y = syn.sample(per_class=per_class, classes=classes)
+    has = np.ones(4, bool) if texts_present is None else np.asarray(texts_present)
+    return Task(np.where(has[:, None], syn.text, 0.0), has, S, x, y), syn
+
+
+def test_text_and_prototype_logits():
+    t, syn = task()
+    q, _ = syn.sample(20)
+    np.testing.assert_allclose(fit_head(t, "text", {}).logits(q), S * q.astype(float) @ syn.text.T, rtol=1e-5)
+    protos = np.stack([t.x[t.y == c].astype(float).mean(axis=0) for c in range(4)])
+    protos /= np.linalg.norm(protos, axis=1, keepdims=True)
+    np.testing.assert_allclose(fit_head(t, "prototype", {}).logits(q), S * q @ protos.T, rtol=1e-5)
+
+
+def tip_direct(q, text, has_text, keys, labels, alpha, beta):
+    """Tip-Adapter written out per image and class (missing parts: the mean over classes having them)."""
+    out = np.zeros((len(q), len(has_text)))
+    for i, v in enumerate(q.astype(float)):
+        tl = np.array([S * v @ text[c] for c in range(len(has_text))])
+        tl[~has_text] = tl[has_text].mean()
+        cache = np.array([sum(np.exp(-beta * (1 - v @ keys[j])) for j in range(len(keys)) if labels[j] == c)
+                          for c in range(len(has_text))])
+        present = np.array([(labels == c).any() for c in range(len(has_text))])
+        cache[~present] = cache[present].mean()
+        out[i] = tl + alpha * S / 100 * cache
+    return out
+
+
+@pytest.mark.parametrize("has", [[1, 1, 1, 1], [1, 0, 1, 1]])
+def test_tip_logits(has):
+    has = np.array(has, bool)
+    t, syn = task(texts_present=has, classes=[0, 1, 2])     # class 3: only a name, no example
+    q, _ = syn.sample(7)
+    head = fit_head(t, "tip", {"alpha": 3.0, "beta": 5.5})
+    want = tip_direct(q, np.where(has[:, None], syn.text, 0), has, t.x.astype(float), t.y, 3.0, 5.5)
+    np.testing.assert_allclose(head.logits(q), want, rtol=1e-5, atol=1e-9)
+
+
+def test_logistic_starts_at_the_text_classifier_and_a_strong_penalty_keeps_it():
+    t, syn = task()
+    q, _ = syn.sample(10)
+    head = fit_head(t, "logistic", {"l2": 1e6})
+    np.testing.assert_allclose(head.logits(q), S * q @ syn.text.T, atol=1e-2)
+    weak = fit_head(t, "logistic", {"l2": 1e-3})
+    assert np.abs(weak.logits(q) - S * q @ syn.text.T).max() > 1.0
+
+
+def test_a_class_with_only_a_name_keeps_its_text_in_the_logistic_head():
+    t, syn = task(per_class=10, classes=[0, 1, 2])
+    q, qy = syn.sample(per_class=30, classes=[3])
+    head = fit_head(t, "logistic", {"l2": 1.0})
+    assert (head.logits(q).argmax(axis=1) == 3).mean() > 0.8
+
+
+def test_stratified_folds_partition_and_balance():
+    y = np.repeat(np.arange(3), [7, 5, 1])
+    folds = stratified_folds(y, 5, seed=1)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(y)))
+    for c in range(3):
+        per_fold = [int((y[f] == c).sum()) for f in folds]
+        assert max(per_fold) - min(per_fold) <= 1
+
+
+def test_cross_validation_scores_are_out_of_fold():
+    """The prototype candidate's out-of-fold logits: each example scored by the prototypes of the
+    other folds (recomputed here directly)."""
+    t, syn = task(per_class=5)
+    sel = cross_validate(t, "prototype")
+    folds = stratified_folds(t.y, 5)
+    for te in folds:
+        tr = np.setdiff1d(np.arange(len(t.y)), te)
+        protos = unit(np.stack([t.x[tr][t.y[tr] == c].mean(axis=0) for c in range(4)]))
+        np.testing.assert_allclose(sel.chosen.oof_logits[te], S * t.x[te] @ protos.T, rtol=1e-4)
+    assert sel.chosen.accuracy == pytest.approx((sel.chosen.oof_logits.argmax(1) == t.y).mean())
+
+
+def test_grids_are_searched():
+    t, _ = task()
+    sel = cross_validate(t, "tip")
+    assert sel.chosen.settings["alpha"] in TIP_ALPHAS and sel.chosen.settings["beta"] in TIP_BETAS
+    assert cross_validate(t, "logistic").chosen.settings["l2"] in LOGISTIC_L2
+
+
+def test_auto_prefers_examples_when_the_names_mislead():
+    t, syn = task(per_class=8, text_noise=50.0, separation=2.0)     # text vectors: nearly random
+    sel = cross_validate(t, "auto")
+    assert sel.best["text"].accuracy < 0.6
+    assert sel.chosen.method != "text" and sel.chosen.accuracy >= 0.9
+    assert sel.chosen.accuracy == max(c.accuracy for c in sel.best.values())
+
+
+def test_auto_keeps_the_text_when_it_is_already_right():
+    t, syn = task(per_class=2, text_noise=0.0, separation=0.5)      # the names are the centres
+    sel = cross_validate(t, "auto")
+    assert sel.best["text"].accuracy == sel.chosen.accuracy
+
+
+def test_methods_that_do_not_apply():
+    t, _ = task(texts_present=[1, 0, 1, 1])
+    sel = cross_validate(t, "auto")
+    assert "text" in sel.not_applicable and "text" not in sel.best
+    with pytest.raises(UsageError, match="method 'text' does not apply: some classes have no name"):
+        cross_validate(t, "text")
+    t, _ = task(classes=[0, 1, 2])
+    with pytest.raises(UsageError, match="'prototype' does not apply: some classes have no example"):
+        cross_validate(t, "prototype")
