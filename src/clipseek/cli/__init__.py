@@ -25,6 +25,7 @@ from clipseek.cli import (  # noqa: E402,F401
     embed_cmd,
     eval_cmd,
     export_cmd,
+    fit_cmd,
     gallery_cmd,
     models_cmd,
     organise_cmd,
