@@ -53,6 +53,20 @@ def cache_for(cache_dir: str | None, no_cache: bool):
     return None if no_cache else EmbeddingCache(cache_dir)
 
 
+def fitted_for_serve(examples: str | None, classifier: str | None, method: str, coverage: float | None,
+                     false_alarm: float | None):
+    """What `serve` hands the server: a function that fits or loads the classifier with the server's
+    own model once it is loaded (a file fitted with another model is refused there)."""
+    def make(encoder):
+        from clipseek.fewshot.fit import classifier_for
+
+        clf, skipped = classifier_for(encoder, examples, classifier, method=method, coverage=coverage,
+                                      false_alarm=false_alarm, cache=None if classifier else cache_for(None, False))
+        report_skipped(skipped, "table")
+        return clf
+    return make
+
+
 def summary_rows(d: dict) -> list[list[str]]:
     """The fitted classifier in a few lines: what was chosen and why, and its thresholds."""
     rows = [["classes", ", ".join(c["name"] + ("" if c["text"] else " (pictures only)") for c in d["classes"])],

@@ -7,6 +7,13 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.fit_cmd import (
+    classifier_option,
+    coverage_option,
+    examples_option,
+    false_alarm_option,
+    method_option,
+)
 from clipseek.cli.options import max_pixels_option
 from clipseek.cli.output import BACKEND_HELP
 
@@ -33,9 +40,21 @@ def serve_cmd(
     poll: bool = typer.Option(False, "--poll", help="With --watch: poll instead of file events."),
     poll_interval: float = typer.Option(2.0, "--poll-interval", min=0.05, help="Seconds between polls."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    examples: Optional[str] = examples_option(),
+    classifier: Optional[str] = classifier_option(),
+    method: str = method_option(),
+    coverage: Optional[float] = coverage_option(),
+    false_alarm: Optional[float] = false_alarm_option(),
 ) -> int:
-    """Search and classify in a web page at http://HOST:PORT/ (API docs at /docs)."""
+    """Search and classify in a web page at http://HOST:PORT/ (API docs at /docs). With --examples DIR
+    or --classifier FILE, POST /api/classify/examples classifies by example pictures too."""
     from clipseek.server import serve
+
+    fitted = None
+    if examples or classifier:
+        from clipseek.cli.fit_cmd import fitted_for_serve
+
+        fitted = fitted_for_serve(examples, classifier, method, coverage, false_alarm)
 
     watching = None
     if watch:
@@ -43,5 +62,5 @@ def serve_cmd(
 
         watching = serve_watch_options(watch, poll, poll_interval)
     serve(db, host=host, port=port, model=model, token=token, device=device, int8_text=int8_text,
-          max_pixels=max_pixels, watch=watching, backend=backend)
+          max_pixels=max_pixels, watch=watching, backend=backend, classifier=fitted)
     return 0

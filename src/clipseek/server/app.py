@@ -83,11 +83,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | None = None,
                limits: Limits = Limits(), model: str | None = None, device: str = "auto",
                allowed_hosts: list[str] | None = None,
-               thumb_dir: str | None = None, int8_text: bool = False, backend: str = "torch") -> FastAPI:
+               thumb_dir: str | None = None, int8_text: bool = False, backend: str = "torch",
+               classifier=None) -> FastAPI:
     """The app for one gallery (a Gallery or a database path). The model is loaded here, once.
 
     `token`: every /api call then needs `Authorization: Bearer <token>` (images and thumbnails also
-    accept `?token=`). `allowed_hosts`: refuse other Host headers (serve() sets it for loopback)."""
+    accept `?token=`). `allowed_hosts`: refuse other Host headers (serve() sets it for loopback).
+    `classifier`: a fitted few-shot classifier (or a function encoder -> one) for
+    `POST /api/classify/examples` (server.fitted)."""
     svc = GalleryService(gallery_or_db, encoder, model=model, device=device, limits=limits,
                          thumb_dir=thumb_dir, int8_text=int8_text, backend=backend)
 
@@ -105,6 +108,10 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, token: str | No
                        allowed_hosts=allowed_hosts)
     _add_error_handlers(app)
     _add_routes(app, svc, limits, guard_statuses(token, allowed_hosts))
+    if classifier is not None:
+        from clipseek.server.fitted import add_fitted_routes
+
+        add_fitted_routes(app, svc, classifier, limits, guard_statuses(token, allowed_hosts))
     _add_page(app)
     return app
 
@@ -254,10 +261,10 @@ def exposure_warning(host: str, token: str | None) -> str | None:
 def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None = None,
           token: str | None = None, device: str = "auto", log_level: str = "info",
           int8_text: bool = False, max_pixels: int | None = None, watch: dict | None = None,
-          backend: str = "torch") -> None:
+          backend: str = "torch", classifier=None) -> None:
     """Build the app and run it under uvicorn until interrupted. `max_pixels`: the image limit of
     uploads (default: the CLI's, 64 MP). `watch`: the keyword arguments of GalleryService.watch
-    (dirs, poll, interval, on_batch, on_stop) plus `on_start(watcher)`."""
+    (dirs, poll, interval, on_batch, on_stop) plus `on_start(watcher)`. `classifier`: see create_app."""
     import uvicorn
 
     from clipseek.core.paths import quote_path
@@ -277,7 +284,7 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, model: str | None 
         with Gallery(db, model=model, device=device, backend=backend) as g:
             g.index(watch["dirs"], limits=ImageLimits.from_options(max_pixels))
     app = create_app(db, model=model, device=device, token=token, int8_text=int8_text, limits=lim,
-                     backend=backend,
+                     backend=backend, classifier=classifier,
                      allowed_hosts=list(LOOPBACK_NAMES) if is_loopback(host) else None)
     if watch:
         options = dict(watch)
