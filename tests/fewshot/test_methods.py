@@ -36,23 +36,37 @@ def test_text_and_prototype_logits():
 
 
 def tip_direct(q, text, has_text, keys, labels, alpha, beta):
-    """Tip-Adapter written out per image and class (missing parts: the mean over classes having them)."""
-    out = np.zeros((len(q), len(has_text)))
+    """Tip-Adapter written out per image and class. A class without a part gets it from the other by
+    least-squares lines (np.polyfit) fitted on the examples' leave-one-out evidence, over the classes
+    that have both parts."""
+    n_classes = len(has_text)
+    present = np.array([(labels == c).any() for c in range(n_classes)])
+
+    def evidence(v, skip=None):
+        return np.array([sum(np.exp(-beta * (1 - v @ keys[j])) for j in range(len(keys))
+                             if labels[j] == c and j != skip) for c in range(n_classes)])
+
+    both = has_text & present
+    pairs = [(keys[i] @ text[c], evidence(keys[i], skip=i)[c]) for i in range(len(keys)) for c in np.flatnonzero(both)]
+    t, e = np.array(pairs).T
+    b, a = np.polyfit(t, e, 1) if not (has_text.all() and present.all()) else (0, 0)
+    d, c0 = np.polyfit(e, t, 1) if not (has_text.all() and present.all()) else (0, 0)
+    out = np.zeros((len(q), n_classes))
     for i, v in enumerate(q.astype(float)):
-        tl = np.array([S * v @ text[c] for c in range(len(has_text))])
-        tl[~has_text] = tl[has_text].mean()
-        cache = np.array([sum(np.exp(-beta * (1 - v @ keys[j])) for j in range(len(keys)) if labels[j] == c)
-                          for c in range(len(has_text))])
-        present = np.array([(labels == c).any() for c in range(len(has_text))])
-        cache[~present] = cache[present].mean()
-        out[i] = tl + alpha * S / 100 * cache
+        cos = np.array([v @ text[c] for c in range(n_classes)])
+        ev = evidence(v)
+        ev[~present] = a + b * cos[~present]
+        cos[~has_text] = c0 + d * ev[~has_text]
+        out[i] = S * cos + alpha * S / 100 * ev
     return out
 
 
-@pytest.mark.parametrize("has", [[1, 1, 1, 1], [1, 0, 1, 1]])
+@pytest.mark.parametrize("has", [[1, 1, 1, 1], [1, 0, 1, 1], [0, 1, 1, 1]])
 def test_tip_logits(has):
     has = np.array(has, bool)
     t, syn = task(texts_present=has, classes=[0, 1, 2])     # class 3: only a name, no example
+    if has.all():
+        t, syn = task(texts_present=has)                    # every class has both: Tip-Adapter as written
     q, _ = syn.sample(7)
     head = fit_head(t, "tip", {"alpha": 3.0, "beta": 5.5})
     want = tip_direct(q, np.where(has[:, None], syn.text, 0), has, t.x.astype(float), t.y, 3.0, 5.5)
@@ -127,3 +141,13 @@ def test_methods_that_do_not_apply():
     t, _ = task(classes=[0, 1, 2])
     with pytest.raises(UsageError, match="'prototype' does not apply: some classes have no example"):
         cross_validate(t, "prototype")
+
+
+def test_a_class_with_only_a_name_competes_in_tip():
+    """Its missing cache evidence is predicted from its text cosine (the line fitted on the other
+    classes), not set to "no evidence": its images are still recognised at a cache-heavy setting."""
+    t, syn = task(per_class=10, classes=[0, 1, 2], text_noise=0.3)
+    q, _ = syn.sample(per_class=40, classes=[3])
+    head = fit_head(t, "tip", {"alpha": 30.0, "beta": 4.0})
+    assert head.settings["bridge"] is not None
+    assert (head.logits(q).argmax(axis=1) == 3).mean() > 0.8

@@ -67,9 +67,21 @@ def fitted_for_serve(examples: str | None, classifier: str | None, method: str, 
     return make
 
 
+def _classes_text(d: dict, shown: int = 8) -> str:
+    names = [c["name"] for c in d["classes"]]
+    counts = d.get("examples_per_class", {})
+    named_only = [n for n in names if not counts.get(n)]
+    pictures_only = [c["name"] for c in d["classes"] if not c["text"]]
+    text = f"{len(names)}: {', '.join(names[:shown])}{', ...' if len(names) > shown else ''}"
+    for what, group in (("known only by name", named_only), ("only by pictures", pictures_only)):
+        if group:
+            text += f"; {len(group)} {what}: {', '.join(group[:shown])}{', ...' if len(group) > shown else ''}"
+    return text
+
+
 def summary_rows(d: dict) -> list[list[str]]:
     """The fitted classifier in a few lines: what was chosen and why, and its thresholds."""
-    rows = [["classes", ", ".join(c["name"] + ("" if c["text"] else " (pictures only)") for c in d["classes"])],
+    rows = [["classes", _classes_text(d)],
             ["examples", f"{d['n_examples']} ({d['n_fitting']} fitting, {d['n_calibration']} calibration)"],
             ["method", d["method"] + "".join(f", {k}={v:g}" for k, v in d["settings"].items() if k != "iterations")],
             ["why", d["selection"].get("why", "")]]

@@ -143,12 +143,12 @@ def _one_class(ex: ExampleSet, coverage, false_alarm) -> FewShotClassifier:
     return FewShotClassifier(ex.classes, ex.texts, ex.fingerprint, None, anomaly=an, references=refs,
                              selection={"asked": "knn", "chosen": "knn", "why": "one class: only the "
                                         "distance to its examples can be measured"},
-                             info=_info(ex, len(ex.y), 0))
+                             info=_info(ex, len(ex.y), 0))  # the examples are their own calibration
 
 
 def _info(ex: ExampleSet, n_fit: int, n_cal: int) -> dict:
     counts = ex.counts()
-    return {"n_examples": int(len(ex.y)), "n_fitting": int(n_fit), "n_calibration": int(n_cal),
+    return {"n_examples": int(n_fit + n_cal), "n_fitting": int(n_fit), "n_calibration": int(n_cal),
             "examples_per_class": {c: int(n) for c, n in zip(ex.classes, counts)},
             "source": ex.source, "templates": list(ex.templates)}
 

@@ -145,6 +145,11 @@ def _head(meta: dict, arrays: dict, n: int, where: str) -> tuple[Head | None, in
     clean = {k: _num(settings, k, where, 0.0, 1e12, open_lo=True) for k in SETTINGS.get(method, ())}
     if "iterations" in settings:
         clean["iterations"] = _num(settings, "iterations", where, 0, 10 ** 9, integer=True)
+    if method == "tip":
+        bridge = settings.get("bridge")
+        if bridge is not None and (not isinstance(bridge, list) or len(bridge) != 4):
+            raise BadFile(f"{where}: settings.bridge must be 4 numbers or null")
+        clean["bridge"] = None if bridge is None else [_num({"bridge": v}, "bridge", where) for v in bridge]
     first = arrays.get("head." + HEAD_ARRAYS[method][0])
     dim = first.shape[-1] if first is not None and first.ndim == 2 else -1
     shapes = {"class_vecs": (n, dim), "weights": (n, dim), "bias": (n,), "has_text": (n,),

@@ -71,10 +71,11 @@ class Head:
             return self.scale * (x @ a["class_vecs"].T)
         if self.method == "logistic":
             return x @ a["weights"].T + a["bias"]
-        text = fill(self.scale * (x @ a["class_vecs"].T), a["has_text"].astype(bool))
         onehot = np.eye(len(a["has_text"]))[a["cache_labels"]]
-        evidence = cache_evidence(x @ a["cache_vecs"].T, onehot, self.settings["beta"])
-        return tip_blend(text, evidence, self.settings["alpha"], self.scale)
+        cos, evidence = bridged(x @ a["class_vecs"].T, a["has_text"].astype(bool),
+                                cache_evidence(x @ a["cache_vecs"].T, onehot, self.settings["beta"]),
+                                onehot.sum(axis=0) > 0, self.settings.get("bridge"))
+        return tip_blend(self.scale * cos, evidence, self.settings["alpha"], self.scale)
 
 
 def fill(part: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -98,9 +99,40 @@ def prototypes(x: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     return unit(sums)
 
 
-def cache_evidence(cos_cache: np.ndarray, onehot: np.ndarray, beta: float) -> np.ndarray:
-    """Tip-Adapter's cache term per class: sum_j exp(-beta (1 - cos(x, k_j))) over the class's examples."""
-    return fill(np.exp(-beta * (1.0 - cos_cache)) @ onehot, onehot.sum(axis=0) > 0)
+def cache_evidence(cos_cache: np.ndarray, onehot: np.ndarray, beta: float, leave_out: bool = False) -> np.ndarray:
+    """Tip-Adapter's cache term per class: sum_j exp(-beta (1 - cos(x, k_j))) over the class's examples
+    (0 for a class without any). `leave_out`: x are the cache's own vectors, each without itself."""
+    affinity = np.exp(-beta * (1.0 - cos_cache))
+    if leave_out:
+        np.fill_diagonal(affinity, 0.0)
+    return affinity @ onehot
+
+
+def fit_bridge(cos: np.ndarray, evidence: np.ndarray, both: np.ndarray) -> list[float] | None:
+    """Least-squares lines between the text cosine and the cache evidence, over (example, class) pairs
+    of the classes that have both: [a, b, c, d] with evidence ~ a + b cos and cos ~ c + d evidence.
+    None when no class has both (then a missing part is filled with the mean, as `fill`)."""
+    t, e = cos[:, both].ravel(), evidence[:, both].ravel()
+    if len(t) < 2:
+        return None
+    vt, ve, cv = t.var(), e.var(), ((t - t.mean()) * (e - e.mean())).mean()
+    b = cv / vt if vt > 0 else 0.0
+    d = cv / ve if ve > 0 else 0.0
+    return [float(e.mean() - b * t.mean()), float(b), float(t.mean() - d * e.mean()), float(d)]
+
+
+def bridged(cos: np.ndarray, has_text: np.ndarray, evidence: np.ndarray, has_examples: np.ndarray,
+            bridge: list[float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(text cosines, cache evidence) with the part a class lacks predicted from the part it has by the
+    lines of `fit_bridge`: a class known only by name gets the evidence its text cosine typically comes
+    with, so it competes on equal terms with classes that have pictures (not with "no evidence")."""
+    if bridge is None:
+        return fill(cos, has_text), fill(evidence, has_examples)
+    a, b, c, d = bridge
+    cos, evidence = cos.copy(), evidence.copy()
+    evidence[:, ~has_examples] = a + b * cos[:, ~has_examples]
+    cos[:, ~has_text] = c + d * evidence[:, ~has_text]
+    return cos, evidence
 
 
 def tip_blend(text: np.ndarray, evidence: np.ndarray, alpha: float, scale: float) -> np.ndarray:
@@ -129,6 +161,16 @@ def _fit_logistic(task: Task, idx: np.ndarray, l2: float, start: LogRegFit | Non
                        tol=1e-5)
 
 
+def _bridge(task: Task, tr: np.ndarray, beta: float) -> list[float] | None:
+    """The text/evidence lines of `fit_bridge` from the examples `tr` (each left out of the cache)."""
+    has_examples = task.counts(tr) > 0
+    if task.has_text.all() and has_examples.all():
+        return None                      # nothing to predict
+    x = task.x[tr].astype(np.float64)
+    evidence = cache_evidence(x @ x.T, np.eye(task.n_classes)[task.y[tr]], beta, leave_out=True)
+    return fit_bridge(x @ task.text_vecs.T, evidence, task.has_text & has_examples)
+
+
 def fit_head(task: Task, method: str, settings: dict) -> Head:
     """`method` with `settings` fitted on all of `task`'s examples."""
     everything = np.arange(len(task.y))
@@ -138,7 +180,8 @@ def fit_head(task: Task, method: str, settings: dict) -> Head:
         return Head(method, {}, {"class_vecs": prototypes(task.x, task.y, task.n_classes).astype(np.float32)},
                     task.scale)
     if method == "tip":
-        return Head(method, {"alpha": settings["alpha"], "beta": settings["beta"]},
+        return Head(method, {"alpha": settings["alpha"], "beta": settings["beta"],
+                             "bridge": _bridge(task, everything, settings["beta"])},
                     {"class_vecs": task.text_vecs.astype(np.float32), "has_text": task.has_text.astype(np.uint8),
                      "cache_vecs": task.x.astype(np.float32), "cache_labels": task.y.astype(np.int64)},
                     task.scale)
@@ -197,11 +240,15 @@ def _candidates(task: Task, method: str, folds) -> list[Candidate]:
             return fill(task.scale * (x[te] @ prototypes(x[tr], task.y[tr], c).T), task.counts(tr) > 0)
         return [Candidate("prototype", {}, _oof(task, folds, score))]
     if method == "tip":
-        gram, onehot = x @ x.T, np.eye(c)[task.y]
+        gram, onehot, cos = x @ x.T, np.eye(c)[task.y], x @ task.text_vecs.T
         out = []
-        for beta in TIP_BETAS:   # the cache's out-of-fold evidence once per beta; alpha only scales it
-            cache = _oof(task, folds, lambda tr, te: cache_evidence(gram[np.ix_(te, tr)], onehot[tr], beta))
-            out += [Candidate("tip", {"alpha": alpha, "beta": beta}, tip_blend(text, cache, alpha, task.scale))
+        for beta in TIP_BETAS:   # out-of-fold text and cache parts once per beta; alpha only weighs them
+            tc, ev = np.zeros((len(task.y), c)), np.zeros((len(task.y), c))
+            for te in folds:
+                tr = np.setdiff1d(np.arange(len(task.y)), te)
+                tc[te], ev[te] = bridged(cos[te], task.has_text, cache_evidence(gram[np.ix_(te, tr)], onehot[tr], beta),
+                                         task.counts(tr) > 0, _bridge(task, tr, beta))
+            out += [Candidate("tip", {"alpha": alpha, "beta": beta}, tip_blend(task.scale * tc, ev, alpha, task.scale))
                     for alpha in TIP_ALPHAS]
         return sorted(out, key=lambda k: (k.settings["alpha"], -k.settings["beta"]))
     if method == "logistic":
