@@ -8,6 +8,7 @@ from gaussians import unit
 from clipseek.errors import UsageError
 from clipseek.fewshot.methods import (
     LOGISTIC_L2,
+    class_folds,
     TIP_ALPHAS,
     TIP_BETAS,
     Task,
@@ -151,3 +152,23 @@ def test_a_class_with_only_a_name_competes_in_tip():
     head = fit_head(t, "tip", {"alpha": 30.0, "beta": 4.0})
     assert head.settings["bridge"] is not None
     assert (head.logits(q).argmax(axis=1) == 3).mean() > 0.8
+
+
+def test_classes_known_only_by_name_count_in_the_selection():
+    """K-fold accuracy cannot see a class without examples; the score then mixes in the accuracy on
+    whole classes left out (as if known only by name), weighted by the share of such classes."""
+    t, syn = task(per_class=8, classes=[0, 1, 2])           # class 3: only a name
+    folds = class_folds(t)
+    assert all(len(set(t.y[f])) >= 1 for f in folds)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(t.y)))
+    for f in folds:                                          # a class is left out whole or not at all
+        assert not set(t.y[f]) & set(t.y[np.setdiff1d(np.arange(len(t.y)), f)])
+    sel = cross_validate(t, "auto")
+    assert sel.name_only_weight == pytest.approx(1 / 4)
+    for c in sel.best.values():
+        assert c.accuracy == pytest.approx(0.75 * c.kfold_accuracy + 0.25 * c.name_only_accuracy)
+    text = sel.best["text"]                                  # the names do not depend on the examples
+    assert text.name_only_accuracy == pytest.approx(text.kfold_accuracy)
+    everyone = cross_validate(task()[0], "auto")             # every class has examples: plain K-fold
+    assert everyone.name_only_weight == 0.0
+    assert all(c.name_only_accuracy is None and c.accuracy == c.kfold_accuracy for c in everyone.best.values())

@@ -119,10 +119,17 @@ def hold_out(y: np.ndarray, coverage: float, seed: int = 0) -> tuple[np.ndarray,
 
 
 def _selection_record(sel, method: str, n: int) -> dict:
-    best = {m: {"accuracy": c.accuracy, "settings": c.settings} for m, c in sel.best.items()}
+    best = {}
+    for m, c in sel.best.items():
+        best[m] = {"accuracy": c.accuracy, "settings": c.settings}
+        if c.name_only_accuracy is not None:
+            best[m].update(kfold_accuracy=c.kfold_accuracy, name_only_accuracy=c.name_only_accuracy)
     ch = sel.chosen
     others = ", ".join(f"{m} {c.accuracy:.1%}" for m, c in sel.best.items() if m != ch.method)
     criterion = f"{sel.n_folds}-fold cross-validated accuracy on the {n} fitting examples"
+    if sel.name_only_weight:
+        criterion += (f", weighted {sel.name_only_weight:.0%} with the accuracy on whole classes left out "
+                      "(as the classes known only by name are)")
     if method == "auto":
         why = f"auto: {ch.method} has the highest {criterion}, {ch.accuracy:.1%}" + (f" ({others})" if others else "")
     elif ch.settings:
