@@ -1,21 +1,10 @@
-"""fewshot.methods: each method's logits against a direct numpy computation, the folds, and `auto`."""
+"""fewshot.methods: each method's logits against a direct numpy computation (selection: test_selection.py)."""
 
 import numpy as np
 import pytest
 from gaussians import Task as Synthetic
-from gaussians import unit
 
-from clipseek.errors import UsageError
-from clipseek.fewshot.methods import (
-    LOGISTIC_L2,
-    class_folds,
-    TIP_ALPHAS,
-    TIP_BETAS,
-    Task,
-    cross_validate,
-    fit_head,
-    stratified_folds,
-)
+from clipseek.fewshot.methods import Task, fit_head
 
 S = 25.0
 
@@ -90,60 +79,6 @@ def test_a_class_with_only_a_name_keeps_its_text_in_the_logistic_head():
     assert (head.logits(q).argmax(axis=1) == 3).mean() > 0.8
 
 
-def test_stratified_folds_partition_and_balance():
-    y = np.repeat(np.arange(3), [7, 5, 1])
-    folds = stratified_folds(y, 5, seed=1)
-    assert sorted(np.concatenate(folds).tolist()) == list(range(len(y)))
-    for c in range(3):
-        per_fold = [int((y[f] == c).sum()) for f in folds]
-        assert max(per_fold) - min(per_fold) <= 1
-
-
-def test_cross_validation_scores_are_out_of_fold():
-    """The prototype candidate's out-of-fold logits: each example scored by the prototypes of the
-    other folds (recomputed here directly)."""
-    t, syn = task(per_class=5)
-    sel = cross_validate(t, "prototype")
-    folds = stratified_folds(t.y, 5)
-    for te in folds:
-        tr = np.setdiff1d(np.arange(len(t.y)), te)
-        protos = unit(np.stack([t.x[tr][t.y[tr] == c].mean(axis=0) for c in range(4)]))
-        np.testing.assert_allclose(sel.chosen.oof_logits[te], S * t.x[te] @ protos.T, rtol=1e-4)
-    assert sel.chosen.accuracy == pytest.approx((sel.chosen.oof_logits.argmax(1) == t.y).mean())
-
-
-def test_grids_are_searched():
-    t, _ = task()
-    sel = cross_validate(t, "tip")
-    assert sel.chosen.settings["alpha"] in TIP_ALPHAS and sel.chosen.settings["beta"] in TIP_BETAS
-    assert cross_validate(t, "logistic").chosen.settings["l2"] in LOGISTIC_L2
-
-
-def test_auto_prefers_examples_when_the_names_mislead():
-    t, syn = task(per_class=8, text_noise=50.0, separation=2.0)     # text vectors: nearly random
-    sel = cross_validate(t, "auto")
-    assert sel.best["text"].accuracy < 0.6
-    assert sel.chosen.method != "text" and sel.chosen.accuracy >= 0.9
-    assert sel.chosen.accuracy == max(c.accuracy for c in sel.best.values())
-
-
-def test_auto_keeps_the_text_when_it_is_already_right():
-    t, syn = task(per_class=2, text_noise=0.0, separation=0.5)      # the names are the centres
-    sel = cross_validate(t, "auto")
-    assert sel.best["text"].accuracy == sel.chosen.accuracy
-
-
-def test_methods_that_do_not_apply():
-    t, _ = task(texts_present=[1, 0, 1, 1])
-    sel = cross_validate(t, "auto")
-    assert "text" in sel.not_applicable and "text" not in sel.best
-    with pytest.raises(UsageError, match="method 'text' does not apply: some classes have no name"):
-        cross_validate(t, "text")
-    t, _ = task(classes=[0, 1, 2])
-    with pytest.raises(UsageError, match="'prototype' does not apply: some classes have no example"):
-        cross_validate(t, "prototype")
-
-
 def test_a_class_with_only_a_name_competes_in_tip():
     """Its missing cache evidence is predicted from its text cosine (the line fitted on the other
     classes), not set to "no evidence": its images are still recognised at a cache-heavy setting."""
@@ -152,23 +87,3 @@ def test_a_class_with_only_a_name_competes_in_tip():
     head = fit_head(t, "tip", {"alpha": 30.0, "beta": 4.0})
     assert head.settings["bridge"] is not None
     assert (head.logits(q).argmax(axis=1) == 3).mean() > 0.8
-
-
-def test_classes_known_only_by_name_count_in_the_selection():
-    """K-fold accuracy cannot see a class without examples; the score then mixes in the accuracy on
-    whole classes left out (as if known only by name), weighted by the share of such classes."""
-    t, syn = task(per_class=8, classes=[0, 1, 2])           # class 3: only a name
-    folds = class_folds(t)
-    assert all(len(set(t.y[f])) >= 1 for f in folds)
-    assert sorted(np.concatenate(folds).tolist()) == list(range(len(t.y)))
-    for f in folds:                                          # a class is left out whole or not at all
-        assert not set(t.y[f]) & set(t.y[np.setdiff1d(np.arange(len(t.y)), f)])
-    sel = cross_validate(t, "auto")
-    assert sel.name_only_weight == pytest.approx(1 / 4)
-    for c in sel.best.values():
-        assert c.accuracy == pytest.approx(0.75 * c.kfold_accuracy + 0.25 * c.name_only_accuracy)
-    text = sel.best["text"]                                  # the names do not depend on the examples
-    assert text.name_only_accuracy == pytest.approx(text.kfold_accuracy)
-    everyone = cross_validate(task()[0], "auto")             # every class has examples: plain K-fold
-    assert everyone.name_only_weight == 0.0
-    assert all(c.name_only_accuracy is None and c.accuracy == c.kfold_accuracy for c in everyone.best.values())

@@ -132,6 +132,10 @@ def table_rows(result) -> tuple[list[str], list[list[str]]]:
     """The table: image, best, the conformal set (a fitted classifier with coverage), next, unusual."""
     first = result.predictions[0] if result.predictions else None
     has_set, has_anomaly = first is not None and first.set is not None, first is not None and first.anomaly is not None
+    if result.classifier and result.classifier["kind"] == "one-class":
+        threshold = result.classifier["anomaly"]["threshold"]
+        return (["image", f"verdict (distance to the examples; unusual above {threshold:.3f})"],
+                [[p.path, f"{'unusual' if p.unusual else 'normal'} ({p.anomaly:.3f})"] for p in result.predictions])
     header = ["image", "best"]
     if has_set:
         header.append(f"set ({result.classifier['conformal']['coverage']:.0%})")

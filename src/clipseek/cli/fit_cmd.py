@@ -67,6 +67,11 @@ def fitted_for_serve(examples: str | None, classifier: str | None, method: str, 
     return make
 
 
+def _settings_text(settings: dict) -> str:
+    return "".join(f", {k}={v:g}" for k, v in settings.items()
+                   if k != "iterations" and isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
 def _classes_text(d: dict, shown: int = 8) -> str:
     names = [c["name"] for c in d["classes"]]
     counts = d.get("examples_per_class", {})
@@ -82,11 +87,15 @@ def _classes_text(d: dict, shown: int = 8) -> str:
 def summary_rows(d: dict) -> list[list[str]]:
     """The fitted classifier in a few lines: what was chosen and why, and its thresholds."""
     rows = [["classes", _classes_text(d)],
-            ["examples", f"{d['n_examples']} ({d['n_fitting']} fitting, {d['n_calibration']} calibration)"],
-            ["method", d["method"] + "".join(f", {k}={v:g}" for k, v in d["settings"].items() if k != "iterations")],
+            ["examples", f"{d['n_examples']} (each scored against the others to set the threshold)"
+             if d["kind"] == "one-class" else
+             f"{d['n_examples']} ({d['n_fitting']} fitting, {d['n_calibration']} calibration)"],
+            ["method", d["method"] + _settings_text(d["settings"])],
             ["why", d["selection"].get("why", "")]]
     for m, v in d["selection"].get("methods", {}).items():
-        rows.append([f"  {m}", f"{v['accuracy']:.1%}" + "".join(f", {k}={x:g}" for k, x in v["settings"].items())])
+        detail = f" (K-fold {v['kfold_accuracy']:.1%}, classes left out {v['name_only_accuracy']:.1%})" \
+            if "name_only_accuracy" in v else ""
+        rows.append([f"  {m}", f"{v['accuracy']:.1%}{detail}" + _settings_text(v["settings"])])
     for m, why in d["selection"].get("not_applicable", {}).items():
         rows.append([f"  {m}", f"not applicable: {why}"])
     if d["kind"] != "one-class":

@@ -35,6 +35,10 @@ class FewShotOptions:
     def scores_a_classifier(self) -> bool:
         return self.examples is not None or self.classifier is not None
 
+    def curves_doc(self, rows: list[dict]) -> dict:
+        """The report's `fewshot_curves`."""
+        return {"shots": list(self.shots), "seeds": self.seeds, "coverage_target": self.coverage, "rows": rows}
+
 
 def parse_shots(text: str) -> tuple[int, ...]:
     """"1,2,4,8,16" -> (1, 2, 4, 8, 16); UsageError for anything but positive integers."""

@@ -282,6 +282,5 @@ def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], Enc
         del encoder
     doc = build_document(task, dataset, rows, skipped)
     if fewshot and fewshot.shots:
-        doc["fewshot_curves"] = {"shots": list(fewshot.shots), "seeds": fewshot.seeds,
-                                 "coverage_target": fewshot.coverage, "rows": curve_rows}
+        doc["fewshot_curves"] = fewshot.curves_doc(curve_rows)
     return doc

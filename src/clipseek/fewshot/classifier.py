@@ -26,7 +26,8 @@ from clipseek.errors import ModelMismatchError, UsageError
 from clipseek.fewshot import conformal as cp
 from clipseek.fewshot.anomaly import Anomaly, calibrate_anomaly, check_false_alarm, flag, knn_scores
 from clipseek.fewshot.examples import ExampleSet
-from clipseek.fewshot.methods import METHODS, Head, Task, cross_validate, fit_head
+from clipseek.fewshot.methods import METHODS, Head, Task, fit_head
+from clipseek.fewshot.selection import cross_validate
 from clipseek.model.fingerprint import Fingerprint
 
 CALIBRATION_SHARE = 0.25

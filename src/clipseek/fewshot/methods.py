@@ -15,20 +15,15 @@
 A class may lack one part of a blend (no name, or no example): that part's logit is then the image's
 mean over the classes that have it, "no opinion" either way.
 
-Selection (`cross_validate`): stratified K-fold cross-validation over the examples (K <= 5), every
-(method, setting) scored by its out-of-fold accuracy (with classes known only by name, mixed with the
-accuracy on whole classes left out); `auto` takes the best over the methods that apply, ties going to
-the simpler method (the order of METHODS) and the stronger prior (the order of the grids).
-The out-of-fold logits of the winner are kept: the temperature and the conformal score are tuned on them.
+How a method and its settings are chosen: `selection.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from clipseek.errors import UsageError
 from clipseek.fewshot.logreg import LogRegFit, fit_softmax
 
 METHODS = ("text", "prototype", "tip", "logistic")
@@ -36,7 +31,6 @@ TIP_ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 TIP_BETAS = (0.5, 1.0, 2.0, 4.0, 7.0, 12.0)
 # Penalty on ||(W - W0) / s||^2 (relative to the text classifier's size), strongest first.
 LOGISTIC_L2 = (100.0, 10.0, 1.0, 0.1, 0.01, 0.001)
-MAX_FOLDS = 5
 
 
 @dataclass
@@ -156,13 +150,13 @@ def _logistic_start(task: Task, idx: np.ndarray) -> np.ndarray:
     return task.scale * np.where(task.has_text[:, None], task.text_vecs, protos)
 
 
-def _fit_logistic(task: Task, idx: np.ndarray, l2: float, start: LogRegFit | None = None) -> LogRegFit:
+def fit_logistic(task: Task, idx: np.ndarray, l2: float, start: LogRegFit | None = None) -> LogRegFit:
     w0 = _logistic_start(task, idx)
     return fit_softmax(task.x[idx], task.y[idx], task.n_classes, l2 / task.scale ** 2, w0=w0, start=start,
                        tol=1e-5)
 
 
-def _bridge(task: Task, tr: np.ndarray, beta: float) -> list[float] | None:
+def example_bridge(task: Task, tr: np.ndarray, beta: float) -> list[float] | None:
     """The text/evidence lines of `fit_bridge` from the examples `tr` (each left out of the cache)."""
     has_examples = task.counts(tr) > 0
     if task.has_text.all() and has_examples.all():
@@ -182,132 +176,12 @@ def fit_head(task: Task, method: str, settings: dict) -> Head:
                     task.scale)
     if method == "tip":
         return Head(method, {"alpha": settings["alpha"], "beta": settings["beta"],
-                             "bridge": _bridge(task, everything, settings["beta"])},
+                             "bridge": example_bridge(task, everything, settings["beta"])},
                     {"class_vecs": task.text_vecs.astype(np.float32), "has_text": task.has_text.astype(np.uint8),
                      "cache_vecs": task.x.astype(np.float32), "cache_labels": task.y.astype(np.int64)},
                     task.scale)
     if method == "logistic":
-        fit = _fit_logistic(task, everything, settings["l2"])
+        fit = fit_logistic(task, everything, settings["l2"])
         return Head(method, {"l2": settings["l2"], "iterations": fit.iterations},
                     {"weights": fit.weights.astype(np.float32), "bias": fit.bias.astype(np.float32)}, task.scale)
     raise ValueError(method)
-
-
-# ---------------------------------------------------------------- cross-validation
-@dataclass
-class Candidate:
-    method: str
-    settings: dict
-    oof_logits: np.ndarray       # (M, C): each example scored by a head fitted without its fold
-    accuracy: float = 0.0        # the selection score (see cross_validate)
-    kfold_accuracy: float = 0.0
-    name_only_accuracy: float | None = None
-
-
-@dataclass
-class Selection:
-    chosen: Candidate
-    n_folds: int
-    best: dict[str, Candidate] = field(default_factory=dict)     # best candidate per method
-    not_applicable: dict[str, str] = field(default_factory=dict)
-    name_only_weight: float = 0.0   # the weight of the left-out-class accuracy in the score
-
-
-def stratified_folds(y: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
-    """k disjoint test folds; each class's examples dealt round-robin from a rotating start."""
-    rng = np.random.RandomState(seed)
-    folds: list[list[int]] = [[] for _ in range(k)]
-    offset = 0
-    for c in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == c))
-        for j, i in enumerate(members):
-            folds[(offset + j) % k].append(int(i))
-        offset += len(members)
-    return [np.sort(np.array(f, np.int64)) for f in folds if f]
-
-
-def _oof(task: Task, folds, score) -> np.ndarray:
-    out = np.zeros((len(task.y), task.n_classes))
-    for te in folds:
-        tr = np.setdiff1d(np.arange(len(task.y)), te)
-        out[te] = score(tr, te)
-    return out
-
-
-def _candidates(task: Task, method: str, folds) -> list[Candidate]:
-    x, c = task.x.astype(np.float64), task.n_classes
-    text = fill(task.scale * (x @ task.text_vecs.T), task.has_text)
-    if method == "text":
-        return [Candidate("text", {}, text)]
-    if method == "prototype":
-        def score(tr, te):
-            return fill(task.scale * (x[te] @ prototypes(x[tr], task.y[tr], c).T), task.counts(tr) > 0)
-        return [Candidate("prototype", {}, _oof(task, folds, score))]
-    if method == "tip":
-        gram, onehot, cos = x @ x.T, np.eye(c)[task.y], x @ task.text_vecs.T
-        out = []
-        for beta in TIP_BETAS:   # out-of-fold text and cache parts once per beta; alpha only weighs them
-            tc, ev = np.zeros((len(task.y), c)), np.zeros((len(task.y), c))
-            for te in folds:
-                tr = np.setdiff1d(np.arange(len(task.y)), te)
-                tc[te], ev[te] = bridged(cos[te], task.has_text, cache_evidence(gram[np.ix_(te, tr)], onehot[tr], beta),
-                                         task.counts(tr) > 0, _bridge(task, tr, beta))
-            out += [Candidate("tip", {"alpha": alpha, "beta": beta}, tip_blend(task.scale * tc, ev, alpha, task.scale))
-                    for alpha in TIP_ALPHAS]
-        return sorted(out, key=lambda k: (k.settings["alpha"], -k.settings["beta"]))
-    if method == "logistic":
-        logits = {l2: np.zeros((len(task.y), c)) for l2 in LOGISTIC_L2}
-        for te in folds:
-            tr, start = np.setdiff1d(np.arange(len(task.y)), te), None
-            for l2 in LOGISTIC_L2:          # strongest penalty first, each fit starting from the last
-                start = _fit_logistic(task, tr, l2, start)
-                logits[l2][te] = x[te] @ start.weights.T + start.bias
-        return [Candidate("logistic", {"l2": l2}, logits[l2]) for l2 in LOGISTIC_L2]
-    raise ValueError(method)
-
-
-def class_folds(task: Task, seed: int = 0) -> list[np.ndarray]:
-    """Folds of whole classes (those with a name and examples): all of a class's examples are left
-    out together, so the class is, while they are, known only by its name."""
-    rng = np.random.RandomState(seed)
-    both = rng.permutation(np.flatnonzero(task.has_text & (task.counts() > 0)))
-    groups = [both[i::MAX_FOLDS] for i in range(min(MAX_FOLDS, len(both)))]
-    return [np.flatnonzero(np.isin(task.y, g)) for g in groups if len(g)]
-
-
-def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
-    return float((logits.argmax(axis=1) == y).mean()) if len(y) else 0.0
-
-
-def cross_validate(task: Task, method: str = "auto", seed: int = 0) -> Selection:
-    """Score every setting of `method` (every method for "auto") by K-fold out-of-fold accuracy.
-
-    When some classes are known only by name, K-fold accuracy says nothing about them (they have no
-    example to score), and methods fitted on pictures tend to take their images for look-alike classes
-    that have pictures. So the score is then the class-weighted mean of the K-fold accuracy (over the
-    classes with examples) and the accuracy on whole classes left out as if known only by name."""
-    k = int(min(MAX_FOLDS, len(task.y)))
-    folds = stratified_folds(task.y, k, seed)
-    n_named_only = int((task.has_text & (task.counts() == 0)).sum())
-    by_class = class_folds(task, seed) if n_named_only else []
-    weight = n_named_only / (n_named_only + int((task.counts() > 0).sum()))
-    wanted = METHODS if method == "auto" else (method,)
-    sel = Selection(chosen=None, n_folds=len(folds), name_only_weight=weight if by_class else 0.0)  # type: ignore[arg-type]
-    for m in wanted:
-        why = applicable(m, task)
-        if why:
-            sel.not_applicable[m] = why
-            continue
-        cands = _candidates(task, m, folds)
-        for cand in cands:
-            cand.accuracy = cand.kfold_accuracy = _accuracy(cand.oof_logits, task.y)
-        if by_class:
-            left = np.concatenate(by_class)
-            for cand, out in zip(cands, _candidates(task, m, by_class)):
-                cand.name_only_accuracy = _accuracy(out.oof_logits[left], task.y[left])
-                cand.accuracy = (1 - weight) * cand.kfold_accuracy + weight * cand.name_only_accuracy
-        sel.best[m] = max(cands, key=lambda cand: cand.accuracy)   # max keeps the first of equals
-    if not sel.best:
-        raise UsageError(f"method {method!r} does not apply: {sel.not_applicable[method]}")
-    sel.chosen = max(sel.best.values(), key=lambda cand: cand.accuracy)
-    return sel
