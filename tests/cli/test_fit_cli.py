@@ -170,3 +170,10 @@ def test_serve_with_examples_and_a_classifier_of_another_model(fitted, data, enc
     assert main(["serve", "--db", db, "--classifier", str(fitted[0])]) == 2    # fitted with clipseek-demo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "was fitted with model clipseek-demo" in err
+
+
+def test_example_options_without_examples_are_refused(data):
+    r = run("classify", data / "data" / "test" / "red star", "--labels", "a,b", "--coverage", "0.9",
+            "--model", "clipseek-demo")
+    assert r.returncode == 2 and r.stderr.strip() == \
+        "clipseek: error: --coverage needs --examples DIR or --classifier FILE"

@@ -75,7 +75,7 @@ def classify_cmd(
     put each image into a folder per label. With --examples DIR or --classifier FILE, classify by
     example pictures instead (see `clipseek fit`): --coverage gives each image a set of labels, and
     --sort-into sends an image whose set is not one label to OUT/_unsure/, an unusual one to OUT/_unusual/."""
-    from clipseek.cli.fit_cmd import cache_for, optional_labels
+    from clipseek.cli.fit_cmd import cache_for, check_example_options, optional_labels
     from clipseek.cli.organise_cmd import check_sort_args, sort_classified
     from clipseek.core.images import collect_image_paths
     from clipseek.core.prompts import parse_labels, resolve_templates
@@ -86,6 +86,7 @@ def classify_cmd(
 
     check_format(fmt)
     by_example = examples is not None or classifier is not None
+    check_example_options(by_example, method, coverage, false_alarm)
     label_list = optional_labels(labels, labels_file) if by_example else parse_labels(labels, labels_file)
     tmpl = resolve_templates(template, templates)
     lim = limits(max_pixels, max_file_mb)

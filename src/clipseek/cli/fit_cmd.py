@@ -41,6 +41,16 @@ def false_alarm_option():
                              "ones (default 0.05 with one class of examples).")
 
 
+def check_example_options(by_example: bool, method: str, coverage: float | None, false_alarm: float | None) -> None:
+    """--method, --coverage and --false-alarm mean nothing without --examples or --classifier."""
+    from clipseek.errors import UsageError
+
+    given = [o for o, v in (("--method", method != "auto"), ("--coverage", coverage is not None),
+                            ("--false-alarm", false_alarm is not None)) if v]
+    if given and not by_example:
+        raise UsageError(f"{given[0]} needs --examples DIR or --classifier FILE")
+
+
 def optional_labels(labels: str | None, labels_file: str | None) -> list[str]:
     from clipseek.core.prompts import parse_labels
 

@@ -50,6 +50,9 @@ def serve_cmd(
     or --classifier FILE, POST /api/classify/examples classifies by example pictures too."""
     from clipseek.server import serve
 
+    from clipseek.cli.fit_cmd import check_example_options
+
+    check_example_options(bool(examples or classifier), method, coverage, false_alarm)
     fitted = None
     if examples or classifier:
         from clipseek.cli.fit_cmd import fitted_for_serve
