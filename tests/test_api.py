@@ -121,6 +121,7 @@ def test_every_exported_name_resolves_and_is_visible_to_type_checkers():
              for imp in node.body for a in imp.names}
     assert typed == names
     assert (Path(clipseek.__file__).parent / "py.typed").exists()
+    assert set(clipseek.__all__) == names | {"__version__"}
     assert set(dir(clipseek)) >= names
 
 

@@ -19,6 +19,10 @@ _EXPORTS = {
     "classify_images": "clipseek.zero_shot",
     "ClassifyResult": "clipseek.zero_shot",
     "Prediction": "clipseek.zero_shot",
+    "classify_fitted": "clipseek.zero_shot",
+    "fit_examples": "clipseek.fewshot.fit",
+    "load_classifier": "clipseek.fewshot.classifier_file",
+    "save_classifier": "clipseek.fewshot.classifier_file",
     "probabilities": "clipseek.core.scores",
     "build_classifier": "clipseek.core.prompts",
     "open_image": "clipseek.core.images",
@@ -35,20 +39,60 @@ _EXPORTS = {
     "ModelLoadError": "clipseek.errors",
 }
 
-if TYPE_CHECKING:
-    from clipseek.core.images import open_image
-    from clipseek.core.prompts import build_classifier
-    from clipseek.core.scores import probabilities
-    from clipseek.data.load import load_labelled
-    from clipseek.errors import ClipseekError, ImageError, ModelLoadError, UsageError
-    from clipseek.evaluation.evaluate import EvalResult, evaluate
-    from clipseek.evaluation.run import run_eval
-    from clipseek.gallery.gallery import Gallery, SearchResult
-    from clipseek.gallery.query import Filter
-    from clipseek.model.loader import DEFAULT_MODEL, load_model
-    from clipseek.zero_shot import ClassifyResult, Prediction, classify, classify_images
+if TYPE_CHECKING:  # the same names, for IDEs and type checkers (`X as X`: an explicit re-export)
+    from clipseek.core.images import open_image as open_image
+    from clipseek.core.prompts import build_classifier as build_classifier
+    from clipseek.core.scores import probabilities as probabilities
+    from clipseek.data.load import load_labelled as load_labelled
+    from clipseek.errors import (
+        ClipseekError as ClipseekError,
+    )
+    from clipseek.errors import (
+        ImageError as ImageError,
+    )
+    from clipseek.errors import (
+        ModelLoadError as ModelLoadError,
+    )
+    from clipseek.errors import (
+        UsageError as UsageError,
+    )
+    from clipseek.evaluation.evaluate import EvalResult as EvalResult
+    from clipseek.evaluation.evaluate import evaluate as evaluate
+    from clipseek.evaluation.run import run_eval as run_eval
+    from clipseek.fewshot.classifier_file import (
+        load_classifier as load_classifier,
+    )
+    from clipseek.fewshot.classifier_file import (
+        save_classifier as save_classifier,
+    )
+    from clipseek.fewshot.fit import fit_examples as fit_examples
+    from clipseek.gallery.gallery import Gallery as Gallery
+    from clipseek.gallery.gallery import SearchResult as SearchResult
+    from clipseek.gallery.query import Filter as Filter
+    from clipseek.model.loader import DEFAULT_MODEL as DEFAULT_MODEL
+    from clipseek.model.loader import load_model as load_model
+    from clipseek.zero_shot import (
+        ClassifyResult as ClassifyResult,
+    )
+    from clipseek.zero_shot import (
+        Prediction as Prediction,
+    )
+    from clipseek.zero_shot import (
+        classify as classify,
+    )
+    from clipseek.zero_shot import (
+        classify_fitted as classify_fitted,
+    )
+    from clipseek.zero_shot import (
+        classify_images as classify_images,
+    )
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [  # every name of _EXPORTS (a test checks), and the version
+    "ClassifyResult", "ClipseekError", "DEFAULT_MODEL", "EvalResult", "Filter", "Gallery", "ImageError",
+    "ModelLoadError", "Prediction", "SearchResult", "UsageError", "build_classifier", "classify",
+    "classify_fitted", "classify_images", "evaluate", "fit_examples", "load_classifier", "load_labelled",
+    "load_model", "open_image", "probabilities", "run_eval", "save_classifier", "__version__",
+]
 
 
 def __getattr__(name: str):

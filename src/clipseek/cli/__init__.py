@@ -26,6 +26,7 @@ from clipseek.cli import (  # noqa: E402,F401
     embed_cmd,
     eval_cmd,
     export_cmd,
+    fit_cmd,
     index_cmd,
     models_cmd,
     search_cmd,

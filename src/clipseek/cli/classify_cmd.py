@@ -7,6 +7,13 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.fit_cmd import (
+    classifier_option,
+    coverage_option,
+    examples_option,
+    false_alarm_option,
+    method_option,
+)
 from clipseek.cli.options import device_option, finite, limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import (
     BACKEND_HELP,
@@ -55,21 +62,35 @@ def classify_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="With --sort-into: show the plan, change nothing."),
     log: Optional[str] = typer.Option(None, "--log", help="With --sort-into: the undo log's path. "
                                       "Default: OUT/clipseek-sort-DATE.csv"),
+    examples: Optional[str] = examples_option(),
+    classifier: Optional[str] = classifier_option(),
+    method: str = method_option(),
+    coverage: Optional[float] = coverage_option(),
+    false_alarm: Optional[float] = false_alarm_option(),
+    cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="With --examples: the embedding "
+                                            "cache of the examples (default ~/.cache/clipseek)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="With --examples: do not use the cache."),
 ) -> int:
     """Rank candidate labels for each image: CLIP shares each image's probability out among the labels
     (softmax); SigLIP scores each label on its own (sigmoid), as the model was trained. With --sort-into,
-    put each image into a folder per label."""
+    put each image into a folder per label. With --examples DIR or --classifier FILE, classify by
+    example pictures instead (see `clipseek fit`): --coverage gives each image a set of labels, and
+    --sort-into sends an image whose set is not one label to OUT/_unsure/, an unusual one to OUT/_unusual/."""
+    from clipseek.cli.fit_cmd import cache_for, check_example_options, optional_labels
     from clipseek.cli.transfers import check_sort_args, sort_classified
     from clipseek.core.images import collect_image_paths
     from clipseek.core.paths import quote_path
     from clipseek.core.prompts import parse_labels, resolve_templates
     from clipseek.core.video import media_kind
     from clipseek.errors import UsageError
+    from clipseek.fewshot.fit import classifier_for
     from clipseek.model.loader import DEFAULT_MODEL, load_model
-    from clipseek.zero_shot import classify
+    from clipseek.zero_shot import classify, classify_fitted
 
     check_format(fmt)
-    label_list = parse_labels(labels, labels_file)
+    by_example = examples is not None or classifier is not None
+    check_example_options(by_example, method, coverage, false_alarm)
+    label_list = optional_labels(labels, labels_file) if by_example else parse_labels(labels, labels_file)
     tmpl = resolve_templates(template, templates)
     lim = limits(max_pixels, max_file_mb)
     files = collect_image_paths(paths)
@@ -80,11 +101,24 @@ def classify_cmd(
     mode = mode or "copy"
     if sort_into and (video := next((f for f in files if media_kind(f) == "video"), None)):
         raise UsageError(f"--sort-into sorts images, not videos: {quote_path(video)}")
+    if by_example and none_below is not None:
+        raise UsageError("--none-below is a zero-shot threshold; with example pictures use --false-alarm "
+                         "(or --coverage)")
     out = check_sort_args(sort_into, paths, mode, unsure_below) if sort_into else None
     encoder = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype, framing=crop, backend=backend)
+    if by_example:
+        clf, example_skips = classifier_for(encoder, examples, classifier, labels=label_list, templates=tmpl,
+                                            method=method, coverage=coverage, false_alarm=false_alarm,
+                                            cache=None if classifier else cache_for(cache_dir, no_cache),
+                                            batch_size=batch_size, limits=lim)
+        report_skipped(example_skips, fmt)
     with progress(len(files), "classifying") as advance:
-        result = classify(encoder, files, label_list, tmpl, top=top_k, batch_size=batch_size, expand_folders=False,
-                          on_progress=advance, limits=lim)
+        if by_example:
+            result = classify_fitted(encoder, files, clf, top=top_k, batch_size=batch_size,
+                                     on_progress=advance, limits=lim)
+        else:
+            result = classify(encoder, files, label_list, tmpl, top=top_k, batch_size=batch_size,
+                              expand_folders=False, on_progress=advance, limits=lim)
     report_skipped(result.skipped, fmt)
     if out is not None and result.predictions:
         rc = sort_classified(result, out, mode, unsure_below, none_below, dry_run, log, fmt)
@@ -92,9 +126,9 @@ def classify_cmd(
     if fmt == "json":
         print_json(result.to_dict())
     elif fmt == "csv":
-        print_classified_csv(result)
+        print_csv(*csv_rows(result)) if result.classifier else print_classified_csv(result)
     else:
-        print_classified_table(result)
+        print_table(None, *table_rows(result)) if result.classifier else print_classified_table(result)
     n = len(result.predictions) + len(result.timelines)
     if result.skipped:
         eprint(f"{n} classified, {len(result.skipped)} skipped")
@@ -146,3 +180,48 @@ def clock(seconds: float) -> str:
     m, s = divmod(max(0.0, seconds), 60)
     h, m = divmod(int(m), 60)
     return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m:02d}:{s:04.1f}"
+
+
+def table_rows(result) -> tuple[list[str], list[list[str]]]:
+    """The table: image, best, the conformal set (a fitted classifier with coverage), next, unusual."""
+    first = result.predictions[0] if result.predictions else None
+    has_set, has_anomaly = first is not None and first.set is not None, first is not None and first.anomaly is not None
+    if result.classifier and result.classifier["kind"] == "one-class":
+        threshold = result.classifier["anomaly"]["threshold"]
+        return (["image", f"verdict (distance to the examples; unusual above {threshold:.3f})"],
+                [[p.path, f"{'unusual' if p.unusual else 'normal'} ({p.anomaly:.3f})"] for p in result.predictions])
+    header = ["image", "best"]
+    if has_set:
+        header.append(f"set ({result.classifier['conformal']['coverage']:.0%})")
+    header.append("next")
+    if has_anomaly:
+        header.append("unusual (distance)")
+    rows = []
+    for p in result.predictions:
+        row = [p.path, f"{p.ranked[0][0]} ({p.ranked[0][1]:.1%})"]
+        if has_set:
+            row.append("{" + ", ".join(p.set) + "}")
+        row.append(", ".join(f"{l} {s:.1%}" for l, s in p.ranked[1:]))
+        if has_anomaly:
+            row.append(f"{'yes' if p.unusual else 'no'} ({p.anomaly:.3f})")
+        rows.append(row)
+    return header, rows
+
+
+def csv_rows(result) -> tuple[list[str], list[list]]:
+    """One row per (image, rank); a fitted classifier adds in_set and the image's unusual/anomaly."""
+    from clipseek.core.paths import quote_path
+
+    first = result.predictions[0] if result.predictions else None
+    extra = [] if first is None or result.classifier is None else \
+        (["in_set"] if first.set is not None else []) + (["unusual", "anomaly"] if first.anomaly is not None else [])
+    rows = []
+    for p in result.predictions:
+        for i, (l, s) in enumerate(p.ranked):
+            row = [quote_path(p.path), i + 1, l, f"{s:.6f}"]
+            if "in_set" in extra:
+                row.append(int(l in p.set))
+            if "unusual" in extra:
+                row += [int(p.unusual), f"{p.anomaly:.6f}"]
+            rows.append(row)
+    return ["path", "rank", "label", "score"] + extra, rows

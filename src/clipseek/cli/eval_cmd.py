@@ -7,6 +7,13 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.fit_cmd import (
+    classifier_option,
+    coverage_option,
+    examples_option,
+    false_alarm_option,
+    method_option,
+)
 from clipseek.cli.options import device_option, limits, max_file_mb_option, max_pixels_option
 from clipseek.cli.output import (
     BACKEND_HELP,
@@ -42,12 +49,24 @@ def eval_cmd(
     max_pixels: Optional[int] = max_pixels_option(),
     max_file_mb: Optional[float] = max_file_mb_option(),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    examples: Optional[str] = examples_option(),
+    classifier: Optional[str] = classifier_option(),
+    method: str = method_option(),
+    coverage: Optional[float] = coverage_option(),
+    false_alarm: Optional[float] = false_alarm_option(),
+    shots: Optional[str] = typer.Option(None, "--shots", metavar="K,K,...",
+                                        help="Few-shot curves: draw K examples per class from the train "
+                                             "split, fit every method, score it here (e.g. 1,2,4,8,16)."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="With --shots: draws per shot count."),
 ) -> int:
-    """Evaluate models x prompt sets on labelled images: one row per (model, prompt set)."""
+    """Evaluate models x prompt sets on labelled images: one row per (model, prompt set). With
+    --examples/--classifier, a row for a classifier taught by example pictures; with --shots, few-shot
+    curves of every method beside zero-shot."""
     from clipseek.core.paths import quote_path
     from clipseek.embed.cache import EmbeddingCache
-    from clipseek.errors import Skipped
-    from clipseek.evaluation.report import summary_table, write_report
+    from clipseek.errors import Skipped, UsageError
+    from clipseek.evaluation.fewshot_eval import FewShotOptions, parse_shots
+    from clipseek.evaluation.report import curve_table, summary_table, write_report
     from clipseek.evaluation.run import resolve_prompt_sets, run_eval
     from clipseek.model.loader import DEFAULT_MODEL, load_model
 
@@ -55,9 +74,16 @@ def eval_cmd(
     prompt_sets = resolve_prompt_sets(template or [], templates or [])
     lim = limits(max_pixels, max_file_mb)
     cache = None if no_cache else EmbeddingCache(cache_dir)  # None: the default cache folder
+    fewshot = None
+    if examples or classifier or shots or coverage is not None or false_alarm is not None:
+        fewshot = FewShotOptions(examples, classifier, method, coverage, false_alarm,
+                                 parse_shots(shots) if shots else (), seeds)
+        if not (fewshot.scores_a_classifier or fewshot.shots):
+            raise UsageError("--coverage and --false-alarm need --examples DIR, --classifier FILE or --shots")
     doc = run_eval(data, models or [DEFAULT_MODEL], lambda m: load_model(m, device=device, dtype=dtype, backend=backend),
                    prompt_sets, task, split, image_column, label_column, cache, top_k, probe, batch_size,
-                   progress=progress, on_warning=lambda w: eprint(f"warning: {w}"), limits=lim)
+                   progress=progress, on_warning=lambda w: eprint(f"warning: {w}"), limits=lim,
+                   fewshot=fewshot)
     report_skipped([Skipped(s["path"], s["reason"]) for s in doc["skipped"]], fmt)
     if report:
         eprint(f"report written to {quote_path(str(write_report(doc, report)))}")
@@ -65,6 +91,8 @@ def eval_cmd(
         print_json(doc)
     else:
         print_table(None, *summary_table(doc))
+        if curve_table(doc):
+            print_table("few-shot top-1 (coverage · mean set size), mean of the draws", *curve_table(doc))
     if not doc["rows"]:
         eprint("clipseek: error: no image could be read")
         return 1

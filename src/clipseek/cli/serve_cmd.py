@@ -7,6 +7,13 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.fit_cmd import (
+    classifier_option,
+    coverage_option,
+    examples_option,
+    false_alarm_option,
+    method_option,
+)
 from clipseek.cli.options import device_option, finite, max_pixels_option
 from clipseek.cli.output import BACKEND_HELP, eprint
 
@@ -43,10 +50,25 @@ def serve_cmd(
     poll: bool = typer.Option(False, "--poll", help="With --watch: poll instead of file events."),
     poll_interval: float = typer.Option(2.0, "--poll-interval", callback=finite(0.05, 3600), help="Seconds between polls."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    examples: Optional[str] = examples_option(),
+    classifier: Optional[str] = classifier_option(),
+    method: str = method_option(),
+    coverage: Optional[float] = coverage_option(),
+    false_alarm: Optional[float] = false_alarm_option(),
 ) -> int:
-    """Search and classify in a web page at http://HOST:PORT/ (API schema at /openapi.json)."""
+    """Search and classify in a web page at http://HOST:PORT/ (API schema at /openapi.json). With
+    --examples DIR or --classifier FILE, POST /api/classify/examples classifies by example pictures too."""
     from clipseek.model.spec import ModelSpec
     from clipseek.server import serve
+
+    from clipseek.cli.fit_cmd import check_example_options
+
+    check_example_options(bool(examples or classifier), method, coverage, false_alarm)
+    fitted = None
+    if examples or classifier:
+        from clipseek.cli.fit_cmd import fitted_for_serve
+
+        fitted = fitted_for_serve(examples, classifier, method, coverage, false_alarm)
 
     watching = None
     if watch:
@@ -55,5 +77,6 @@ def serve_cmd(
         watching = serve_watch_options(watch, poll, poll_interval)
     serve(db, host=host, port=port, spec=ModelSpec(model, device, backend=backend, int8_text=int8_text),
           token=token, max_pixels=max_pixels, watch=watching, allow_hosts=allow_host or (),
-          no_token=no_token, header_timeout=header_timeout, announce=lambda line: eprint(f"clipseek: {line}"))
+          no_token=no_token, header_timeout=header_timeout, announce=lambda line: eprint(f"clipseek: {line}"),
+          classifier=fitted)
     return 0

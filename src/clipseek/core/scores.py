@@ -1,5 +1,6 @@
 """Scores to probabilities and rankings: the one softmax (and log-softmax), the sigmoid of SigLIP-style
-models, and top-k every job uses.
+models, top-k every job uses, and temperature scaling (`fit_temperature`: the NLL-optimal T of a set
+of logits, for evaluation's calibration and a fitted few-shot classifier alike).
 
 A model scores an (image, label) pair with the logit `logit_scale * cos + logit_bias`. CLIP has no bias
 and turns a row of logits into one distribution over the labels (softmax: the probabilities sum to 1);
@@ -59,3 +60,46 @@ def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> list[list[tuple[s
     k = max(1, min(k, len(labels)))
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return [[(labels[j], float(row[j])) for j in idx] for row, idx in zip(probs, order)]
+
+
+# ---------------------------------------------------------------- temperature
+def nll(logits: np.ndarray, y_true) -> float:
+    logp = log_softmax(logits)
+    return float(-logp[np.arange(len(logp)), np.asarray(y_true)].mean())
+
+
+def binary_nll(logits: np.ndarray, y_true) -> float:
+    """Mean binary cross-entropy of sigmoid(logits) against one-hot targets, per (image, label) pair."""
+    z = np.asarray(logits, np.float64)
+    target = np.zeros_like(z)
+    target[np.arange(len(z)), np.asarray(y_true)] = 1.0
+    softplus = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))  # log(1 + e^z), without overflow
+    return float((softplus - target * z).mean())
+
+
+RULES = {"softmax": (softmax, nll), "sigmoid": (sigmoid, binary_nll)}  # scoring -> (probabilities, NLL)
+
+
+def fit_temperature(logits: np.ndarray, y_true, lo: float = 1e-2, hi: float = 1e2,
+                    rule: str = "softmax") -> float:
+    """T minimising the NLL of the rule's probabilities of logits / T. Both NLLs are convex in 1/T, so
+    a golden-section search over log(1/T) finds the optimum; T is clipped to [lo, hi]."""
+    y = np.asarray(y_true)
+    if len(y) == 0:
+        return 1.0
+    loss = RULES[rule][1]
+    f = lambda a: loss(logits * np.exp(a), y)  # noqa: E731  a = log(1/T)
+    a, b = -np.log(hi), -np.log(lo)
+    g = (np.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(80):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    return float(np.exp(-(a + b) / 2))

@@ -20,6 +20,10 @@ from clipseek.errors import UsageError
 
 SPLIT_NAMES = ("train", "validation", "val", "valid", "dev", "test")
 DEFAULT_EVAL_SPLITS = ("test", "validation", "val", "valid", "dev")
+# Held-out splits a temperature, threshold or conformal set may be calibrated on. Never "train": a
+# checkpoint fine-tuned on it is over-confident there, and a temperature fitted there makes the
+# evaluated split worse.
+CALIBRATION_SPLITS = ("validation", "val", "valid", "dev")
 OTHER_CLASS_NAMES = ("other", "none", "none of these", "background", "unknown", "negative")
 
 

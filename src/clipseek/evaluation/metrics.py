@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from clipseek.core.scores import log_softmax, sigmoid, softmax
+from clipseek.core.scores import RULES, binary_nll, fit_temperature, nll, softmax  # noqa: F401 (re-exported)
 
 ECE_BINS = 15
 
@@ -79,48 +79,6 @@ def expected_calibration_error(probs: np.ndarray, y_true, n_bins: int = ECE_BINS
         if m.any():
             ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
     return float(ece)
-
-
-def nll(logits: np.ndarray, y_true) -> float:
-    logp = log_softmax(logits)
-    return float(-logp[np.arange(len(logp)), np.asarray(y_true)].mean())
-
-
-def binary_nll(logits: np.ndarray, y_true) -> float:
-    """Mean binary cross-entropy of sigmoid(logits) against one-hot targets, per (image, label) pair."""
-    z = np.asarray(logits, np.float64)
-    target = np.zeros_like(z)
-    target[np.arange(len(z)), np.asarray(y_true)] = 1.0
-    softplus = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))  # log(1 + e^z), without overflow
-    return float((softplus - target * z).mean())
-
-
-RULES = {"softmax": (softmax, nll), "sigmoid": (sigmoid, binary_nll)}  # scoring -> (probabilities, NLL)
-
-
-def fit_temperature(logits: np.ndarray, y_true, lo: float = 1e-2, hi: float = 1e2,
-                    rule: str = "softmax") -> float:
-    """T minimising the NLL of the rule's probabilities of logits / T. Both NLLs are convex in 1/T, so
-    a golden-section search over log(1/T) finds the optimum; T is clipped to [lo, hi]."""
-    y = np.asarray(y_true)
-    if len(y) == 0:
-        return 1.0
-    loss = RULES[rule][1]
-    f = lambda a: loss(logits * np.exp(a), y)  # noqa: E731  a = log(1/T)
-    a, b = -np.log(hi), -np.log(lo)
-    g = (np.sqrt(5) - 1) / 2
-    c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = f(c), f(d)
-    for _ in range(80):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - g * (b - a)
-            fc = f(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + g * (b - a)
-            fd = f(d)
-    return float(np.exp(-(a + b) / 2))
 
 
 def halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from clipseek._io import atomic_dir
 from clipseek.core.paths import json_text, quote_path
+from clipseek.evaluation.fewshot_report import curve_table, curves_png
 
 SCHEMA = "clipseek.eval/1"
 THUMB = 128
@@ -67,21 +68,37 @@ def summary_table(doc: dict) -> tuple[list[str], list[list[str]]]:
                         [_pct(m.get(f"{d}_recall@{k}")) for d in ("text_to_image", "image_to_text")
                          for k in (1, 5, 10)])
         return header, rows
-    k = doc["rows"][0]["metrics"]["top_k"]["k"] if doc["rows"] else 5
+    k = next((r["metrics"]["top_k"]["k"] for r in doc["rows"] if "top_k" in r["metrics"]), 5)
     header = ["model", "prompts", "top-1 (n, skipped)", f"top-{k}", "mean recall", "macro-F1",
               "ECE → after T", "none-of-these <"]
+    sets = any("coverage" in r["metrics"] or "false_alarm" in r["metrics"] for r in doc["rows"])
+    if sets:
+        header.append("coverage · set size | false alarm · detection")
     rows = []
     for r in doc["rows"]:
         m = r["metrics"]
         cal, none = r.get("calibration"), r.get("none_of_these")
+        if r["kind"] == "one-class":
+            rows.append([r["model"], r["prompt_set"], f"– (n={m['n']}, {m['n_skipped']} skipped)"] + ["–"] * 5
+                        + [_flags(m)])
+            continue
         rows.append([
             r["model"], r["prompt_set"] + (f" ({r['n_templates']})" if r.get("n_templates", 1) > 1 else "")
             + _train_skips(r),
             f"{_pct(m['top1'])} (n={m['n']}, {m['n_skipped']} skipped)", _pct(m["top_k"]["accuracy"]),
             _pct(m["mean_per_class_recall"]), _pct(m["macro_f1"]),
             f"{m['ece']:.3f} → {cal['ece_after']:.3f}" if cal else f"{m['ece']:.3f}",
-            _threshold(none)])
+            _threshold(none)] + ([_flags(m)] if sets else []))
     return header, rows
+
+
+def _flags(m: dict) -> str:
+    """A few-shot row's conformal sets ("91.2% ⊇ · 1.35 labels") or one-class flags."""
+    if "false_alarm" in m:
+        return f"false alarm {_pct(m['false_alarm'])} (≤ {m['false_alarm_target']:g}) · detected {_pct(m['detection_rate'])}"
+    if m.get("coverage") is not None:
+        return f"{_pct(m['coverage'])} (≥ {m['coverage_target']:g}) · {m['mean_set_size']:.2f} labels"
+    return "–"
 
 
 def _threshold(none: dict | None) -> str:
@@ -154,7 +171,12 @@ def _write_assets(doc: dict, d: Path) -> dict:
         return assets
     (d / "thumbs").mkdir()
     classes = doc["dataset"]["classes"]
+    if doc.get("fewshot_curves"):
+        curves_png(doc, d / "fewshot_curves.png")
+        assets["curves"] = "fewshot_curves.png"
     for i, r in enumerate(doc["rows"]):
+        if r["kind"] == "one-class":
+            continue
         name = f"confusion_{i}.png"
         confusion_png(r["confusion_matrix"], classes, f"{r['model']} · {r['prompt_set']}", d / name)
         assets["confusion"][i] = name
@@ -174,8 +196,12 @@ def render_markdown(doc: dict, assets: dict) -> str:
     out += _md_table(header, rows)
     for w in ds.get("warnings", []):
         out.append(f"\n> warning: {w}")
+    curves = curve_table(doc)
+    if curves:
+        out += ["", "## Few-shot curves", "", f"![few-shot curves]({assets.get('curves', '')})", ""]
+        out += _md_table(*curves)
     for i, r in enumerate(doc["rows"]):
-        if r["kind"] == "retrieval":
+        if r["kind"] in ("retrieval", "one-class"):
             continue
         out += ["", f"## {r['model']} · {r['prompt_set']}", ""]
         if r.get("calibration"):
@@ -223,8 +249,12 @@ def render_html(doc: dict, assets: dict) -> str:
              f"{ds.get('n_images')} images · <b>{len(doc['skipped'])} skipped</b> · {e(doc['created'])}</p>",
              _html_table(header, rows)]
     parts += [f"<p class='warn'>warning: {e(w)}</p>" for w in ds.get("warnings", [])]
+    curves = curve_table(doc)
+    if curves:
+        parts.append(f"<h2>Few-shot curves</h2><img class='cm' src='{e(assets.get('curves', ''))}' "
+                     f"alt='few-shot curves'>" + _html_table(*curves))
     for i, r in enumerate(doc["rows"]):
-        if r["kind"] == "retrieval":
+        if r["kind"] in ("retrieval", "one-class"):
             continue
         parts.append(f"<h2>{e(r['model'])} · {e(r['prompt_set'])}</h2>")
         if r.get("calibration"):

@@ -18,18 +18,16 @@ from clipseek.core.images import DEFAULT_LIMITS, ImageLimits
 from clipseek.core.prompts import build_classifier
 from clipseek.core.scores import logits, probabilities, scoring
 from clipseek.data.hf import default_materialize_dir
-from clipseek.data.labelled import CaptionDataset, LabelledDataset
+from clipseek.data.labelled import CALIBRATION_SPLITS, CaptionDataset, LabelledDataset
 from clipseek.embed.cache import EmbeddingCache, embed_cached
-from clipseek.errors import Skipped
+from clipseek.errors import Skipped, UsageError
 from clipseek.evaluation import metrics as ev
+from clipseek.evaluation.fewshot_eval import FewShotOptions
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
     from clipseek.model.fingerprint import Fingerprint
 
-# Held-out splits a temperature or threshold may be fitted on. Never "train": a checkpoint fine-tuned on
-# it is over-confident there, and a temperature fitted there makes the evaluated split worse.
-CALIBRATION_SPLITS = ("validation", "val", "valid", "dev")
 N_MISTAKES = 12
 log = logging.getLogger(__name__)
 
@@ -126,15 +124,19 @@ def linear_probe(model: str, fingerprint: Fingerprint, train: EmbeddedSplit, emb
 def evaluate_model(encoder: Encoder, model: str, ds: LabelledDataset, prompt_sets: dict[str, Sequence],
                    load_split: Callable[[str], LabelledDataset] | None = None,
                    cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True,
-                   batch_size: int = 32, on_progress=None, limits: ImageLimits = DEFAULT_LIMITS
+                   batch_size: int = 32, on_progress=None, limits: ImageLimits = DEFAULT_LIMITS,
+                   fewshot: FewShotOptions | None = None, curves: list | None = None
                    ) -> tuple[list[dict], list[Skipped]]:
     """All rows for one model: one zero-shot row per prompt set, plus a linear-probe row when the
-    dataset has a train split. Returns (records, skipped files of the evaluated split, then of the
-    train and calibration splits)."""
+    dataset has a train split, plus a few-shot row for `fewshot.examples`/`fewshot.classifier`; the
+    rows of `fewshot.shots`' curves are appended to `curves`. Returns (records, skipped files of the
+    evaluated split, then of the train and calibration splits, then of the examples)."""
+    train_name, calib_name = companion_splits(ds) if load_split else (None, None)
+    if fewshot and fewshot.shots and not train_name:
+        raise UsageError(f"--shots draws its examples from a train split, and {ds.source} has none")
     emb = embed_split(encoder, ds, cache, batch_size, on_progress=on_progress, limits=limits)
     if len(emb.paths) == 0:
         return [], emb.skipped
-    train_name, calib_name = companion_splits(ds) if load_split else (None, None)
     extra = {s: embed_split(encoder, load_split(s), cache, batch_size, limits=limits)
              for s in {train_name, calib_name} - {None}}
     calib = extra.get(calib_name)
@@ -142,7 +144,57 @@ def evaluate_model(encoder: Encoder, model: str, ds: LabelledDataset, prompt_set
     if probe and train_name and len(extra[train_name].paths):
         rows.append(linear_probe(model, encoder.fingerprint, extra[train_name], emb, top_k))
     # the companion splits' unreadable files are listed too (the probe row counts its train split's)
-    return rows, emb.skipped + [s for name in sorted(extra) for s in extra[name].skipped]
+    skipped = emb.skipped + [s for name in sorted(extra) for s in extra[name].skipped]
+    templates = next(iter(prompt_sets.values()))
+    if fewshot and fewshot.scores_a_classifier:
+        row, sk = fewshot_row(encoder, model, emb, templates, fewshot, cache, batch_size, limits, top_k)
+        rows.append(row)
+        skipped += sk
+    if fewshot and fewshot.shots and curves is not None:
+        curves += fewshot_curves(encoder, model, emb, extra[train_name], calib, templates, fewshot, rows[0])
+    return rows, skipped
+
+
+def fewshot_row(encoder: Encoder, model: str, emb: EmbeddedSplit, templates: Sequence, opts: FewShotOptions,
+                cache: EmbeddingCache | None, batch_size: int, limits: ImageLimits, top_k: int
+                ) -> tuple[dict, list[Skipped]]:
+    """The row of a classifier fitted on example pictures (or read from a file), on the evaluated
+    split: the usual metrics plus coverage and mean set size, or, for one class of examples, the
+    false-alarm and detection rates (the evaluated split's other classes are the unusual images)."""
+    from clipseek.evaluation.fewshot_eval import fitted_metrics
+    from clipseek.fewshot.fit import classifier_for
+
+    clf, skipped = classifier_for(encoder, opts.examples, opts.classifier, templates=templates, method=opts.method,
+                                  coverage=opts.coverage, false_alarm=opts.false_alarm, cache=cache,
+                                  batch_size=batch_size, limits=limits)
+    probs, extra = fitted_metrics(clf, emb.vectors, emb.y, emb.dataset.classes)
+    d = clf.describe()
+    label = f"{d['method']} ({d.get('n_examples', '?')} examples)"
+    info = {k: d.get(k) for k in ("method", "settings", "temperature", "conformal", "anomaly", "n_examples")}
+    info.update(source=opts.examples or opts.classifier, why=d["selection"].get("why"))
+    if probs is None:
+        return {"kind": "one-class", "model": model, "fingerprint": str(encoder.fingerprint), "prompt_set": label,
+                "metrics": {"n": len(emb.y), "n_skipped": len(emb.skipped), **extra}, "fewshot": info}, skipped
+    row = _record("few-shot", model, encoder.fingerprint, label, emb, probs, top_k)
+    row["metrics"].update(extra)
+    row["fewshot"] = info
+    return row, skipped
+
+
+def fewshot_curves(encoder: Encoder, model: str, emb: EmbeddedSplit, train: EmbeddedSplit,
+                   calib: EmbeddedSplit | None, templates: Sequence, opts: FewShotOptions, zero_row: dict) -> list[dict]:
+    """`--shots`: every method's top-1 (coverage, set size) per number of examples per class."""
+    from clipseek.evaluation.fewshot_eval import curves
+    from clipseek.fewshot.examples import ExampleSet, text_vectors
+
+    ds = emb.dataset
+    texts = list(ds.label_texts)
+    base = ExampleSet(list(ds.classes), texts, text_vectors(encoder, texts, templates), train.vectors, train.y,
+                      float(encoder.logit_scale), str(encoder.fingerprint),
+                      (calib.vectors, calib.y) if calib is not None and len(calib.y) else None)
+    rows = curves(base, (train.vectors, train.y), (emb.vectors, emb.y), opts.shots, opts.seeds, opts.coverage,
+                  zero_row["metrics"]["top1"])
+    return [{"model": model, **r} for r in rows]
 
 
 def evaluate_retrieval(encoder: Encoder, model: str, caps: CaptionDataset, cache: EmbeddingCache | None = None,
@@ -183,18 +235,19 @@ def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], Enc
              cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True, batch_size: int = 32,
              materialize_dir: str | None = None, progress=None,
              on_warning: Callable[[str], None] | None = None,
-             limits: ImageLimits = DEFAULT_LIMITS) -> dict:
+             limits: ImageLimits = DEFAULT_LIMITS, fewshot: FewShotOptions | None = None) -> dict:
     """Read DATA, evaluate each model (loaded one at a time by `load_encoder`) and return the report
     document (`report.build_document`). `progress(total, description)` is a context manager yielding an
     `advance(n)` callable (the CLI passes its progress bar). Dataset warnings are in the document
     (`dataset.warnings`); `on_warning` also gets each one as soon as the data is read (default: the
     `clipseek.evaluation` logger). Images that a `datasets` dataset holds as bytes are written to
-    `materialize_dir`, by default `dataset-images/` in the embedding cache's folder."""
+    `materialize_dir`, by default `dataset-images/` in the embedding cache's folder. `fewshot`: a
+    classifier fitted on example pictures (or read from a file) gets a row, and `--shots` curves go to
+    the document's `fewshot_curves`."""
     from contextlib import nullcontext
 
     from clipseek.data.labelled import read_captions
     from clipseek.data.load import load_labelled
-    from clipseek.errors import UsageError
     from clipseek.evaluation.report import build_document
 
     if task not in ("classification", "retrieval"):
@@ -213,7 +266,9 @@ def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], Enc
         dataset = {**ds.describe(), "warnings": ds.warnings}
         for w in ds.warnings:
             on_warning(w)
-    rows, skipped = [], []
+    if fewshot and task == "retrieval":
+        raise UsageError("--examples, --classifier and --shots are for --task classification")
+    rows, skipped, curve_rows = [], [], []
     for name in models:
         encoder = load_encoder(name)
         with progress(dataset["n_images"], f"embedding ({name})") as advance:
@@ -222,8 +277,11 @@ def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], Enc
                 rows.append(row)
             else:
                 new, sk = evaluate_model(encoder, name, ds, prompt_sets, load, cache, top_k, probe,
-                                         batch_size, advance, limits)
+                                         batch_size, advance, limits, fewshot, curve_rows)
                 rows += new
         skipped += sk
         del encoder
-    return build_document(task, dataset, rows, skipped)
+    doc = build_document(task, dataset, rows, skipped)
+    if fewshot and fewshot.shots:
+        doc["fewshot_curves"] = fewshot.curves_doc(curve_rows)
+    return doc

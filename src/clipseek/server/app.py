@@ -79,14 +79,17 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def create_app(gallery_or_db, encoder: Encoder | None = None, *, spec: ModelSpec | None = None,
                token: str | None = None, limits: Limits = Limits(), host: str = "127.0.0.1",
-               allowed_hosts: list[str] | None = None, thumb_dir: str | None = None) -> FastAPI:
+               allowed_hosts: list[str] | None = None, thumb_dir: str | None = None,
+               classifier=None) -> FastAPI:
     """The app for one gallery (a Gallery or a database path). The model (`encoder`, else `spec`,
     else the one the database records) is loaded here, once.
 
     `token`: every /api call then needs `Authorization: Bearer <token>` (images and thumbnails also
     accept `?token=`). The Host header must name loopback, `host` (the address the server is bound
     to), this machine, or one of `allowed_hosts` (see server.guard.Hosts); cross-site requests to
-    the API are refused (server.guard). No interactive docs page: the schema is at /openapi.json."""
+    the API are refused (server.guard). No interactive docs page: the schema is at /openapi.json.
+    `classifier`: a fitted few-shot classifier (or a function encoder -> one) for
+    `POST /api/classify/examples` (server.fitted)."""
     svc = GalleryService(gallery_or_db, encoder, spec=spec, limits=limits, thumb_dir=thumb_dir)
 
     @asynccontextmanager
@@ -103,6 +106,10 @@ def create_app(gallery_or_db, encoder: Encoder | None = None, *, spec: ModelSpec
                        hosts=Hosts.for_bind(host, allowed_hosts or ()))
     _add_error_handlers(app)
     _add_routes(app, svc, limits, guard_statuses(token))
+    if classifier is not None:
+        from clipseek.server.fitted import add_fitted_routes
+
+        add_fitted_routes(app, svc, classifier, limits, guard_statuses(token))
     _add_page(app)
     return app
 
@@ -256,13 +263,15 @@ def check_exposure(host: str, token: str | None, no_token: bool) -> None:
 def serve(db: str, host: str = "127.0.0.1", port: int = 8000, spec: ModelSpec | None = None,
           token: str | None = None, log_level: str = "info", max_pixels: int | None = None,
           watch: dict | None = None, allow_hosts: Sequence[str] = (), no_token: bool = False,
-          header_timeout: float | None = None, announce: Callable[[str], None] = lambda line: None) -> None:
+          header_timeout: float | None = None, announce: Callable[[str], None] = lambda line: None,
+          classifier=None) -> None:
     """Build the app and run it under uvicorn until interrupted; `announce` gets the lines a person
     should see (an exposure warning, the address to open). `max_pixels`: the image limit of
     uploads (default: the CLI's, 64 MP). `watch`: the keyword arguments of GalleryService.watch
     (dirs, poll, interval, on_batch, on_stop) plus `on_start(watcher)`. A host other machines can
     reach needs a `token` or `no_token=True`; `allow_hosts`: more Host names to answer to;
-    `header_timeout`: seconds a client has to send a request's headers (server.protocol)."""
+    `header_timeout`: seconds a client has to send a request's headers (server.protocol);
+    `classifier`: see create_app."""
     import uvicorn
 
     from clipseek.core.paths import quote_path
@@ -287,7 +296,8 @@ def serve(db: str, host: str = "127.0.0.1", port: int = 8000, spec: ModelSpec | 
 
         with Gallery(db, spec=spec) as g:
             g.index(watch["dirs"], limits=ImageLimits.from_options(max_pixels))
-    app = create_app(db, spec=spec, token=token, limits=lim, host=host, allowed_hosts=list(allow_hosts))
+    app = create_app(db, spec=spec, token=token, limits=lim, host=host, allowed_hosts=list(allow_hosts),
+                     classifier=classifier)
     if watch:
         watching = dict(watch)
         on_start = watching.pop("on_start", None)
