@@ -207,7 +207,7 @@ def classify_fitted(encoder: Encoder, paths: Sequence[str], clf: FewShotClassifi
         if out.anomaly is not None:
             pred.anomaly, pred.unusual = float(out.anomaly[i]), bool(out.unusual[i])
     summary = {k: v for k, v in clf.describe().items() if k in ("kind", "method", "settings", "conformal", "anomaly")}
-    return ClassifyResult(list(clf.classes), preds, emb.skipped, out.probs, None, "softmax", summary)
+    return ClassifyResult(list(clf.classes), preds, emb.skipped, out.probs, None, "softmax", classifier=summary)
 
 
 def sort_plan(result: ClassifyResult, out_dir: str, unsure_below: float | None = None,
