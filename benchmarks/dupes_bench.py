@@ -55,8 +55,8 @@ def build_folder(root: str, distinct: int, copied: int, size: int = 256, seed: i
         src = os.path.join(root, f"o{i:03d}.png")
         img = Image.open(src).convert("RGB")
         w, h = img.size
-        out = {k: os.path.join(root, "copies", f"o{i:03d}-{k}" + (".png" if k in ("bytes", "half", "crop5") else ".jpg"))
-               for k in KINDS}
+        png = ("bytes", "half", "crop5")
+        out = {k: os.path.join(root, "copies", f"o{i:03d}-{k}" + (".png" if k in png else ".jpg")) for k in KINDS}
         shutil.copyfile(src, out["bytes"])
         img.save(out["jpeg60"], quality=60)
         img.resize((w // 2, h // 2), Image.LANCZOS).save(out["half"])

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 SHOTS = (1, 2, 4, 8, 16)
 

@@ -130,7 +130,8 @@ def main() -> None:
     fixed = t_small - small / marginal
     ray_rate = args.n / t_big
     print(f"{'Ray (--engine ray), 1 actor':34s} {ray_rate:7.1f} images/s  ({t_big:.1f} s for {args.n} images, "
-          f"{t_small:.1f} s for {small}, warm-up {times[args.batch_size]:.1f} s; ray.init {t_init.s:.1f} s not included)")
+          f"{t_small:.1f} s for {small}, warm-up {times[args.batch_size]:.1f} s; "
+          f"ray.init {t_init.s:.1f} s not included)")
     print(f"{'Ray, marginal (per extra image)':34s} {marginal:7.1f} images/s  (x{marginal / local_rate:.2f} of "
           f"in-process); fixed cost per job ~{fixed:.1f} s (actor start, model load in the actor, planning)")
     print(f"Ray overhead on this machine: x{local_rate / ray_rate:.2f} slower end to end for {args.n} images. "

@@ -26,9 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from demo_model_eval import caption_hits  # noqa: E402
+from demo_model_eval import caption_hits
 
-from clipseek.data import synthetic as syn  # noqa: E402
+from clipseek.data import synthetic as syn
 
 BASE = dict(bs=32, lr=1e-3, wd=0.1, warmup=500, gf=0.8, gf_end=None, epochs=20, n=28800,
             pos=None, eval_every=5, width=64, layers=4, heads=2, image=32, patch=4)

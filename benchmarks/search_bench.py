@@ -1,4 +1,5 @@
-"""Vector search speed, memory and recall: clipseek.gallery.search.vector_index.VectorIndex on random unit vectors (dim 512).
+"""Vector search speed, memory and recall: clipseek.gallery.search.vector_index.VectorIndex on random unit vectors
+(dim 512).
 
 For each size: build time (wall and CPU: on a shared machine the wall clock also counts other jobs),
 resident memory of the index (RSS growth while building), its size on disk and per vector, the probe
@@ -6,7 +7,8 @@ count the index chose by measurement, and for a sweep of probe counts (inverted 
 counts (exhaustive scan): recall@10 against exact search (numpy) before and after the gallery's exact
 re-rank of 42 candidates, p50/p99 latency of the vector search alone (one query at a time); k=1,000
 latency; end to end from a text query (full-size ViT-B/32 text tower, random weights, torch and ONNX
-Runtime, each fp32 and with the text tower quantized to int8); adding 1,000 vectors (no rebuild) and the drift figure they give.
+Runtime, each fp32 and with the text tower quantized to int8); adding 1,000 vectors (no rebuild) and the drift figure
+they give.
 In the same process, for comparison: the former default (an exhaustive 4-bit scan, "pq-sq8") and
 exact `IndexFlatIP` (brute force).
 
@@ -296,7 +298,8 @@ def bench_size(n: int, d: int, args, encoders: dict) -> None:
         vi.add(np.arange(n + 1, n + 1001, dtype=np.int64), extra)
     hit = np.mean([vi.search(v, 1)[1][0, 0] == n + 1 + i for i, v in enumerate(extra[:100])])
     print(f"  add 1,000 vectors in place (no rebuild): {ta.s * 1000:.0f} ms vs full build {t.s:.1f} s; "
-          f"each of 100 added vectors is its own top hit: {hit:.2f}{'' if isinstance(vi, HnswSQ8) else drift_line(vi, 1000)}")
+          f"each of 100 added vectors is its own top hit: {hit:.2f}"
+          f"{'' if isinstance(vi, HnswSQ8) else drift_line(vi, 1000)}")
     chosen = getattr(vi, "state", None) and vi.state.kind
     if not isinstance(vi, HnswSQ8):
         vi.close()

@@ -111,8 +111,11 @@ def speed(args) -> None:
             "10-min video, ViT-B/32"]
     print("| clip | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
     for name, r in rows.items():
-        per = lambda k: r[k] / r["minutes"]  # noqa: E731
-        both = lambda k: f"{per(k):.2f} ({per(k + '_cpu'):.2f})"  # noqa: E731
+        def per(k, r=r):
+            return r[k] / r["minutes"]
+
+        def both(k, per=per):
+            return f"{per(k):.2f} ({per(k + '_cpu'):.2f})"
         wall = 10 * (per("hash") + per("sample") + per("vit-b32")) + r["probe"] if "vit-b32" in r else float("nan")
         cpu = 10 * (per("hash_cpu") + per("sample_cpu") + per("vit-b32_cpu")) if "vit-b32" in r else float("nan")
         print(f"| {name} | {per('mb'):.0f} | {both('hash')} | {r['probe']:.2f} | {both('sample')} | "
@@ -151,7 +154,8 @@ def shots(args) -> None:
             p, panning_frames(640, 360, 12, speed=8, noise=3, gain=lambda i: 1 + 0.3 * np.sin(i / 20)),
             options={"preset": "ultrafast"}), [5.0, 10.0]),
     }
-    print(f"SHOT_THRESHOLD = {SHOT_THRESHOLD}\n\n| clip | cuts: min distance | inside shots: max distance |\n|---|---|---|")
+    print(f"SHOT_THRESHOLD = {SHOT_THRESHOLD}\n\n| clip | cuts: min distance | inside shots: max distance |"
+          "\n|---|---|---|")
     with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
         for k, (name, (make, cut_times)) in enumerate(kinds.items()):
             cut, inside = distances(make(os.path.join(tmp, f"{k}.mp4")), cut_times)

@@ -1,4 +1,5 @@
-"""Synthetic few-shot tasks (for tests/fewshot and tests/evaluation): unit vectors around class centres (Gaussian clusters on the sphere), text
+"""Synthetic few-shot tasks (for tests/fewshot and tests/evaluation): unit vectors around class centres (Gaussian
+clusters on the sphere), text
 vectors near the centres. Fast, seeded, no model."""
 
 from __future__ import annotations

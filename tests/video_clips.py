@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("av")
 
-from clipseek.data.synthetic_video import (  # noqa: E402
+from clipseek.data.synthetic_video import (
     H264,
     HEVC,
     MJPEG,

@@ -8,7 +8,7 @@ resolved from its module when first read (`__getattr__`). The same names are imp
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clipseek._version import __version__
 
@@ -95,7 +95,7 @@ __all__ = [  # every name of _EXPORTS (a test checks), and the version
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'clipseek' has no attribute {name!r}")

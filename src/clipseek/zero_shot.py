@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class Prediction:
         return self.ranked[0][0]
 
     def to_dict(self) -> dict:
-        d = {"path": self.path, "label": self.label,
+        d: dict[str, Any] = {"path": self.path, "label": self.label,
              "predictions": [{"label": l, "score": round(p, 6)} for l, p in self.ranked]}
         if self.set is not None:
             d["set"] = self.set
@@ -71,7 +71,7 @@ class ClassifyResult:
     classifier: dict | None = None    # a fitted classifier's summary (classify_fitted)
 
     def to_dict(self) -> dict:
-        d = {"labels": self.labels, "scoring": self.scoring}
+        d: dict[str, Any] = {"labels": self.labels, "scoring": self.scoring}
         if self.classifier is not None:
             d["classifier"] = self.classifier
         videos = {"videos": [t.to_dict() for t in self.timelines]} if self.timelines else {}
@@ -79,6 +79,7 @@ class ClassifyResult:
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
+T = TypeVar("T")
 ImageInput = Union[str, "os.PathLike[str]", "PILImage"]
 
 
@@ -104,7 +105,8 @@ def classify(model: Encoder | str, images: ImageInput | Iterable[ImageInput], la
                     limits=limits)
     by_path = dict(zip(emb.paths, emb.vectors))
     pil = [x for x in items if isinstance(x, tuple)]
-    pil_vecs = encoder.encode_images([im for _, im in pil], batch_size=batch_size) if pil else None
+    pil_vecs = encoder.encode_images([im for _, im in pil], batch_size=batch_size) if pil else \
+        np.zeros((0, encoder.dim), np.float32)
     by_name = {name: pil_vecs[k] for k, (name, _) in enumerate(pil)}
     names, rows = [], []
     for x in items:  # the input order: files that were read, and the in-memory images
@@ -151,9 +153,9 @@ def classify_video(encoder: Encoder, path: str, labels: Sequence[str],
                     sampling.notes)
 
 
-def _batches(items, n: int):
+def _batches(items: Iterable[T], n: int) -> Iterator[list[T]]:
     """Lists of `n` items (the last one shorter), taken as `items` yields them."""
-    batch = []
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) == n:
@@ -171,7 +173,7 @@ def _as_encoder(model: Encoder | str) -> Encoder:
     return model
 
 
-def _image_items(images, expand_folders: bool = True) -> list:
+def _image_items(images: ImageInput | Iterable[ImageInput], expand_folders: bool = True) -> list:
     """Files as path strings (folders expanded, in the order given) and PIL images as (name, image)."""
     from PIL import Image
 
@@ -205,7 +207,8 @@ def classify_fitted(encoder: Encoder, paths: Sequence[str], clf: FewShotClassifi
         if out.sets is not None:
             pred.set = [clf.classes[j] for j in out.sets[i]]
         if out.anomaly is not None:
-            pred.anomaly, pred.unusual = float(out.anomaly[i]), bool(out.unusual[i])
+            unusual = out.unusual
+            pred.anomaly, pred.unusual = float(out.anomaly[i]), bool(unusual[i]) if unusual is not None else None
     summary = {k: v for k, v in clf.describe().items() if k in ("kind", "method", "settings", "conformal", "anomaly")}
     return ClassifyResult(list(clf.classes), preds, emb.skipped, out.probs, None, "softmax", classifier=summary)
 
@@ -232,11 +235,13 @@ def sort_plan(result: ClassifyResult, out_dir: str, unsure_below: float | None =
     return plan_transfers(rows, out_dir)
 
 
-def classify_images(encoder: Encoder, images, labels: Sequence[str],
+def classify_images(encoder: Encoder, images: Iterable[PILImage], labels: Sequence[str],
                     templates: Sequence[Template] = (DEFAULT_TEMPLATE,)) -> np.ndarray:
     """Deprecated: `classify(encoder, images, labels, templates).probs` does the same (and more)."""
     import warnings
 
     warnings.warn("classify_images is deprecated: use classify(model, images, labels).probs",
                   DeprecationWarning, stacklevel=2)
-    return classify(encoder, list(images), labels, templates).probs
+    probs = classify(encoder, list(images), labels, templates).probs
+    assert probs is not None  # classify always sets it
+    return probs

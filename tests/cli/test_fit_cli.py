@@ -68,8 +68,9 @@ def test_classify_with_the_file_gives_sets(fitted, data):
 
 def test_sort_into_sends_images_whose_set_is_not_one_label_to_unsure(fitted, data, tmp_path):
     out, _ = fitted
-    sets = {x["path"]: x["set"] for x in json.loads(run(
-        "classify", data / "data" / "test", "--classifier", out, "--model", "clipseek-demo", "-f", "json").stdout)["results"]}
+    doc = json.loads(run("classify", data / "data" / "test", "--classifier", out, "--model", "clipseek-demo",
+                         "-f", "json").stdout)
+    sets = {x["path"]: x["set"] for x in doc["results"]}
     r = run("classify", data / "data" / "test", "--classifier", out, "--model", "clipseek-demo",
             "--sort-into", tmp_path / "sorted", "--format", "json")
     assert r.returncode == 0, r.stderr

@@ -4,7 +4,7 @@ import pytest
 from conftest import indexed_gallery
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
 BASE = "http://127.0.0.1"
 

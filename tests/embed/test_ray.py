@@ -68,7 +68,8 @@ def test_ray_onnx_backend_matches_torch(ray_cluster, tmp_path, tiny_ckpt, encode
     from clipseek.embed.stages import embed_all
     from clipseek.model.fingerprint import Fingerprint
 
-    s = embed_job(str(photos), str(tmp_path / "out"), engine="ray", spec=ModelSpec(tiny_ckpt, device="cpu", backend="onnx"),
+    s = embed_job(str(photos), str(tmp_path / "out"), engine="ray",
+                  spec=ModelSpec(tiny_ckpt, device="cpu", backend="onnx"),
                   shard_size=5, batch_size=3, ray_options={"workers": 1})
     assert (s.files, s.embedded, len(s.skipped)) == (10, 9, 1)
     fp = Fingerprint.parse(str(s.fingerprint))

@@ -50,6 +50,7 @@ def test_unlike_pictures_are_detected():
 
 def test_too_few_examples_for_the_rate():
     normal, _ = normal_and_other()
-    with pytest.raises(UsageError, match=r"^too few calibration examples for false-alarm rate 0.05: need >= 19, have 10$"):
+    with pytest.raises(UsageError,
+                       match=r"^too few calibration examples for false-alarm rate 0.05: need >= 19, have 10$"):
         calibrate_anomaly(normal(10), 0.05)
     assert calibrate_anomaly(normal(19), 0.05).n_reference == 19

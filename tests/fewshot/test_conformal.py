@@ -45,7 +45,7 @@ def test_scores_and_sets_against_a_direct_loop():
     sets = cp.prediction_sets(probs, u, conf)
     for i in range(len(y)):
         order = sorted(range(probs.shape[1]), key=lambda j: -probs[i, j])
-        def score(label):
+        def score(label, i=i, order=order):
             o = order.index(label) + 1
             return sum(probs[i, j] for j in order[:o - 1]) + u[i] * probs[i, label] + lam * max(0, o - k_reg)
         assert got[i] == pytest.approx(score(y[i]))

@@ -276,7 +276,7 @@ def test_a_hostile_shard_is_skipped_with_its_reason_and_the_rest_loads(case, job
     err = capsys.readouterr().err
     assert rc == 0 and "Traceback" not in err, err
     skips = [line for line in err.splitlines() if line.startswith("skipping ")]
-    for shard, row, fragment in refused:
+    for _shard, row, fragment in refused:
         assert any(fragment in line and (row is None or row == "skip" or f"row {row}:" in line
                                          or "second row" in line) for line in skips), (fragment, err)
     lost = {p for shard, row, _ in refused if row != "skip"
@@ -447,7 +447,8 @@ def deep_tree(root) -> tuple[str, str, str]:
             os.close(fd)
             fd, path = sub, os.path.join(path, name)
             n = len(os.fsencode(path))
-            for key, fname, fits in (("near", "near.png", n + 9 < 4096), ("long", "n" * 240 + ".png", n < 4096 < n + 241),
+            for key, fname, fits in (("near", "near.png", n + 9 < 4096),
+                                     ("long", "n" * 240 + ".png", n < 4096 < n + 241),
                                      ("deep", "deep.png", n > 4096)):
                 if fits and key not in out:
                     f = os.open(fname, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)

@@ -105,7 +105,8 @@ def test_the_library_checks_the_same_numbers():
 
     bad = [lambda: TrainConfig(lr=math.nan), lambda: TrainConfig(lr=-1.0), lambda: TrainConfig(weight_decay=math.nan),
            lambda: TrainConfig(epochs=0), lambda: TrainConfig(mask_patches=math.inf),
-           lambda: ImageLimits.from_options(max_file_mb=math.nan), lambda: ImageLimits.from_options(max_file_mb=math.inf),
+           lambda: ImageLimits.from_options(max_file_mb=math.nan),
+           lambda: ImageLimits.from_options(max_file_mb=math.inf),
            lambda: parse_term("1e308:cat"), lambda: Filter.parse(ext=",,,"), lambda: Filter.parse(after="9999-12-31"),
            lambda: resolve_device("tpu"), lambda: resolve_device("cuda:999")]
     for i, make in enumerate(bad):

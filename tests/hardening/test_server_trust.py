@@ -20,10 +20,10 @@ from conftest import image_folder, make_image, wait_for
 import clipseek
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from clipseek.server import create_app  # noqa: E402
-from clipseek.server.checks import Limits  # noqa: E402
+from clipseek.server import create_app
+from clipseek.server.checks import Limits
 
 BASE = "http://127.0.0.1"
 SECRET = b"TOP-SECRET root:x:0:0 password=hunter2\n" * 400
@@ -273,7 +273,9 @@ def test_cross_origin_requests_do_no_work(gallery, encoder):
     svc = app.state.service
     used = []
     for name in ("classify", "submit_search_text", "search_image", "dupes", "options"):
-        def spy(*a, _name=name, _real=getattr(svc, name), **kw):
+        real = getattr(svc, name)
+
+        def spy(*a, _name=name, _real=real, **kw):
             used.append(_name)
             return _real(*a, **kw)
         setattr(svc, name, spy)

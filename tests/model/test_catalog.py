@@ -28,7 +28,7 @@ def test_every_accuracy_names_its_source(catalog):
 
 def test_entries_are_loadable_names_with_sound_fields(catalog):
     raw = json.loads(resources.files("clipseek").joinpath("model/catalog.json").read_text("utf-8"))
-    for e, m in zip(catalog.entries, raw["models"]):
+    for e, _ in zip(catalog.entries, raw["models"]):
         assert e.arch in raw["archs"]
         assert e.hub_id.startswith("hf-hub:") == (e.format == "open_clip")
         assert e.hub_id.removeprefix("hf-hub:").count("/") == 1

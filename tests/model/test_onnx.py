@@ -16,11 +16,11 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from conftest import WORDS, make_image  # noqa: E402
+from conftest import WORDS, make_image
 
-from clipseek.errors import ModelLoadError, UsageError  # noqa: E402
-from clipseek.model import onnx_store  # noqa: E402
-from clipseek.model.loader import choose_backend, cpu_has_bf16, export_onnx, load_model  # noqa: E402
+from clipseek.errors import ModelLoadError, UsageError
+from clipseek.model import onnx_store
+from clipseek.model.loader import choose_backend, cpu_has_bf16, export_onnx, load_model
 
 TEXTS = ["a photo of the cat", "red circle", "a big blue boat on the green tree house",
          " ".join(WORDS * 4), "zebra", ""]  # longer than the model's 32 tokens: truncated alike

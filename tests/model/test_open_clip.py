@@ -132,7 +132,8 @@ def broken_copy(tmp_path, edit_config=None, edit_weights=None, name=NAMES[0]) ->
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda c: c["model_cfg"]["vision_cfg"].update(timm_model_name="convnext_base"), "timm image tower 'convnext_base'"),
+    (lambda c: c["model_cfg"]["vision_cfg"].update(timm_model_name="convnext_base"),
+     "timm image tower 'convnext_base'"),
     (lambda c: c["model_cfg"]["vision_cfg"].update(timm_model_name="eva02_large_patch14_224"), "eva02"),
     (lambda c: c["model_cfg"].update(multimodal_cfg={"width": 512}), "CoCa"),
     (lambda c: c["model_cfg"]["text_cfg"].update(hf_model_name="xlm-roberta-large"), "Hugging Face text tower"),

@@ -11,9 +11,9 @@ from PIL import Image
 import clipseek
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from clipseek.server import create_app  # noqa: E402
+from clipseek.server import create_app
 
 
 @pytest.fixture(scope="module")

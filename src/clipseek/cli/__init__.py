@@ -16,10 +16,10 @@ from clipseek.cli.app import app
 try:  # a typer that vendors click exports the base class of its exceptions
     from typer import TyperException as CommandLineError
 except ImportError:  # pragma: no cover - older typer raises click's own
-    from click import ClickException as CommandLineError
+    from click import ClickException as CommandLineError  # type: ignore[assignment]
 
 # Command modules register themselves on `app` when imported.
-from clipseek.cli import (  # noqa: E402,F401
+from clipseek.cli import (  # noqa: F401
     classify_cmd,
     demo_cmd,
     dupes_cmd,

@@ -13,13 +13,15 @@ from clipseek.cli.output import BACKEND_HELP, check_format, eprint, print_json, 
 
 @app.command("embed")
 def embed_cmd(
-    source: str = typer.Argument(..., help="A folder, a text file of paths/URIs, or a .parquet/.csv with a path column."),
+    source: str = typer.Argument(..., help="A folder, a text file of paths/URIs, or a .parquet/.csv with a "
+                                           "path column."),
     out: str = typer.Option(..., "--out", "-o", help="Output folder for the shards (re-run to resume)."),
     engine: str = typer.Option("local", "--engine", help="local (in-process) or ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto or ray://HOST:10001. "
                                           "Default: a local Ray instance."),
     num_gpus_per_worker: Optional[float] = typer.Option(None, "--num-gpus-per-worker", callback=finite(0, 64),
-                                                        help="GPUs per encoder actor (Ray). Default: 1 if the cluster has GPUs, else 0."),
+                                                        help="GPUs per encoder actor (Ray). Default: 1 if the "
+                                                             "cluster has GPUs, else 0."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1,
                                           help="Encoder actors (Ray) or decoding threads (local)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),

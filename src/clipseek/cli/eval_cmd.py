@@ -80,7 +80,11 @@ def eval_cmd(
                                  parse_shots(shots) if shots else (), seeds)
         if not (fewshot.scores_a_classifier or fewshot.shots):
             raise UsageError("--coverage and --false-alarm need --examples DIR, --classifier FILE or --shots")
-    doc = run_eval(data, models or [DEFAULT_MODEL], lambda m: load_model(m, device=device, dtype=dtype, backend=backend),
+
+    def loader(m):
+        return load_model(m, device=device, dtype=dtype, backend=backend)
+
+    doc = run_eval(data, models or [DEFAULT_MODEL], loader,
                    prompt_sets, task, split, image_column, label_column, cache, top_k, probe, batch_size,
                    progress=progress, on_warning=lambda w: eprint(f"warning: {w}"), limits=lim,
                    fewshot=fewshot)

@@ -23,7 +23,8 @@ def index_cmd(
     dirs: Optional[List[str]] = typer.Argument(None, help="Folders to index (recursively)."),
     db: str = typer.Option("clipseek.db", "--db", help=DB_HELP),
     model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help="Hub id or checkpoint dir. Default: the DB's model, else the default model."),
+                                        help="Hub id or checkpoint dir. Default: the DB's model, else the "
+                                             "default model."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads."),
     device: str = device_option(),
@@ -38,7 +39,8 @@ def index_cmd(
                                "deleted files as they happen, in batches. Ctrl-C stops."),
     poll: bool = typer.Option(False, "--poll", help="With --watch: poll the folders instead of file "
                               "events (automatic on network filesystems)."),
-    poll_interval: float = typer.Option(2.0, "--poll-interval", callback=finite(0.05, 3600), help="Seconds between polls."),
+    poll_interval: float = typer.Option(2.0, "--poll-interval", callback=finite(0.05, 3600),
+                                        help="Seconds between polls."),
     follow_links: Optional[bool] = typer.Option(None, "--follow-links/--no-follow-links",
                                                 help="Index symbolic links to files outside the folders "
                                                 "(off by default; the choice is kept in the DB for later "

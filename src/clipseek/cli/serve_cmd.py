@@ -48,7 +48,8 @@ def serve_cmd(
                                               help="Index DIR now and follow its changes while serving "
                                                    "(repeat for several folders)."),
     poll: bool = typer.Option(False, "--poll", help="With --watch: poll instead of file events."),
-    poll_interval: float = typer.Option(2.0, "--poll-interval", callback=finite(0.05, 3600), help="Seconds between polls."),
+    poll_interval: float = typer.Option(2.0, "--poll-interval", callback=finite(0.05, 3600),
+                                        help="Seconds between polls."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     examples: Optional[str] = examples_option(),
     classifier: Optional[str] = classifier_option(),

@@ -6,7 +6,8 @@ inline labels are split (commas and line breaks), for the CLI and the server ali
 A template is a string with exactly one `{}` where the label goes and no other replacement field
 (`{x}`, `{0}`, `{}` twice, a lone `{` or `}` are refused; `{{` and `}}` are literal braces, as in
 `str.format`), or a callable label -> text. `check_template` is the one check, applied where templates
-enter: the CLI options, template files, the server's `templates` field and `build_classifier`. A label's classifier vector is the
+enter: the CLI options, template files, the server's `templates` field and `build_classifier`. A label's classifier
+vector is the
 mean of its unit prompt vectors, renormalized (CLIP's prompt ensembling). All prompts of all labels are
 encoded in batches in one pass, so 1,000 labels x 80 templates is 80,000 texts in ~N/batch forwards.
 """
@@ -72,7 +73,8 @@ def template_problem(t: str) -> str | None:
         return f"{e} (write a literal brace as '{{{{' or '}}}}')"
     if not fields:
         return "no '{}' where the label goes"
-    others = [f"{{{n}{'!' + c if c else ''}{':' + s if s else ''}}}" for n, s, c in fields if (n, s, c) != ("", "", None)]
+    others = [f"{{{n}{'!' + c if c else ''}{':' + s if s else ''}}}" for n, s, c in fields
+              if (n, s, c) != ("", "", None)]
     if others:
         return f"only '{{}}' may appear, not {', '.join(repr(o) for o in others)}"
     if len(fields) > 1:

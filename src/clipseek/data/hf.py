@@ -20,7 +20,7 @@ LABEL_COLUMNS = ("label", "labels", "class", "fine_label", "category")
 
 def _import_datasets():
     try:
-        import datasets  # noqa: F401
+        import datasets
     except Exception as e:  # missing, or installed without its own dependencies
         raise UsageError("reading `datasets` datasets needs the optional extra: "
                          f"pip install 'clipseek[datasets]' ({type(e).__name__}: {e})") from None

@@ -91,7 +91,8 @@ def read_class_map(path: str | os.PathLike) -> dict[str, str]:
         name, sep, text = line.partition(":")
         if not name.strip():
             raise UsageError(f"{p}:{n}: empty class name")
-        out[name.strip()] = check_text(text.strip() if sep and text.strip() else _label_text(name), f"{p}:{n}: the label")
+        words = text.strip() if sep and text.strip() else _label_text(name)
+        out[name.strip()] = check_text(words, f"{p}:{n}: the label")
     return out
 
 

@@ -9,7 +9,6 @@ imported inside the functions.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Sequence

@@ -30,8 +30,8 @@ class ShardAssembler:
             if i not in self.rows:  # already written (a row delivered twice): nothing to do
                 continue
             path = cols["path"][j]  # bytes when it came through Ray
-            self.rows[i][os.fsdecode(path) if isinstance(path, bytes) else str(path)] = {k: cols[k][j] for k in (*ROW_FIELDS, "error", "vector",
-                                                                         "fingerprint")}
+            key = os.fsdecode(path) if isinstance(path, bytes) else str(path)
+            self.rows[i][key] = {k: cols[k][j] for k in (*ROW_FIELDS, "error", "vector", "fingerprint")}
             if len(self.rows[i]) == self.expected[i]:
                 self._write(i, self.rows.pop(i))
 

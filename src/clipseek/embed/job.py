@@ -127,7 +127,8 @@ def prepare_job(source: str, out_dir: str, shard_size: int = DEFAULT_SHARD_SIZE,
         raise UsageError(f"no images found in {source}")
     planned = plan_shards(paths, shard_size)
     out_dir = os.path.abspath(out_dir)
-    manifest = shards.open_job(out_dir, {"source": os.path.abspath(source), "num_files": len(paths), "shard_size": shard_size,
+    manifest = shards.open_job(out_dir, {"source": os.path.abspath(source), "num_files": len(paths),
+                                         "shard_size": shard_size,
                                          "num_shards": len(planned), "paths_digest": paths_digest(paths),
                                          "vector_dtype": vector_dtype})
     done = shards.done_shards(out_dir)

@@ -32,7 +32,7 @@ from clipseek.model.spec import ModelSpec
 def import_ray():
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise UsageError("--engine ray needs Ray: pip install 'clipseek[ray]'") from None
     return ray

@@ -93,7 +93,7 @@ def load_shard(path: str, dim: int | None = None, root: str | None = None) -> Lo
             t = pq.read_table(f)
     except OSError as e:
         raise BadShard(path, f"cannot read: {e.strerror or e}") from None
-    except Exception as e:  # noqa: BLE001 - pyarrow's errors for a damaged file
+    except Exception as e:  # pyarrow's errors for a damaged file
         raise BadShard(path, f"not a readable Parquet file ({_one_line(e)})") from None
     missing = [c for c in COLUMNS if c not in t.column_names]
     if "path" not in t.column_names and "path_bytes" not in t.column_names:

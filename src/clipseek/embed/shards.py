@@ -15,7 +15,8 @@ Shard i holds sorted-paths[i*S:(i+1)*S]. Each file is written to a temp name and
 the .parquet last: a shard is done exactly when its .parquet exists, so a re-run redoes only the
 missing ones. Parquet strings must be UTF-8 and a file name need not be, so `path` holds the name as
 text (bytes that are not UTF-8 shown as U+FFFD) and `path_bytes` its exact bytes, which readers use
-(shards written before `path_bytes` existed are read from `path`). pyarrow is imported lazily (it comes with `pip install 'clipseek[ray]'`).
+(shards written before `path_bytes` existed are read from `path`). pyarrow is imported lazily (it comes with `pip
+install 'clipseek[ray]'`).
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ def shard_fingerprint(path: str) -> Fingerprint:
         raise BadShard(path, str(e)) from None
     except OSError as e:
         raise BadShard(path, f"cannot read: {e.strerror or e}") from None
-    except Exception as e:  # noqa: BLE001 - pyarrow's errors for a file that is not Parquet
+    except Exception as e:  # pyarrow's errors for a file that is not Parquet
         raise BadShard(path, f"not a Parquet file ({_one_line(e)})") from None
 
 

@@ -95,7 +95,8 @@ def summary_table(doc: dict) -> tuple[list[str], list[list[str]]]:
 def _flags(m: dict) -> str:
     """A few-shot row's conformal sets ("91.2% ⊇ · 1.35 labels") or one-class flags."""
     if "false_alarm" in m:
-        return f"false alarm {_pct(m['false_alarm'])} (≤ {m['false_alarm_target']:g}) · detected {_pct(m['detection_rate'])}"
+        return (f"false alarm {_pct(m['false_alarm'])} (≤ {m['false_alarm_target']:g}) · "
+                f"detected {_pct(m['detection_rate'])}")
     if m.get("coverage") is not None:
         return f"{_pct(m['coverage'])} (≥ {m['coverage_target']:g}) · {m['mean_set_size']:.2f} labels"
     return "–"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -121,7 +121,7 @@ def linear_probe(model: str, fingerprint: Fingerprint, train: EmbeddedSplit, emb
     return rec
 
 
-def evaluate_model(encoder: Encoder, model: str, ds: LabelledDataset, prompt_sets: dict[str, Sequence],
+def evaluate_model(encoder: Encoder, model: str, ds: LabelledDataset, prompt_sets: Mapping[str, Sequence],
                    load_split: Callable[[str], LabelledDataset] | None = None,
                    cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True,
                    batch_size: int = 32, on_progress=None, limits: ImageLimits = DEFAULT_LIMITS,
@@ -182,7 +182,8 @@ def fewshot_row(encoder: Encoder, model: str, emb: EmbeddedSplit, templates: Seq
 
 
 def fewshot_curves(encoder: Encoder, model: str, emb: EmbeddedSplit, train: EmbeddedSplit,
-                   calib: EmbeddedSplit | None, templates: Sequence, opts: FewShotOptions, zero_row: dict) -> list[dict]:
+                   calib: EmbeddedSplit | None, templates: Sequence, opts: FewShotOptions,
+                   zero_row: dict) -> list[dict]:
     """`--shots`: every method's top-1 (coverage, set size) per number of examples per class."""
     from clipseek.evaluation.fewshot_eval import curves
     from clipseek.fewshot.examples import ExampleSet, text_vectors
@@ -230,7 +231,7 @@ def resolve_prompt_sets(templates: Sequence[str] = (), template_sets: Sequence[s
 
 
 def run_eval(data: str, models: Sequence[str], load_encoder: Callable[[str], Encoder],
-             prompt_sets: dict[str, Sequence], task: str = "classification", split: str | None = None,
+             prompt_sets: Mapping[str, Sequence], task: str = "classification", split: str | None = None,
              image_column: str | None = None, label_column: str | None = None,
              cache: EmbeddingCache | None = None, top_k: int = 5, probe: bool = True, batch_size: int = 32,
              materialize_dir: str | None = None, progress=None,

@@ -178,7 +178,9 @@ class Gallery:
 
     def _check_model(self) -> None:
         store, enc = self._store, self._encoder
-        have = store.fingerprint if store is not None and enc is not None else None
+        if store is None or enc is None:
+            return
+        have = store.fingerprint
         if have is not None and not have.same_weights(enc.fingerprint):
             raise ModelMismatchError(f"{store.path} was indexed with model [{have}] but the model "
                              f"given is [{enc.fingerprint}]; search it with its own model (omit --model) "
@@ -199,7 +201,8 @@ class Gallery:
         self.close()
 
     # ---- indexing --------------------------------------------------------------------------------
-    def index(self, dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], batch_size: int = 32, workers: int | None = None,
+    def index(self, dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], batch_size: int = 32,
+              workers: int | None = None,
               limits: ImageLimits = DEFAULT_LIMITS, on_start: Callable[[int], None] | None = None,
               on_progress: Callable[[int], None] | None = None, refresh_index: bool = True,
               follow_links: bool | None = None):
@@ -301,9 +304,10 @@ class Gallery:
             return []
         scored = self._ranked(index, q, max(k, TOP_N), allowed)
         top = [s for s, _ in (scored if allowed is None else self._ranked(index, q, TOP_N, None))[:TOP_N]]
-        rel = relevance(np.array([s for s, _ in scored[:k]]), self._background() @ q, top)
-        if rel is None:  # undefined here: nothing can be told apart, so `relevant` keeps every result
-            rel, relevant = [None] * len(scored), False
+        computed = relevance(np.array([s for s, _ in scored[:k]]), self._background() @ q, top)
+        rel: list = [None] * len(scored) if computed is None else list(computed)
+        if computed is None:  # undefined here: nothing can be told apart, so `relevant` keeps every result
+            relevant = False
         out = [SearchResult(r.id, r.path, s, r.width, r.height, None if v is None else float(v),
                             v is not None and bool(v >= RELEVANT_AT)) for (s, r), v in zip(scored[:k], rel)]
         return [r for r in out if (threshold is None or r.score >= threshold) and (r.relevant or not relevant)]
@@ -321,13 +325,14 @@ class Gallery:
         """Vectors of a uniform sample of the gallery (SAMPLE rows, seed 0; all of a smaller one),
         drawn again when rows were added or deleted."""
         index = self._index
+        assert index is not None, "the vector index is opened before a search samples it"
         key = (index.state.max_id, index.state.count, index.state.deleted)
         if self._sample is None or self._sample[0] != key:
             ids = np.concatenate(index.ids) if index.ids else np.zeros(0, np.int64)
             ids = np.sort(ids[ids >= 0])
             if len(ids) > SAMPLE:
                 ids = np.sort(np.random.default_rng(0).choice(ids, SAMPLE, replace=False))
-            rows = self.store.get_rows_with_vectors(ids)
+            rows = self.store.get_rows_with_vectors(ids.tolist())
             vecs = np.stack([v for _, v in rows.values()]) if rows else np.zeros((0, 0), np.float32)
             self._sample = (key, vecs)
         return self._sample[1]

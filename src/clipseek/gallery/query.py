@@ -35,7 +35,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
@@ -44,6 +44,10 @@ from clipseek.core.prompts import check_text
 from clipseek.errors import UsageError
 
 if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from clipseek.core.images import ImageLimits
+    from clipseek.gallery.store import Store
     from clipseek.model.base import Encoder
 
 ORIENTATIONS = ("landscape", "portrait", "square")
@@ -74,7 +78,7 @@ class Filter:
     exts: tuple[str, ...] = ()          # lower-case suffixes with the dot: (".jpg", ".jpeg")
 
     @classmethod
-    def parse(cls, folders=(), after: str | None = None, before: str | None = None,
+    def parse(cls, folders: Iterable[str | os.PathLike[str]] = (), after: str | None = None, before: str | None = None,
               orientation: str | None = None, min_size: str | None = None, ext: str | None = None,
               root: str | None = None) -> "Filter":
         """From the user's strings (CLI options, API parameters); folders are relative to `root`
@@ -219,15 +223,16 @@ def combine(weights: list[float], vectors: np.ndarray) -> np.ndarray:
     return (v / norm).astype(np.float32)
 
 
-def query_terms(text: str | None = None, image: str | None = None, add=(), subtract=()) -> list[Term]:
+def query_terms(text: str | None = None, image: str | None = None, add: Iterable[Term | str] = (),
+                subtract: Iterable[Term | str] = ()) -> list[Term]:
     """The terms of one search: the query (text or image, weight 1), then `add` and `subtract` (each
     a Term, or a '[W:]VALUE' string for parse_term). UsageError when nothing positive is asked for."""
     if text is not None and image is not None:
         raise UsageError("give a text query or --image PATH, not both (add the other with --add)")
     if text is not None:
         check_text(text, "the query")
-    terms = [Term(1.0, image=str(image))] if image is not None else \
-        [Term(1.0, text=text.strip())] if (text or "").strip() else []
+    query = (text or "").strip()
+    terms = [Term(1.0, image=str(image))] if image is not None else [Term(1.0, text=query)] if query else []
     for sign, items in ((1.0, add), (-1.0, subtract)):
         for t in items or ():
             terms.append(t if isinstance(t, Term) else parse_term(t, sign))
@@ -236,8 +241,8 @@ def query_terms(text: str | None = None, image: str | None = None, add=(), subtr
     return terms
 
 
-def term_vectors(encoder: Encoder, store, terms: list[Term], known: dict[str, np.ndarray] | None = None,
-                 limits=None):
+def term_vectors(encoder: Encoder, store: Store, terms: list[Term], known: dict[str, np.ndarray] | None = None,
+                 limits: ImageLimits | None = None) -> np.ndarray:
     """(len(terms), D) unit vectors: texts in one batch (or from `known`, text -> vector), image files
     in one batch (read within `limits`, an ImageLimits), indexed images (`image:ID`) from `store`."""
     from clipseek.core.images import DEFAULT_LIMITS, open_image
@@ -263,7 +268,7 @@ def term_vectors(encoder: Encoder, store, terms: list[Term], known: dict[str, np
         elif t.image is not None:
             out.append(next(image_vecs))
         else:
-            row = store.get_rows_with_vectors([t.image_id]).get(t.image_id)
+            row = store.get_rows_with_vectors([t.image_id]).get(t.image_id) if t.image_id is not None else None
             if row is None:
                 raise UsageError(f"no image with id {t.image_id} in the gallery")
             out.append(row[1])
@@ -271,7 +276,7 @@ def term_vectors(encoder: Encoder, store, terms: list[Term], known: dict[str, np
 
 
 # ---- relevance -------------------------------------------------------------------------------------
-def _median(x) -> float:
+def _median(x: ArrayLike) -> float:
     """np.median without its first call's import of numpy.ma (9 ms of a cold `clipseek search`)."""
     x = np.asarray(x, np.float64).ravel()
     lo, hi = (len(x) - 1) // 2, len(x) // 2

@@ -84,7 +84,8 @@ class IndexSummary:
     def to_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "moved": self.moved,
                 "removed": self.removed, "unchanged": self.unchanged, "still_skipped": self.still_skipped,
-                "total": self.total, "dated": self.dated, "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
+                "total": self.total, "dated": self.dated,
+                "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
 
 
 @dataclass

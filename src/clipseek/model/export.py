@@ -182,14 +182,14 @@ def _export_one(module, args, inputs: list[str], path: Path, name: str) -> str:
                               dynamic_axes={**axes, "embeds": {0: "batch"}}, opset_version=OPSET,
                               dynamo=False)
             return "torchscript"
-        except Exception as e:  # noqa: BLE001 - any tracer failure: try the other exporter
+        except Exception as e:  # any tracer failure: try the other exporter
             errors.append(f"torchscript: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         try:
             shapes = tuple({0: "batch"} if n == "pixel_values" else {0: "batch", 1: "sequence"} for n in inputs)
             torch.onnx.export(module, args, str(path), input_names=inputs, output_names=["embeds"],
                               dynamic_shapes=shapes, dynamo=True, external_data=False)
             return "dynamo"
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             errors.append(f"dynamo: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     raise ExportError(f"cannot export {name} to ONNX ({'; '.join(errors)})")
 
@@ -203,7 +203,7 @@ def _check_parity(module, args, inputs: list[str], path: Path, name: str, tower:
     try:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         got = sess.run(None, {n: a.numpy() for n, a in zip(inputs, args)})[0]
-    except Exception as e:  # noqa: BLE001 - an operator onnxruntime lacks, a broken graph
+    except Exception as e:  # an operator onnxruntime lacks, a broken graph
         raise ExportError(f"cannot run the ONNX export of {name} ({tower} tower): "
                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     cos = np.sum(_unit(want) * _unit(got), axis=1)

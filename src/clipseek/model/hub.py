@@ -1,7 +1,8 @@
 """Is the Hugging Face hub reachable? Asked once per process, before a hub id is loaded.
 
 Without a network, huggingface_hub retries every metadata request five times (1+2+4+8+8 s, ~46 s of
-silence before an error). One TCP connect to the hub's host (3 s at most) decides instead: unreachable -> this process uses the local
+silence before an error). One TCP connect to the hub's host (3 s at most) decides instead: unreachable -> this
+process uses the local
 Hugging Face cache only (huggingface_hub's offline mode, what HF_HUB_OFFLINE=1 asks for), so a
 cached model loads at once and a missing one fails at once with clipseek's own message.
 """

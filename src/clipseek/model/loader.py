@@ -109,7 +109,8 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: s
     """Load a CLIP-like checkpoint as an Encoder.
 
     `name_or_path`: a hub id, `hf-hub:ORG/NAME` (open_clip format), a local checkpoint directory, a
-    bundled name ("clipseek-demo"), or an ONNX export folder (`clipseek export onnx`). `backend`: "torch" (transformers), "onnx" (ONNX Runtime on
+    bundled name ("clipseek-demo"), or an ONNX export folder (`clipseek export onnx`). `backend`: "torch"
+    (transformers), "onnx" (ONNX Runtime on
     the CPU: the checkpoint is exported into the cache on first use) or "auto" (ONNX on the CPU when
     onnxruntime is installed and the dtype is fp32 or int8; torch on a GPU; torch, with one logged line,
     when the export fails). `int8_text`: quantize the text tower to int8 too (CPU; faster queries).

@@ -85,7 +85,7 @@ class OnnxEncoder:
                 try:
                     sess = ort.InferenceSession(str(path), session_options(self._threads),
                                                 providers=["CPUExecutionProvider"])
-                except Exception as e:  # noqa: BLE001 - onnxruntime's own kinds, all of one meaning
+                except Exception as e:  # onnxruntime's own kinds, all of one meaning
                     raise store.CorruptExport(f"{path}: onnxruntime cannot load it ({store.one_line(e)})") from None
                 self._check_inputs(tower, path, sess)
                 self._sessions[tower] = sess
@@ -109,7 +109,7 @@ class OnnxEncoder:
             out = self.session(tower).run(None, feeds)[0]
         except store.CorruptExport:
             raise
-        except Exception as e:  # noqa: BLE001 - a graph that loads but cannot run these inputs
+        except Exception as e:  # a graph that loads but cannot run these inputs
             raise store.CorruptExport(f"{self.folder / self._files[tower]}: onnxruntime failed to run it "
                                       f"({store.one_line(e)})") from None
         n = len(next(iter(feeds.values())))
@@ -127,7 +127,7 @@ class OnnxEncoder:
             text = self.manifest["text"]
             try:
                 tok = Tokenizer.from_file(str(self.folder / store.TOKENIZER))
-            except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a bad file
+            except Exception as e:  # tokenizers raises a bare Exception for a bad file
                 raise store.CorruptExport(f"{self.folder / store.TOKENIZER}: not a `tokenizers` tokenizer "
                                           f"({store.one_line(e)})") from None
             tok.enable_truncation(int(text["max_length"]))

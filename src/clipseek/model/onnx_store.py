@@ -11,7 +11,8 @@ size of every file. Other tools can run the two graphs with those files alone.
 
 Checking. Nothing in a folder is trusted: the manifest's values must have their types and ranges
 (`check_manifest`: a dim, a finite logit scale, bounded text settings, plain file names inside the
-folder), and every file it lists must be a regular file, not a link. A file whose size differs from the manifest is corrupt. Hashing 500 MB costs about a second,
+folder), and every file it lists must be a regular file, not a link. A file whose size differs from the manifest is
+corrupt. Hashing 500 MB costs about a second,
 too much for every start, so a file is hashed in full once, and its (size, mtime, inode) is then kept
 in `.verified.json` beside it: a later start re-hashes only a file whose stat changed since. A folder
 that fails the check is never used: the cache redoes it, a folder given by the user is an error.

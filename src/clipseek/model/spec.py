@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -34,5 +34,5 @@ class ModelSpec:
                           framing=self.framing, revision=self.revision, backend=self.backend,
                           int8_text=self.int8_text)
 
-    def replace(self, **changes) -> ModelSpec:
+    def replace(self, **changes: Any) -> ModelSpec:
         return dataclasses.replace(self, **changes)

@@ -44,6 +44,7 @@ STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 IMAGE_ID = Path(..., ge=1, le=2 ** 63 - 1, description="An image id from a search result.")
 TERM_HELP = ("{} a meaning (repeatable): text, or image:ID (an image of the gallery); optionally "
              "weighted as W:VALUE, e.g. 0.5:sunset.")
+ADD_HELP, SUBTRACT_HELP = TERM_HELP.format("Add"), TERM_HELP.format("Subtract")
 TOKEN_PARAM = Query(None, description="The --token, for <img> tags that cannot send headers.")
 
 
@@ -160,8 +161,8 @@ def _search_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tup
                                     description="Text to search for, e.g. 'a dog on a beach' (may be "
                                                 "empty when `add` gives a term)."),
                      k: int = Query(20, ge=1, le=limits.max_k, description="Number of results."),
-                     add: List[str] = Query([], description=TERM_HELP.format("Add")),
-                     subtract: List[str] = Query([], description=TERM_HELP.format("Subtract")),
+                     add: List[str] = Query([], description=ADD_HELP),
+                     subtract: List[str] = Query([], description=SUBTRACT_HELP),
                      folders: List[str] = Query([], alias="in", description="Only images under this folder "
                                                 "(relative to the gallery's root; repeatable)."),
                      after: Optional[str] = Query(None, description="Taken on or after (YYYY-MM-DD...)."),

@@ -1,6 +1,7 @@
 """The one way the server reads a gallery file: only the file the index names, inside the gallery.
 
-`open_indexed(...)` opens a file, and `Opened.read` gives its bytes, only when all of this holds, else `Refused` with the reason:
+`open_indexed(...)` opens a file, and `Opened.read` gives its bytes, only when all of this holds, else `Refused` with
+the reason:
 - its path, with every link resolved, lies inside one of the gallery's roots (`gallery.roots`) —
   a link inside the gallery to a picture elsewhere in it is served, a link that leads out is not;
 - it is opened from the root downwards one folder at a time, never following a link

@@ -51,7 +51,8 @@ def classification_doc(labels: list[str], templates: Sequence[str], probs: np.nd
 def dupes_doc(groups: list, root: str | None, similar: bool, threshold: float, limit: int) -> dict:
     """Duplicate groups with paths relative to `root`; at most `limit` groups, the largest first."""
     root = root or os.sep
-    rel = (lambda p: os.path.relpath(p, root) if p else p)
+    def rel(p):
+        return os.path.relpath(p, root) if p else p
     shown = sorted(groups, key=lambda g: -len(g.members))[:limit]
     return {"similar": similar, "threshold": threshold, "total_groups": len(groups),
             "extras": sum(len(g.extras) for g in groups),

@@ -98,7 +98,8 @@ def _load_legacy(path: Path) -> dict:
 
     major, minor = (int(x) for x in torch.__version__.split(".")[:2])
     if (major, minor) < (2, 6):
-        raise BadState(f"{path} is a pickle (older clipseek versions wrote one), and torch {torch.__version__} has no safe "
+        raise BadState(f"{path} is a pickle (older clipseek versions wrote one), and torch {torch.__version__} "
+                       "has no safe "
                        f"reader for it (2.6 and later have one); {RESTART}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

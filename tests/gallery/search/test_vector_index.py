@@ -105,7 +105,8 @@ def test_for_store_persists_extends_and_rebuilds(store, monkeypatch):
 
     rebuilds = []
     real = VectorIndex.rebuild.__func__
-    monkeypatch.setattr(VectorIndex, "rebuild", classmethod(lambda cls, *a, **k: rebuilds.append(1) or real(cls, *a, **k)))
+    monkeypatch.setattr(VectorIndex, "rebuild",
+                        classmethod(lambda cls, *a, **k: rebuilds.append(1) or real(cls, *a, **k)))
     fill(store, unit(rng, 20), start=100)  # new rows: loaded from disk and extended, not rebuilt
     vi = VectorIndex.for_store(store)
     assert rebuilds == [] and vi.state.count == 120 and vi.state.max_id == 120

@@ -1,1 +1,2 @@
-"""Duplicates in a gallery: perceptual hashes (`phash`), CLIP-cosine pairs (`similar`), groups and keepers (`groups`)."""
+"""Duplicates in a gallery: perceptual hashes (`phash`), CLIP-cosine pairs (`similar`), groups and keepers
+(`groups`)."""
