@@ -7,17 +7,17 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import SEED_MAX
-from clipseek.cli.output import BACKEND_HELP, print_table
+from clipseek.cli.options import SEED_MAX, backend_option, model_option
+from clipseek.cli.output import print_table
 
 
 @app.command("demo")
 def demo_cmd(
-    model: str = typer.Option("clipseek-demo", "--model", "-m", help="Model to demo (default: bundled)."),
+    model: str = model_option("Model to demo (default: the bundled one).", default="clipseek-demo"),
     out: Optional[str] = typer.Option(None, "--out", help="Keep the generated gallery here."),
     n: int = typer.Option(480, "--n", min=48, help="Images to generate."),
     seed: int = typer.Option(123, "--seed", min=0, max=SEED_MAX),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    backend: str = backend_option(),
 ) -> None:
     """Generate a small gallery, then classify, evaluate and search it with the bundled model."""
     import tempfile

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import DB_HELP, finite
+from clipseek.cli.options import DB_HELP, finite, format_option
 from clipseek.cli.output import (
     check_format,
     eprint,
@@ -29,7 +29,7 @@ def dupes_cmd(
                                    help="CLIP cosine for --similar."),
     phash_distance: int = typer.Option(12, "--phash-distance", help="Perceptual-hash bits (of 64) "
                                        "that may differ between copies."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
+    fmt: str = format_option("table", "json", "csv"),
     move_extras_to: Optional[str] = typer.Option(None, "--move-extras-to", metavar="DIR",
                                                  help="Move every non-keeper into DIR (relative paths "
                                                  "kept; an undo log is written first)."),

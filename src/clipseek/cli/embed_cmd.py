@@ -7,8 +7,19 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import device_option, finite, limits, max_file_mb_option, max_pixels_option
-from clipseek.cli.output import BACKEND_HELP, check_format, eprint, print_json, report_skipped
+from clipseek.cli.options import (
+    backend_option,
+    batch_size_option,
+    device_option,
+    dtype_option,
+    finite,
+    format_option,
+    limits,
+    max_file_mb_option,
+    max_pixels_option,
+    model_option,
+)
+from clipseek.cli.output import check_format, eprint, print_json, report_skipped
 
 
 @app.command("embed")
@@ -24,16 +35,15 @@ def embed_cmd(
                                                              "cluster has GPUs, else 0."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1,
                                           help="Encoder actors (Ray) or decoding threads (local)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or checkpoint dir."),
+    batch_size: int = batch_size_option(),
+    model: Optional[str] = model_option(),
     device: str = device_option("auto, cpu, cuda, cuda:N, mps (on each worker)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, fp32, fp16, bf16."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP + " With --engine ray, each encoder actor "
-                                "decides auto for its own device."),
+    dtype: str = dtype_option(),
+    backend: str = backend_option("With --engine ray, each encoder actor decides auto for its own device."),
     shard_size: int = typer.Option(10_000, "--shard-size", min=1, help="Files per Parquet shard."),
     path_column: Optional[str] = typer.Option(None, "--path-column", help="Column of paths in a .parquet/.csv source."),
     vector_dtype: str = typer.Option("float32", "--vector-dtype", help="float32 or float16 in the shards."),
-    fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
+    fmt: str = format_option("table", "json", what="The summary as "),
     max_pixels: Optional[int] = max_pixels_option(),
     max_file_mb: Optional[float] = max_file_mb_option(),
 ) -> int:

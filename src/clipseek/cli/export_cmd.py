@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.options import format_option
 from clipseek.cli.output import check_format, print_json
 
 export_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
@@ -17,7 +18,7 @@ def export_onnx_cmd(
     model: str = typer.Argument(..., help="Hub id, checkpoint dir or 'clipseek-demo'."),
     out: str = typer.Argument(..., help="Folder to write (new, empty, or an earlier export: replaced)."),
     int8: bool = typer.Option(False, "--int8", help="Also write int8 (dynamically quantized) towers."),
-    fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
+    fmt: str = format_option("table", "json", what="The summary as "),
 ) -> int:
     """Write both towers (fp32, + int8 with --int8), the tokenizer, the preprocessing and a manifest
     naming the source and its fingerprint; `--model OUT` then loads it with no torch."""

@@ -8,8 +8,18 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import limits, max_file_mb_option, max_pixels_option
-from clipseek.cli.output import BACKEND_HELP, check_format, eprint, print_json, print_table, progress, report_skipped
+from clipseek.cli.options import (
+    backend_option,
+    batch_size_option,
+    device_option,
+    dtype_option,
+    format_option,
+    limits,
+    max_file_mb_option,
+    max_pixels_option,
+    model_option,
+)
+from clipseek.cli.output import check_format, eprint, print_json, print_table, progress, report_skipped
 
 METHOD_HELP = ("auto (the best 5-fold accuracy on the examples), text, prototype, tip (Tip-Adapter: text "
                "blended with the examples) or logistic (a head started at the text classifier).")
@@ -139,14 +149,14 @@ def fit_cmd(
                                                   "with probability >= P (e.g. 0.9)."),
     false_alarm: Optional[float] = false_alarm_option(),
     seed: int = typer.Option(0, "--seed", help="Seed of the folds and the calibration hold-out."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id, checkpoint dir or 'clipseek-demo'."),
+    model: Optional[str] = model_option(),
     cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Embedding cache (default ~/.cache/clipseek)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16, bf16, int8 (CPU)."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    fmt: str = format_option("table", "json"),
+    batch_size: int = batch_size_option(),
+    device: str = device_option(),
+    dtype: str = dtype_option(),
+    backend: str = backend_option(),
     max_pixels: Optional[int] = max_pixels_option(),
     max_file_mb: Optional[float] = max_file_mb_option(),
 ) -> int:

@@ -8,9 +8,22 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import DB_HELP, device_option, finite, limits, max_file_mb_option, max_pixels_option
+from clipseek.cli.options import (
+    DB_HELP,
+    DTYPE_HELP,
+    backend_option,
+    batch_size_option,
+    device_option,
+    dtype_option,
+    finite,
+    format_option,
+    limits,
+    max_file_mb_option,
+    max_pixels_option,
+    model_option,
+    spec_dtype,
+)
 from clipseek.cli.output import (
-    BACKEND_HELP,
     check_format,
     print_json,
     progress,
@@ -22,15 +35,14 @@ from clipseek.cli.output import (
 def index_cmd(
     dirs: Optional[List[str]] = typer.Argument(None, help="Folders to index (recursively)."),
     db: str = typer.Option("clipseek.db", "--db", help=DB_HELP),
-    model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help="Hub id or checkpoint dir. Default: the DB's model, else the "
-                                             "default model."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    model: Optional[str] = model_option("Hub id or checkpoint dir. Default: the DB's model, else the "
+                                        "default model."),
+    batch_size: int = batch_size_option(),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads."),
     device: str = device_option(),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, fp32, fp16, bf16, int8 (CPU)."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    fmt: str = typer.Option("table", "--format", "-f", help="Summary as table or json."),
+    dtype: str = dtype_option(DTYPE_HELP + " auto: the database's own, for a database that exists."),
+    backend: str = backend_option(),
+    fmt: str = format_option("table", "json", what="The summary as "),
     from_parquet: Optional[str] = typer.Option(None, "--from-parquet", metavar="DIR",
                                                help="Load the Parquet shards of `clipseek embed` instead."),
     max_pixels: Optional[int] = max_pixels_option(),
@@ -50,6 +62,7 @@ def index_cmd(
     from clipseek.core.paths import quote_path
     from clipseek.errors import UsageError
     from clipseek.gallery.gallery import Gallery
+    from clipseek.model.spec import ModelSpec
 
     check_format(fmt, ("table", "json"))
     lim = limits(max_pixels, max_file_mb)
@@ -59,7 +72,7 @@ def index_cmd(
         raise UsageError("--watch follows folders; it does not go with --from-parquet")
     if follow_links is not None and from_parquet:
         raise UsageError("--follow-links is about folders; it does not go with --from-parquet")
-    gallery = Gallery(db, model=model, device=device, dtype=dtype, backend=backend)
+    gallery = Gallery(db, spec=ModelSpec(model, device, spec_dtype(dtype), backend))
     if from_parquet:
         summary = gallery.index_parquet(from_parquet)
     else:

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
+from clipseek.cli.options import format_option
 from clipseek.cli.output import check_format, print_json, print_table
 
 PICK_TEXT = {
@@ -19,7 +20,7 @@ PICK_TEXT = {
 
 @app.command("models")
 def models_cmd(
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    fmt: str = format_option("table", "json"),
     cache_dir: Optional[str] = typer.Option(None, "--cache-dir",
                                             help="Hugging Face hub cache to look in (default: as huggingface_hub)."),
 ) -> int:

@@ -1,9 +1,10 @@
-"""Options shared by the commands: what one file may cost, and the checks every number and device
+"""Options shared by the commands, declared once: the model choice (`--model`, `--device`, `--dtype`,
+`--backend`), `--batch-size`, `--format`, what one file may cost, and the checks every number and device
 name goes through where it enters (`finite`, `check_device_option`), so no command repeats them."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any
 
 import typer
 
@@ -36,17 +37,17 @@ def check_device_option(ctx: typer.Context, param: typer.CallbackParam, value):
     return value
 
 
-def device_option(help: str = "auto, cpu, cuda, cuda:N, mps.") -> str:
+def device_option(help: str = "auto, cpu, cuda, cuda:N, mps.") -> Any:
     return typer.Option("auto", "--device", help=help, callback=check_device_option)
 
 
-def max_pixels_option() -> Optional[int]:
+def max_pixels_option() -> Any:
     return typer.Option(None, "--max-pixels", min=1, metavar="N",
                         help=f"Refuse images of more than N pixels, from their header, before decoding "
                              f"(default {DEFAULT_MAX_PIXELS:,}).")
 
 
-def max_file_mb_option() -> Optional[float]:
+def max_file_mb_option() -> Any:
     return typer.Option(None, "--max-file-mb", metavar="MB", callback=finite(0, lo_open=True),
                         help=f"Refuse files larger than MB megabytes without reading them "
                              f"(default {DEFAULT_MAX_FILE_MB}).")
@@ -58,3 +59,35 @@ def limits(max_pixels: int | None, max_file_mb: float | None):
     return ImageLimits.from_options(max_pixels, max_file_mb)
 
 DB_HELP = "Gallery database (SQLite). Default: ./clipseek.db"
+BACKEND_HELP = ("torch, onnx (ONNX Runtime on the CPU; a checkpoint is exported once into the cache) "
+                "or auto (onnx on the CPU when installed, for fp32/int8; else torch).")
+DTYPE_HELP = "auto (fp32 on CPU, fp16 on CUDA), fp32, fp16, bf16 or int8 (CPU)."
+
+
+def model_option(help: str = "Hub id, checkpoint dir, ONNX export dir or 'clipseek-demo'.",
+                 default: str | None = None) -> Any:
+    return typer.Option(default, "--model", "-m", help=help)
+
+
+def dtype_option(help: str = DTYPE_HELP) -> Any:
+    """--dtype, default auto. Where a database records its model (index, search), `auto` means its own
+    dtype: `spec_dtype` turns it into the ModelSpec's "not chosen"."""
+    return typer.Option("auto", "--dtype", help=help)
+
+
+def spec_dtype(dtype: str) -> str | None:
+    return None if dtype == "auto" else dtype
+
+
+def backend_option(more: str = "") -> Any:
+    return typer.Option("auto", "--backend", help=BACKEND_HELP + (" " + more if more else ""))
+
+
+def batch_size_option(default: int = 32, minimum: int = 1) -> Any:
+    return typer.Option(default, "--batch-size", min=minimum, help="Images encoded per batch.")
+
+
+def format_option(*choices: str, what: str = "") -> Any:
+    """--format / -f with its choices named in the help (the command checks it with check_format)."""
+    names = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
+    return typer.Option(choices[0], "--format", "-f", help=f"{what}{names}.")

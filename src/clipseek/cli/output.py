@@ -14,12 +14,11 @@ import sys
 from contextlib import contextmanager
 from typing import Iterable
 
+from clipseek.cli.options import BACKEND_HELP  # noqa: F401 - its old home; importers still find it
 from clipseek.core.paths import json_text, quote_path
 from clipseek.errors import UsageError
 
 FORMATS = ("table", "json", "csv")
-BACKEND_HELP = ("torch, onnx (ONNX Runtime on the CPU; a checkpoint is exported once into the cache) "
-                "or auto (onnx on the CPU when installed, for fp32/int8; else torch).")
 
 
 def check_format(fmt: str, allowed=FORMATS) -> str:

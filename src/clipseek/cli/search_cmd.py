@@ -8,9 +8,18 @@ from typing import List, Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import DB_HELP, device_option, finite, limits, max_file_mb_option, max_pixels_option
+from clipseek.cli.options import (
+    DB_HELP,
+    backend_option,
+    device_option,
+    finite,
+    format_option,
+    limits,
+    max_file_mb_option,
+    max_pixels_option,
+    model_option,
+)
 from clipseek.cli.output import (
-    BACKEND_HELP,
     check_format,
     eprint,
     print_json,
@@ -43,16 +52,16 @@ def search_cmd(
     orientation: Optional[str] = typer.Option(None, "--orientation", help="landscape, portrait or square."),
     min_size: Optional[str] = typer.Option(None, "--min-size", metavar="WxH", help="At least this many pixels."),
     ext: Optional[str] = typer.Option(None, "--ext", metavar="EXTS", help="File types, e.g. jpg,png."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json or paths."),
+    fmt: str = format_option("table", "json", "paths"),
     print0: bool = typer.Option(False, "--print0", help="With --format paths: end each name with NUL "
                                 "instead of a new line, its bytes as they are (for xargs -0)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Default: the model the DB was built with."),
+    model: Optional[str] = model_option("Default: the model the DB was built with."),
     device: str = device_option(),
     int8_text: bool = typer.Option(False, "--int8-text",
                                    help="Quantize the text tower to int8 on CPU (~3x faster query)."),
     max_pixels: Optional[int] = max_pixels_option(),
     max_file_mb: Optional[float] = max_file_mb_option(),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    backend: str = backend_option(),
 ) -> int:
     """Find the images most similar to a text query (or to an example image), optionally adding and
     subtracting meanings, among the images that pass the filters."""

@@ -14,8 +14,8 @@ from clipseek.cli.fit_cmd import (
     false_alarm_option,
     method_option,
 )
-from clipseek.cli.options import device_option, finite, max_pixels_option
-from clipseek.cli.output import BACKEND_HELP, eprint
+from clipseek.cli.options import backend_option, device_option, finite, max_pixels_option, model_option
+from clipseek.cli.output import eprint
 
 
 @app.command("serve")
@@ -23,8 +23,7 @@ def serve_cmd(
     db: str = typer.Option("clipseek.db", "--db", help="Gallery database (SQLite). Default: ./clipseek.db"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. Default: this machine only."),
     port: int = typer.Option(8000, "--port", min=0, max=65535),
-    model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help="Default: the model the DB was built with."),
+    model: Optional[str] = model_option("Default: the model the DB was built with."),
     token: Optional[str] = typer.Option(None, "--token", envvar="CLIPSEEK_TOKEN",
                                         help="Require 'Authorization: Bearer TOKEN' on every API "
                                              "call (also read from $CLIPSEEK_TOKEN). Open the page "
@@ -50,7 +49,7 @@ def serve_cmd(
     poll: bool = typer.Option(False, "--poll", help="With --watch: poll instead of file events."),
     poll_interval: float = typer.Option(2.0, "--poll-interval", callback=finite(0.05, 3600),
                                         help="Seconds between polls."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    backend: str = backend_option(),
     examples: Optional[str] = examples_option(),
     classifier: Optional[str] = classifier_option(),
     method: str = method_option(),
@@ -59,10 +58,9 @@ def serve_cmd(
 ) -> int:
     """Search and classify in a web page at http://HOST:PORT/ (API schema at /openapi.json). With
     --examples DIR or --classifier FILE, POST /api/classify/examples classifies by example pictures too."""
+    from clipseek.cli.fit_cmd import check_example_options
     from clipseek.model.spec import ModelSpec
     from clipseek.server import serve
-
-    from clipseek.cli.fit_cmd import check_example_options
 
     check_example_options(bool(examples or classifier), method, coverage, false_alarm)
     fitted = None

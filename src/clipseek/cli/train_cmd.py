@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from clipseek.cli.app import app
-from clipseek.cli.options import SEED_MAX, device_option, finite
+from clipseek.cli.options import SEED_MAX, batch_size_option, device_option, finite, model_option
 from clipseek.cli.output import eprint, progress
 
 
@@ -15,12 +15,12 @@ from clipseek.cli.output import eprint, progress
 def train_cmd(
     data: str = typer.Argument(..., help="JSONL manifest (image + caption) or labelled folder."),
     out: str = typer.Option(..., "--out", "-o", help="Checkpoint directory to write."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Checkpoint to fine-tune."),
+    model: Optional[str] = model_option("Checkpoint to fine-tune."),
     scratch: Optional[str] = typer.Option(None, "--scratch", help="Train from scratch: tiny or small."),
     split: Optional[str] = typer.Option("train", "--split", help="Manifest split (or subfolder) to use."),
     epochs: int = typer.Option(5, "--epochs", min=1),
     lr: float = typer.Option(5e-4, "--lr", callback=finite(0, lo_open=True)),
-    batch_size: int = typer.Option(128, "--batch-size", min=2),
+    batch_size: int = batch_size_option(128, minimum=2),
     weight_decay: float = typer.Option(0.1, "--weight-decay", callback=finite(0)),
     warmup: int = typer.Option(100, "--warmup", min=0, help="Warm-up steps before cosine decay."),
     freeze: Optional[str] = typer.Option(None, "--freeze", help="Freeze a tower: vision or text."),
