@@ -38,3 +38,16 @@ class Task:
         texts = names if texts is None else texts
         tv = np.where(np.array([t is not None for t in texts])[:, None], self.text, 0).astype(np.float32)
         return ExampleSet(names, list(texts), tv, x, y, 25.0, FP, calibration, **kw)
+
+
+S = 25.0
+
+
+def task(per_class=6, texts_present=None, seed=0, text_noise=0.5, classes=None, **kw):
+    """A 4-class few-shot task (fewshot.methods.Task) drawn from `Task` above, and that generator."""
+    from clipseek.fewshot.methods import Task as MethodTask
+
+    syn = Task(n_classes=4, dim=16, seed=seed, text_noise=text_noise, **kw)
+    x, y = syn.sample(per_class=per_class, classes=classes)
+    has = np.ones(4, bool) if texts_present is None else np.asarray(texts_present)
+    return MethodTask(np.where(has[:, None], syn.text, 0.0), has, S, x, y), syn

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import image_folder, make_image
 
 import clipseek
 from clipseek.data.synthetic import render
+from helpers import image_folder, make_image
 
 
 def make_class_folders(root: Path, n_per_class: int, classes: list[str], seed: int) -> None:

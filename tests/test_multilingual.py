@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_image
 
 import clipseek
 from clipseek.core.images import open_image
 from clipseek.core.scores import probabilities
+from helpers import make_image
 
 LABELS = ["кошка", "Кошка", "猫", "一只猫", "γάτα", "café", "cafe"]
 
@@ -32,7 +32,7 @@ def test_the_tokenizer_knows_the_words_as_written(siglip_encoder):
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory):
+def ml_photos(tmp_path_factory):
     d = tmp_path_factory.mktemp("ml") / "photos"
     d.mkdir()
     for i in range(5):
@@ -40,14 +40,14 @@ def photos(tmp_path_factory):
     return d
 
 
-def test_classify_cli_keeps_labels_and_scores_them_as_written(tiny_siglip_ckpt, siglip_encoder, photos):
-    r = run("classify", photos / "p0.png", "--labels", ",".join(LABELS), "--model", tiny_siglip_ckpt,
+def test_classify_cli_keeps_labels_and_scores_them_as_written(tiny_siglip_ckpt, siglip_encoder, ml_photos):
+    r = run("classify", ml_photos / "p0.png", "--labels", ",".join(LABELS), "--model", tiny_siglip_ckpt,
             "--template", "{}", "--format", "json", "--top-k", str(len(LABELS)))
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["labels"] == LABELS and doc["scoring"] == "sigmoid"
     got = {p["label"]: p["score"] for p in doc["results"][0]["predictions"]}
-    expected = probabilities(siglip_encoder.encode_images([open_image(str(photos / "p0.png"))]),
+    expected = probabilities(siglip_encoder.encode_images([open_image(str(ml_photos / "p0.png"))]),
                              siglip_encoder.encode_texts(LABELS), siglip_encoder.logit_scale,
                              siglip_encoder.logit_bias)[0]
     assert got == pytest.approx(dict(zip(LABELS, expected)), abs=1e-5)
@@ -55,12 +55,12 @@ def test_classify_cli_keeps_labels_and_scores_them_as_written(tiny_siglip_ckpt, 
     assert got["café"] != pytest.approx(got["cafe"], abs=1e-6)    # no ASCII folding
 
 
-def test_search_with_a_non_latin_query(siglip_encoder, photos, tmp_path):
+def test_search_with_a_non_latin_query(siglip_encoder, ml_photos, tmp_path):
     db = str(tmp_path / "g.db")
     with clipseek.Gallery(db, siglip_encoder) as g:
-        g.index([str(photos)])
+        g.index([str(ml_photos)])
         hits = g.search("一只猫", k=5)
-    paths = sorted(str(p) for p in photos.iterdir())
+    paths = sorted(str(p) for p in ml_photos.iterdir())
     sims = siglip_encoder.encode_images([open_image(p) for p in paths]) @ siglip_encoder.encode_texts(["一只猫"])[0]
     assert [h.path for h in hits] == [paths[i] for i in np.argsort(-sims, kind="stable")]
     assert np.allclose([h.score for h in hits], np.sort(sims)[::-1], atol=1e-5)

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli_env
+
+from helpers import cli_env
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

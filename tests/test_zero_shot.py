@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-from conftest import make_image
 from transformers import pipeline
 
 from clipseek.core.scores import probabilities, top_k
 from clipseek.zero_shot import classify, classify_images
+from helpers import make_image
 
 LABELS = ["cat", "dog", "red car", "green tree", "small boat"]
 

@@ -3,12 +3,12 @@ unusual images, and where --sort-into puts them."""
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder
 from PIL import Image
 
 from clipseek.errors import ModelMismatchError
 from clipseek.fewshot.fit import fit_examples
 from clipseek.zero_shot import UNUSUAL, classify_fitted, sort_plan
+from helpers import FakeEncoder
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 40, 220), "green": (30, 200, 40)}
 

@@ -3,10 +3,10 @@ tokens: the same numbers as the `transformers` zero-shot pipeline on a tiny Sigl
 
 import numpy as np
 import pytest
-from conftest import make_image
 from transformers import pipeline
 
 from clipseek.zero_shot import classify, classify_images
+from helpers import make_image
 
 LABELS = ["cat", "dog", "red car", "green tree", "кошка"]
 

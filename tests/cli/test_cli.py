@@ -6,7 +6,8 @@ import json
 import os
 
 import pytest
-from conftest import run_cli as run
+
+from helpers import run_cli as run
 
 
 def test_help_and_version():

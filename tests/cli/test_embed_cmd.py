@@ -40,10 +40,9 @@ def test_cli_embed_then_index_from_parquet(tmp_path, tiny_ckpt, photos, capsys):
 
 
 def test_index_from_parquet_refuses_other_model(tmp_path, tiny_ckpt, photos, capsys):
-    from conftest import WORDS
-
     from clipseek.cli import main
     from clipseek.model.scratch import save_new_checkpoint
+    from helpers import WORDS
 
     other = save_new_checkpoint(str(tmp_path / "other"), WORDS, seed=3, image_size=32, patch_size=8,
                                 width=32, text_width=32, projection_dim=32)

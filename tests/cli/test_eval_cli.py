@@ -6,13 +6,13 @@ same vectors; the linear probe (colour classes are trivially separable in any em
 
 import json
 import os
-import re
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli as run
 from PIL import Image
+
+from helpers import assert_schema_documented
+from helpers import run_cli as run
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "other": (128, 128, 128)}
 
@@ -30,25 +30,6 @@ def colour_data(tmp_path_factory):
                 Image.fromarray(a).save(d / f"{c}{i}.png")
     (root / "test" / "red" / "broken.jpg").write_bytes(b"not a jpeg")
     return root
-
-
-def keys_of(doc) -> set[str]:
-    """Every dict key in a JSON document, recursively; `recall@5` counts as `recall`."""
-    if isinstance(doc, dict):
-        return {k.split("@")[0] for k in doc} | set().union(*map(keys_of, doc.values()))
-    if isinstance(doc, list):
-        return set().union(set(), *map(keys_of, doc))
-    return set()
-
-
-def assert_schema_documented(doc):
-    """docs/eval-report.md is the home of the report schema: each key a report holds is named in its
-    schema block (the page's first code block)."""
-    page = (Path(__file__).resolve().parents[2] / "docs" / "eval-report.md").read_text("utf-8")
-    block = page.split("```")[1]
-    assert doc["schema"] in block
-    missing = keys_of(doc) - set(re.findall(r"[A-Za-z_]\w*", block))
-    assert not missing, f"report keys missing from the schema in docs/eval-report.md: {sorted(missing)}"
 
 
 def brute_force_top1(tiny_ckpt, paths, labels, classes, templates):
@@ -145,7 +126,7 @@ def test_eval_unknown_label_in_manifest(tmp_path, tiny_ckpt):
 
 
 def _manifest_with_unknown_label(tmp_path):
-    from conftest import make_image
+    from helpers import make_image
 
     make_image(0).save(tmp_path / "a.png")
     (tmp_path / "classes.txt").write_text("cat\ndog\n")
@@ -154,11 +135,10 @@ def _manifest_with_unknown_label(tmp_path):
 
 
 def test_retrieval_task_matches_brute_force(tiny_ckpt, tmp_path, capsys):
-    from conftest import make_image
-
     from clipseek import load_model
     from clipseek.cli import main
     from clipseek.evaluation import metrics as ev
+    from helpers import make_image
 
     caps = []
     words = ["cat", "dog", "car", "tree", "bird", "fish", "house", "boat"]

@@ -6,10 +6,10 @@ import json
 import os
 
 import pytest
-from conftest import run_cli as run
-from test_eval_cli import assert_schema_documented
 
 from clipseek.data.synthetic import render
+from helpers import assert_schema_documented
+from helpers import run_cli as run
 
 CLASSES = [("blue", "circle"), ("blue", "square"), ("red", "star"), ("red", "cross")]
 SEED = 91_000_000
@@ -154,10 +154,10 @@ def test_example_mismatches_are_one_line(data, tmp_path, case, match):
 def test_serve_with_examples_and_a_classifier_of_another_model(fitted, data, encoder, tmp_path, monkeypatch,
                                                                capsys):
     import uvicorn
-    from conftest import indexed_gallery
     from fastapi.testclient import TestClient
 
     from clipseek.cli import main
+    from helpers import indexed_gallery
 
     db = indexed_gallery(tmp_path / "photos", encoder, 3)
     calls = []

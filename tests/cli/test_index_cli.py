@@ -8,27 +8,20 @@ import sys
 import time
 
 import pytest
-from conftest import cli_env, image_folder, make_image
-from conftest import run_cli as run
+
+from helpers import cli_env, image_folder, make_image
+from helpers import cli_in_process as cli
+from helpers import run_cli as run
 
 
 @pytest.fixture
-def photos(tmp_path):
+def index_photos(tmp_path):
     return image_folder(tmp_path / "photos", 8, lambda i: (40 + i, 36), broken=True)
 
 
-def cli(capsys, *args):
-    """In-process `clipseek ...` (torch is imported once): (exit code, stdout, stderr)."""
-    from clipseek.cli import main
-
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
-def test_index_then_search(tmp_path, tiny_ckpt, photos):
+def test_index_then_search(tmp_path, tiny_ckpt, index_photos):
     db = tmp_path / "g.db"
-    r = run("index", photos, "--db", db, "--model", tiny_ckpt, "--batch-size", "3", "--workers", "2")
+    r = run("index", index_photos, "--db", db, "--model", tiny_ckpt, "--batch-size", "3", "--workers", "2")
     assert r.returncode == 0, r.stderr
     assert "8 images" in r.stdout and "8 added" in r.stdout and "1 skipped" in r.stdout
     assert "skipping" in r.stderr and "broken.jpg" in r.stderr
@@ -39,44 +32,43 @@ def test_index_then_search(tmp_path, tiny_ckpt, photos):
     assert set(res[0]) == {"id", "path", "score", "width", "height", "relevance", "relevant"}
 
 
-def test_cli_in_process(tmp_path, tiny_ckpt, photos, capsys, monkeypatch):
+def test_cli_in_process(tmp_path, tiny_ckpt, index_photos, capsys, monkeypatch):
     db = tmp_path / "g.db"
-    assert cli(capsys, "index", photos, "--db", db, "--model", tiny_ckpt)[0] == 0
-    rc, out, _ = cli(capsys, "index", photos, "--db", db, "--format", "json")  # the DB's model is reused
+    assert cli(capsys, "index", index_photos, "--db", db, "--model", tiny_ckpt)[0] == 0
+    rc, out, _ = cli(capsys, "index", index_photos, "--db", db, "--format", "json")  # the DB's model is reused
     doc = json.loads(out)
     assert (rc, doc["added"], doc["unchanged"], doc["still_skipped"], doc["total"]) == (0, 0, 8, 1, 8)
-    rc, out, _ = cli(capsys, "search", "--image", photos / "p2.png", "--db", db, "--format", "paths", "-k", "2")
-    assert rc == 0 and out.splitlines()[0] == str(photos / "p2.png") and len(out.splitlines()) == 2
+    rc, out, _ = cli(capsys, "search", "--image", index_photos / "p2.png", "--db", db, "--format", "paths", "-k", "2")
+    assert rc == 0 and out.splitlines()[0] == str(index_photos / "p2.png") and len(out.splitlines()) == 2
     rc, out, _ = cli(capsys, "search", "dog", "--db", db)
     assert rc == 0 and "score" in out and out.count(".png") == 8
     rc, out, err = cli(capsys, "search", "dog", "--db", db, "--threshold", "1")  # (-1 to 1)
     assert rc == 0 and "no results" in err
     monkeypatch.chdir(tmp_path)  # default --db is ./clipseek.db
-    assert cli(capsys, "index", photos, "--model", tiny_ckpt)[0] == 0 and (tmp_path / "clipseek.db").exists()
+    assert cli(capsys, "index", index_photos, "--model", tiny_ckpt)[0] == 0 and (tmp_path / "clipseek.db").exists()
     assert cli(capsys, "search", "cat")[0] == 0
 
 
-def test_bad_input_one_line(tmp_path, tiny_ckpt, photos, capsys):
-    from conftest import WORDS
-
+def test_bad_input_one_line(tmp_path, tiny_ckpt, index_photos, capsys):
     from clipseek.model.scratch import save_new_checkpoint
+    from helpers import WORDS
 
     db = tmp_path / "g.db"
-    assert cli(capsys, "index", photos, "--db", db, "--model", tiny_ckpt)[0] == 0
+    assert cli(capsys, "index", index_photos, "--db", db, "--model", tiny_ckpt)[0] == 0
     (tmp_path / "notes.txt").write_text("just text\n" * 50)
     other = save_new_checkpoint(str(tmp_path / "other"), WORDS, seed=3, image_size=32, patch_size=8,
                                 width=32, text_width=32, projection_dim=32)
     cases = [
         (["index", "/no/such/folder", "--db", db], "folder not found"),
-        (["index", photos / "p1.png", "--db", db], "not a folder"),
+        (["index", index_photos / "p1.png", "--db", db], "not a folder"),
         (["search", "", "--db", db], "empty query"),
         (["search", "--db", db], "empty query"),
-        (["search", "cat", "--image", photos / "p1.png", "--db", db], "not both"),
+        (["search", "cat", "--image", index_photos / "p1.png", "--db", db], "not both"),
         (["search", "cat", "--db", tmp_path / "notes.txt"], "not a clipseek database"),
         (["search", "cat", "--db", tmp_path / "missing.db"], "no clipseek database"),
         (["search", "cat", "--db", db, "--format", "xml"], "unknown format"),
         (["search", "cat", "--db", db, "--model", other], "indexed with model"),
-        (["index", photos, "--db", db, "--model", other], "indexed with model"),
+        (["index", index_photos, "--db", db, "--model", other], "indexed with model"),
     ]
     for args, message in cases:
         rc, _, err = cli(capsys, *args)

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_cli as run
+from helpers import run_cli as run
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "open_clip" / "vit-quickgelu-40"
 

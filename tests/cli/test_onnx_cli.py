@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import cli_env, image_folder
-from conftest import run_cli as run
+
+from helpers import cli_env, image_folder
+from helpers import run_cli as run
 
 pytest.importorskip("onnxruntime")
 

@@ -7,16 +7,9 @@ import json
 import os
 
 import pytest
-from conftest import make_image
 
-
-def cli(capsys, *args):
-    """In-process `clipseek ...`: (exit code, stdout, stderr)."""
-    from clipseek.cli import main
-
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+from helpers import cli_in_process as cli
+from helpers import make_image
 
 
 def tree(folder) -> dict[str, str]:
@@ -25,7 +18,7 @@ def tree(folder) -> dict[str, str]:
 
 
 @pytest.fixture
-def photos(tmp_path):
+def sort_photos(tmp_path):
     d = tmp_path / "photos"
     (d / "trip").mkdir(parents=True)
     for i in range(6):
@@ -35,10 +28,10 @@ def photos(tmp_path):
     return d
 
 
-def test_sort_move_then_undo_round_trip(tmp_path, tiny_ckpt, photos, capsys):
-    before = tree(photos)
+def test_sort_move_then_undo_round_trip(tmp_path, tiny_ckpt, sort_photos, capsys):
+    before = tree(sort_photos)
     out = tmp_path / "sorted"
-    rc, stdout, err = cli(capsys, "classify", photos, "-l", "cat,dog,CON", "--model", tiny_ckpt,
+    rc, stdout, err = cli(capsys, "classify", sort_photos, "-l", "cat,dog,CON", "--model", tiny_ckpt,
                           "--sort-into", out, "--mode", "move", "--format", "json")
     assert rc == 0, err
     doc = json.loads(stdout)
@@ -47,53 +40,53 @@ def test_sort_move_then_undo_round_trip(tmp_path, tiny_ckpt, photos, capsys):
     folders = {os.path.relpath(os.path.dirname(f["destination"]), out) for f in doc["files"]}
     assert folders <= {"cat", "dog", "label CON"}  # a reserved name gets a safe one
     assert len({f["destination"] for f in doc["files"]}) == 7  # two p1.png: one got a suffix
-    assert sorted(os.listdir(photos)) == ["broken.jpg", "trip"] and os.listdir(photos / "trip") == []
+    assert sorted(os.listdir(sort_photos)) == ["broken.jpg", "trip"] and os.listdir(sort_photos / "trip") == []
     rows = list(csv.DictReader(open(doc["log"], newline="")))
     assert [r["source"] for r in rows] == [f["source"] for f in doc["files"]]
     assert set(rows[0]) == {"source", "destination", "label", "probability", "mode"}
 
     rc, stdout, _ = cli(capsys, "undo", doc["log"])
     assert rc == 0 and stdout.startswith("7 files put back")
-    assert tree(photos) == before  # every file back, byte-identical
+    assert tree(sort_photos) == before  # every file back, byte-identical
     assert sorted(os.listdir(out)) == [os.path.basename(doc["log"])]
 
 
-def test_sort_copy_unsure_and_dry_run(tmp_path, tiny_ckpt, photos, capsys):
+def test_sort_copy_unsure_and_dry_run(tmp_path, tiny_ckpt, sort_photos, capsys):
     out = tmp_path / "sorted"
-    rc, stdout, err = cli(capsys, "classify", photos, "-l", "cat,dog", "--model", tiny_ckpt,
+    rc, stdout, err = cli(capsys, "classify", sort_photos, "-l", "cat,dog", "--model", tiny_ckpt,
                           "--sort-into", out, "--dry-run", "--format", "csv")
     assert rc == 0 and not out.exists() and "dry run: 7 files would be copied" in err
     assert len(list(csv.DictReader(io.StringIO(stdout)))) == 7
-    before = tree(photos)
-    rc, _, err = cli(capsys, "classify", photos, "-l", "cat,dog", "--model", tiny_ckpt,
+    before = tree(sort_photos)
+    rc, _, err = cli(capsys, "classify", sort_photos, "-l", "cat,dog", "--model", tiny_ckpt,
                      "--sort-into", out, "--none-below", "1")  # no cosine reaches 1
-    assert rc == 0 and tree(photos) == before  # copies: the sources stay
+    assert rc == 0 and tree(sort_photos) == before  # copies: the sources stay
     assert sorted(os.listdir(out / "_unsure")) == ["p0.png", "p1-1.png", "p1.png", "p2.png", "p3.png",
                                                     "p4.png", "p5.png"]
     log = err.strip().rsplit(" ", 1)[1]
-    rc, _, err = cli(capsys, "classify", photos, "-l", "cat,dog", "--model", tiny_ckpt,
+    rc, _, err = cli(capsys, "classify", sort_photos, "-l", "cat,dog", "--model", tiny_ckpt,
                      "--sort-into", out, "--unsure-below", "0.999", "--log", tmp_path / "second.csv")
     assert rc == 0 and len(os.listdir(out / "_unsure")) == 14  # never overwritten: suffixes
     assert cli(capsys, "undo", tmp_path / "second.csv")[0] == 0
-    assert cli(capsys, "undo", log)[0] == 0 and tree(photos) == before and not (out / "_unsure").exists()
+    assert cli(capsys, "undo", log)[0] == 0 and tree(sort_photos) == before and not (out / "_unsure").exists()
 
 
-def test_sort_bad_input_one_line(tmp_path, tiny_ckpt, photos, capsys):
+def test_sort_bad_input_one_line(tmp_path, tiny_ckpt, sort_photos, capsys):
     cases = [
-        (["classify", photos, "-l", "a,b", "--model", tiny_ckpt, "--sort-into", photos / "out"],
+        (["classify", sort_photos, "-l", "a,b", "--model", tiny_ckpt, "--sort-into", sort_photos / "out"],
          "inside the source folder"),
-        (["classify", photos, "-l", "a,b", "--model", tiny_ckpt, "--sort-into", tmp_path / "o", "--mode", "zip"],
+        (["classify", sort_photos, "-l", "a,b", "--model", tiny_ckpt, "--sort-into", tmp_path / "o", "--mode", "zip"],
          "--mode must be one of"),
-        (["classify", photos, "-l", "a,b", "--model", tiny_ckpt, "--sort-into", tmp_path / "o",
+        (["classify", sort_photos, "-l", "a,b", "--model", tiny_ckpt, "--sort-into", tmp_path / "o",
           "--unsure-below", "2"], "--unsure-below must be"),
         (["undo", tmp_path / "missing.csv"], "log not found"),
-        (["undo", photos / "p0.png"], "not a clipseek log"),
+        (["undo", sort_photos / "p0.png"], "not a clipseek log"),
     ]
     for args, message in cases:
         rc, _, err = cli(capsys, *args)
         lines = err.strip().splitlines()
         assert rc == 2 and len(lines) == 1 and message in lines[0], (args, err)
-    assert not (photos / "out").exists() and not (tmp_path / "o").exists()
+    assert not (sort_photos / "out").exists() and not (tmp_path / "o").exists()
 
 
 def _dupe_folder(root):

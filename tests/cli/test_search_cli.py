@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from conftest import make_image
-from test_index_cli import cli
 
 import clipseek
 from clipseek.gallery.query import Filter
+from helpers import cli_in_process as cli
+from helpers import make_image
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """`clipseek serve` through the CLI: host/port/token handling, the banner, and a missing database."""
 
 import pytest
-from conftest import indexed_gallery
+
+from helpers import indexed_gallery
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient

@@ -8,8 +8,9 @@ import os
 import sys
 
 import pytest
-from conftest import cli_env
-from conftest import run_cli as run
+
+from helpers import cli_env
+from helpers import run_cli as run
 from video_clips import LABELS, clip, hostile
 
 LABEL_ARG = ",".join(LABELS)

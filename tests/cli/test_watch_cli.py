@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 
-from conftest import cli_env, make_image, wait_for
+from helpers import cli_env, make_image, wait_for
 
 
 def start(*args):

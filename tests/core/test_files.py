@@ -6,7 +6,6 @@ import signal
 import socket
 
 import pytest
-from conftest import make_image
 from PIL import Image
 
 from clipseek.core.files import open_regular, read_regular, stat_regular
@@ -17,6 +16,7 @@ from clipseek.core.images import (
     walk_images,
 )
 from clipseek.errors import ImageError, UsageError
+from helpers import make_image
 
 
 @pytest.fixture(autouse=True)

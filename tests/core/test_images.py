@@ -2,11 +2,11 @@ import io
 
 import numpy as np
 import pytest
-from conftest import make_image
 from PIL import Image
 
 from clipseek.core.images import collect_image_paths, open_image, to_rgb, walk_images
 from clipseek.errors import ImageError, UsageError
+from helpers import make_image
 
 
 def saved(tmp_path, img, name, **kw):

@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-from video_clips import LABELS, VARIANTS, claims_100_hours, clip, hostile, really_100_hours
 
 from clipseek.core.files import hash_regular
 from clipseek.core.video import (
@@ -27,6 +26,7 @@ from clipseek.core.video import (
 from clipseek.core.video.shots import SHOT_THRESHOLD, Picker, Plan, shot_distance
 from clipseek.data.synthetic_video import H264, repeat_video, shapes_clip, write_audio_only, write_video
 from clipseek.errors import VideoError
+from video_clips import LABELS, VARIANTS, claims_100_hours, clip, hostile, really_100_hours
 
 SEGMENTS = [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
 

@@ -5,11 +5,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_image, write_parquet_dataset
 
 from clipseek.data import labelled as D
 from clipseek.data.load import load_labelled
 from clipseek.errors import UsageError
+from helpers import make_image, write_parquet_dataset
 
 
 def class_folders(root, spec, split=None):

@@ -5,7 +5,8 @@ import os
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, make_image, read_shards
+
+from helpers import FakeEncoder, make_image, read_shards
 
 pq = pytest.importorskip("pyarrow.parquet")
 
@@ -103,8 +104,8 @@ def test_list_file_csv_and_parquet_sources(tmp_path, photos):
 
 def test_names_that_are_not_utf8_survive_shards_and_loading(tmp_path, fake_encoder):
     from clipseek.embed.job import embed_job
-    from clipseek.gallery.store import Store
     from clipseek.gallery.parquet_load import index_from_parquet
+    from clipseek.gallery.store import Store
 
     d = os.fsencode(tmp_path / "photos")
     os.makedirs(d)
@@ -152,8 +153,8 @@ def test_one_job_per_folder_and_the_model_recorded_before_the_first_shard(tmp_pa
 
 def test_an_output_folder_whose_name_is_not_utf8(tmp_path, fake_encoder, photos):
     from clipseek.embed.job import embed_job
-    from clipseek.gallery.store import Store
     from clipseek.gallery.parquet_load import index_from_parquet
+    from clipseek.gallery.store import Store
 
     out = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"out\xff"))
     s = embed_job(str(photos), out, fake_encoder, shard_size=5)

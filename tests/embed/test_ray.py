@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli_env, image_folder, make_image, read_shards
 
 from clipseek.model.spec import ModelSpec
+from helpers import cli_env, image_folder, make_image, read_shards
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("pyarrow")

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from gaussians import Task
 
 from clipseek.errors import UsageError
 from clipseek.evaluation.fewshot_eval import column_order, curves, fitted_metrics, parse_shots
 from clipseek.evaluation.fewshot_report import curve_table, curves_png
 from clipseek.fewshot.classifier import fit_classifier
+from gaussians import Task
 
 
 def split(syn, n):

@@ -5,9 +5,9 @@ import logging
 import os
 
 import pytest
-from conftest import make_image, write_parquet_dataset
 
 from clipseek.evaluation.run import resolve_prompt_sets, run_eval
+from helpers import make_image, write_parquet_dataset
 
 
 def folder_with_empty_class(root):

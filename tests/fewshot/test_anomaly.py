@@ -3,10 +3,10 @@ false-alarm rate on held-out normal vectors; what is unlike the examples is dete
 
 import numpy as np
 import pytest
-from gaussians import Task
 
 from clipseek.errors import UsageError
 from clipseek.fewshot.anomaly import calibrate_anomaly, detection_metrics, flag, knn_scores
+from gaussians import Task
 
 
 def normal_and_other(seed=0):

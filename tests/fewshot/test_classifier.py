@@ -3,13 +3,13 @@ coverage holds through the whole pipeline, auto records why, one class flags the
 
 import numpy as np
 import pytest
-from gaussians import FP, OTHER_FP, Task
 
 from clipseek.errors import ModelMismatchError, UsageError
 from clipseek.fewshot import conformal as cp
 from clipseek.fewshot.classifier import fit_classifier, hold_out
 from clipseek.fewshot.examples import ExampleSet
 from clipseek.model.fingerprint import Fingerprint
+from gaussians import FP, OTHER_FP, Task
 
 
 def test_hold_out_keeps_a_fitting_example_of_every_class_and_at_most_half():

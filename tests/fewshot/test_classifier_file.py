@@ -3,13 +3,13 @@ vectors of another model. (Hostile files: tests/hardening/test_fewshot_file.py.)
 
 import numpy as np
 import pytest
-from gaussians import FP, OTHER_FP, Task
 
 from clipseek.errors import ModelMismatchError
 from clipseek.fewshot.classifier import fit_classifier
 from clipseek.fewshot.classifier_file import load_classifier, save_classifier
 from clipseek.fewshot.examples import ExampleSet
 from clipseek.model.fingerprint import Fingerprint
+from gaussians import FP, OTHER_FP, Task
 
 
 @pytest.mark.parametrize("method", ["text", "prototype", "tip", "logistic"])

@@ -11,11 +11,11 @@ import math
 
 import numpy as np
 import pytest
-from gaussians import Task
 
 from clipseek.core.scores import softmax
 from clipseek.errors import UsageError
 from clipseek.fewshot import conformal as cp
+from gaussians import Task
 
 
 def model_probs(separation, n=20000, seed=0, classes=10):

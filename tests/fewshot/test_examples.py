@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_image
 
 from clipseek.embed.cache import EmbeddingCache
 from clipseek.errors import UsageError
 from clipseek.fewshot.examples import load_examples
+from helpers import make_image
 
 
 def folders(root, counts: dict):

@@ -3,9 +3,9 @@ penalty towards a starting point (the text classifier) against a direct gradient
 
 import numpy as np
 import pytest
-from gaussians import Task
 
 from clipseek.fewshot.logreg import fit_softmax, predict_proba
+from gaussians import Task
 
 
 def data(n=240, seed=0):

@@ -2,18 +2,9 @@
 
 import numpy as np
 import pytest
-from gaussians import Task as Synthetic
 
-from clipseek.fewshot.methods import Task, fit_head
-
-S = 25.0
-
-
-def task(per_class=6, texts_present=None, seed=0, text_noise=0.5, classes=None, **kw):
-    syn = Synthetic(n_classes=4, dim=16, seed=seed, text_noise=text_noise, **kw)
-    x, y = syn.sample(per_class=per_class, classes=classes)
-    has = np.ones(4, bool) if texts_present is None else np.asarray(texts_present)
-    return Task(np.where(has[:, None], syn.text, 0.0), has, S, x, y), syn
+from clipseek.fewshot.methods import fit_head
+from gaussians import S, task
 
 
 def test_text_and_prototype_logits():

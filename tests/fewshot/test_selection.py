@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-from gaussians import unit
-from test_methods import S, task
 
 from clipseek.errors import UsageError
 from clipseek.fewshot.methods import LOGISTIC_L2, TIP_ALPHAS, TIP_BETAS
 from clipseek.fewshot.selection import class_folds, cross_validate, stratified_folds
+from gaussians import S, task, unit
 
 
 def test_stratified_folds_partition_and_balance():

@@ -4,11 +4,11 @@ import os
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, make_image
 
 import clipseek
 from clipseek.core.images import open_image
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
+from helpers import FakeEncoder, make_image
 
 QUERIES = ["a photo of a cat", "red car", "big blue house", "dog"]
 

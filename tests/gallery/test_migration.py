@@ -8,12 +8,12 @@ import sqlite3
 from datetime import datetime
 
 import pytest
-from conftest import FakeEncoder
 
 import clipseek
-from clipseek.gallery.search.facets import Facets
 from clipseek.gallery.query import PENDING, Filter
+from clipseek.gallery.search.facets import Facets
 from clipseek.gallery.store import SCHEMA_VERSION, Store, StoreError
+from helpers import FakeEncoder
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 OLD_ROOT = "/tmp/clipseek-v1/photos"

@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import numpy as np
-from conftest import make_image
 
 import clipseek
 from clipseek import load_model
+from helpers import make_image
 
 CKPT = Path(__file__).resolve().parents[1] / "fixtures" / "open_clip" / "vit-quickgelu-40"
 

@@ -7,19 +7,19 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from conftest import make_image
 from PIL import Image
 
 import clipseek
 import clipseek.gallery.search.vector_index as vindex
 from clipseek.errors import UsageError
 from clipseek.gallery.query import RELEVANT_AT, TOP_N, Filter, Term
+from helpers import make_image
 
 EXTS = (".png", ".jpg", ".webp")
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory):
+def dated_photos(tmp_path_factory):
     """60 images: three folders, three file types, landscape/portrait/square, two capture dates."""
     d = tmp_path_factory.mktemp("q") / "photos"
     for sub in ("trip", "trip/day2", "home"):
@@ -40,10 +40,10 @@ def photos(tmp_path_factory):
 
 
 @pytest.fixture(scope="module", params=["flat", "pq-sq8"])
-def gallery(request, photos, tmp_path_factory, fake_encoder):
+def gallery(request, dated_photos, tmp_path_factory, fake_encoder):
     db = str(tmp_path_factory.mktemp("db") / "g.db")
     g = clipseek.Gallery(db, fake_encoder, approx_threshold=10_000 if request.param == "flat" else 16)
-    g.index([str(photos)])
+    g.index([str(dated_photos)])
     assert g._index.state.kind == request.param
     yield g
     g.close()
@@ -78,10 +78,10 @@ FILTERS = [dict(folders=["trip"]), dict(folders=["trip/day2", "home"]), dict(ori
 
 @pytest.mark.parametrize("scan_factor", [0, 10 ** 12])  # pq-sq8: over-fetch and filter / score alone
 @pytest.mark.parametrize("fkw", FILTERS)
-def test_filtered_search_equals_brute_force_over_the_filtered_set(gallery, photos, fkw, scan_factor,
+def test_filtered_search_equals_brute_force_over_the_filtered_set(gallery, dated_photos, fkw, scan_factor,
                                                                   monkeypatch, fake_encoder):
     monkeypatch.setattr(vindex, "SCAN_FACTOR", scan_factor)
-    f = Filter.parse(root=str(photos), **fkw)
+    f = Filter.parse(root=str(dated_photos), **fkw)
     n_pass = gallery.count(f)
     assert 0 < n_pass < 60
     for text in ("a red car", "dog"):
@@ -94,7 +94,7 @@ def test_filtered_search_equals_brute_force_over_the_filtered_set(gallery, photo
             assert np.allclose([r.score for r in res], want_scores, atol=1e-5)
 
 
-def test_dates_use_the_exif_capture_time_else_the_mtime(gallery, photos):
+def test_dates_use_the_exif_capture_time_else_the_mtime(gallery, dated_photos):
     in_2018 = gallery.search("x", k=60, where=Filter.parse(after="2018-01-01", before="2019-01-01"))
     assert in_2018 and all(r.path.endswith(".jpg") and int(r.path[-6:-4]) % 2 for r in in_2018)
     assert len(in_2018) == sum(1 for i in range(60) if i % 5 % 3 == 1 and i % 2)
@@ -104,14 +104,14 @@ def test_dates_use_the_exif_capture_time_else_the_mtime(gallery, photos):
         [i for i in range(60) if i % 20 in (0, 1) and i not in exif]  # day 1 or 2, unless EXIF says 2018
 
 
-def test_a_filter_no_image_passes_gives_no_results(gallery, photos):
-    f = Filter.parse(["nowhere"], root=str(photos))
+def test_a_filter_no_image_passes_gives_no_results(gallery, dated_photos):
+    f = Filter.parse(["nowhere"], root=str(dated_photos))
     assert gallery.count(f) == 0 and gallery.search("x", where=f) == []
     assert gallery.count() == 60
 
 
-def test_query_arithmetic_equals_the_weighted_sum(gallery, photos, fake_encoder):
-    probe = photos / "home" / "p02.webp"
+def test_query_arithmetic_equals_the_weighted_sum(gallery, dated_photos, fake_encoder):
+    probe = dated_photos / "home" / "p02.webp"
     from clipseek.core.images import open_image
 
     t = fake_encoder.encode_texts(["red", "at night", "blue"])
@@ -152,8 +152,8 @@ def test_an_unreadable_image_term_is_a_usage_error(gallery, tmp_path):
 
 
 @pytest.mark.parametrize("fkw", [{}, {"folders": ["trip"]}])
-def test_relevance_is_measured_against_the_whole_gallery(gallery, photos, fkw, fake_encoder):
-    f = Filter.parse(root=str(photos), **fkw)
+def test_relevance_is_measured_against_the_whole_gallery(gallery, dated_photos, fkw, fake_encoder):
+    f = Filter.parse(root=str(dated_photos), **fkw)
     q = fake_encoder.encode_texts(["a red car"])[0]
     _, vecs = gallery.store.all_vectors()
     scores = vecs.astype(np.float64) @ q

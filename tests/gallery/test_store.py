@@ -5,11 +5,11 @@ import sqlite3
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, make_image
 
 from clipseek.errors import ClipseekError, ModelMismatchError, UsageError
 from clipseek.gallery.store import Store
 from clipseek.gallery.sync import index_folders
+from helpers import FakeEncoder, make_image
 
 
 class Counting(FakeEncoder):

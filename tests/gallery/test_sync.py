@@ -6,12 +6,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import make_image
 
 from clipseek.core.images import open_image
 from clipseek.gallery import sync
 from clipseek.gallery.store import Store, file_hash
 from clipseek.gallery.sync import index_folders
+from helpers import make_image
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import sys
 import threading
 
 import pytest
-from conftest import image_folder, make_image
 
 from clipseek.gallery import watch as watch_mod
 from clipseek.gallery.gallery import Gallery
 from clipseek.gallery.watch import Watcher, WatchStopped, filesystem_type
+from helpers import image_folder, make_image
 
 
 class Running:

@@ -185,7 +185,7 @@ def test_embed_and_load(corpus, tiny_ckpt, tmp_path):
     doc = loads(out)
     assert rc == 0 and doc["embedded"] == len(corpus.good)
     check_skips({raw(s["path"]): s["reason"] for s in doc["skipped"]}, corpus)
-    from conftest import read_shards
+    from helpers import read_shards
 
     rows, _, skipped = read_shards(out_dir)
     assert sorted(raw(r[0]) for r in rows) == sorted(corpus.good)

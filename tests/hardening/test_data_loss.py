@@ -20,19 +20,11 @@ import time
 
 import numpy as np
 import pytest
-from conftest import cli_env, image_folder, indexed_gallery, make_image, wait_for
 
 import clipseek
 from clipseek.gallery.store import Store
-
-
-def cli(capsys, *args):
-    """In-process `clipseek ...`: (exit code, stdout, stderr); a traceback would fail the test."""
-    from clipseek.cli import main
-
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+from helpers import cli_env, image_folder, indexed_gallery, make_image, wait_for
+from helpers import cli_in_process as cli
 
 
 def files_under(folder) -> list[str]:

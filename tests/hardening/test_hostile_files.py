@@ -14,9 +14,9 @@ import sqlite3
 
 import numpy as np
 import pytest
-from conftest import image_folder, make_image
 
 from clipseek.cli import main
+from helpers import image_folder, make_image
 
 
 def one_line_error(capsys) -> str:

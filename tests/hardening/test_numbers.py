@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, cli_env, image_folder, make_image, run_cli
 
 import clipseek
 from clipseek.core.prompts import MAX_TEXT_CHARS
 from clipseek.errors import ClipseekError, UsageError
+from helpers import FakeEncoder, cli_env, image_folder, make_image, run_cli
 
 LONG = "x" * (MAX_TEXT_CHARS + 1)
 

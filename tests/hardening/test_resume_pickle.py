@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import make_image, run_cli
 
 import clipseek
+from helpers import make_image, run_cli
 
 
 class _Hostile:

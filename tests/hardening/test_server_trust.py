@@ -15,9 +15,9 @@ import threading
 import time
 
 import pytest
-from conftest import image_folder, make_image, wait_for
 
 import clipseek
+from helpers import image_folder, make_image, wait_for
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, make_image
 
 from clipseek.core.preprocess import PreprocessCfg
 from clipseek.model.base import Encoder
 from clipseek.model.fingerprint import Fingerprint
 from clipseek.model.hf import HFEncoder
+from helpers import FakeEncoder, make_image
 
 ATTRIBUTE_TYPES = {"name": str, "device": str, "dtype_name": str, "dim": int, "logit_scale": float,
                    "logit_bias": (float, type(None)),

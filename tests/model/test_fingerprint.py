@@ -5,10 +5,10 @@ import os
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, make_image
 
 from clipseek.errors import ClipseekError
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
+from helpers import FakeEncoder, make_image
 
 # Spellings as clipseek has always written them into databases, manifests and Parquet shards.
 LOCAL = "/home/me/ckpts/ft-1@v2 (copy)@0123456789abcdef backend=torch dtype=float32 pre=center-224-crop224x224"

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import make_image
 
 from clipseek.model import hub
+from helpers import make_image
 
 REFUSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
 

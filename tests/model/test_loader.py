@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
-from conftest import make_image
 from transformers import AutoImageProcessor, CLIPModel
 
 from clipseek import load_model
 from clipseek.core.preprocess import letterbox
 from clipseek.errors import ModelLoadError, UsageError
+from helpers import make_image
 
 
 def test_vectors_are_unit_float32(encoder):

@@ -16,11 +16,10 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from conftest import WORDS, make_image
-
 from clipseek.errors import ModelLoadError, UsageError
 from clipseek.model import onnx_store
 from clipseek.model.loader import choose_backend, cpu_has_bf16, export_onnx, load_model
+from helpers import WORDS, make_image
 
 TEXTS = ["a photo of the cat", "red circle", "a big blue boat on the green tree house",
          " ".join(WORDS * 4), "zebra", ""]  # longer than the model's 32 tokens: truncated alike

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import live_server
-from dupes_images import copies_of, photo
 
 import clipseek
+from dupes_images import copies_of, photo
+from helpers import live_server
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -51,7 +51,7 @@ def test_dupes_api(gallery, encoder):
 
 @pytest.mark.browser
 def test_duplicates_view_in_chromium(gallery, encoder):
-    from test_web_e2e import CHROMIUM, browser_or_fail
+    from helpers import CHROMIUM, browser_or_fail
 
     sync_playwright = browser_or_fail()
     with live_server(create_app(gallery[0], encoder, allowed_hosts=["127.0.0.1"])) as base, sync_playwright() as p:

@@ -5,11 +5,10 @@ import io
 import threading
 import time
 
-from conftest import FakeEncoder, make_image
-
 import clipseek
 from clipseek.server.fair import Classifiers
 from clipseek.server.service import GalleryService
+from helpers import FakeEncoder, make_image
 
 
 class SlowText(FakeEncoder):

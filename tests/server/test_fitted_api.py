@@ -4,11 +4,11 @@ import io
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, indexed_gallery
 from PIL import Image
 
 from clipseek.errors import ModelMismatchError
 from clipseek.fewshot.fit import fit_examples
+from helpers import FakeEncoder, indexed_gallery
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402

@@ -2,7 +2,8 @@
 process get no 5xx, and every response's status, content type, headers and body match the schema."""
 
 import pytest
-from conftest import FakeEncoder, make_image
+
+from helpers import FakeEncoder, make_image
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

@@ -7,10 +7,10 @@ import io
 import os
 
 import pytest
-from conftest import make_image
 
 import clipseek
 from clipseek.gallery.query import Filter, Term
+from helpers import make_image
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402

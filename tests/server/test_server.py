@@ -8,12 +8,12 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import indexed_gallery, make_image
 from PIL import Image
 
 import clipseek
 from clipseek.core.prompts import DEFAULT_TEMPLATE, parse_labels
 from clipseek.server.checks import Limits
+from helpers import indexed_gallery, make_image
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402

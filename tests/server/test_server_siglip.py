@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import indexed_gallery, make_image
 from PIL import Image
 
 import clipseek
+from helpers import indexed_gallery, make_image
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient

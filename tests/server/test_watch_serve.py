@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import indexed_gallery, make_image, wait_for
 
 import clipseek
+from helpers import indexed_gallery, make_image, wait_for
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402

@@ -12,36 +12,11 @@ import os
 import shutil
 
 import pytest
-from conftest import live_server
-from PIL import Image, ImageDraw
 
 import clipseek
+from helpers import CHROMIUM, TOKEN, browser_or_fail, live_server, shape_image
 
 pytestmark = pytest.mark.browser  # `pytest -m "not browser"` deselects the whole module
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-TOKEN = "e2e-secret"
-COLORS = ["#e4572e", "#17bebb", "#ffc914", "#2e282a", "#76b041", "#3b6ef5", "#b370b0", "#f08a4b"]
-
-
-def browser_or_fail():
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install it (apt-get install chromium; scripts/setup.sh "
-                    "does as root) or set CHROMIUM_PATH; `pytest -m \"not browser\"` deselects these tests")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: pip install -e '.[test]'")
-    return sync_playwright
-
-
-def shape_image(i: int, size=(200, 150)) -> Image.Image:
-    img = Image.new("RGB", size, COLORS[i % len(COLORS)])
-    d = ImageDraw.Draw(img)
-    fg = COLORS[(i * 3 + 1) % len(COLORS)]
-    box = (40 + i % 3 * 10, 25, 150 - i % 4 * 8, 125)
-    (d.ellipse if i % 2 else d.rectangle)(box, fill=fg)
-    return img
 
 
 @pytest.fixture(scope="module")

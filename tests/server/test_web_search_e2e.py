@@ -12,11 +12,10 @@ import os
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from conftest import live_server
-from test_web_e2e import CHROMIUM, TOKEN, browser_or_fail, shape_image
 
 import clipseek
 from clipseek.gallery.query import Filter
+from helpers import CHROMIUM, TOKEN, browser_or_fail, live_server, shape_image
 
 pytestmark = pytest.mark.browser
 

@@ -31,10 +31,9 @@ def photos(root: str) -> None:
 
 
 def main() -> None:
-    from conftest import FakeEncoder
-
     import clipseek
     from clipseek.gallery.store import SCHEMA_VERSION
+    from helpers import FakeEncoder
 
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"v{SCHEMA_VERSION}")
     shutil.rmtree(os.path.dirname(ROOT), ignore_errors=True)

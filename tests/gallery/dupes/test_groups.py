@@ -6,15 +6,15 @@ import sqlite3
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder
-from dupes_images import copies_of, photo
 from PIL import Image
 
 from clipseek.gallery.dupes.groups import find_duplicates
-from clipseek.gallery.dupes.similar import cosine_pairs
 from clipseek.gallery.dupes.phash import fill_phashes, hamming_pairs, phash_hex
+from clipseek.gallery.dupes.similar import cosine_pairs
 from clipseek.gallery.store import SCHEMA_VERSION, Store
 from clipseek.gallery.sync import index_folders
+from dupes_images import copies_of, photo
+from helpers import FakeEncoder
 
 
 @pytest.fixture

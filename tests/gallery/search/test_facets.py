@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from clipseek.core.paths import db_value, prefix_ranges
-from clipseek.gallery.search.facets import Facets
 from clipseek.gallery.query import PENDING, Filter
+from clipseek.gallery.search.facets import Facets
 from clipseek.gallery.store import Store
 
 

@@ -7,11 +7,11 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder
 
 from clipseek.gallery.search import kinds
-from clipseek.gallery.store import Store
 from clipseek.gallery.search.vector_index import APPROX_KIND, VectorIndex
+from clipseek.gallery.store import Store
+from helpers import FakeEncoder
 
 
 def unit(rng, n, d=32):
