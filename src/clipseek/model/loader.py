@@ -204,8 +204,12 @@ def export_onnx(name_or_path: str, out: str, int8: bool = False, revision: str |
     target = Path(out).expanduser()
     if target.exists() and not (target.is_dir() and (is_export(target) or not any(target.iterdir()))):
         raise UsageError(f"{out} exists and is not an ONNX export folder: give a new or empty folder")
-    enc = _load_torch(name_or_path, "cpu", "fp32", "center", revision)
-    return export_encoder(enc, target, int8=int8)
+    from clipseek.model.onnx_store import register_export
+
+    doc = export_encoder(_load_torch(name_or_path, "cpu", "fp32", "center", revision), target, int8=int8,
+                         release=True)
+    register_export(target, doc)  # `--backend onnx` with this checkpoint now uses it (model/onnx_cache.py)
+    return doc
 
 
 def _load_torch(name_or_path: str, device: str, dtype: str, framing: str, revision: str | None,
