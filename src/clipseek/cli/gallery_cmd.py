@@ -57,6 +57,8 @@ def index_cmd(
     if watch and from_parquet:
         raise UsageError("--watch follows folders; it does not go with --from-parquet")
     gallery = Gallery(db, model=model, device=device, dtype=dtype, backend=backend)
+    if model is None and not from_parquet:
+        gallery = _model_when_needed(gallery, device, dtype, backend)
     if from_parquet:
         summary = gallery.index_parquet(from_parquet)
     else:
@@ -77,6 +79,29 @@ def index_cmd(
 
         return watch_index(gallery, dirs, poll, poll_interval, fmt)
     return 0
+
+
+def _model_when_needed(gallery, device, dtype, backend):
+    """The gallery with its DB's own model loaded only when a file needs embedding
+    (`model.lazy.LazyEncoder`): an unchanged re-index loads none. Unchanged when the DB is new."""
+    import os
+
+    from clipseek.gallery.facade import Gallery
+    from clipseek.model.lazy import LazyEncoder
+
+    if not os.path.isfile(gallery.db_path) or os.path.getsize(gallery.db_path) == 0:
+        return gallery
+    fp, dim = gallery.store.fingerprint, gallery.store.model_info().get("dim")
+    if fp is None or dim is None:
+        return gallery
+
+    def load():  # the model exactly as Gallery resolves a DB's own model
+        with Gallery(gallery.db_path, device=device, dtype=dtype, backend=backend) as resolver:
+            return resolver.encoder
+
+    gallery.close()
+    return Gallery(gallery.db_path, LazyEncoder(fp, int(dim), load), device=device, dtype=dtype,
+                   backend=backend)
 
 
 def _index_dirs(gallery, dirs, batch_size, workers, lim):
