@@ -21,10 +21,10 @@ def _model():
 
 def _export(model, x, with_params: bool):
     mem = MemoryFile()
-    with _exporter_params() as params, torch.no_grad():
+    with _exporter_params() as cap, torch.no_grad():
         torch.onnx.export(model, (x,), mem, input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "b"}},
-                          opset_version=17, dynamo=False, export_params=with_params or params is None)
-    return mem.getvalue(), (None if with_params else params)
+                          opset_version=17, dynamo=False, export_params=with_params or cap is None)
+    return mem.getvalue(), (None if with_params else cap.params)
 
 
 def _initializers(path):

@@ -23,6 +23,7 @@ import shutil
 import threading
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -152,12 +153,14 @@ def _export_towers(enc: Encoder, out: Path) -> tuple[str, list]:
                ["input_ids"] if siglip else ["input_ids", "attention_mask"])]
     used, checks = set(), []
     for tower, module, args, inputs in towers:
-        with torch.inference_mode():
-            want = module(*args).float().numpy()
-        used.add(_export_one(module, args, inputs, out / store.tower_file(tower), enc.name,
-                             _tower_bytes(model, tower)))
-        checks.append((tower, {n: a.numpy() for n, a in zip(inputs, args)}, want))
-        _release_memory()
+        exporter, traced = _export_one(module, args, inputs, out / store.tower_file(tower), enc.name,
+                                       _tower_bytes(model, tower))
+        used.add(exporter)
+        if traced is None:
+            with torch.inference_mode():
+                traced = module(*args)
+        checks.append((tower, {n: a.numpy() for n, a in zip(inputs, args)}, traced.detach().float().numpy()))
+        _release_memory(collect=False)
     return "+".join(sorted(used)), checks
 
 
@@ -168,12 +171,14 @@ def _tower_bytes(model, tower: str) -> int:
                if n.startswith(vision) == (tower == "image"))
 
 
-def _release_memory() -> None:
-    """Give the exporter's freed buffers back to the OS before the next tower (peak RSS, not only use)."""
+def _release_memory(collect: bool = True) -> None:
+    """Give freed buffers back to the OS (peak RSS, not only use); `collect`: run the garbage
+    collector first (0.4 s with transformers loaded: once, not per tower)."""
     import ctypes
     import gc
 
-    gc.collect()
+    if collect:
+        gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
@@ -201,8 +206,8 @@ def _tower_module(model, tower: str, siglip: bool = False):
     return Tower().eval()
 
 
-def _export_one(module, args, inputs: list[str], path: Path, name: str, weight_bytes: int) -> str:
-    """One tower -> `path` + `path.data`. The TorchScript exporter writes into memory and each weight
+def _export_one(module, args, inputs: list[str], path: Path, name: str, weight_bytes: int):
+    """One tower -> `path` + `path.data`; returns (the exporter used, the traced run's output or None). The TorchScript exporter writes into memory and each weight
     goes to the data file once (`onnx_write`); a tower near protobuf's 2 GB limit is exported through
     a file and moved to external data by `onnx` instead, as the dynamo exporter's output is."""
     import torch
@@ -215,16 +220,16 @@ def _export_one(module, args, inputs: list[str], path: Path, name: str, weight_b
         try:
             if weight_bytes < IN_MEMORY_MAX_BYTES:
                 mem = MemoryFile()
-                with _exporter_params() as params, torch.no_grad():
+                with _exporter_params() as cap, torch.no_grad():
                     torch.onnx.export(module, args, mem, dynamic_axes={**axes, "embeds": {0: "batch"}},
-                                      opset_version=OPSET, dynamo=False, export_params=params is None,
+                                      opset_version=OPSET, dynamo=False, export_params=cap is None,
                                       **common)
-                write_external(mem.getvalue(), path, params)
-            else:
-                torch.onnx.export(module, args, str(path), dynamic_axes={**axes, "embeds": {0: "batch"}},
-                                  opset_version=OPSET, dynamo=False, **common)
-                externalize(path)
-            return "torchscript"
+                write_external(mem.getvalue(), path, cap.params if cap else None)
+                return "torchscript", cap.output if cap else None
+            torch.onnx.export(module, args, str(path), dynamic_axes={**axes, "embeds": {0: "batch"}},
+                              opset_version=OPSET, dynamo=False, **common)
+            externalize(path)
+            return "torchscript", None
         except Exception as e:  # noqa: BLE001 - any tracer failure: try the other exporter
             errors.append(f"torchscript: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         try:
@@ -232,7 +237,7 @@ def _export_one(module, args, inputs: list[str], path: Path, name: str, weight_b
             torch.onnx.export(module, args, str(path), dynamic_shapes=shapes, dynamo=True, external_data=False,
                               **common)
             externalize(path)
-            return "dynamo"
+            return "dynamo", None
         except Exception as e:  # noqa: BLE001
             errors.append(f"dynamo: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     raise ExportError(f"cannot export {name} to ONNX ({'; '.join(errors)})")
@@ -246,7 +251,8 @@ def _exporter_params():
     """The TorchScript exporter's own name -> tensor table of the graph's weights (the model's and
     those it folded, e.g. transposed), taken from its `_model_to_graph` step, so the graph is exported
     without weights (`export_params=False`: no serialized copy of them) and `onnx_write` writes each one
-    from that table; None (export them the ordinary way) where that private step is not there."""
+    from that table; and the output of the traced run (the torch model's own, kept for the parity
+    check). None (export the ordinary way) where that private step is not there."""
     try:
         from torch.onnx._internal.torchscript_exporter import utils as ts
     except ImportError:
@@ -256,11 +262,12 @@ def _exporter_params():
     if real is None:
         yield None
         return
-    seen: dict = {}
+    seen = SimpleNamespace(params={}, output=None)
 
     def capture(*args, **kwargs):
         graph, params, out = real(*args, **kwargs)
-        seen.update(params)
+        seen.params.update(params)
+        seen.output = out[0] if isinstance(out, (tuple, list)) else out  # the traced run's own output
         return graph, params, out
 
     with _EXPORT_LOCK:
