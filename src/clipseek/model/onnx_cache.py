@@ -106,11 +106,12 @@ def _make(folder: Path, name: str, int8: bool, load_torch: Callable[[], Encoder]
             return add_int8(folder)
         except store.CorruptExport:
             pass
+    start = time.perf_counter()
+    enc = load_torch()  # a model that does not load fails here, before any note
     log.info("exporting %s to ONNX once, into %s (later runs reuse it); to skip this step elsewhere, "
              "`clipseek export onnx %s DIR` makes a folder that runs with this model find and use",
              name, folder, name, extra={"always": True})  # shown also when stderr is not a terminal
-    start = time.perf_counter()
-    doc = export_encoder(load_torch(), folder, int8=int8, release=True)
+    doc = export_encoder(enc, folder, int8=int8, release=True)
     size = sum(f["size"] for f in doc["files"].values()) / 1e6
     log.info("exported %s to ONNX in %.1f s (%.0f MB)", name, time.perf_counter() - start, size)
     return doc
