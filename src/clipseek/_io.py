@@ -241,19 +241,32 @@ def _holder(fd: int) -> str:
 def writer_lock(lock_path: str | os.PathLike, target: str,
                 error: Callable[[str], Exception] = BlockingIOError) -> Iterator[None]:
     """Hold the one-writer lock of `target` (its lock file is `lock_path`) for the block, or raise
-    `error(message)` at once (clipseek.errors.BusyError from the callers), naming the holder. An
-    OSError making the lock file (a read-only folder) propagates; a full disk only loses the note
-    naming the holder."""
+    `error(message)` at once (clipseek.errors.BusyError from the callers), naming the holder. The lock
+    file exists only while it is held: the holder removes it before it lets go, so a run that fails
+    (a model that does not load) leaves nothing behind; a process that locked a file the holder had
+    just removed sees that its path now names another file (or none) and tries again. An OSError
+    making the lock file (a read-only folder) propagates; a full disk only loses the note naming the
+    holder."""
     if fcntl is None:  # pragma: no cover
         yield
         return
-    fd = os.open(os.fspath(lock_path), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-    try:
+    path = os.fspath(lock_path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise error(f"{target} is being written by another process ({_holder(fd)}); wait for it "
-                            "to finish, or stop it, then run again") from None
+            holder = _holder(fd)
+            os.close(fd)
+            raise error(f"{target} is being written by another process ({holder}); wait for it "
+                        "to finish, or stop it, then run again") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # locked a file its holder removed on the way out: lock the one there now
+    try:
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "since": datetime.datetime.now().isoformat(timespec="seconds"),
                 "command": " ".join(["clipseek", *sys.argv[1:]])[:300]}
@@ -262,14 +275,15 @@ def writer_lock(lock_path: str | os.PathLike, target: str,
             os.pwrite(fd, json.dumps(info, ensure_ascii=True).encode(), 0)
         except OSError:  # no space for the note: the flock alone is the lock
             pass
+        yield
+    finally:
         try:
-            yield
-        finally:
+            os.unlink(path)  # still held: no other process holds this file
+        except OSError:
             try:
-                os.ftruncate(fd, 0)
+                os.ftruncate(fd, 0)  # a folder we may not write in: at least no stale holder
             except OSError:
                 pass
-    finally:
         os.close(fd)  # releases the lock
 
 

@@ -26,7 +26,7 @@ def test_local_shards_match_embed_paths(tmp_path, fake_encoder, photos):
     out = tmp_path / "out"
     s = embed_job(str(photos), str(out), encoder, shard_size=4, batch_size=3, workers=2)
     assert (s.files, s.shards, s.shards_written, s.embedded, len(s.skipped)) == (13, 4, 4, 11, 2)
-    assert sorted(os.listdir(out)) == [".lock", "manifest.json"] + [f"shard-{i:05d}.{e}" for i in range(4)
+    assert sorted(os.listdir(out)) == ["manifest.json"] + [f"shard-{i:05d}.{e}" for i in range(4)
                                                            for e in ("parquet", "skipped.json")]
     rows, vecs, skipped = read_shards(out)
     ref = reference(encoder, photos)

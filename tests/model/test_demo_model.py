@@ -67,3 +67,6 @@ def test_demo_runs_offline():
     assert r.returncode == 0, r.stderr
     for section in ("zero-shot classification", "evaluation on the test split", "text searches"):
         assert section in r.stdout
+    last = r.stdout.strip().splitlines()[-3:]  # ends with what to try next on one's own folder
+    assert [line.split()[:2] for line in last] == [["clipseek", "index"], ["clipseek", "search"],
+                                                   ["clipseek", "serve"]]

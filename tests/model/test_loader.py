@@ -77,7 +77,7 @@ def test_missing_dir_and_non_checkpoint(tmp_path):
 
 def test_hub_unreachable_gives_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match="local checkpoint directory"):
+    with pytest.raises(ModelLoadError, match="`--model clipseek-demo` works offline.*checkpoint folder"):
         load_model("someone/clip-model-that-is-not-cached")
 
 

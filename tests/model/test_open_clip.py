@@ -191,9 +191,10 @@ def test_tokenizer_from_tokenizer_json_alone(tmp_path):
     assert np.allclose(enc.encode_texts(texts), ref.encode_texts(texts), atol=1e-6)
 
 
-def test_missing_tokenizer_falls_back_to_clip_bpe_or_says_so(tmp_path):
+def test_missing_tokenizer_files_fall_back_to_the_shipped_clip_bpe(tmp_path):
     d = Path(broken_copy(tmp_path))
     for name in ("vocab.json", "merges.txt"):
         (d / name).unlink()
-    with pytest.raises(ModelLoadError, match="openai/clip-vit-base-patch32.*not in the Hugging Face cache"):
+    # the fixture's vocabulary is tiny: CLIP's 49,408 tokens do not fit its embedding table
+    with pytest.raises(ModelLoadError, match="49408 tokens .* the open_clip config 564: they do not match"):
         load_model(str(d), device="cpu")

@@ -42,11 +42,12 @@ EXIT_USAGE = 2    # bad arguments: nothing was attempted
 
 class _ModelNotes(logging.Handler):
     """The model loader's notes as `clipseek: ...` lines on the current stderr: warnings (a fallback to
-    torch, a slow dtype) always, progress notes (an export under way) on a terminal only, like the
-    progress bars. The library itself only logs them."""
+    torch, a slow dtype) and notes marked `always` (the one-time ONNX export, and how to avoid it)
+    always, other progress notes on a terminal only, like the progress bars. The library itself only
+    logs them."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.WARNING or sys.stderr.isatty():
+        if record.levelno >= logging.WARNING or getattr(record, "always", False) or sys.stderr.isatty():
             print(f"clipseek: {record.getMessage()}", file=sys.stderr, flush=True)
 
 

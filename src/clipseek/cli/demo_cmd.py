@@ -71,3 +71,13 @@ def demo_cmd(
                 rows.append([query] + [f"{f.size} {f.label}, {f.background} ({h.score:.2f})" if f else h.path
                                        for f, h in zip(found, hits)])
             print_table(None, ["query", "1st (truth, cosine)", "2nd", "3rd"], rows)
+    print(NEXT_STEPS)
+
+
+# The demo model knows synthetic shapes only: on photos, the default model (downloaded once, ~600 MB)
+NEXT_STEPS = """
+Next, on your own photos (the default model is downloaded once, about 600 MB; offline, add
+--model clipseek-demo):
+  clipseek index ~/Pictures --db photos.db
+  clipseek search "a dog on the beach" --db photos.db
+  clipseek serve --db photos.db"""

@@ -73,6 +73,8 @@ def index_cmd(
     if follow_links is not None and from_parquet:
         raise UsageError("--follow-links is about folders; it does not go with --from-parquet")
     gallery = Gallery(db, spec=ModelSpec(model, device, spec_dtype(dtype), backend))
+    if model is None and not from_parquet:
+        gallery = _model_when_needed(gallery)
     if from_parquet:
         summary = gallery.index_parquet(from_parquet)
     else:
@@ -93,6 +95,29 @@ def index_cmd(
 
         return watch_index(gallery, dirs, poll, poll_interval, fmt)
     return 0
+
+
+def _model_when_needed(gallery):
+    """The gallery with its DB's own model loaded only when a file needs embedding
+    (`model.lazy.LazyEncoder`): an unchanged re-index loads none. Unchanged when the DB is new."""
+    import os
+
+    from clipseek.gallery.gallery import Gallery
+    from clipseek.model.lazy import LazyEncoder
+
+    if not os.path.isfile(gallery.db_path) or os.path.getsize(gallery.db_path) == 0:
+        return gallery
+    fp, dim = gallery.store.fingerprint, gallery.store.model_info().get("dim")
+    if fp is None or dim is None:
+        return gallery
+    spec = gallery.spec
+
+    def load():  # the model exactly as Gallery resolves a DB's own model
+        with Gallery(gallery.db_path, spec=spec) as resolver:
+            return resolver.encoder
+
+    gallery.close()
+    return Gallery(gallery.db_path, LazyEncoder(fp, int(dim), load), spec=spec)
 
 
 def _index_dirs(gallery, dirs, batch_size, workers, lim, follow_links):

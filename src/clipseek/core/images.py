@@ -1,5 +1,6 @@
 """Open one image safely: file checks, size limits, EXIF orientation, every Pillow mode to RGB, JPEG
-draft decode.
+draft decode; phone formats (HEIC/HEIF through pillow-heif, AVIF through Pillow) and camera RAW
+(`core.raw`: the embedded JPEG preview, with rawpy) read on the same path.
 
 Limits (`ImageLimits`) are checked per call: the file must be a regular file of at most `max_bytes`
 (`core.files`), and the image at most `max_pixels` pixels, checked on the size in its header before
@@ -7,11 +8,16 @@ the pixels are decoded (Pillow reads the header in `Image.open`; `load()` decode
 megapixels, is the same for the CLI and the server. Pillow's own `DecompressionBombWarning` is
 silenced (clipseek refuses such images itself, with a reason); a limit above Pillow's hard ceiling
 (`2 * Image.MAX_IMAGE_PIXELS`, about 179 MP) raises that ceiling, the one Pillow setting touched.
+
+pillow-heif's opener is registered once, on the first image opened here (not on import), and
+only here: every reader of images (classify, eval, index, dupes, thumbnails, uploads) goes through
+`open_image`/`open_image_bytes`/`capture_time_ns`/`image_size`.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import glob
 import io
 import os
@@ -24,13 +30,15 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from clipseek.core import raw
 from clipseek.core.files import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_PIXELS, MB, open_regular
 from clipseek.core.numbers import check_number
 from clipseek.errors import ImageError, UsageError
 
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
-)
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif"}
+) | raw.RAW_EXTENSIONS
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1")
 _EXIF_ORIENTATION = 274
 FULL_SIZE = "clipseek_full_size"  # image.info key: the file's own size before draft decoding
 # DEFAULT_MAX_PIXELS (64 MP, 8k x 8k): larger images are refused as likely decompression bombs
@@ -57,16 +65,25 @@ class ImageLimits:
 DEFAULT_LIMITS = ImageLimits()
 
 
-def _register_optional_plugins() -> None:
-    try:  # HEIC/AVIF support when the user has pillow-heif installed
+@functools.cache
+def heif_supported() -> bool:
+    """Register pillow-heif's HEIC/HEIF opener with Pillow (once, on first use); False when it is not
+    installed. AVIF is Pillow's own (Pillow >= 11.3 wheels)."""
+    try:
         import pillow_heif  # type: ignore
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
 
-        pillow_heif.register_heif_opener()
-    except Exception:
-        pass
 
-
-_register_optional_plugins()
+def _unrecognised(head: bytes) -> str:
+    """Why Pillow could not open a file: a format it would read with a plugin that is missing."""
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS and not heif_supported():
+        return "HEIC/HEIF: install pillow-heif (pip install pillow-heif)"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "AVIF: this Pillow cannot read it (Pillow 11.3 or newer reads AVIF)"
+    return "not an image (unrecognised format)"
 
 
 def open_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -110,11 +127,41 @@ def _raise_pillow_ceiling(max_pixels: int) -> None:
 
 
 def _decode(src, p: str, max_pixels: int, draft_size: int | None) -> Image.Image:
+    """The image of an open file `src` named `p`: a camera RAW through its preview, else Pillow."""
+    heif_supported()
+    head = src.read(16)
+    src.seek(0)
+    if raw.is_raw_name(p) or raw.sniff_raw(head):
+        return _decode_raw(src.read(), p, max_pixels, draft_size)
+    return _decode_pillow(src, p, max_pixels, draft_size, head)
+
+
+def _decode_raw(data: bytes, p: str, max_pixels: int, draft_size: int | None) -> Image.Image:
+    try:
+        preview = raw.read_preview(data)
+    except ValueError as e:
+        raise ImageError(p, str(e)) from None
+    if preview.jpeg is not None:
+        return _decode_pillow(io.BytesIO(preview.jpeg), p, max_pixels, draft_size, preview.jpeg[:16],
+                              orientation=preview.orientation)
+    h, w = preview.bitmap.shape[:2]  # type: ignore[union-attr]
+    if w * h > max_pixels:
+        raise ImageError(p, _too_many(w, h, max_pixels))
+    img = _orient(Image.fromarray(np.ascontiguousarray(preview.bitmap, np.uint8)).convert("RGB"),
+                  preview.orientation)
+    img.info[FULL_SIZE] = img.size
+    return img
+
+
+def _decode_pillow(src, p: str, max_pixels: int, draft_size: int | None, head: bytes,
+                   orientation: int | None = None) -> Image.Image:
+    """Pillow's decode. `orientation`: the EXIF code to apply when the image has no tag of its own
+    (a RAW preview: the RAW's tag)."""
     _raise_pillow_ceiling(max_pixels)
     try:
         img = Image.open(src)  # reads the header only
     except UnidentifiedImageError:
-        raise ImageError(p, "not an image (unrecognised format)") from None
+        raise ImageError(p, _unrecognised(head)) from None
     except Image.DecompressionBombError as e:
         m = re.search(r"\((\d+) pixels\)", str(e))
         raise ImageError(p, f"too many pixels: {int(m.group(1)) if m else 0:,} exceeds the limit of "
@@ -129,16 +176,30 @@ def _decode(src, p: str, max_pixels: int, draft_size: int | None) -> Image.Image
             raise ImageError(p, f"degenerate size {w}x{h}")
         if draft_size and img.format == "JPEG" and min(w, h) >= 2 * draft_size:
             img.draft("RGB", (draft_size, draft_size))
-        if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # shown turned by 90 degrees
+        own = img.getexif().get(_EXIF_ORIENTATION)
+        turn = own if own is not None or orientation is None else orientation
+        if turn in (5, 6, 7, 8):  # shown turned by 90 degrees
             w, h = h, w
         img.load()  # decode now, so truncated data fails here with the path attached
-        img = to_rgb(ImageOps.exif_transpose(img) or img)
+        img = to_rgb(ImageOps.exif_transpose(img) or img) if own is not None else _orient(to_rgb(img), turn or 1)
         img.info[FULL_SIZE] = (w, h)
         return img
     except ImageError:
         raise
     except Exception as e:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError...)
         raise ImageError(p, f"corrupt or truncated image data ({type(e).__name__}: {e})") from None
+
+
+_TRANSPOSE = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180],
+              4: [Image.Transpose.FLIP_TOP_BOTTOM], 5: [Image.Transpose.TRANSPOSE],
+              6: [Image.Transpose.ROTATE_270], 7: [Image.Transpose.TRANSVERSE], 8: [Image.Transpose.ROTATE_90]}
+
+
+def _orient(img: Image.Image, orientation: int) -> Image.Image:
+    """`img` turned as EXIF orientation `orientation` says (what `ImageOps.exif_transpose` does)."""
+    for t in _TRANSPOSE.get(orientation, []):
+        img = img.transpose(t)
+    return img
 
 
 def full_size(img: Image.Image) -> tuple[int, int]:
@@ -154,12 +215,31 @@ def capture_time_ns(src: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MA
     """When the photo was taken: EXIF DateTimeOriginal (local time, or at its OffsetTimeOriginal) in
     ns since the epoch; None when the file has no such tag or cannot be read. Reads the header only:
     Pillow's `getexif` decodes a PNG whose EXIF is not before its pixels (all of a 100-megapixel bomb),
-    so a PNG's EXIF is taken from its header chunks only, and no image over `max_pixels` is looked at."""
-    from datetime import datetime
-
+    so a PNG's EXIF is taken from its header chunks only, and no image over `max_pixels` is looked at.
+    HEIC/HEIF and AVIF keep their EXIF in the container (read the same way); a camera RAW that Pillow
+    cannot read as a TIFF gets LibRaw's capture time (`core.raw`)."""
+    heif_supported()
     try:  # a path: only a regular file is opened (`core.files.open_regular`, never blocks)
         f = io.BytesIO(src) if isinstance(src, bytes) else open_regular(os.fsdecode(src))[0]
-        with f, Image.open(f) as img:
+    except Exception:
+        return None
+    with f:
+        head = f.read(16)
+        f.seek(0)
+        when = _exif_time(f, max_pixels)
+        named_raw = not isinstance(src, bytes) and raw.is_raw_name(os.fsdecode(src))
+        if when is None and (named_raw or raw.sniff_raw(head)):
+            f.seek(0)
+            dt = raw.capture_time(f.read())
+            when = round(dt.timestamp() * 1e6) * 1000 if dt is not None else None
+    return when
+
+
+def _exif_time(f, max_pixels: int) -> int | None:
+    from datetime import datetime
+
+    try:
+        with Image.open(f) as img:
             w, h = img.size
             if w * h > max_pixels or (img.format == "PNG" and "exif" not in img.info):
                 return None
@@ -170,6 +250,38 @@ def capture_time_ns(src: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MA
         return round(dt.timestamp() * 1e6) * 1000
     except Exception:  # no EXIF, a blank or malformed date ("0000:00:00 00:00:00"), unreadable file
         return None
+
+
+def image_size(path: str | os.PathLike, max_bytes: int = DEFAULT_LIMITS.max_bytes) -> tuple[int, int]:
+    """A file's picture size as shown (EXIF orientation applied) from its header, nothing decoded; for
+    a camera RAW, its preview's (the size `open_image` gives). ImageError when it cannot be read."""
+    p = os.fsdecode(path)
+    heif_supported()
+    f, _ = open_regular(p, max_bytes)
+    with f:
+        head = f.read(16)
+        f.seek(0)
+        if raw.is_raw_name(p) or raw.sniff_raw(head):
+            try:
+                preview = raw.read_preview(f.read())
+            except ValueError as e:
+                raise ImageError(p, str(e)) from None
+            if preview.jpeg is None:
+                h, w = preview.bitmap.shape[:2]  # type: ignore[union-attr]
+                return (h, w) if preview.orientation in (5, 6, 7, 8) else (w, h)
+            return _header_size(io.BytesIO(preview.jpeg), p, preview.orientation)
+        return _header_size(f, p, None)
+
+
+def _header_size(src, p: str, orientation: int | None) -> tuple[int, int]:
+    try:
+        with Image.open(src) as img:
+            w, h = img.size
+            own = img.getexif().get(_EXIF_ORIENTATION) if img.format != "PNG" or "exif" in img.info else None
+    except Exception as e:  # unrecognised, a bomb over Pillow's ceiling, unreadable
+        raise ImageError(p, f"cannot read its size ({type(e).__name__})") from None
+    turn = own if own is not None else orientation
+    return (h, w) if turn in (5, 6, 7, 8) else (w, h)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -99,7 +99,7 @@ def is_cached(hub_id: str, cache_dir: str | Path | None = None) -> bool:
 def fmt_params(m: float | None) -> str:
     if m is None:
         return "–"
-    return f"{m / 1000:.2f} B" if m >= 1000 else f"{m:.0f} M"
+    return f"{m / 1000:.2f} B" if m >= 1000 else f"{m:.0f} M" if m >= 10 else f"{m:.1f} M"
 
 
 def fmt_speed(rel: float | None) -> str:
@@ -127,6 +127,29 @@ def table_rows(catalog: Catalog) -> list[list[str]]:
              fmt_top1(e.imagenet_top1), fmt_speed(e.relative_speed), fmt_rate(e.images_per_cpu_s),
              "yes" if e.multilingual else ""]
             for e in catalog.entries]
+
+
+DEMO = "clipseek-demo"
+
+
+def demo_entry() -> Entry:
+    """The bundled demo model (`--model clipseek-demo`): always there, works offline; trained on
+    synthetic shapes, so no ImageNet figure. Read from its files without loading it."""
+    folder = Path(__file__).parent / "bundled" / DEMO
+    cfg = json.loads((folder / "config.json").read_text("utf-8"))
+    size = cfg.get("vision_config", {}).get("image_size", 64)
+    weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    return Entry(hub_id=DEMO, family="bundled demo", arch="clipseek-demo", format="transformers",
+                 params_m=round(weights / 4e6, 1), embed_dim=int(cfg.get("projection_dim", 64)), input_size=size,
+                 imagenet_top1=None, top1_source="", multilingual=False, scoring="softmax",
+                 relative_speed=None, images_per_cpu_s=None)
+
+
+def demo_row() -> list[str]:
+    """The demo model's row of `clipseek models` (cached: it ships with clipseek)."""
+    e = demo_entry()
+    return [e.hub_id, e.family, fmt_params(e.params_m), str(e.embed_dim), str(e.input_size), "–", "–", "–", "",
+            "yes"]
 
 
 def markdown_table(catalog: Catalog) -> str:

@@ -20,8 +20,10 @@ import io
 import json
 import os
 import shutil
+import threading
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -30,38 +32,46 @@ from clipseek.core.preprocess import PreprocessCfg
 from clipseek.errors import ModelLoadError
 from clipseek.model import onnx_store as store
 from clipseek.model.base import Encoder
+from clipseek.model.onnx_write import MemoryFile, write_external
 
 OPSET = 17
 MIN_COSINE = 0.9999
+IN_MEMORY_MAX_BYTES = 1536 << 20  # a tower's weights; protobuf refuses messages over 2 GB
 
 
 class ExportError(ModelLoadError):
     """A checkpoint could not be exported to ONNX (an unsupported operator, a custom model)."""
 
 
-def export_encoder(enc: Encoder, out: str | os.PathLike, int8: bool = False) -> dict:
+def export_encoder(enc: Encoder, out: str | os.PathLike, int8: bool = False, release: bool = False) -> dict:
     """Write `enc` (a torch `HFEncoder` on the CPU, fp32) as an export folder at `out`, swapped in
-    whole; returns its manifest. ExportError if a tower cannot be exported faithfully."""
+    whole; returns its manifest. ExportError if a tower cannot be exported faithfully. `release`: the
+    caller is done with `enc`'s torch model; it is dropped (`enc.model = None`) once both graphs are
+    written, so the parity checks (onnxruntime) do not run with the torch weights still in memory."""
     fp = enc.fingerprint
+    siglip = enc.model_type.startswith("siglip")
+    doc = {"format": store.FORMAT, "source": fp.name, "identity": fp.identity, "local": fp.local,
+           "fingerprint": str(fp), "dim": enc.dim, "logit_scale": enc.logit_scale,
+           "logit_bias": enc.logit_bias, "model_type": enc.model_type, "int8": int8, "opset": OPSET,
+           "text": {"padding": "max_length" if siglip else "longest",
+                    "max_length": 64 if siglip else enc.max_text_len,
+                    "attention_mask": not siglip, "pad_id": _pad_id(enc.tokenizer)}}
     with atomic_dir(out) as tmp:
-        exporter = _export_towers(enc, tmp)
+        _write_tokenizer(enc, tmp / store.TOKENIZER)
+        (tmp / store.PREPROCESSOR).write_text(json.dumps(processor_doc(enc.preprocess_cfg), indent=1))
+        doc["exporter"], checks = _export_towers(enc, tmp)
+        if release:
+            enc.model = None
+            _release_memory()
+        for tower, feeds, want in checks:
+            _check_parity(tmp / store.tower_file(tower), feeds, want, enc.name, tower)
         names = store.tower_files("image") + store.tower_files("text")
         if int8:
             for tower in ("image", "text"):
                 quantize(tmp / store.tower_file(tower), tmp / store.tower_file(tower, int8=True))
                 names += store.tower_files(tower, int8=True)
-        _write_tokenizer(enc, tmp / store.TOKENIZER)
-        (tmp / store.PREPROCESSOR).write_text(json.dumps(processor_doc(enc.preprocess_cfg), indent=1))
         names += [store.TOKENIZER, store.PREPROCESSOR]
-        siglip = enc.model_type.startswith("siglip")
-        doc = {"format": store.FORMAT, "source": fp.name, "identity": fp.identity, "local": fp.local,
-               "fingerprint": str(fp), "dim": enc.dim, "logit_scale": enc.logit_scale,
-               "logit_bias": enc.logit_bias,
-               "model_type": enc.model_type, "int8": int8, "exporter": exporter, "opset": OPSET,
-               "text": {"padding": "max_length" if siglip else "longest",
-                        "max_length": 64 if siglip else enc.max_text_len,
-                        "attention_mask": not siglip, "pad_id": _pad_id(enc.tokenizer)},
-               "files": store.checksums(tmp, names)}
+        doc["files"] = store.checksums(tmp, names)
         (tmp / store.MANIFEST).write_text(json.dumps(doc, indent=1))
         store.write_stamps(tmp, names)
     return doc
@@ -124,8 +134,9 @@ def processor_doc(cfg: PreprocessCfg) -> dict:
     return doc
 
 
-def _export_towers(enc: Encoder, out: Path) -> str:
-    """Both towers -> `image.onnx`, `text.onnx`; returns the exporter that succeeded."""
+def _export_towers(enc: Encoder, out: Path) -> tuple[str, list]:
+    """Both towers -> `image.onnx`, `text.onnx`; returns the exporter that succeeded and, per tower,
+    the sample inputs and the torch model's outputs for them (the parity check)."""
     import torch
 
     model, siglip = enc.model, enc.model_type.startswith("siglip")
@@ -140,13 +151,38 @@ def _export_towers(enc: Encoder, out: Path) -> str:
     towers = [("image", _tower_module(model, "image"), (pixels,), ["pixel_values"]),
               ("text", _tower_module(model, "text", siglip), (ids,) if siglip else (ids, mask),
                ["input_ids"] if siglip else ["input_ids", "attention_mask"])]
-    used = set()
+    used, checks = set(), []
     for tower, module, args, inputs in towers:
-        path = out / store.tower_file(tower)
-        used.add(_export_one(module, args, inputs, path, enc.name))
-        externalize(path)
-        _check_parity(module, args, inputs, path, enc.name, tower)
-    return "+".join(sorted(used))
+        exporter, traced = _export_one(module, args, inputs, out / store.tower_file(tower), enc.name,
+                                       _tower_bytes(model, tower))
+        used.add(exporter)
+        if traced is None:
+            with torch.inference_mode():
+                traced = module(*args)
+        checks.append((tower, {n: a.numpy() for n, a in zip(inputs, args)}, traced.detach().float().numpy()))
+        _release_memory(collect=False)
+    return "+".join(sorted(used)), checks
+
+
+def _tower_bytes(model, tower: str) -> int:
+    """Bytes of one tower's weights (CLIP's vision_model + visual_projection, SigLIP's vision_model)."""
+    vision = ("vision_model.", "visual_projection.")
+    return sum(p.numel() * p.element_size() for n, p in model.named_parameters()
+               if n.startswith(vision) == (tower == "image"))
+
+
+def _release_memory(collect: bool = True) -> None:
+    """Give freed buffers back to the OS (peak RSS, not only use); `collect`: run the garbage
+    collector first (0.4 s with transformers loaded: once, not per tower)."""
+    import ctypes
+    import gc
+
+    if collect:
+        gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _tower_module(model, tower: str, siglip: bool = False):
@@ -170,42 +206,90 @@ def _tower_module(model, tower: str, siglip: bool = False):
     return Tower().eval()
 
 
-def _export_one(module, args, inputs: list[str], path: Path, name: str) -> str:
+def _export_one(module, args, inputs: list[str], path: Path, name: str, weight_bytes: int):
+    """One tower -> `path` + `path.data`; returns (the exporter used, the traced run's output or None). The
+    TorchScript exporter writes into memory and each weight
+    goes to the data file once (`onnx_write`); a tower near protobuf's 2 GB limit is exported through
+    a file and moved to external data by `onnx` instead, as the dynamo exporter's output is."""
     import torch
 
     axes = {n: ({0: "batch"} if n == "pixel_values" else {0: "batch", 1: "sequence"}) for n in inputs}
+    common = dict(input_names=inputs, output_names=["embeds"])
     errors = []
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.inference_mode(False):
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(module, args, str(path), input_names=inputs, output_names=["embeds"],
-                              dynamic_axes={**axes, "embeds": {0: "batch"}}, opset_version=OPSET,
-                              dynamo=False)
-            return "torchscript"
+            if weight_bytes < IN_MEMORY_MAX_BYTES:
+                mem = MemoryFile()
+                with _exporter_params() as cap, torch.no_grad():
+                    torch.onnx.export(module, args, mem, dynamic_axes={**axes, "embeds": {0: "batch"}},
+                                      opset_version=OPSET, dynamo=False, export_params=cap is None,
+                                      **common)
+                write_external(mem.getvalue(), path, cap.params if cap else None)
+                return "torchscript", cap.output if cap else None
+            torch.onnx.export(module, args, str(path), dynamic_axes={**axes, "embeds": {0: "batch"}},
+                              opset_version=OPSET, dynamo=False, **common)
+            externalize(path)
+            return "torchscript", None
         except Exception as e:  # any tracer failure: try the other exporter
             errors.append(f"torchscript: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         try:
             shapes = tuple({0: "batch"} if n == "pixel_values" else {0: "batch", 1: "sequence"} for n in inputs)
-            torch.onnx.export(module, args, str(path), input_names=inputs, output_names=["embeds"],
-                              dynamic_shapes=shapes, dynamo=True, external_data=False)
-            return "dynamo"
+            torch.onnx.export(module, args, str(path), dynamic_shapes=shapes, dynamo=True, external_data=False,
+                              **common)
+            externalize(path)
+            return "dynamo", None
         except Exception as e:
             errors.append(f"dynamo: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     raise ExportError(f"cannot export {name} to ONNX ({'; '.join(errors)})")
 
 
-def _check_parity(module, args, inputs: list[str], path: Path, name: str, tower: str) -> None:
-    import onnxruntime as ort
-    import torch
+_EXPORT_LOCK = threading.Lock()
 
-    with torch.inference_mode():
-        want = module(*args).float().numpy()
+
+@contextlib.contextmanager
+def _exporter_params():
+    """The TorchScript exporter's own name -> tensor table of the graph's weights (the model's and
+    those it folded, e.g. transposed), taken from its `_model_to_graph` step, so the graph is exported
+    without weights (`export_params=False`: no serialized copy of them) and `onnx_write` writes each one
+    from that table; and the output of the traced run (the torch model's own, kept for the parity
+    check). None (export the ordinary way) where that private step is not there."""
+    try:
+        from torch.onnx._internal.torchscript_exporter import utils as ts
+    except ImportError:
+        yield None
+        return
+    real = getattr(ts, "_model_to_graph", None)
+    if real is None:
+        yield None
+        return
+    seen = SimpleNamespace(params={}, output=None)
+
+    def capture(*args, **kwargs):
+        graph, params, out = real(*args, **kwargs)
+        seen.params.update(params)
+        seen.output = out[0] if isinstance(out, (tuple, list)) else out  # the traced run's own output
+        return graph, params, out
+
+    with _EXPORT_LOCK:
+        ts._model_to_graph = capture
+        try:
+            yield seen
+        finally:
+            ts._model_to_graph = real
+
+
+def _check_parity(path: Path, feeds: dict, want: np.ndarray, name: str, tower: str) -> None:
+    """The graph at `path` gives the torch model's outputs `want` for `feeds` (cosine >= MIN_COSINE)."""
+    import onnxruntime as ort
+
     try:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = sess.run(None, {n: a.numpy() for n, a in zip(inputs, args)})[0]
+        got = sess.run(None, feeds)[0]
     except Exception as e:  # an operator onnxruntime lacks, a broken graph
         raise ExportError(f"cannot run the ONNX export of {name} ({tower} tower): "
                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    del sess
     cos = np.sum(_unit(want) * _unit(got), axis=1)
     if got.shape != want.shape or not np.all(cos >= MIN_COSINE):
         raise ExportError(f"the ONNX export of {name} ({tower} tower) does not reproduce the torch model "

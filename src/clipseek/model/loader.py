@@ -197,8 +197,12 @@ def export_onnx(name_or_path: str, out: str, int8: bool = False, revision: str |
     target = Path(out).expanduser()
     if target.exists() and not (target.is_dir() and (is_export(target) or not any(target.iterdir()))):
         raise UsageError(f"{out} exists and is not an ONNX export folder: give a new or empty folder")
-    enc = _load_torch(name_or_path, "cpu", "fp32", "center", revision)
-    return export_encoder(enc, target, int8=int8)
+    from clipseek.model.onnx_store import register_export
+
+    doc = export_encoder(_load_torch(name_or_path, "cpu", "fp32", "center", revision), target, int8=int8,
+                         release=True)
+    register_export(target, doc)  # `--backend onnx` with this checkpoint now uses it (model/onnx_cache.py)
+    return doc
 
 
 def _load_torch(name_or_path: str, device: str, dtype: str, framing: str, revision: str | None,
@@ -249,33 +253,63 @@ def _hub_open_clip_fallback(name_or_path: str) -> tuple[str, bool] | None:
 
 
 def _load_transformers(name_or_path: str, revision: str | None, torch_dtype, framing: str):
-    """(model, tokenizer, preprocess cfg, identity) of a `transformers` checkpoint."""
-    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+    """(model, tokenizer, preprocess cfg, identity) of a `transformers` checkpoint: the model and its
+    tokenizer; the preprocessing is read from the saved processor JSON (no image processor object)."""
+    from transformers import AutoModel, AutoTokenizer
 
     source, local = resolve_checkpoint(name_or_path)
     try:
         model = AutoModel.from_pretrained(source, revision=revision, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
-        image_processor = AutoImageProcessor.from_pretrained(source, revision=revision)
+        cfg = _saved_preprocess_cfg(source, local, revision, framing)
     except (OSError, ValueError, pickle.UnpicklingError) as e:
         refused = pickle_refusal(name_or_path, e)
         if refused:
             raise ModelLoadError(refused) from None
         if local:
             raise ModelLoadError(f"cannot load checkpoint {source}: {str(e).splitlines()[0]}") from None
-        why = ("the hub is not reachable (or HF_HUB_OFFLINE=1) and it is not in the local Hugging Face cache"
-               if hub.offline() else "not found on the hub, or neither a transformers checkpoint (config.json) "
-               f"nor an open_clip one ({open_clip.CONFIG_NAME})")
+        if hub.offline():
+            raise ModelLoadError(
+                f"cannot load {name_or_path!r}: it is not in the local Hugging Face cache and the hub is not "
+                "reachable (or HF_HUB_OFFLINE=1); `--model clipseek-demo` works offline (the small bundled "
+                "model), or give a checkpoint folder with --model PATH, or run once with network access to "
+                "download it") from None
         raise ModelLoadError(
-            f"cannot load {name_or_path!r} from the Hugging Face hub: {why}. Pass a local checkpoint "
-            "directory with --model PATH (or the bundled 'clipseek-demo'), or download it once with "
-            "network access.") from None
+            f"cannot load {name_or_path!r} from the Hugging Face hub: not found there, or neither a "
+            f"transformers checkpoint (config.json) nor an open_clip one ({open_clip.CONFIG_NAME}); pass a "
+            "checkpoint folder with --model PATH, or `--model clipseek-demo` (bundled, offline)") from None
     if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
         raise ModelLoadError(f"{name_or_path}: {type(model).__name__} has no get_image_features/"
                              "get_text_features; not a CLIP-like model")
     identity = _local_identity(source) if local else (
         getattr(model.config, "_commit_hash", None) or revision or "main")
-    return model, tokenizer, PreprocessCfg.from_processor(image_processor, framing), identity
+    return model, tokenizer, cfg, identity
+
+
+def _saved_preprocess_cfg(source: str, local: bool, revision: str | None, framing: str) -> PreprocessCfg:
+    """The checkpoint's preprocessing from its `preprocessor_config.json` / `processor_config.json`
+    (`PreprocessCfg.from_config`: CLIP's and SigLIP's processors), else from transformers' own image
+    processor (other processor types)."""
+    import json
+
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        path: Path | None
+        if local:
+            path = Path(source) / name
+            path = path if path.is_file() else None
+        else:
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(source, name, revision=revision)
+            path = Path(found) if isinstance(found, str) else None
+        if path is not None:
+            try:
+                return PreprocessCfg.from_config(json.loads(path.read_text("utf-8")), framing)
+            except ValueError:  # a processor type from_config does not know
+                break
+    from transformers import AutoImageProcessor
+
+    return PreprocessCfg.from_processor(AutoImageProcessor.from_pretrained(source, revision=revision), framing)
 
 
 def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
@@ -296,8 +330,6 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
 def load_preprocess_cfg(name_or_path: str, framing: str = "center",
                         revision: str | None = None) -> PreprocessCfg:
     """The checkpoint's preprocessing without its weights (a driver that only plans the work)."""
-    from transformers import AutoImageProcessor
-
     oc = open_clip_source(name_or_path)
     if oc is not None:
         files = _open_clip_files(name_or_path, *oc, revision)
@@ -306,9 +338,8 @@ def load_preprocess_cfg(name_or_path: str, framing: str = "center",
         return open_clip.preprocess_cfg(config, arch.image_size, name_or_path, framing)
     source, local = resolve_checkpoint(name_or_path)
     try:
-        proc = AutoImageProcessor.from_pretrained(source, revision=revision)
+        return _saved_preprocess_cfg(source, local, revision, framing)
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"cannot load the image processor of {name_or_path}: {str(e).splitlines()[0]}") from None
-    return PreprocessCfg.from_processor(proc, framing)
 
 

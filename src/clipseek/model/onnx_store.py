@@ -21,6 +21,12 @@ The cache: `<cache>/onnx/<key>` where `key` hashes the fingerprint's weights par
 the identity alone for a local checkpoint, whose identity is a content hash). A folder is built under
 a temp name and swapped in (`atomic_dir`), under an exclusive lock (`<key>.lock`), so two processes
 exporting one model at once do not corrupt it: the second waits, then finds the first one's export.
+
+Export folders made by `clipseek export onnx` are cache entries too: each is registered under its
+key in `<cache>/onnx/exports.json` (key -> absolute folder paths), so loading its source checkpoint
+with `--backend onnx` uses that folder instead of exporting the model again. A registered folder is
+used only after the same checks (manifest, sizes, checksums) and only if its manifest still names
+the same weights; one that is gone or changed is dropped from the registry.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from clipseek._io import atomic_write_json, default_cache_dir
+from clipseek._io import atomic_write_json, default_cache_dir, short_lock
 from clipseek.core.preprocess import PreprocessCfg
 from clipseek.errors import ModelLoadError
 
@@ -53,6 +59,7 @@ MAX_SIDE = 4096             # pixels of the model input (the largest CLIP-like i
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+REGISTRY = "exports.json"
 
 
 def tower_file(tower: str, int8: bool = False) -> str:
@@ -73,10 +80,64 @@ def is_export(folder: str | os.PathLike) -> bool:
     return (Path(folder) / MANIFEST).is_file()
 
 
+def cache_key(name: str, identity: str, local: bool) -> str:
+    """The weights part of a checkpoint's fingerprint, hashed: the identity alone for a local one."""
+    return hashlib.sha256((identity if local else f"{name}@{identity}").encode()).hexdigest()[:20]
+
+
 def cache_folder(name: str, identity: str, local: bool) -> Path:
     """The cache folder of a checkpoint's export, keyed by the weights part of its fingerprint."""
-    key = hashlib.sha256((identity if local else f"{name}@{identity}").encode()).hexdigest()[:20]
-    return default_cache_dir() / "onnx" / key
+    return default_cache_dir() / "onnx" / cache_key(name, identity, local)
+
+
+def manifest_key(doc: dict) -> str | None:
+    try:
+        return cache_key(str(doc["source"]), str(doc["identity"]), bool(doc["local"]))
+    except (KeyError, TypeError):
+        return None
+
+
+def _registry() -> Path:
+    return default_cache_dir() / "onnx" / REGISTRY
+
+
+def _read_registry() -> dict[str, list[str]]:
+    try:
+        doc = json.loads(_registry().read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {k: [p for p in v if isinstance(p, str)] for k, v in doc.items() if isinstance(v, list)}
+
+
+def _edit_registry(edit) -> None:
+    """Apply `edit(doc)` to the registry under its lock (best effort: a read-only cache keeps none)."""
+    try:
+        _registry().parent.mkdir(parents=True, exist_ok=True)
+        with short_lock(str(_registry()) + ".lock"):
+            doc = _read_registry()
+            edit(doc)
+            atomic_write_json(_registry(), {k: v for k, v in doc.items() if v})
+    except OSError:
+        pass
+
+
+def register_export(folder: str | os.PathLike, doc: dict) -> None:
+    """Record an export folder (made by `clipseek export onnx`) as the export of its source's weights."""
+    key, path = manifest_key(doc), str(Path(folder).expanduser().resolve())
+    if key is not None:
+        _edit_registry(lambda reg: reg.__setitem__(key, [path] + [p for p in reg.get(key, []) if p != path]))
+
+
+def registered_exports(key: str) -> list[Path]:
+    """The export folders registered for `key`, most recent first (not yet checked)."""
+    return [Path(p) for p in _read_registry().get(key, [])]
+
+
+def unregister_export(key: str, folder: str | os.PathLike) -> None:
+    path = str(folder)
+    _edit_registry(lambda reg: reg.__setitem__(key, [p for p in reg.get(key, []) if p != path]))
 
 
 def sha256_file(path: Path) -> str:

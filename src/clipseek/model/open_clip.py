@@ -4,10 +4,11 @@
 The architectures covered are open_clip's standard CLIP ViT (OpenAI-style and the LAION, DataComp, DFN
 and MetaCLIP ViT-B/32, B/16, L/14, H/14, bigG/14 releases, QuickGELU or GELU, any square input size):
 their weights are mapped onto the `transformers` CLIPModel (`open_clip_weights.py`), the tokenizer is
-CLIP's BPE and the preprocessing (size, mean/std, resize mode, interpolation, torchvision's centre-crop
-offsets) is read from the config, so the rest of clipseek sees an ordinary Encoder. Anything else
-(timm towers such as ConvNeXt, EVA or SigLIP's ViT; ResNets; CoCa; Hugging Face text towers; layer scale,
-attention pooling, ...) is refused with one line naming it, before any weights are read.
+CLIP's BPE (the checkpoint's files, else the vocabulary shipped with clipseek: `clip_bpe.py`) and the
+preprocessing (size, mean/std, resize mode, interpolation, torchvision's centre-crop offsets) is read
+from the config, so the rest of clipseek sees an ordinary Encoder. Anything else (timm towers such as
+ConvNeXt, EVA or SigLIP's ViT; ResNets; CoCa; Hugging Face text towers; layer scale, attention pooling,
+...) is refused with one line naming it, before any weights are read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from clipseek.errors import ModelLoadError
 CONFIG_NAME = "open_clip_config.json"
 WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 HUB_PREFIX = "hf-hub:"
-CLIP_BPE_SOURCE = "openai/clip-vit-base-patch32"  # OpenAI's CLIP BPE (open_clip's default tokenizer)
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 RESAMPLE = {"bicubic": 3, "bilinear": 2, "random": 3}  # PIL codes; "random" is bicubic at inference
@@ -226,9 +226,11 @@ def hub_files(repo: str, revision: str | None, where: str) -> Files:
 def load_tokenizer(files: Files, arch: OpenClipArch, where: str):
     """CLIP's BPE tokenizer (open_clip's default), from the checkpoint's own vocabulary files when it has
     them (`vocab.json` + `merges.txt`, or `tokenizer.json`; the hub's open_clip checkpoints usually do),
-    else OpenAI's, from the Hugging Face cache. Other tokenizer settings in the checkpoint are not read:
-    open_clip does not read them either."""
+    else the CLIP vocabulary shipped with clipseek (`model/clip_bpe.py`: open_clip's own file, no
+    network). Other tokenizer settings in the checkpoint are not read: open_clip does not read them either."""
     from transformers import CLIPTokenizer
+
+    from clipseek.model.clip_bpe import clip_tokenizer
 
     n = arch.context_length
     try:
@@ -238,14 +240,9 @@ def load_tokenizer(files: Files, arch: OpenClipArch, where: str):
         elif (single := files.fetch("tokenizer.json")) is not None:
             tok = CLIPTokenizer(tokenizer_file=str(single), model_max_length=n)
         else:
-            from huggingface_hub import hf_hub_download
-
-            vocab, merges = (hf_hub_download(CLIP_BPE_SOURCE, f) for f in ("vocab.json", "merges.txt"))
-            tok = CLIPTokenizer(str(vocab), str(merges), model_max_length=n)
-    except (OSError, ValueError):  # the hub's "not cached" and "not found" errors are OSErrors
-        raise ModelLoadError(f"{where}: has no tokenizer files, and CLIP's BPE tokenizer ({CLIP_BPE_SOURCE}) "
-                             "is not in the Hugging Face cache; download it once with network access"
-                             ) from None
+            tok = clip_tokenizer(n)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{where}: cannot read its tokenizer files: {str(e).splitlines()[0]}") from None
     if len(tok) != arch.vocab_size or tok.eos_token_id != len(tok) - 1:
         raise ModelLoadError(f"{where}: the tokenizer has {len(tok)} tokens (end of text = "
                              f"{tok.eos_token_id}), the open_clip config {arch.vocab_size}: they do not match")
