@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from clipseek import load_model
-from clipseek.model.tiny_siglip import make_word_tokenizer
+from tiny_siglip import make_word_tokenizer
 
 TEXTS = ["cat", "a photo of a dog", "кошка", "猫"]
 
