@@ -143,3 +143,10 @@ def test_timeline_orders_ties_by_id_and_resumes_after_the_cursor():
         if not cursor:
             break
     assert out == [5, 2, 6, 3, 1, 7] and p.total == 6
+
+
+def test_info_gives_an_images_details(client):
+    item = walk(client, 20)[0][0]
+    assert client.get(f"/api/info/{item['id']}").json() == item
+    r = client.get("/api/info/999999")
+    assert r.status_code == 404 and r.json()["error"]

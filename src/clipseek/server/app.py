@@ -27,6 +27,7 @@ from clipseek.server.checks import Limits, NotFound, TooLarge, Unavailable
 from clipseek.server.guard import Guard, Hosts
 from clipseek.server.schema import (
     Browse,
+    BrowseItem,
     Folders,
     Classification,
     Health,
@@ -255,6 +256,11 @@ def _image_routes(app: FastAPI, svc: GalleryService, guard: tuple[int, ...]) -> 
         return Response(data, media_type=media, headers={
             "Cache-Control": "private, max-age=3600",
             "Content-Disposition": f"inline; filename*=utf-8''{quote(text_or_replacement(name))}"})
+
+    @app.get("/api/info/{image_id}", tags=["images"], summary="An image's details, by id",
+             responses={200: {"model": BrowseItem}, **errors(404, 422, guard=guard)})
+    async def info(image_id: int = IMAGE_ID):
+        return await run_in_threadpool(svc.info, image_id)
 
     @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A cached JPEG thumbnail, by id",
              response_class=Response,

@@ -49,6 +49,7 @@ from clipseek.server.results import (
     classification_doc,
     dupes_doc,
     folders_doc,
+    iso_time,
     relative_to,
     search_doc,
     stats_doc,
@@ -257,6 +258,18 @@ class GalleryService:
             raise NotFound(f"image {image_id} is not served: {e.reason}") from None
         finally:
             os.close(opened.fd)
+
+    def info(self, image_id: int) -> dict:
+        """An image's details from the catalogue (the file is not read): path and folder relative to
+        the gallery's root, dimensions, file size, capture time."""
+        from clipseek.gallery.query import PENDING
+
+        row, store = self._row(image_id), self._thread_store()
+        (when,) = store.conn.execute(f"SELECT coalesce(nullif(taken_ns, {PENDING}), mtime_ns) FROM files "
+                                     "WHERE id = ?", (image_id,)).fetchone()
+        rel = os.path.relpath(row.path, store.common_root() or os.sep)
+        return {"id": image_id, "path": rel, "folder": os.path.dirname(rel), "width": row.width,
+                "height": row.height, "size": row.size, "taken": iso_time(when)}
 
     def image(self, image_id: int) -> tuple[bytes, str, str]:
         """(the file's bytes, its media type, its name) for a format browsers show (by content),
