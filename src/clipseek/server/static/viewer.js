@@ -21,7 +21,8 @@ function detailRows(r, info) {
   const taken = info.taken || r.taken;
   if (taken) rows.push(["Taken", fmtDate(taken)]);
   if (r.score != null) rows.push([r.reason ? "Duplicate (" + r.reason + ")" : "Score", fmtScore(r.score)]);
-  if (r.relevance != null) rows.push(["Relevance", Math.round(r.relevance * 100) + "%" + (r.relevant ? " · stands out" : "")]);
+  if (r.relevance != null) rows.push(["Relevance", r.relevance.toFixed(2) + " (0: the query's median, 1: its best match)" +
+                                      (r.relevant ? " · stands out" : "")]);
   return rows;
 }
 
