@@ -20,8 +20,8 @@ import tempfile
 import time
 
 import numpy as np
-from _common import Timer  # noqa: F401 - also puts src/ on the path
 
+from _common import Timer  # noqa: F401 - also puts src/ on the path
 from clipseek.gallery.query import Filter
 from clipseek.gallery.search.browse import timeline_of
 from clipseek.gallery.search.facets import Facets

@@ -8,10 +8,10 @@ import os
 
 import numpy as np
 import pytest
-from conftest import make_image
 
 import clipseek
 from clipseek.gallery.search.browse import Timeline
+from conftest import make_image
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402

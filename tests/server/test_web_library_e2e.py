@@ -12,10 +12,10 @@ import os
 import shutil
 
 import pytest
-from conftest import live_server
 from test_web_e2e import CHROMIUM, TOKEN, browser_or_fail, shape_image
 
 import clipseek
+from conftest import live_server
 
 pytestmark = pytest.mark.browser
 ODD = b"<b>caf\xe9&amp;"  # a folder name that is not UTF-8 and holds markup
@@ -126,7 +126,8 @@ def test_a_search_loads_more_up_to_the_end(page):
     page.wait_for_function(f"() => document.querySelectorAll('#grid .card').length === {N + 1}")
     assert page.locator("#more-btn").is_hidden()
     scores = [float(s) for s in page.locator("#grid .score").all_inner_texts()]
-    assert scores == sorted(scores, reverse=True) and len(set(page.locator("#grid .caption").all_inner_texts())) == N + 1
+    assert scores == sorted(scores, reverse=True)
+    assert len(set(page.locator("#grid .caption").all_inner_texts())) == N + 1  # no result twice
 
 
 def test_viewer_walks_the_list_with_keys_and_shows_details(page):
@@ -141,7 +142,8 @@ def test_viewer_walks_the_list_with_keys_and_shows_details(page):
     assert page.inner_text("#viewer-pos").startswith("1 of ")
     shot(page, "viewer.png")
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("(n) => document.getElementById('viewer-name').textContent === n", arg=os.path.basename(second))
+    page.wait_for_function("(n) => document.getElementById('viewer-name').textContent === n",
+                           arg=os.path.basename(second))
     assert page.inner_text("#viewer-pos").startswith("2 of ")
     page.keyboard.press("ArrowLeft")
     page.wait_for_function("() => document.getElementById('viewer-pos').textContent.startsWith('1 of')")
@@ -218,8 +220,9 @@ def test_phone_layout_390px(browser, server, tmp_path):
         assert img["width"] <= 390 and pg.locator("#viewer-next").is_visible()
         pg.screenshot(path=os.path.join(shots, "viewer-390.png"))
         name = pg.inner_text("#viewer-name")
-        pg.dispatch_event("#viewer-stage", "touchstart", {"touches": [{"identifier": 1, "clientX": 300, "clientY": 200}]})
-        pg.dispatch_event("#viewer-stage", "touchend", {"changedTouches": [{"identifier": 1, "clientX": 100, "clientY": 210}]})
+        touch = {"identifier": 1, "clientY": 200}
+        pg.dispatch_event("#viewer-stage", "touchstart", {"touches": [{**touch, "clientX": 300}]})
+        pg.dispatch_event("#viewer-stage", "touchend", {"changedTouches": [{**touch, "clientX": 100}]})
         pg.wait_for_function("(n) => document.getElementById('viewer-name').textContent !== n", arg=name)
         assert pg.inner_text("#viewer-pos").startswith("2 of")  # a swipe to the left: the next one
         pg.keyboard.press("Escape")
