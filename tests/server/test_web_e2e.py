@@ -66,7 +66,8 @@ def test_page_search_view_classify_in_chromium(server, tmp_path):
             first_path = page.locator("#grid .caption").first.inner_text()
             page.locator("#grid .card").first.click()
             page.wait_for_function("() => document.getElementById('viewer-img').naturalWidth === 200")
-            assert first_path in page.inner_text("#viewer-caption")
+            assert page.inner_text("#viewer-name") == first_path
+            assert "200 × 150 px" in page.inner_text("#viewer-details")
             page.keyboard.press("Escape")
             assert page.locator("#viewer").is_hidden()
 

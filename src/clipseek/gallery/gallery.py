@@ -345,11 +345,15 @@ class Gallery:
         """Ids (ascending) of the rows that pass `where`, from the filter columns held in memory: read
         again once the database changed (another connection's commit moves `data_version`, one of this
         connection's moves `total_changes`)."""
+        return self.facets().allowed(where)
+
+    def facets(self) -> Facets:
+        """The filter columns of every row (gallery.search.facets), read again once the database changed."""
         store = self.store
         key = (store.conn.execute("PRAGMA data_version").fetchone()[0], store.conn.total_changes)
         if self._facets is None or self._facets[0] != key:
             self._facets = (key, Facets.load(store))
-        return self._facets[1].allowed(where)
+        return self._facets[1]
 
     def _refresh_index(self, force: bool = False) -> VectorIndex:
         store = self.store

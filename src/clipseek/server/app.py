@@ -26,6 +26,9 @@ from clipseek.errors import ClipseekError, UsageError
 from clipseek.server.checks import Limits, NotFound, TooLarge, Unavailable
 from clipseek.server.guard import Guard, Hosts
 from clipseek.server.schema import (
+    Browse,
+    BrowseItem,
+    Folders,
     Classification,
     Health,
     ImageSearch,
@@ -141,6 +144,7 @@ def _add_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[
     _search_routes(app, svc, limits, guard)
     _classify_routes(app, svc, limits, guard)
     _dupes_routes(app, svc, guard)
+    _browse_routes(app, svc, limits, guard)
     _image_routes(app, svc, guard)
 
 
@@ -171,10 +175,12 @@ def _search_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tup
                      min_size: Optional[str] = Query(None, alias="min-size", description="WIDTHxHEIGHT."),
                      ext: Optional[str] = Query(None, description="File types, e.g. jpg,png."),
                      relevant: bool = Query(False, description="Only results that stand out from the "
-                                            "query's scores over the gallery.")):
+                                            "query's scores over the gallery."),
+                     cursor: Optional[str] = Query(None, max_length=20, description="The `cursor` of the "
+                                                   "page before: the next k results (up to the limit's).")):
         opts = await run_in_threadpool(svc.options, add, subtract, folders, after, before, orientation,
                                        min_size, ext, relevant)
-        return await asyncio.wrap_future(svc.submit_search_text(q, k, opts))  # the model thread does the work
+        return await asyncio.wrap_future(svc.submit_search_text(q, k, opts, cursor))  # on the model thread
 
     @app.post("/api/search/image", tags=["search"], summary="Images similar to an uploaded image",
               responses={200: {"model": ImageSearch}, **errors(400, 413, 422, guard=guard)})
@@ -214,6 +220,32 @@ def _dupes_routes(app: FastAPI, svc: GalleryService, guard: tuple[int, ...]) -> 
         return await run_in_threadpool(svc.dupes, similar, threshold, limit)
 
 
+def _browse_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[int, ...]) -> None:
+    """The gallery without a query: newest first, paged by a cursor; its folders and months."""
+    IN = Query([], alias="in", description="Only images under this folder (relative to the gallery's "
+               "root; repeatable).")
+    AFTER = Query(None, description="Taken on or after (YYYY-MM-DD...).")
+    BEFORE = Query(None, description="Taken before (YYYY-MM-DD...).")
+
+    @app.get("/api/browse", tags=["browse"], summary="The gallery, newest capture first, a page at a time",
+             responses={200: {"model": Browse}, **errors(400, 422, guard=guard)})
+    async def browse(cursor: Optional[str] = Query(None, max_length=48, description="The `cursor` of the "
+                                                   "page before (none: the newest images)."),
+                     limit: int = Query(100, ge=1, le=limits.max_browse, description="Images per page."),
+                     folders: List[str] = IN, after: Optional[str] = AFTER, before: Optional[str] = BEFORE,
+                     orientation: Optional[str] = Query(None, description="landscape, portrait or square."),
+                     min_size: Optional[str] = Query(None, alias="min-size", description="WIDTHxHEIGHT."),
+                     ext: Optional[str] = Query(None, description="File types, e.g. jpg,png.")):
+        opts = await run_in_threadpool(svc.options, (), (), folders, after, before, orientation, min_size, ext)
+        return await run_in_threadpool(svc.browse, opts, cursor, limit)
+
+    @app.get("/api/folders", tags=["browse"], summary="Every folder and month with its count of images",
+             responses={200: {"model": Folders}, **errors(400, 422, guard=guard)})
+    async def folders(after: Optional[str] = AFTER, before: Optional[str] = BEFORE):
+        opts = await run_in_threadpool(svc.options, (), (), (), after, before)
+        return await run_in_threadpool(svc.folders, opts)
+
+
 def _image_routes(app: FastAPI, svc: GalleryService, guard: tuple[int, ...]) -> None:
     """The original image and its thumbnail, by id (`?token=` works too, for <img> tags)."""
     @app.get("/api/images/{image_id}", tags=["images"], summary="The original image file, by id",
@@ -225,6 +257,11 @@ def _image_routes(app: FastAPI, svc: GalleryService, guard: tuple[int, ...]) -> 
         return Response(data, media_type=media, headers={
             "Cache-Control": "private, max-age=3600",
             "Content-Disposition": f"inline; filename*=utf-8''{quote(text_or_replacement(name))}"})
+
+    @app.get("/api/info/{image_id}", tags=["images"], summary="An image's details, by id",
+             responses={200: {"model": BrowseItem}, **errors(404, 422, guard=guard)})
+    async def info(image_id: int = IMAGE_ID):
+        return await run_in_threadpool(svc.info, image_id)
 
     @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A cached JPEG thumbnail, by id",
              response_class=Response,

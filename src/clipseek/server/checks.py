@@ -39,7 +39,8 @@ class Unavailable(ClipseekError):
 class Limits:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = DEFAULT_MAX_PIXELS  # decoded uploads (the CLI's limit): 64 MP x 3 bytes, ~190 MB
-    max_k: int = 200
+    max_k: int = 200                    # results of one search, over all its pages
+    max_browse: int = 500               # rows of one browse page
     max_query_chars: int = 500
     max_labels: int = 1000
     max_label_chars: int = 200

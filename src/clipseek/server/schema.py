@@ -28,6 +28,8 @@ class Result(BaseModel):
 
 class ImageSearch(BaseModel):
     k: int
+    cursor: Optional[str] = None  # the next page (GET /api/search?cursor=...); null: no more
+    matched: int = 0              # images the filter lets the search rank (the whole gallery without one)
     add: List[str]
     subtract: List[str]
     filter: Optional[str] = None
@@ -38,6 +40,37 @@ class ImageSearch(BaseModel):
 
 class TextSearch(ImageSearch):
     query: str
+
+
+class BrowseItem(BaseModel):
+    id: int
+    path: str    # relative to the gallery's root folder
+    folder: str  # its folder, relative to the root ('' is the root)
+    width: int
+    height: int
+    size: int    # bytes
+    taken: str   # capture time (EXIF, else the file's modification time), ISO 8601 UTC
+
+
+class Browse(BaseModel):
+    total: int                    # images that pass the filter, over all pages
+    cursor: Optional[str] = None  # the next page; null: this was the last
+    results: List[BrowseItem]
+
+
+class FolderCount(BaseModel):
+    path: str    # relative to the gallery's root ('' is the root itself)
+    count: int   # images directly in it
+
+
+class MonthCount(BaseModel):
+    month: str   # YYYY-MM (UTC)
+    count: int
+
+
+class Folders(BaseModel):
+    folders: List[FolderCount]
+    months: List[MonthCount]  # newest first
 
 
 class Prediction(BaseModel):

@@ -15,6 +15,8 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Callable, Sequence
 
+import numpy as np
+
 from clipseek.errors import UsageError
 from clipseek.gallery.dbfile import DatabaseGone
 from clipseek.gallery.gallery import Gallery
@@ -42,7 +44,16 @@ from clipseek.server.checks import (
 )
 from clipseek.server.fair import Classifiers
 from clipseek.server.files import Opened, Refused, image_format, open_indexed
-from clipseek.server.results import classification_doc, dupes_doc, search_doc, stats_doc
+from clipseek.server.results import (
+    browse_doc,
+    classification_doc,
+    dupes_doc,
+    folders_doc,
+    iso_time,
+    relative_to,
+    search_doc,
+    stats_doc,
+)
 from clipseek.server.worker import ModelThread
 
 if TYPE_CHECKING:
@@ -143,7 +154,8 @@ class GalleryService:
     def search_text(self, q: str, k: int = 20, opts: SearchOptions | None = None) -> dict:
         return self.submit_search_text(q, k, opts).result()
 
-    def submit_search_text(self, q: str, k: int = 20, opts: SearchOptions | None = None) -> Future:
+    def submit_search_text(self, q: str, k: int = 20, opts: SearchOptions | None = None,
+                           cursor: str | None = None) -> Future:
         """Check the query now (raises UsageError); a Future of the result dict (for asyncio callers
         to await with asyncio.wrap_future, so no thread waits on the model for them). Queries that
         arrive while the model is busy are encoded together, in one batch."""
@@ -151,10 +163,24 @@ class GalleryService:
         opts = opts or SearchOptions()
         check_query(self.limits, q, opts)
         check_k(self.limits, k)
+        offset = self._offset(cursor, k)
         terms = opts.terms(q)
         texts = [t.text for t in terms if t.text is not None]
         return self._model.submit_texts(
-            texts, lambda known: search_doc(self.gallery, terms, k, opts, known, {"query": q}))
+            texts, lambda known: search_doc(self.gallery, terms, k, opts, known, {"query": q}, None,
+                                            offset, self.limits.max_k))
+
+    def _offset(self, cursor: str | None, k: int) -> int:
+        """Where a page of a search starts: its `cursor` (the previous page's) is the offset."""
+        if not cursor:
+            return 0
+        if not cursor.isdigit() or len(cursor) > 9:
+            raise UsageError(f"not a search cursor from this server: {cursor[:40]!r}")
+        offset = int(cursor)
+        if offset + k > self.limits.max_k:
+            raise UsageError(f"a search gives at most {self.limits.max_k} results: cursor {offset} + "
+                             f"k {k} goes past them")
+        return offset
 
     def options(self, add: Sequence[str] = (), subtract: Sequence[str] = (), folders: Sequence[str] = (),
                 after: str | None = None, before: str | None = None, orientation: str | None = None,
@@ -173,7 +199,7 @@ class GalleryService:
 
     def _search_image(self, img, k: int, opts: SearchOptions) -> dict:
         first = self.gallery.encoder.encode_images([img])[0]
-        return search_doc(self.gallery, opts.terms(""), k, opts, {}, {}, first)
+        return search_doc(self.gallery, opts.terms(""), k, opts, {}, {}, first)  # no cursor: one page
 
     def classify(self, data: bytes, labels: Sequence[str], templates: Sequence[str] | None = None,
                  name: str = "") -> dict:
@@ -233,6 +259,18 @@ class GalleryService:
         finally:
             os.close(opened.fd)
 
+    def info(self, image_id: int) -> dict:
+        """An image's details from the catalogue (the file is not read): path and folder relative to
+        the gallery's root, dimensions, file size, capture time."""
+        from clipseek.gallery.query import PENDING
+
+        row, store = self._row(image_id), self._thread_store()
+        (when,) = store.conn.execute(f"SELECT coalesce(nullif(taken_ns, {PENDING}), mtime_ns) FROM files "
+                                     "WHERE id = ?", (image_id,)).fetchone()
+        rel = os.path.relpath(row.path, store.common_root() or os.sep)
+        return {"id": image_id, "path": rel, "folder": os.path.dirname(rel), "width": row.width,
+                "height": row.height, "size": row.size, "taken": iso_time(when)}
+
     def image(self, image_id: int) -> tuple[bytes, str, str]:
         """(the file's bytes, its media type, its name) for a format browsers show (by content),
         else (a JPEG copy, 'image/jpeg', its name)."""
@@ -259,6 +297,41 @@ class GalleryService:
         _, _, img = self._decode(image_id, opened)
         return save_thumbnail(img, places, size)
 
+    # ---- browsing (no query) ---------------------------------------------------------------------
+    def browse(self, opts: SearchOptions, cursor: str | None = None, limit: int = 100) -> dict:
+        """One page of the images passing `opts.where`, newest capture first (gallery.search.browse),
+        after `cursor` (the `cursor` of the page before)."""
+        from clipseek.gallery.search.browse import parse_cursor
+
+        self.check_available()
+        if not 1 <= limit <= self.limits.max_browse:
+            raise UsageError(f"limit must be between 1 and {self.limits.max_browse}, got {limit}")
+        if cursor:
+            parse_cursor(cursor)  # UsageError here, not on the model thread
+        return self._run(self._browse, opts.where, cursor, limit)
+
+    def _browse(self, where, cursor, limit) -> dict:
+        from clipseek.gallery.search.browse import timeline_of
+
+        facets = self.gallery.facets()
+        page = timeline_of(facets).page(facets.mask(where) if where else None, cursor, limit)
+        store = self.gallery.store
+        return browse_doc(page, store.get_rows(page.ids.tolist()), store.common_root())
+
+    def folders(self, opts: SearchOptions | None = None) -> dict:
+        """Every folder with its count of images, and the images per month (within `opts.where`)."""
+        self.check_available()
+        where = opts.where if opts else None
+
+        def read():
+            from clipseek.gallery.search.browse import timeline_of
+
+            facets = self.gallery.facets()
+            tl, mask = timeline_of(facets), facets.mask(where) if where else None
+            return folders_doc(tl.folders(mask), tl.months(mask), self.gallery.store.common_root())
+
+        return self._run(read)
+
     # ---- duplicates and stats --------------------------------------------------------------------
     def dupes(self, similar: bool = False, threshold: float = 0.95, limit: int = 500) -> dict:
         """Duplicate groups (gallery.dupes.groups) with paths relative to the gallery's root; at most `limit`
@@ -276,7 +349,14 @@ class GalleryService:
 
         store = self.gallery.store
         groups = find_duplicates(store, similar=similar, threshold=threshold)
-        return dupes_doc(groups, store.common_root(), similar, threshold, limit)
+        facets = self.gallery.facets()
+
+        def taken(rid: int) -> int | None:
+            i = int(np.searchsorted(facets.ids, rid))
+            return int(facets.when_ns[i]) if i < len(facets.ids) and facets.ids[i] == rid else None
+
+        return dupes_doc(groups, store.common_root(), similar, threshold, limit, taken,
+                         relative_to(self.db_path, store.common_root()))
 
     def stats(self) -> dict:
         """The gallery's counts, model and limits. No absolute path of the server's disk: the

@@ -44,6 +44,34 @@ async function api(path, options) {
 
 function fmtScore(s) { return s.toFixed(3); }
 
+// The list the grid shows (browse order, a search's results): the viewer walks it, `more` loads its next page.
+const listing = { items: [], more: null, loading: false, fill: false };
+
+function clearList() {
+  $("grid").replaceChildren();
+  $("list-title").textContent = "";
+  $("more-btn").hidden = true;
+  listing.items = [];
+  listing.more = null;
+  listing.fill = false;
+}
+
+async function loadMore() {  // the next page of the list, once at a time; true when items were added
+  if (!listing.more || listing.loading) return false;
+  listing.loading = true;
+  const before = listing.items.length;
+  try { await listing.more(); } catch (e) { setStatus(e.message, true); listing.more = null; }
+  finally { listing.loading = false; }
+  $("more-btn").hidden = !listing.more;
+  const added = listing.items.length > before;
+  if (added && listing.fill) requestAnimationFrame(loadIfNearEnd);  // browsing: fill the window
+  return added;
+}
+
+function loadIfNearEnd() {  // on scroll: the next page once the end of the list comes near
+  if (listing.more && !$("more-btn").hidden && $("more-btn").getBoundingClientRect().top < innerHeight + 600) loadMore();
+}
+
 function pick(file) {
   if (!file) return;
   if (!file.type.startsWith("image/")) { setStatus(file.name + " is not an image.", true); return; }
@@ -126,80 +154,50 @@ function showBars(predictions, scoring) {
     list.append(li);
   }
   $("scoring-note").textContent = SCORING_NOTES[scoring] || "";
-  $("grid").replaceChildren();
+  clearList();
   $("dupes-panel").hidden = true;
   $("classify-panel").hidden = false;
 }
+
+// Where pictures come from: the grid's thumbnail, and the viewer's picture before zooming to the original.
+// Once the server makes viewer-size thumbnails, VIEW_URL becomes "/api/thumbs/" + id + "?size=view".
+const THUMB_URL = (id) => "/api/thumbs/" + id;
+const VIEW_URL = (id) => "/api/images/" + id;
+const ORIGINAL_URL = (id) => "/api/images/" + id;
+
+function fmtBytes(n) {
+  if (n == null) return "";
+  const units = ["bytes", "KB", "MB", "GB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return (i ? n.toFixed(n < 10 ? 1 : 0) : n) + " " + units[i];
+}
+
+function fmtDate(iso) {  // "2024-05-03T10:00:00Z" -> "3 May 2024, 10:00" (UTC, as the server stores it)
+  if (!iso) return "";
+  const d = new Date(iso);
+  return d.toLocaleDateString(undefined, { timeZone: "UTC", day: "numeric", month: "short", year: "numeric" })
+    + ", " + iso.slice(11, 16);
+}
+
+function baseName(path) { return path.split("/").pop(); }
 
 // The inside of an image card (a search result, a duplicate): thumbnail, badge, caption.
 function thumbParts(m, badgeText) {
   const img = document.createElement("img");
   img.loading = "lazy";
   img.alt = m.path;
-  img.src = withToken("/api/thumbs/" + m.id);
-  const badge = document.createElement("span");
-  badge.className = "score";
-  badge.textContent = badgeText;
+  img.width = 256;
+  img.height = 256;
+  img.src = withToken(THUMB_URL(m.id));
   const cap = document.createElement("span");
   cap.className = "caption";
   cap.textContent = m.path;
+  if (!badgeText) return [img, cap];
+  const badge = document.createElement("span");
+  badge.className = "score";
+  badge.textContent = badgeText;
   return [img, badge, cap];
-}
-
-function dupeCard(m) {
-  const card = document.createElement("button");
-  card.type = "button";
-  card.className = "card" + (m.reason === "keep" ? " keeper" : "");
-  card.title = m.path + "  (" + m.width + "×" + m.height + ", " + m.size.toLocaleString() + " bytes)";
-  card.append(...thumbParts(m, m.reason === "keep" ? "keep" : m.reason + " " + fmtScore(m.score)));
-  card.addEventListener("click", () => openViewer(m));
-  return card;
-}
-
-async function findDupes() {
-  const similar = $("dupes-similar").checked;
-  setStatus("Looking for duplicates…");
-  const t0 = performance.now();
-  try {
-    const body = await api("/api/dupes?similar=" + similar);
-    const box = $("dupe-groups");
-    box.replaceChildren();
-    for (const g of body.groups) {
-      const group = document.createElement("div");
-      group.className = "dupe-group";
-      const head = document.createElement("div");
-      head.className = "dupe-head";
-      head.textContent = (g.members.length - 1) + (g.members.length === 2 ? " copy" : " copies") + " of " + g.keep;
-      const row = document.createElement("div");
-      row.className = "grid";
-      for (const m of g.members) row.append(dupeCard(m));
-      group.append(head, row);
-      box.append(group);
-    }
-    $("grid").replaceChildren();
-    $("classify-panel").hidden = true;
-    $("dupes-panel").hidden = false;
-    const ms = Math.round(performance.now() - t0);
-    const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
-    setStatus(body.total_groups ? plural(body.total_groups, "group", "groups") + ", " +
-                                  plural(body.extras, "extra copy", "extra copies") + " (" + ms + " ms)"
-                                : "No duplicates found.");
-  } catch (e) { setStatus(e.message, true); }
-}
-
-function openViewer(r) {
-  const url = withToken("/api/images/" + r.id);
-  $("viewer-img").src = url;
-  $("viewer-img").alt = r.path;
-  $("viewer-caption").textContent = r.path + " · " + r.width + "×" + r.height + " · " +
-    (r.reason ? r.reason : "score") + " " + fmtScore(r.score);
-  $("viewer-open").href = url;
-  $("viewer").hidden = false;
-}
-
-function closeViewer() {
-  $("viewer").hidden = true;
-  $("viewer-img").removeAttribute("src");
 }
 
 async function loadStats() {
@@ -229,9 +227,7 @@ function wire() {
   });
   $("similar-btn").addEventListener("click", searchImage);
   $("classify-btn").addEventListener("click", classify);
-  $("dupes-btn").addEventListener("click", findDupes);
-  $("viewer").addEventListener("click", (e) => { if (e.target.id !== "viewer-img") closeViewer(); });
-  document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeViewer(); });
+  $("dupes-btn").addEventListener("click", () => findDupes(null));
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault();
     token = $("token").value.trim();

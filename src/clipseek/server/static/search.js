@@ -48,7 +48,7 @@ function fromAddress() {
 }
 
 async function runSearch(s, how) {  // how: "push" (a new search), "replace" or "none" (Back/Forward)
-  if (!s.q && !s.terms.some((t) => t.sign > 0)) { setStatus("Type some words to search for.", true); return; }
+  if (!s.q && !s.terms.some((t) => t.sign > 0)) { runBrowse(s, how); return; }  // browse.js: no query
   const query = searchParams(s, false);
   const address = "/?" + searchParams(s, true).toString();
   if (how === "push" && address !== location.pathname + location.search) history.pushState(null, "", address);
@@ -61,7 +61,22 @@ async function runSearch(s, how) {  // how: "push" (a new search), "replace" or 
     if (mine !== latest) return;
     const what = [s.q ? "\u201c" + s.q + "\u201d" : ""].concat(s.terms.map(termLabel)).filter(Boolean).join(" ");
     showResults(body, Math.round(performance.now() - t0), what);
+    listing.more = body.cursor ? nextPage(query, body.cursor, mine) : null;
+    $("more-btn").hidden = !listing.more;
   } catch (e) { if (mine === latest) setStatus(e.message, true); }
+}
+
+// The next k results of the same search (its cursor), appended to the grid: up to the server's k limit.
+function nextPage(query, cursor, mine) {
+  return async () => {
+    const p = new URLSearchParams(query);
+    p.set("cursor", cursor);
+    const body = await api("/api/search?" + p.toString());
+    if (mine !== latest) return;
+    appendResults(body.results);
+    listing.more = body.cursor ? nextPage(query, body.cursor, mine) : null;
+    showCount(body);
+  };
 }
 
 function termLabel(t) { return (t.sign > 0 ? "+ " : "− ") + t.value; }
@@ -109,15 +124,16 @@ function showFilterSummary() {
   if (parts.length) $("filters").open = true;
 }
 
-function resultCard(r, dimmed) {
+function resultCard(r, dimmed, index) {
   const card = document.createElement("div");
   card.className = "card result" + (dimmed ? " dimmed" : "");
   const open = document.createElement("button");
   open.type = "button";
   open.className = "card-open";
   open.title = r.path + "  (" + r.width + "×" + r.height + ")";
+  open.setAttribute("aria-label", "view " + r.path + ", score " + fmtScore(r.score));
   open.append(...thumbParts(r, fmtScore(r.score)));
-  open.addEventListener("click", () => openViewer(r));
+  open.addEventListener("click", () => openViewer(listing.items, index));
   const actions = document.createElement("div");
   actions.className = "card-actions";
   for (const [sign, text, cls] of [[1, "+ more", "more"], [-1, "− less", "less"]]) {
@@ -126,6 +142,7 @@ function resultCard(r, dimmed) {
     b.className = "link " + cls;
     b.textContent = text;
     b.title = cls + " like this (adds it to the query as " + (sign > 0 ? "+" : "−") + " image:" + r.id + ")";
+    b.setAttribute("aria-label", cls + " like " + r.path);
     b.addEventListener("click", () => addTerm(sign, "image:" + r.id));
     actions.append(b);
   }
@@ -133,31 +150,47 @@ function resultCard(r, dimmed) {
   return card;
 }
 
-function showResults(body, took, what) {
-  const results = body.results;
+let shown = { what: "", took: 0, message: "" };
+
+function appendResults(results) {  // a page of results, after those shown; the divider where relevance ends
   const marking = $("relevant").checked;
   const grid = $("grid");
-  grid.replaceChildren();
-  $("classify-panel").hidden = true;
-  $("dupes-panel").hidden = true;
-  const nRelevant = results.filter((r) => r.relevant).length;
-  results.forEach((r, i) => {
-    if (marking && i === nRelevant && nRelevant < results.length) {
+  for (const r of results) {
+    const i = listing.items.length;
+    const nRelevant = listing.items.filter((x) => x.relevant).length;
+    if (marking && !r.relevant && nRelevant === i && !grid.querySelector(".divider")) {
       const line = document.createElement("div");
       line.className = "divider";
       line.textContent = nRelevant ? "the " + nRelevant + " relevant results end here; below: less likely matches"
                                    : "no result stands out as relevant for this query";
       grid.append(line);
     }
-    grid.append(resultCard(r, marking && !r.relevant));
-  });
-  let text = results.length ? results.length + " results for " + what + " in " + took + " ms"
-                            : (body.message ? body.message.charAt(0).toUpperCase() + body.message.slice(1) + "."
-                                            : "No results for " + what + ".");
-  if (marking && results.length) {
-    text += " · " + nRelevant + " relevant" + (nRelevant === results.length ? " (all shown: more may follow)" : "");
+    listing.items.push(r);
+    grid.append(resultCard(r, marking && !r.relevant, i));
   }
+}
+
+function showCount(body) {
+  const n = listing.items.length;
+  const marking = $("relevant").checked;
+  let text = n ? n + " results for " + shown.what + " in " + shown.took + " ms" +
+                 (body.matched ? " · " + body.matched.toLocaleString() + " images searched" : "") +
+                 (listing.more ? " · scroll for more" : "")
+               : (body.message ? body.message.charAt(0).toUpperCase() + body.message.slice(1) + "."
+                               : "No results for " + shown.what + ".");
+  const nRelevant = listing.items.filter((r) => r.relevant).length;
+  if (marking && n) text += " · " + nRelevant + " relevant" + (nRelevant === n ? " (all shown: more may follow)" : "");
   setStatus(text);
+}
+
+function showResults(body, took, what) {
+  clearList();
+  $("classify-panel").hidden = true;
+  $("dupes-panel").hidden = true;
+  shown = { what, took };
+  $("list-title").textContent = "Results for " + what;
+  appendResults(body.results);
+  showCount(body);
 }
 
 function wireSearch() {
@@ -170,24 +203,20 @@ function wireSearch() {
   for (const id of ["f-in", "f-after", "f-before", "f-orientation", "f-min-size", "f-ext", "relevant"]) {
     $(id).addEventListener("change", () => {
       showFilterSummary();
-      if ($("q").value.trim() || terms.length) runSearch(readForm(), "push");
+      runSearch(readForm(), "push");
     });
   }
   $("f-clear").addEventListener("click", () => {
     $("f-in").value = "";
     for (const [, id] of FILTER_FIELDS) $(id).value = "";
     showFilterSummary();
-    if ($("q").value.trim() || terms.length) runSearch(readForm(), "push");
+    runSearch(readForm(), "push");
   });
   window.addEventListener("popstate", () => {
     const s = fromAddress();
     writeForm(s);
-    if (s.q || s.terms.length) runSearch(s, "none");
-    else { $("grid").replaceChildren(); setStatus(""); }
+    runSearch(s, "none");
   });
-  const s = fromAddress();  // a copied address: the same search
-  writeForm(s);
-  if (s.q || s.terms.length) runSearch(s, "none");
 }
 
 wireSearch();
