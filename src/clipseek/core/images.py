@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import glob
 import io
+import math
 import os
 import re
 import warnings
@@ -71,11 +72,13 @@ _register_optional_plugins()
 
 def open_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                draft_size: int | None = None, data: bytes | None = None,
-               max_bytes: int = DEFAULT_LIMITS.max_bytes) -> Image.Image:
+               max_bytes: int = DEFAULT_LIMITS.max_bytes, draft_long: int | None = None) -> Image.Image:
     """Return the image at `path` as an RGB PIL image, or raise ImageError(path, reason).
 
     `draft_size`: when set and the file is a JPEG at least twice that size on its short side,
     decode at reduced scale (still >= draft_size on each side) — much faster for big photos.
+    `draft_long`: also keep the long side >= draft_long (one decode that serves a model input and a
+    viewer-size thumbnail: `draft_box`).
     `data`: the file's bytes, already read (e.g. from an object store); `path` then only names it.
     Only a regular file of at most `max_bytes` is read (`core.files.open_regular`).
     """
@@ -83,10 +86,10 @@ def open_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     if data is not None:
         if not data:
             raise ImageError(p, "empty file (0 bytes)")
-        return _decode(io.BytesIO(data), p, max_pixels, draft_size)
+        return _decode(io.BytesIO(data), p, max_pixels, draft_size, draft_long)
     f, _ = open_regular(p, max_bytes)
     with f:
-        return _decode(f, p, max_pixels, draft_size)
+        return _decode(f, p, max_pixels, draft_size, draft_long)
 
 
 def open_image_bytes(data: bytes, *, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -109,7 +112,15 @@ def _raise_pillow_ceiling(max_pixels: int) -> None:
         Image.MAX_IMAGE_PIXELS = max_pixels
 
 
-def _decode(src, p: str, max_pixels: int, draft_size: int | None) -> Image.Image:
+def draft_box(w: int, h: int, short: int, long: int) -> tuple[int, int] | None:
+    """The size to ask a JPEG's draft decoding for so that the short side stays >= `short` and the
+    long side >= `long` (None: no reduction of at least 2x is possible)."""
+    f = max(short / min(w, h), long / max(w, h))
+    return None if f > 0.5 else (math.ceil(w * f), math.ceil(h * f))
+
+
+def _decode(src, p: str, max_pixels: int, draft_size: int | None,
+            draft_long: int | None = None) -> Image.Image:
     _raise_pillow_ceiling(max_pixels)
     try:
         img = Image.open(src)  # reads the header only
@@ -127,7 +138,11 @@ def _decode(src, p: str, max_pixels: int, draft_size: int | None) -> Image.Image
             raise ImageError(p, _too_many(w, h, max_pixels))
         if w == 0 or h == 0:
             raise ImageError(p, f"degenerate size {w}x{h}")
-        if draft_size and img.format == "JPEG" and min(w, h) >= 2 * draft_size:
+        if draft_long and img.format == "JPEG":
+            box = draft_box(w, h, draft_size or 1, draft_long)
+            if box:
+                img.draft("RGB", box)
+        elif draft_size and img.format == "JPEG" and min(w, h) >= 2 * draft_size:
             img.draft("RGB", (draft_size, draft_size))
         if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # shown turned by 90 degrees
             w, h = h, w
