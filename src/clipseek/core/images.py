@@ -93,11 +93,11 @@ def open_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
 
 
 def open_image_bytes(data: bytes, *, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS,
-                     draft_size: int | None = None) -> Image.Image:
+                     draft_size: int | None = None, draft_long: int | None = None) -> Image.Image:
     """`open_image` for bytes in memory (an upload); errors name the image `name`."""
     if not data:
         raise ImageError(name, "empty file (0 bytes)")
-    return _decode(io.BytesIO(data), name, max_pixels, draft_size)
+    return _decode(io.BytesIO(data), name, max_pixels, draft_size, draft_long)
 
 
 def _too_many(w: int, h: int, max_pixels: int) -> str:
