@@ -43,12 +43,19 @@ def _phash_or_blank(path: str) -> str:
 
 def fill_phashes(store, workers: int | None = None,
                  on_progress: Callable[[int], None] | None = None) -> int:
-    """Compute the pHash of every row that lacks one (each file read and decoded once, checked to be
-    the content of its row, else ''); one transaction per batch. Returns how many."""
-    from clipseek.gallery.derive import fill_derived
-
-    phase = (lambda label, n: on_progress) if on_progress else None
-    return fill_derived(store, None, workers or min(4, os.cpu_count() or 1), on_phase=phase)[0]
+    """Compute the pHash of every row that lacks one; one transaction per batch. Returns how many."""
+    workers = workers or min(4, os.cpu_count() or 1)
+    done, last = 0, 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while rows := store.rows_without_phash(BATCH, after_id=last):
+            hashes = list(pool.map(_phash_or_blank, [p for _, p in rows]))
+            with store.transaction():
+                store.set_phashes([(i, h) for (i, _), h in zip(rows, hashes)])
+            last = rows[-1][0]
+            done += len(rows)
+            if on_progress:
+                on_progress(len(rows))
+    return done
 
 
 def all_phashes(store, fill: bool = True, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
