@@ -113,19 +113,30 @@ def has_thumbnail(places: list[str]) -> bool:
     return False
 
 
-def make_thumbnails(img: Image.Image, cache_dir: str, file_hash: str) -> int:
-    """Both sizes of content `file_hash` from the one decoded `img` (the view size first, the grid
-    size from it), those not cached yet; returns how many were made."""
+def shrink(img: Image.Image, size: int) -> Image.Image:
+    """`img` at most `size` px on its long side (LANCZOS; `img` itself when it is no larger)."""
+    if max(img.size) <= size:
+        return img
+    out = img.copy()
+    out.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return out
+
+
+def thumbnail_set(img: Image.Image) -> dict[int, Image.Image]:
+    """{size: image} for every thumbnail size, each from the next larger (the view size from `img`)."""
+    view = shrink(img, VIEW_SIZE)
+    return {VIEW_SIZE: view, GRID_SIZE: shrink(view, GRID_SIZE)}
+
+
+def keep_thumbnails(sized: dict[int, Image.Image], cache_dir: str, file_hash: str) -> int:
+    """Cache the thumbnails `sized` ({size: image at that size}) of content `file_hash`, those not
+    cached yet; returns how many were written."""
     made = 0
-    for size in sorted(THUMB_SIZES.values(), reverse=True):
+    for size, img in sized.items():
         places = thumbnail_places(cache_dir, file_hash, size)
-        if has_thumbnail(places):
-            continue
-        if max(img.size) > size:
-            img = img.copy()
-            img.thumbnail((size, size), Image.Resampling.LANCZOS)
-        store_thumbnail(thumbnail_bytes(img, size), places)
-        made += 1
+        if not has_thumbnail(places):
+            store_thumbnail(thumbnail_bytes(img, size), places)
+            made += 1
     return made
 
 
