@@ -25,6 +25,7 @@ import tempfile
 import time
 
 import numpy as np
+
 from _common import cpu_s  # also puts src/ on the path
 
 SIZES = ((1920, 1080), (2048, 1536), (2304, 1536), (2400, 1600))  # 2.1-3.8 MP
@@ -48,9 +49,9 @@ def build_folder(root: str, n: int) -> list[str]:
 
 
 def encoder():
-    from clipseek.gallery.gallery import Gallery
-
     import imagehash  # noqa: F401 - imported before any timing, as a long-running process has it
+
+    from clipseek.gallery.gallery import Gallery
 
     with tempfile.TemporaryDirectory() as d:  # the one-time ONNX export happens here, untimed
         g = Gallery(os.path.join(d, "warm.db"), model="clipseek-demo", backend="onnx")
@@ -136,7 +137,8 @@ def main() -> None:
     print(f"| after, `thumbnails=False`: one read + decode, pHash included | {nw:.2f} | {nc:.2f} |")
     print(f"| after: one read + decode, pHash and both thumbnails included | {aw:.2f} | {ac:.2f} |")
     for key, total in sorted(sizes.items()):
-        print(f"thumbnails {key}: {total / args.n / 1e3:.1f} kB each, {total / args.n * 1000 / 1e6:.0f} MB per 1,000 images")
+        print(f"thumbnails {key}: {total / args.n / 1e3:.1f} kB each, "
+              f"{total / args.n * 1000 / 1e6:.0f} MB per 1,000 images")
     print(f"pHash as the old pass computed it: {same} of {len(old)} the same, at most {bits} bits apart")
 
 

@@ -7,7 +7,6 @@ from collections import Counter
 
 import imagehash
 import pytest
-from conftest import make_image
 from PIL import Image
 
 import clipseek
@@ -17,6 +16,7 @@ from clipseek.data.synthetic import photo_like
 from clipseek.gallery.derive import THUMBS_CHECKED
 from clipseek.gallery.dupes.phash import DRAFT_SIZE
 from clipseek.gallery.thumbs import GRID_SIZE, VIEW_SIZE, thumbnail_path
+from conftest import make_image
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ reduced scale (draft mode) only as far as keeps the short side >= the model inpu
 thumbnails are made, the long side >= the viewer size (`thumbs.VIEW_SIZE`); the model input, the
 thumbnails (view size from it, grid size from the view) and the pHash (`imagehash.phash` of the
 grid-size image: the same 32x32 grey picture `dupes.phash` hashes) are all derived from that one
-decoded image, each from the next larger one (the model input from the view size when that is enough). The pHash goes into the row in
-the same transaction (`Store.insert_files`); the thumbnails into the gallery's thumbnail store,
-content-addressed (`thumbs.thumbnail_path`), before the row is committed.
+decoded image, each from the next larger one (the model input from the view size when that is
+enough). The pHash goes into the row in the same transaction (`Store.insert_files`); the thumbnails
+into the gallery's thumbnail store, content-addressed (`thumbs.thumbnail_path`), before the row is
+committed.
 
 A database made by an older release lacks pHashes and thumbnails: `fill_derived` (the end of every
 `index` run) reads and decodes, once each, the rows that miss either, checking each file is still

@@ -7,8 +7,9 @@ window by window -> remove the rows of gone files that no move claimed.
 Reading once. A file's content hash must be known before deciding whether to embed it (a moved,
 copied or touched file is not re-embedded), and its pixels come from the same bytes. So the read
 stage, in a thread pool, reads the whole file (`embed.stages.read_blob`), hashes those bytes and, in
-the same task, decodes them once for the model input, the pHash and the thumbnails (`gallery.derive`), unless the hash is one that a row under the indexed
-folders already has (a touch, a move or a copy within them: nothing to decode). The bytes are
+the same task, decodes them once for the model input, the pHash and the thumbnails (`gallery.derive`),
+unless the hash is one that a row under the indexed folders already has (a touch, a move or a copy
+within them: nothing to decode). The bytes are
 dropped when the task ends, so at most `workers` files' bytes are in memory, whatever the size of
 the folder; results (hash, and pixels or not) wait for at most `2 * batch_size + workers` files, as
 in `embed_paths`. The caller's thread takes them in windows of `batch_size`, looks their hashes up

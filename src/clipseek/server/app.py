@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from clipseek._version import __version__
 from clipseek.core.paths import json_text, text_or_replacement
 from clipseek.errors import ClipseekError, UsageError
+from clipseek.gallery.thumbs import THUMB_SIZES
 from clipseek.server.checks import Limits, NotFound, TooLarge, Unavailable
 from clipseek.server.guard import Guard, Hosts
 from clipseek.server.schema import (
@@ -34,7 +35,6 @@ from clipseek.server.schema import (
     guard_statuses,
     image_content,
 )
-from clipseek.gallery.thumbs import THUMB_SIZES
 from clipseek.server.service import GalleryService
 
 if TYPE_CHECKING:
