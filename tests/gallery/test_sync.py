@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from clipseek.core import images
 from clipseek.core.images import open_image
-from clipseek.gallery import sync
 from clipseek.gallery.store import Store, file_hash
 from clipseek.gallery.sync import index_folders
 from helpers import make_image
@@ -34,9 +34,10 @@ def opens(monkeypatch, tmp_path):
 
 @pytest.fixture
 def decodes(monkeypatch):
+    """The path of every image decoded (every decode goes through `core.images._decode`)."""
     seen: list[str] = []
-    real = sync.decode_for
-    monkeypatch.setattr(sync, "decode_for", lambda enc, blob, mp: seen.append(blob.path) or real(enc, blob, mp))
+    real = images._decode
+    monkeypatch.setattr(images, "_decode", lambda src, p, *a: seen.append(p) or real(src, p, *a))
     return seen
 
 

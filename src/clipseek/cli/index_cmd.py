@@ -128,5 +128,9 @@ def _index_dirs(gallery, dirs, batch_size, workers, lim, follow_links):
             if total:
                 advance[0] = stack.enter_context(progress(total, "indexing"))
 
+        def on_phase(label: str, total: int):  # pHashes / thumbnails an older release did not make
+            return stack.enter_context(progress(total, label))
+
         return gallery.index(dirs, batch_size=batch_size, workers=workers, limits=lim, on_start=on_start,
-                             on_progress=lambda n: advance[0](n), follow_links=follow_links)
+                             on_progress=lambda n: advance[0](n), follow_links=follow_links,
+                             on_phase=on_phase)

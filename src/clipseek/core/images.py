@@ -20,6 +20,7 @@ import errno
 import functools
 import glob
 import io
+import math
 import os
 import re
 import warnings
@@ -88,11 +89,13 @@ def _unrecognised(head: bytes) -> str:
 
 def open_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                draft_size: int | None = None, data: bytes | None = None,
-               max_bytes: int = DEFAULT_LIMITS.max_bytes) -> Image.Image:
+               max_bytes: int = DEFAULT_LIMITS.max_bytes, draft_long: int | None = None) -> Image.Image:
     """Return the image at `path` as an RGB PIL image, or raise ImageError(path, reason).
 
     `draft_size`: when set and the file is a JPEG at least twice that size on its short side,
     decode at reduced scale (still >= draft_size on each side) — much faster for big photos.
+    `draft_long`: also keep the long side >= draft_long (one decode that serves a model input and a
+    viewer-size thumbnail: `draft_box`).
     `data`: the file's bytes, already read (e.g. from an object store); `path` then only names it.
     Only a regular file of at most `max_bytes` is read (`core.files.open_regular`).
     """
@@ -100,18 +103,18 @@ def open_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     if data is not None:
         if not data:
             raise ImageError(p, "empty file (0 bytes)")
-        return _decode(io.BytesIO(data), p, max_pixels, draft_size)
+        return _decode(io.BytesIO(data), p, max_pixels, draft_size, draft_long)
     f, _ = open_regular(p, max_bytes)
     with f:
-        return _decode(f, p, max_pixels, draft_size)
+        return _decode(f, p, max_pixels, draft_size, draft_long)
 
 
 def open_image_bytes(data: bytes, *, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS,
-                     draft_size: int | None = None) -> Image.Image:
+                     draft_size: int | None = None, draft_long: int | None = None) -> Image.Image:
     """`open_image` for bytes in memory (an upload); errors name the image `name`."""
     if not data:
         raise ImageError(name, "empty file (0 bytes)")
-    return _decode(io.BytesIO(data), name, max_pixels, draft_size)
+    return _decode(io.BytesIO(data), name, max_pixels, draft_size, draft_long)
 
 
 def _too_many(w: int, h: int, max_pixels: int) -> str:
@@ -126,24 +129,33 @@ def _raise_pillow_ceiling(max_pixels: int) -> None:
         Image.MAX_IMAGE_PIXELS = max_pixels
 
 
-def _decode(src, p: str, max_pixels: int, draft_size: int | None) -> Image.Image:
+def draft_box(w: int, h: int, short: int, long: int) -> tuple[int, int] | None:
+    """The size to ask a JPEG's draft decoding for so that the short side stays >= `short` and the
+    long side >= `long` (None: no reduction of at least 2x is possible)."""
+    f = max(short / min(w, h), long / max(w, h))
+    return None if f > 0.5 else (math.ceil(w * f), math.ceil(h * f))
+
+
+def _decode(src, p: str, max_pixels: int, draft_size: int | None,
+            draft_long: int | None = None) -> Image.Image:
     """The image of an open file `src` named `p`: a camera RAW through its preview, else Pillow."""
     heif_supported()
     head = src.read(16)
     src.seek(0)
     if raw.is_raw_name(p) or raw.sniff_raw(head):
-        return _decode_raw(src.read(), p, max_pixels, draft_size)
-    return _decode_pillow(src, p, max_pixels, draft_size, head)
+        return _decode_raw(src.read(), p, max_pixels, draft_size, draft_long)
+    return _decode_pillow(src, p, max_pixels, draft_size, head, draft_long=draft_long)
 
 
-def _decode_raw(data: bytes, p: str, max_pixels: int, draft_size: int | None) -> Image.Image:
+def _decode_raw(data: bytes, p: str, max_pixels: int, draft_size: int | None,
+                draft_long: int | None = None) -> Image.Image:
     try:
         preview = raw.read_preview(data)
     except ValueError as e:
         raise ImageError(p, str(e)) from None
     if preview.jpeg is not None:
         return _decode_pillow(io.BytesIO(preview.jpeg), p, max_pixels, draft_size, preview.jpeg[:16],
-                              orientation=preview.orientation)
+                              orientation=preview.orientation, draft_long=draft_long)
     h, w = preview.bitmap.shape[:2]  # type: ignore[union-attr]
     if w * h > max_pixels:
         raise ImageError(p, _too_many(w, h, max_pixels))
@@ -154,7 +166,7 @@ def _decode_raw(data: bytes, p: str, max_pixels: int, draft_size: int | None) ->
 
 
 def _decode_pillow(src, p: str, max_pixels: int, draft_size: int | None, head: bytes,
-                   orientation: int | None = None) -> Image.Image:
+                   orientation: int | None = None, draft_long: int | None = None) -> Image.Image:
     """Pillow's decode. `orientation`: the EXIF code to apply when the image has no tag of its own
     (a RAW preview: the RAW's tag)."""
     _raise_pillow_ceiling(max_pixels)
@@ -174,7 +186,11 @@ def _decode_pillow(src, p: str, max_pixels: int, draft_size: int | None, head: b
             raise ImageError(p, _too_many(w, h, max_pixels))
         if w == 0 or h == 0:
             raise ImageError(p, f"degenerate size {w}x{h}")
-        if draft_size and img.format == "JPEG" and min(w, h) >= 2 * draft_size:
+        if draft_long and img.format == "JPEG":
+            box = draft_box(w, h, draft_size or 1, draft_long)
+            if box:
+                img.draft("RGB", box)
+        elif draft_size and img.format == "JPEG" and min(w, h) >= 2 * draft_size:
             img.draft("RGB", (draft_size, draft_size))
         own = img.getexif().get(_EXIF_ORIENTATION)
         turn = own if own is not None or orientation is None else orientation

@@ -205,12 +205,16 @@ class Gallery:
               workers: int | None = None,
               limits: ImageLimits = DEFAULT_LIMITS, on_start: Callable[[int], None] | None = None,
               on_progress: Callable[[int], None] | None = None, refresh_index: bool = True,
-              follow_links: bool | None = None):
+              follow_links: bool | None = None, thumbnails: bool = True, on_phase=None):
         """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary.
         `refresh_index=False` leaves the FAISS cache to whoever searches (a watcher beside a server).
         `follow_links`: follow symbolic links to files outside `dirs` (None: the rule the gallery
-        recorded, off by default; see gallery.sync)."""
-        from clipseek.gallery.dupes.phash import fill_phashes
+        recorded, off by default; see gallery.sync). `thumbnails`: make both thumbnail sizes from
+        each file's one decode (`gallery.derive`); `on_phase(label, n)`: a later pass over rows that
+        lack a pHash or thumbnails starts (an older release's database), returns `advance(n)`."""
+        from clipseek.embed.stages import default_workers
+        from clipseek.gallery.derive import Derive, fill_derived
+        from clipseek.gallery.thumbs import default_thumb_dir
         from clipseek.gallery.roots import record_roots
         from clipseek.gallery.sync import check_roots, index_folders
 
@@ -224,8 +228,11 @@ class Gallery:
             record_roots(store, roots)  # before any row of them: the server serves files inside roots
             summary = index_folders(store, enc, dirs, batch_size=batch_size,
                                     workers=workers, limits=limits, on_start=on_start,
-                                    on_progress=on_progress, follow_links=follow_links)
-            fill_phashes(store, workers)  # new files, and every file of a database made before pHashes
+                                    on_progress=on_progress, follow_links=follow_links,
+                                    derive=Derive(default_thumb_dir(store.path) if thumbnails else None))
+            # pHashes and thumbnails that rows lack (a database made by an older release)
+            fill_derived(store, default_thumb_dir(store.path) if thumbnails else None,
+                         workers or default_workers(), limits, on_phase)
             if refresh_index:
                 self._refresh_index(force=True)
         return summary

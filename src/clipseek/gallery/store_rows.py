@@ -139,6 +139,19 @@ class FileRows:
                                 "LIMIT ?", (after_id, limit))
         return [(i, from_db(p)) for i, p in cur]
 
+    def count_without_phash(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM files WHERE phash IS NULL").fetchone()[0]
+
+    def without_phash(self) -> list[tuple[int, str, str]]:
+        """(id, path, content hash) of every row whose perceptual hash is not computed, in id order."""
+        cur = self.conn.execute("SELECT id, path, hash FROM files WHERE phash IS NULL ORDER BY id")
+        return [(i, from_db(p), h) for i, p, h in cur]
+
+    def hashes_after(self, after_id: int) -> list[tuple[int, str, str]]:
+        """(id, path, content hash) of every row with id > after_id, in id order."""
+        cur = self.conn.execute("SELECT id, path, hash FROM files WHERE id > ? ORDER BY id", (after_id,))
+        return [(i, from_db(p), h) for i, p, h in cur]
+
     def same_content_ids(self) -> list[list[int]]:
         """Ids of the rows sharing one content hash, a list per hash held by more than one row."""
         cur = self.conn.execute("SELECT f.hash, f.id FROM files f JOIN (SELECT hash FROM files GROUP BY "
@@ -150,9 +163,10 @@ class FileRows:
 
     # ---- writes (call inside `with store.transaction():`) --------------------------------------
     def insert_files(self, rows: Sequence[tuple]) -> None:
-        """(path, size, mtime_ns, hash, width, height, vector[, taken_ns]). A path already present is
-        replaced by a new row with a new id (its content changed); its skip record, if any, is cleared.
-        Without taken_ns (capture time, None: none) the row's capture time is PENDING."""
+        """(path, size, mtime_ns, hash, width, height, vector[, taken_ns[, phash]]). A path already present
+        is replaced by a new row with a new id (its content changed); its skip record, if any, is cleared.
+        Without taken_ns (capture time, None: none) the row's capture time is PENDING; without phash (16
+        hex digits, computed from the same decode) it is NULL, filled later (`gallery.derive`)."""
         dim = self.dim
         for r in rows:  # nothing non-finite (or of another length) is ever stored
             v = np.asarray(r[6], dtype=np.float32).reshape(-1)
@@ -166,10 +180,10 @@ class FileRows:
         self.conn.executemany("DELETE FROM files WHERE path = ?", paths)
         self.conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
         self.conn.executemany(
-            "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, taken_ns) "
-            "VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, taken_ns, phash) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
             [(db_value(r[0]), *r[1:6], np.ascontiguousarray(r[6], dtype=np.float32).tobytes(),
-              r[7] if len(r) > 7 else PENDING) for r in rows])
+              r[7] if len(r) > 7 else PENDING, r[8] if len(r) > 8 else None) for r in rows])
 
     def set_taken(self, items: Iterable[tuple[int, int | None]]) -> None:
         """(row id, capture time in ns or None when the file has none)."""

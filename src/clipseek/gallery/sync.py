@@ -7,8 +7,9 @@ window by window -> remove the rows of gone files that no move claimed.
 Reading once. A file's content hash must be known before deciding whether to embed it (a moved,
 copied or touched file is not re-embedded), and its pixels come from the same bytes. So the read
 stage, in a thread pool, reads the whole file (`embed.stages.read_blob`), hashes those bytes and, in
-the same task, decodes and preprocesses them, unless the hash is one that a row under the indexed
-folders already has (a touch, a move or a copy within them: nothing to decode). The bytes are
+the same task, decodes them once for the model input, the pHash and the thumbnails (`gallery.derive`),
+unless the hash is one that a row under the indexed folders already has (a touch, a move or a copy
+within them: nothing to decode). The bytes are
 dropped when the task ends, so at most `workers` files' bytes are in memory, whatever the size of
 the folder; results (hash, and pixels or not) wait for at most `2 * batch_size + workers` files, as
 in `embed_paths`. The caller's thread takes them in windows of `batch_size`, looks their hashes up
@@ -44,17 +45,18 @@ from typing import TYPE_CHECKING, Callable, Collection, Sequence
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, capture_time_ns, one_or_many, walk_images
 from clipseek.embed.stages import (
     batched,
-    decode_for,
     default_workers,
     encode_batch,
     ordered_map,
     read_blob,
 )
 from clipseek.errors import Skipped, UsageError
+from clipseek.gallery.derive import Derive, decode_derived
 from clipseek.gallery.store import Store
 from clipseek.gallery.store_rows import FileRow
 from clipseek.gallery.store_vectors import log as store_log
 from clipseek.gallery.store_vectors import summary as summary_of
+from clipseek.gallery.thumbs import default_thumb_dir
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -112,6 +114,7 @@ class Read:
     hash: str
     decoded: tuple | Skipped | None  # (pixels, (w, h)), a decoding failure, or None: not decoded
     taken_ns: int | None = None      # EXIF capture time, read when decoded
+    phash: str | None = None         # perceptual hash, from the same decode (`gallery.derive`)
 
 
 def check_roots(dirs) -> list[str]:
@@ -209,15 +212,16 @@ def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int,
 
 
 def read_file(path: str, encoder: Encoder, skip_decode: frozenset[str] | set[str],
-              limits: ImageLimits = DEFAULT_LIMITS) -> Read | Skipped:
-    """Read stage (thread pool): one read; hash; decode unless the hash is in `skip_decode`."""
+              limits: ImageLimits = DEFAULT_LIMITS, derive: Derive = Derive()) -> Read | Skipped:
+    """Read stage (thread pool): one read; hash; unless the hash is in `skip_decode`, one decode for
+    the model input, the pHash and the thumbnails (`gallery.derive`)."""
     blob = read_blob(path, limits)
     if isinstance(blob, Skipped):
         return blob
     if blob.hash in skip_decode:
         return Read(blob.size, blob.mtime_ns, blob.hash, None)
-    return Read(blob.size, blob.mtime_ns, blob.hash, decode_for(encoder, blob, limits),
-                capture_time_ns(blob.data))
+    decoded, phash = decode_derived(encoder, blob, limits, derive)
+    return Read(blob.size, blob.mtime_ns, blob.hash, decoded, capture_time_ns(blob.data), phash)
 
 
 class _Resolver:
@@ -262,10 +266,10 @@ def _reusable(rows: list[FileRow], gone: dict[str, FileRow], claimed: set[int],
 
 
 def _index_window(store: Store, encoder: Encoder, resolver: _Resolver, window: list[tuple[str, Read | Skipped]],
-                  summary: IndexSummary, limits: ImageLimits) -> None:
+                  summary: IndexSummary, reread: Callable[[str], Read | Skipped]) -> None:
     """Resolve a window of read files in order, encode those to embed, commit it in one transaction."""
     same = store.rows_with_hashes(r.hash for _, r in window if isinstance(r, Read))
-    steps = [_step(resolver, path, r, same, encoder, limits) for path, r in window]
+    steps = [_step(resolver, path, r, same, reread) for path, r in window]
     to_embed = [(path, r.decoded) for kind, path, r, _ in steps if kind == "embed"]
     batch = encode_batch(encoder, to_embed) if to_embed else None
     vectors = dict(zip(batch.paths, zip(batch.sizes, batch.vectors))) if batch else {}
@@ -288,14 +292,14 @@ def _index_window(store: Store, encoder: Encoder, resolver: _Resolver, window: l
                 summary.added += 1
             else:
                 (w, h), v = vectors[path]
-                store.insert_files([(path, r.size, r.mtime_ns, r.hash, w, h, v, r.taken_ns)])
+                store.insert_files([(path, r.size, r.mtime_ns, r.hash, w, h, v, r.taken_ns, r.phash)])
                 had = path in resolver.plan.known or path in resolver.plan.stale
                 summary.updated += had
                 summary.added += not had
 
 
-def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, list[FileRow]], encoder: Encoder,
-          limits: ImageLimits) -> tuple[str, str, Read | Skipped, FileRow | None]:
+def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, list[FileRow]],
+          reread: Callable[[str], Read | Skipped]) -> tuple[str, str, Read | Skipped, FileRow | None]:
     """(kind, path, what was read, source row): kind is "touched", "moved", "copied", "embed" (with
     pixels) or "skip" (r is then the Skipped record)."""
     if isinstance(r, Skipped):
@@ -303,7 +307,7 @@ def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, lis
     else:
         kind, src = resolver.resolve(path, r.hash, same.get(r.hash, []))
     if kind == "embed" and r.decoded is None:  # its content's row was replaced meanwhile
-        r = read_file(path, encoder, frozenset(), limits)  # the one case of a second read
+        r = reread(path)  # the one case of a second read
         kind = "skip" if isinstance(r, Skipped) else kind
     if kind == "embed" and isinstance(r.decoded, Skipped):
         kind, r = "skip", r.decoded
@@ -316,10 +320,11 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
                   workers: int | None = None, limits: ImageLimits = DEFAULT_LIMITS,
                   on_start: Callable[[int], None] | None = None,
                   on_progress: Callable[[int], None] | None = None,
-                  follow_links: bool | None = None) -> IndexSummary:
+                  follow_links: bool | None = None, derive: Derive | None = None) -> IndexSummary:
     """Index `dirs` into `store` with `encoder`; returns what changed. Safe to interrupt any time.
     `on_start(n)` gets the number of files to read, `on_progress(n)` the files done since.
-    `follow_links`: follow links to outside the folders (None: the rule recorded, see `links_rule`)."""
+    `follow_links`: follow links to outside the folders (None: the rule recorded, see `links_rule`).
+    `derive`: what else each decode gives (default: the pHash, and thumbnails in `DB.thumbs/`)."""
     roots = check_roots(dirs)
     store.bind_model(encoder.fingerprint, encoder.dim)
     found, outside = scan(roots, links_rule(store, follow_links))
@@ -329,12 +334,14 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
         on_start(len(plan.to_read))
     workers = workers or default_workers()
     local = frozenset(r.hash for r in plan.known.values())  # content the folders' rows already have
-    reads = ordered_map(lambda p: read_file(p, encoder, local, limits), plan.to_read, workers,
+    derive = derive or Derive(default_thumb_dir(store.path))
+    reads = ordered_map(lambda p: read_file(p, encoder, local, limits, derive), plan.to_read, workers,
                         ahead=2 * batch_size + workers)
     resolver = _Resolver(plan)
     _record_outside(store, resolver, summary)
     for window in batched(reads, batch_size):
-        _index_window(store, encoder, resolver, window, summary, limits)
+        _index_window(store, encoder, resolver, window, summary,
+                      lambda p: read_file(p, encoder, frozenset(), limits, derive))
         if on_progress:
             on_progress(len(window))
     gone = plan.gone_skips + list(plan.gone)  # gone files that no move claimed

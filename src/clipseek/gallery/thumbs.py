@@ -1,5 +1,10 @@
 """Thumbnails for a gallery, made once and cached on disk, and browser-safe copies of originals.
 
+Two sizes (`THUMB_SIZES`): "grid" (256 px on the long side, the result grid) and "view" (1,280 px,
+the viewer), both JPEG. `clipseek index` makes both from the one decode of each new file
+(`gallery.derive`), into `DB.thumbs/` (`default_thumb_dir`); the server serves them, and makes one
+lazily for a gallery made by an older release.
+
 The cache is content-addressed (`<dir>/<hash[:2]>/<hash>-<size>.jpg`, the file's blake2b from the
 store), so a changed file gets a new thumbnail and a recreated database never shows stale ones.
 Writes go to a temporary file and are renamed into place, so concurrent requests for the same
@@ -21,7 +26,10 @@ from PIL import Image
 
 from clipseek._io import atomic_write_bytes, default_cache_dir
 
-THUMB_SIZE = 320
+GRID_SIZE, VIEW_SIZE = 256, 1280  # long side in pixels
+THUMB_SIZES = {"grid": GRID_SIZE, "view": VIEW_SIZE}  # the names the server's `?size=` takes
+THUMB_SIZE = GRID_SIZE
+JPEG_QUALITY = {GRID_SIZE: 85, VIEW_SIZE: 82}
 # Formats every browser displays as they are; anything else (TIFF, HEIC, ...) is sent as a JPEG copy.
 WEB_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
              ".webp": "image/webp", ".bmp": "image/bmp", ".avif": "image/avif"}
@@ -31,6 +39,11 @@ WEB_FORMATS = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "G
 _HASH = re.compile(r"[0-9a-f]{1,128}")
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 MAX_THUMB_BYTES = 8 << 20
+
+
+def default_thumb_dir(db_path: str) -> str:
+    """The gallery's own thumbnail store, beside its database."""
+    return os.fsdecode(db_path) + ".thumbs"
 
 
 def thumbnail_path(cache_dir: str, file_hash: str, size: int = THUMB_SIZE) -> str:
@@ -62,11 +75,23 @@ def cached_thumbnail(places: list[str]) -> bytes | None:
 def save_thumbnail(img: Image.Image, places: list[str], size: int = THUMB_SIZE) -> bytes:
     """Make the thumbnail (longest side <= size) of the decoded `img`, cache it at the first of `places`
     that can be written (none: not cached), return its bytes."""
-    img = img.copy()
-    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    data = thumbnail_bytes(img, size)
+    store_thumbnail(data, places)
+    return data
+
+
+def thumbnail_bytes(img: Image.Image, size: int) -> bytes:
+    """The JPEG of the decoded RGB `img` shrunk to at most `size` px on its long side."""
+    if max(img.size) > size:
+        img = img.copy()
+        img.thumbnail((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=85, optimize=True)
-    data = buf.getvalue()
+    img.save(buf, "JPEG", quality=JPEG_QUALITY.get(size, 85), optimize=size <= GRID_SIZE)
+    return buf.getvalue()
+
+
+def store_thumbnail(data: bytes, places: list[str]) -> None:
+    """Write `data` at the first of `places` that can be written (none: not cached)."""
     for out in places:
         try:
             os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -74,7 +99,45 @@ def save_thumbnail(img: Image.Image, places: list[str], size: int = THUMB_SIZE) 
             break
         except OSError:  # a read-only or full disk: the next place
             continue
-    return data
+
+
+def has_thumbnail(places: list[str]) -> bool:
+    """Whether one of `places` holds a thumbnail (a non-empty regular file; no link followed)."""
+    for out in places:
+        try:
+            st = os.lstat(out)
+        except (OSError, ValueError):
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size > 0:
+            return True
+    return False
+
+
+def shrink(img: Image.Image, size: int) -> Image.Image:
+    """`img` at most `size` px on its long side (LANCZOS; `img` itself when it is no larger)."""
+    if max(img.size) <= size:
+        return img
+    out = img.copy()
+    out.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return out
+
+
+def thumbnail_set(img: Image.Image) -> dict[int, Image.Image]:
+    """{size: image} for every thumbnail size, each from the next larger (the view size from `img`)."""
+    view = shrink(img, VIEW_SIZE)
+    return {VIEW_SIZE: view, GRID_SIZE: shrink(view, GRID_SIZE)}
+
+
+def keep_thumbnails(sized: dict[int, Image.Image], cache_dir: str, file_hash: str) -> int:
+    """Cache the thumbnails `sized` ({size: image at that size}) of content `file_hash`, those not
+    cached yet; returns how many were written."""
+    made = 0
+    for size, img in sized.items():
+        places = thumbnail_places(cache_dir, file_hash, size)
+        if not has_thumbnail(places):
+            store_thumbnail(thumbnail_bytes(img, size), places)
+            made += 1
+    return made
 
 
 def media_type(fmt: str | None) -> str | None:

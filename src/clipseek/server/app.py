@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from clipseek._version import __version__
 from clipseek.core.paths import json_text, text_or_replacement
 from clipseek.errors import ClipseekError, UsageError
+from clipseek.gallery.thumbs import THUMB_SIZES
 from clipseek.server.checks import Limits, NotFound, TooLarge, Unavailable
 from clipseek.server.guard import Guard, Hosts
 from clipseek.server.schema import (
@@ -263,12 +264,28 @@ def _image_routes(app: FastAPI, svc: GalleryService, guard: tuple[int, ...]) -> 
     async def info(image_id: int = IMAGE_ID):
         return await run_in_threadpool(svc.info, image_id)
 
-    @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A cached JPEG thumbnail, by id",
+    @app.get("/api/thumbs/{image_id}", tags=["images"], summary="A JPEG thumbnail (made at index time), by id",
              response_class=Response,
              responses={**image_content("A JPEG thumbnail", ["image/jpeg"]), **errors(404, 422, guard=guard)})
-    async def thumb(image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM):
-        data = await run_in_threadpool(svc.thumbnail, image_id)
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+    async def thumb(request: Request, image_id: int = IMAGE_ID, token: Optional[str] = TOKEN_PARAM,
+                    size: str = Query("grid", pattern="^(grid|view)$", description="grid (256 px on the "
+                                      "long side) or view (1,280 px, the viewer)."),
+                    h: Optional[str] = Query(None, max_length=128, description="The image's content hash "
+                                             "(search results' `hash`): with it the answer is cached for a year.")):
+        data, content = await run_in_threadpool(svc.thumbnail_of, image_id, THUMB_SIZES[size])
+        return thumb_response(data, content, size, h, request.headers.get("if-none-match"))
+
+
+def thumb_response(data: bytes, content: str, size: str, h: str | None, if_none_match: str | None) -> Response:
+    """A thumbnail with its validator (ETag: content hash and size); cached for a year, immutable, when
+    the URL names the content (`?h=` the image's hash), else revalidated each time (304 when unchanged).
+    `private`: a gallery's pictures stay out of shared caches."""
+    etag = f'"{content}-{size}"'
+    cache = "private, max-age=31536000, immutable" if h == content else "private, no-cache"
+    headers = {"ETag": etag, "Cache-Control": cache}
+    if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type="image/jpeg", headers=headers)
 
 
 def is_loopback(host: str) -> bool:

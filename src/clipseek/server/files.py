@@ -121,9 +121,10 @@ def open_indexed(path, roots: Sequence[str], size: int, mtime_ns: int,
     return Opened(fd, st.st_size)
 
 
-def image_format(data: bytes, max_pixels: int):
-    """(Pillow's format name, the decoded RGB image at thumbnail scale or better) of `data`, which
-    must decode as a whole image within `max_pixels`; Refused else."""
+def image_format(data: bytes, max_pixels: int, long_side: int | None = None):
+    """(Pillow's format name, the decoded RGB image at thumbnail scale or better: its long side at
+    least `long_side` when given) of `data`, which must decode as a whole image within `max_pixels`;
+    Refused else."""
     from PIL import Image
 
     from clipseek.core.images import open_image_bytes
@@ -131,7 +132,8 @@ def image_format(data: bytes, max_pixels: int):
     from clipseek.gallery.thumbs import THUMB_SIZE
 
     try:
-        img = open_image_bytes(data, name="file", max_pixels=max_pixels, draft_size=THUMB_SIZE)
+        img = open_image_bytes(data, name="file", max_pixels=max_pixels, draft_size=THUMB_SIZE,
+                               draft_long=long_side)
         with Image.open(io.BytesIO(data)) as probe:
             return probe.format, img
     except ImageError as e:

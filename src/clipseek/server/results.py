@@ -36,15 +36,19 @@ def search_doc(g: Gallery, terms: list[Term], k: int, opts: SearchOptions, known
            "matched": g.count(opts.where), "add": [t.describe() for t in opts.add],
            "subtract": [t.describe() for t in opts.subtract],
            "filter": opts.where.describe() if opts.where else None, "relevant": opts.relevant,
-           "results": relative_results(results, g.store.common_root())}
+           "results": relative_results(results, g.store.common_root(), g.store)}
     if not results and opts.where and g.count(opts.where) == 0:
         doc["message"] = f"no image passes the filter ({opts.where.describe()})"
     return doc
 
 
-def relative_results(results: list[SearchResult], root: str | None) -> list[dict]:
+def relative_results(results: list[SearchResult], root: str | None, store=None) -> list[dict]:
+    """Result dicts with paths relative to `root`, and each image's content hash when `store` is given
+    (the page puts it in its thumbnail URLs, `?h=`, so they change when the content does)."""
     root = root or os.sep
-    return [{**r.to_dict(), "path": os.path.relpath(r.path, root)} for r in results]
+    rows = store.get_rows([r.id for r in results]) if store is not None and results else {}
+    return [{**r.to_dict(), "path": os.path.relpath(r.path, root),
+             **({"hash": rows[r.id].hash} if r.id in rows else {})} for r in results]
 
 
 def classification_doc(labels: list[str], templates: Sequence[str], probs: np.ndarray,

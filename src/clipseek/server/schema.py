@@ -24,6 +24,7 @@ class Result(BaseModel):
     height: int
     relevance: Optional[float]  # 0: the query's median over the gallery, 1: its best match; null: a gallery too small
     relevant: bool
+    hash: Optional[str] = None  # content hash: the thumbnail's `?h=` (GET /api/thumbs/{id}?size=grid&h=HASH)
 
 
 class ImageSearch(BaseModel):

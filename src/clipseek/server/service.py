@@ -26,7 +26,9 @@ from clipseek.gallery.thumbs import (
     as_jpeg,
     cached_thumbnail,
     media_type,
+    default_thumb_dir,
     save_thumbnail,
+    thumbnail_path,
     thumbnail_places,
 )
 from clipseek.model.spec import ModelSpec
@@ -75,7 +77,7 @@ class GalleryService:
             gallery = Gallery(gallery, encoder, spec=spec)
         self.gallery, self.limits = gallery, limits
         self.db_path = gallery.db_path
-        self.thumb_dir = thumb_dir or self.db_path + ".thumbs"
+        self.thumb_dir = thumb_dir or default_thumb_dir(self.db_path)
         self._local = threading.local()
         self.unavailable: str | None = None  # why the gallery cannot be served (its DB deleted): 503
         self._model = ModelThread(lambda texts: self.gallery.encoder.encode_texts(texts))
@@ -249,11 +251,11 @@ class GalleryService:
                                "clipseek index") from None
             raise NotFound(f"image {image_id} is not served: {e.reason}") from None
 
-    def _decode(self, image_id: int, opened: Opened):
+    def _decode(self, image_id: int, opened: Opened, long_side: int | None = None):
         """(bytes, Pillow format, decoded image) of an opened file, which must still be an image."""
         try:
             data = opened.read()
-            return data, *image_format(data, self.limits.max_pixels)
+            return data, *image_format(data, self.limits.max_pixels, long_side)
         except Refused as e:
             raise NotFound(f"image {image_id} is not served: {e.reason}") from None
         finally:
@@ -281,21 +283,28 @@ class GalleryService:
         return (data, media, name) if media else (as_jpeg(img), "image/jpeg", name)
 
     def thumbnail(self, image_id: int, size: int = THUMB_SIZE) -> bytes:
-        """The JPEG thumbnail's bytes: cached, or made now from the bytes of the checked file. The
-        file is checked either way (it must still be the one indexed, inside the gallery)."""
+        """The JPEG thumbnail's bytes (`size`: one of `thumbs.THUMB_SIZES`' values)."""
+        return self.thumbnail_of(image_id, size)[0]
+
+    def thumbnail_of(self, image_id: int, size: int = THUMB_SIZE) -> tuple[bytes, str]:
+        """(the JPEG thumbnail's bytes, the content hash it is of): made at index time (the gallery's
+        `DB.thumbs/`), else made now from the bytes of the checked file and kept (a gallery made by an
+        older release). The file is checked either way (it must still be the one indexed, inside the
+        gallery)."""
         row = self._row(image_id)
         try:
             places = thumbnail_places(self.thumb_dir, row.hash, size)
+            made = [thumbnail_path(default_thumb_dir(self.db_path), row.hash, size)]  # by `index`
         except ValueError:
             raise NotFound(f"image {image_id} is not served: its content hash in the index is not "
                            "valid") from None
         opened = self._open(image_id, row)
-        cached = cached_thumbnail(places)
+        cached = cached_thumbnail(places + [p for p in made if p not in places])
         if cached is not None:
             os.close(opened.fd)
-            return cached
-        _, _, img = self._decode(image_id, opened)
-        return save_thumbnail(img, places, size)
+            return cached, row.hash
+        _, _, img = self._decode(image_id, opened, size)
+        return save_thumbnail(img, places, size), row.hash
 
     # ---- browsing (no query) ---------------------------------------------------------------------
     def browse(self, opts: SearchOptions, cursor: str | None = None, limit: int = 100) -> dict:
