@@ -160,9 +160,10 @@ function showBars(predictions, scoring) {
 }
 
 // Where pictures come from: the grid's thumbnail, and the viewer's picture before zooming to the original.
-// Once the server makes viewer-size thumbnails, VIEW_URL becomes "/api/thumbs/" + id + "?size=view".
-const THUMB_URL = (id) => "/api/thumbs/" + id;
-const VIEW_URL = (id) => "/api/images/" + id;
+// Thumbnails are made at index time in two sizes (grid, view); the hash, when known, makes the URL
+// change with the content, so the browser may keep the image for a year (the server says immutable).
+const THUMB_URL = (id, hash) => "/api/thumbs/" + id + (hash ? "?h=" + encodeURIComponent(hash) : "");
+const VIEW_URL = (id, hash) => "/api/thumbs/" + id + "?size=view" + (hash ? "&h=" + encodeURIComponent(hash) : "");
 const ORIGINAL_URL = (id) => "/api/images/" + id;
 
 function fmtBytes(n) {
@@ -189,7 +190,7 @@ function thumbParts(m, badgeText) {
   img.alt = m.path;
   img.width = 256;
   img.height = 256;
-  img.src = withToken(THUMB_URL(m.id));
+  img.src = withToken(THUMB_URL(m.id, m.hash));
   const cap = document.createElement("span");
   cap.className = "caption";
   cap.textContent = m.path;

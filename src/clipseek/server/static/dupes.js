@@ -17,7 +17,7 @@ function memberRow(g, m, i, pickFor) {
   img.alt = m.path;
   img.width = 96;
   img.height = 96;
-  img.src = withToken(THUMB_URL(m.id));
+  img.src = withToken(THUMB_URL(m.id, m.hash));
   open.append(img);
   open.addEventListener("click", () => openViewer(g.members, i));
   const text = document.createElement("div");
@@ -74,7 +74,7 @@ function dupeGroup(g) {
 function compareSide(m, g) {
   const fig = document.createElement("figure");
   const img = document.createElement("img");
-  img.src = withToken(VIEW_URL(m.id));
+  img.src = withToken(VIEW_URL(m.id, m.hash));
   img.alt = m.path;
   const cap = document.createElement("figcaption");
   cap.textContent = (m.reason === "keep" ? "KEEP (" + g.keep_reason + ") · " : "") + m.path + " · " +

@@ -45,7 +45,7 @@ async function showInViewer(index) {
   viewer.zoomed = false;
   const img = $("viewer-img");
   img.classList.remove("zoomed");
-  img.src = withToken(VIEW_URL(r.id));
+  img.src = withToken(VIEW_URL(r.id, r.hash));
   img.alt = r.path;
   $("viewer-name").textContent = baseName(r.path);
   $("viewer-name").title = r.path;
