@@ -142,6 +142,6 @@ def test_an_empty_store_and_the_memory_per_row(tmp_path, store):
         facets = Facets.load(empty)
         assert len(facets) == 0 and facets.allowed(Filter.parse(["/g"], ext="jpg")).tolist() == []
     facets = Facets.load(store)
-    assert facets.nbytes() == len(facets) * (8 + 8 + 4 + 4 + 4 + 1)  # no per-row string
+    assert facets.nbytes() == len(facets) * (8 + 8 + 4 + 4 + 4 + 1 + 1 + 4)  # no per-row string (kind, duration: 5 more)
     utf8 = [d for d in FOLDERS if isinstance(db_value(d), str)]  # their UTF-8 names: TEXT rows, the others BLOB
     assert facets.dirs == (sorted(os.fsencode(d + "/") for d in utf8), sorted(os.fsencode(d + "/") for d in FOLDERS))
