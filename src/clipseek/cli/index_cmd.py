@@ -12,6 +12,7 @@ from clipseek.cli.options import DB_HELP, device_option, finite, limits, max_fil
 from clipseek.cli.output import (
     BACKEND_HELP,
     check_format,
+    eprint,
     print_json,
     progress,
     report_skipped,
@@ -65,6 +66,9 @@ def index_cmd(
     if not watch:
         gallery.close()
     report_skipped(summary.skipped, fmt)
+    if fmt != "json":
+        for n in getattr(summary, "notes", ()):  # videos kept with a note (cut short, header wrong, capped)
+            eprint(f"note {quote_path(n.path)}: {n.reason}")
     if fmt == "json":
         print_json(summary.to_dict())
     else:
