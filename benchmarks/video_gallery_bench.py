@@ -31,8 +31,8 @@ def make_folders(tmp: str, n: int) -> tuple[str, str]:
     os.makedirs(photos)
     labels = ["red star", "blue circle", "green triangle", None]
     for i in range(n):
-        segs = (Segment(1.0, labels[i % 4]), Segment(1.0, labels[(i + 1) % 4]))
-        shapes_clip(os.path.join(videos, f"v{i:04d}.mp4"), H264, segments=segs, size=48 + 2 * (i % 16), fps=10)
+        segs = (Segment(1.0, labels[i % 4]), Segment(1.0, labels[(i // 4) % 4]))
+        shapes_clip(os.path.join(videos, f"v{i:04d}.mp4"), H264, segments=segs, size=48 + 2 * (i // 16 % 16), fps=10)
         segment_picture(labels[i % 4], 64, seed=i).save(os.path.join(photos, f"p{i:04d}.png"))
     return videos, photos
 

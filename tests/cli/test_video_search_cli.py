@@ -5,10 +5,10 @@ an image query finds the moment too, and a bad `--media` is one line, exit 2."""
 import json
 
 import pytest
-from conftest import run_cli
-from video_clips import clip
 
 from clipseek.data.synthetic_video import segment_picture
+from conftest import run_cli
+from video_clips import clip
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_the_table_says_when_and_json_carries_the_moments(indexed):
 
 def test_media_and_duration_filters(indexed):
     db, video, photo, _ = indexed
-    paths = lambda *a: run_cli("search", "a blue circle", "--db", db, "-f", "paths", *a).stdout.split()  # noqa: E731
+    paths = lambda *a: run_cli("search", "a blue circle", "--db", db, "-f", "paths", *a).stdout.split()
     assert paths("--media", "video") == [video]
     assert paths("--media", "photo") == [photo]
     assert paths("--min-duration", "5") == [video]

@@ -8,12 +8,12 @@ import shutil
 import sqlite3
 
 import pytest
-from video_clips import clip, hostile
 
 from clipseek.data.synthetic_video import H264, Segment, segment_picture, shapes_clip
 from clipseek.gallery.gallery import Gallery
 from clipseek.gallery.query import Filter
 from clipseek.gallery.store import Store
+from video_clips import clip, hostile
 
 
 class Counting:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from video_clips import clip
 
 import clipseek
 from clipseek.data.synthetic_video import segment_picture
+from video_clips import clip
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402

@@ -9,7 +9,7 @@ the store's dim) before they are written, and decoded by `store_vectors.decode` 
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class MomentRows:
                              f"of {self.dim} numbers")
         self.conn.executemany("INSERT INTO moments(file_id, time_s, shot, vector) VALUES (?,?,?,?)",
                               [(file_id, float(t), int(bool(s)), np.ascontiguousarray(v).tobytes())
-                               for t, s, v in zip(times, shots, vectors)])
+                               for t, s, v in zip(times, shots, vectors, strict=True)])
 
     def copy_moments(self, src_id: int, dst_id: int) -> None:
         self.conn.execute("INSERT INTO moments(file_id, time_s, shot, vector) SELECT ?, time_s, shot, "

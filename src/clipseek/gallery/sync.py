@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Collection, Sequence
 
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, capture_time_ns, one_or_many
-from clipseek.core.video.names import walk_media
 from clipseek.embed.stages import (
     batched,
     decode_for,
@@ -56,7 +55,7 @@ from clipseek.gallery.store import Store
 from clipseek.gallery.store_rows import FileRow
 from clipseek.gallery.store_vectors import log as store_log
 from clipseek.gallery.store_vectors import summary as summary_of
-from clipseek.gallery.sync_video import VIDEO, embed_video, insert_video, is_video, read_video
+from clipseek.gallery.sync_video import VIDEO, embed_video, insert_video, is_video, read_video, walk_media
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -83,13 +82,13 @@ class IndexSummary:
     total: int = 0        # images in the database afterwards
     dated: int = 0        # catalogued rows whose capture time was read now (no re-embedding)
     notes: list[Skipped] = field(default_factory=list)  # videos kept with a note (path, note)
-    moments: int = 0      # moments embedded by this run
+    moments: int = 0      # video moments embedded by this run
 
     def to_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "moved": self.moved,
                 "removed": self.removed, "unchanged": self.unchanged, "still_skipped": self.still_skipped,
-                "total": self.total, "dated": self.dated, "moments": self.moments,
-                "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+                "total": self.total, "dated": self.dated, "moments": self.moments, "skipped": [
+                    {"path": s.path, "reason": s.reason} for s in self.skipped],
                 "notes": [{"path": n.path, "note": n.reason} for n in self.notes]}
 
 
@@ -215,8 +214,7 @@ def plan_changes(store: Store, roots: Sequence[str], found: dict[str, tuple[int,
 
 def read_file(path: str, encoder: Encoder, skip_decode: frozenset[str] | set[str],
               limits: ImageLimits = DEFAULT_LIMITS) -> Read | Skipped:
-    """Read stage (thread pool): one read; hash; decode unless the hash is in `skip_decode`. A video
-    is only hashed, streaming (`sync_video.read_video`): its moments are sampled in the caller's thread."""
+    """Read stage (thread pool): one read; hash; decode unless the hash is in `skip_decode` (a video: hashed only)."""
     if is_video(path):
         got = read_video(path, skip_decode)
         return got if isinstance(got, Skipped) else Read(*got)
@@ -283,11 +281,10 @@ def _index_window(store: Store, encoder: Encoder, resolver: _Resolver, window: l
         for kind, path, r, src in steps:
             if kind == "embed" and path not in vectors:  # its vector was not finite (see encode_batch)
                 kind, r = "skip", next(s for s in batch.skipped if s.path == path)
-            if kind == "video" and isinstance(videos[path], Skipped):
-                kind, r = "skip", videos[path]
-            if kind == "video":
+            if kind == "video" and not isinstance(videos[path], Skipped):
                 insert_video(store, resolver.plan, path, r, videos[path], summary)
                 continue
+            kind, r = ("skip", videos[path]) if kind == "video" else (kind, r)
             if kind == "skip":
                 size, mtime = resolver.plan.found[path]
                 store.record_skipped([(path, size, mtime, r.reason)])

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from clipseek.core.video.names import walk_media  # noqa: F401  (sync's walker: images and videos)
 from clipseek.errors import ImageError, Skipped
 
 if TYPE_CHECKING:
@@ -69,7 +70,9 @@ def embed_video(encoder: Encoder, path: str, batch_size: int = 32, limits=None) 
     keep = np.isfinite(vectors).all(axis=1)
     if not keep.any():
         return Skipped(path, "no moment could be embedded" if len(vectors) else "no frame could be decoded")
-    vectors, times, shots = vectors[keep], [t for t, k in zip(times, keep) if k], [s for s, k in zip(shots, keep) if k]
+    vectors = vectors[keep]
+    times = [t for t, k in zip(times, keep, strict=True) if k]
+    shots = [s for s, k in zip(shots, keep, strict=True) if k]
     mean = vectors.mean(axis=0)
     mean = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
     info = sampling.info

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterator, Optional
+from collections.abc import Iterator
 from urllib.parse import quote
 
 from fastapi import Request
@@ -93,7 +93,7 @@ def add_video_route(app, svc, guard, errors, token_param, image_id) -> None:
                                                  206: {"description": "The range asked for"},
                                                  416: {"description": "A range past the end"},
                                                  **errors(404, 422, guard=guard)})
-    async def video(request: Request, video_id: int = image_id, token: Optional[str] = token_param):
+    async def video(request: Request, video_id: int = image_id, token: str | None = token_param):
         fd, size, media, name = await run_in_threadpool(open_video, svc, video_id)
         headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600",
                    "Content-Disposition": f"inline; filename*=utf-8''{quote(text_or_replacement(name))}"}
