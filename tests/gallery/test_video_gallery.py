@@ -73,6 +73,8 @@ def test_index_adds_the_video_with_moments_and_search_says_when(tmp_path, shapes
     assert len(rows) == summary.moments and {p for _, p, _ in rows} == {video}
     with Store.open(db, create=False) as s:
         assert s.conn.execute("SELECT kind, duration_s, width, height FROM files").fetchone() == (1, 6.0, 128, 128)
+        # a video is never read as an image for a pHash (it was, and got '' for "unreadable")
+        assert s.conn.execute("SELECT phash FROM files").fetchone() == (None,) and s.rows_without_phash() == []
 
 
 def test_a_rename_keeps_the_moments_and_a_copy_reuses_them(tmp_path, shapes, demo):

@@ -135,9 +135,10 @@ class FileRows:
 
     # ---- perceptual hashes and identical files (clipseek dupes) ----------------------------------
     def rows_without_phash(self, limit: int = 1000, after_id: int = 0) -> list[tuple[int, str]]:
-        """(id, path) of up to `limit` rows with id > after_id whose perceptual hash is not computed."""
-        cur = self.conn.execute("SELECT id, path FROM files WHERE phash IS NULL AND id > ? ORDER BY id "
-                                "LIMIT ?", (after_id, limit))
+        """(id, path) of up to `limit` photo rows with id > after_id whose perceptual hash is not
+        computed (a video has none: its file is never read as an image)."""
+        cur = self.conn.execute("SELECT id, path FROM files WHERE phash IS NULL AND kind = 0 AND id > ? "
+                                "ORDER BY id LIMIT ?", (after_id, limit))
         return [(i, from_db(p)) for i, p in cur]
 
     def same_content_ids(self) -> list[list[int]]:
