@@ -319,8 +319,7 @@ def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, lis
         kind = "skip" if isinstance(r, Skipped) else kind
     if kind == "embed" and isinstance(r.decoded, Skipped):
         kind, r = "skip", r.decoded
-    if kind == "embed" and r.decoded == VIDEO:
-        kind = "video"
+    kind = "video" if kind == "embed" and r.decoded == VIDEO else kind  # sampled in `_index_window`
     if kind == "skip":
         resolver.replace(path)
     return kind, path, r, src
