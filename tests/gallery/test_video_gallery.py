@@ -189,3 +189,12 @@ def downgrade_to_3(db):
         conn.execute(stmt)
     conn.commit()
     conn.close()
+
+
+def test_the_watcher_follows_video_names():
+    from clipseek.gallery.watch import _Changes
+
+    changes = _Changes([])
+    assert changes.relevant("/p/clip.MP4", False) and changes.relevant("/p/a.webm", False)
+    assert changes.relevant("/p/a.jpg", False) and not changes.relevant("/p/a.txt", False)
+    assert not changes.relevant("/p/.clip.mp4", False)  # a hidden temp copy

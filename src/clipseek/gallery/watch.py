@@ -56,7 +56,8 @@ def filesystem_type(path: str, mounts: str = "/proc/mounts") -> str | None:
 
 class _Changes:
     """watchdog event handler: remembers when the last relevant event came, and the first since the
-    last batch. Hidden files (temp copies), files neither images nor videos and ignored folders are not relevant."""
+    last batch. Hidden files (temp copies), files neither images nor videos and ignored folders are
+    not relevant."""
 
     def __init__(self, ignore: Sequence[str]):
         self.ignore = tuple(p.rstrip(os.sep) + os.sep for p in ignore)
