@@ -13,6 +13,8 @@ a 10-minute video with ViT-B/32 (the issue's target: at most 60 s).
 
     PYTHONPATH=src python benchmarks/video_bench.py [--seconds 60] [--clips h264-gop30,h264-gop250,hevc-4k] [--no-vit]
     PYTHONPATH=src python benchmarks/video_bench.py --shots      # shot distances: cuts vs inside a shot
+    PYTHONPATH=src python benchmarks/video_bench.py --gallery    # re-index unchanged videos vs photos,
+                                                                 # search p50 with moments (video_gallery_bench.py)
 """
 
 from __future__ import annotations
@@ -163,13 +165,22 @@ def shots(args) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("--seconds", type=float, default=60, help="length of each clip")
     ap.add_argument("--clips", default="h264-gop30,h264-gop250,hevc-4k")
     ap.add_argument("--no-vit", action="store_true", help="skip the ViT-B/32 (its build and ONNX export)")
     ap.add_argument("--shots", action="store_true", help="measure the shot-change distances instead")
+    ap.add_argument("--gallery", action="store_true", help="run video_gallery_bench.py (its own options)")
     ap.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "clipseek-bench"))
-    args = ap.parse_args()
+    args, rest = ap.parse_known_args()
+    if args.gallery:
+        import sys
+
+        import video_gallery_bench
+
+        sys.argv = [sys.argv[0], *rest]
+        return video_gallery_bench.main()
     os.makedirs(args.work_dir, exist_ok=True)
     os.environ.setdefault("CLIPSEEK_CACHE", os.path.join(args.work_dir, "cache"))
     shots(args) if args.shots else speed(args)

@@ -29,7 +29,8 @@ def test_index_then_search(tmp_path, tiny_ckpt, index_photos):
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)["results"]
     assert len(res) == 3 and res[0]["score"] >= res[1]["score"] >= res[2]["score"]
-    assert set(res[0]) == {"id", "path", "score", "width", "height", "relevance", "relevant"}
+    assert set(res[0]) == {"id", "path", "score", "width", "height", "relevance", "relevant", "kind", "time_s",
+                           "moments"}
 
 
 def test_cli_in_process(tmp_path, tiny_ckpt, index_photos, capsys, monkeypatch):

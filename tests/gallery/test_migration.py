@@ -52,14 +52,14 @@ def old_gallery(tmp_path, request):
 def test_open_migrates_in_place_then_index_fills_capture_times(old_gallery):
     db, photos, before = old_gallery
     with Store.open(db, create=False) as s:
-        assert s.meta("schema_version") == str(SCHEMA_VERSION) == "3"
+        assert s.meta("schema_version") == str(SCHEMA_VERSION) == "4"
         rows = s.conn.execute("SELECT id, path, hash, vector, taken_ns FROM files ORDER BY id").fetchall()
         assert [r[:4] for r in rows] == before  # same rows, ids and vectors
         assert {r[4] for r in rows} == {PENDING}  # not read yet
         indexes = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert "files_facets" in indexes
     with Store.open(db, create=False) as s:  # a second open finds it migrated
-        assert s.meta("schema_version") == "3"
+        assert s.meta("schema_version") == "4"
 
     with clipseek.Gallery(db, NoEncoding()) as g:
         summary = g.index([str(photos)])

@@ -33,7 +33,7 @@ def paths_in(store):
 
 def test_fresh_db_schema_wal_and_meta(tmp_path):
     with Store.open(str(tmp_path / "g.db")) as s:
-        assert s.meta("schema_version") == "3" and len(s.db_id) == 32
+        assert s.meta("schema_version") == "4" and len(s.db_id) == 32
         assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert s.count() == 0 and s.fingerprint is None
         fp = FakeEncoder(name="m").fingerprint

@@ -90,7 +90,8 @@ def test_text_search_matches_the_library(client, gallery, encoder):
     assert [x["id"] for x in got] == [e.id for e in expected]
     assert np.allclose([x["score"] for x in got], [e.score for e in expected], atol=1e-5)
     for x, e in zip(got, expected):
-        assert set(x) == {"id", "path", "score", "width", "height", "relevance", "relevant", "hash"}
+        assert set(x) == {"id", "path", "score", "width", "height", "relevance", "relevant", "hash", "kind",
+                          "time_s", "moments"}
         assert x["path"] == os.path.relpath(e.path, root) and not os.path.isabs(x["path"])
         assert (x["width"], x["height"]) == (e.width, e.height)
     paths = ids_by_path(client)

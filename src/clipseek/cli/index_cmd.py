@@ -25,6 +25,7 @@ from clipseek.cli.options import (
 )
 from clipseek.cli.output import (
     check_format,
+    eprint,
     print_json,
     progress,
     report_skipped,
@@ -82,6 +83,9 @@ def index_cmd(
     if not watch:
         gallery.close()
     report_skipped(summary.skipped, fmt)
+    if fmt != "json":
+        for n in getattr(summary, "notes", ()):  # videos kept with a note (cut short, header wrong, capped)
+            eprint(f"note {quote_path(n.path)}: {n.reason}")
     if fmt == "json":
         print_json(summary.to_dict())
     else:

@@ -52,6 +52,13 @@ def search_cmd(
     orientation: Optional[str] = typer.Option(None, "--orientation", help="landscape, portrait or square."),
     min_size: Optional[str] = typer.Option(None, "--min-size", metavar="WxH", help="At least this many pixels."),
     ext: Optional[str] = typer.Option(None, "--ext", metavar="EXTS", help="File types, e.g. jpg,png."),
+    media: Optional[str] = typer.Option(None, "--media", metavar="photo|video",
+                                        help="Only photos or only videos (default: both, ranked together; "
+                                             "a video by its best moment)."),
+    min_duration: Optional[float] = typer.Option(None, "--min-duration", metavar="SECONDS",
+                                                 help="Only videos at least this long."),
+    max_duration: Optional[float] = typer.Option(None, "--max-duration", metavar="SECONDS",
+                                                 help="Only videos at most this long."),
     fmt: str = format_option("table", "json", "paths"),
     print0: bool = typer.Option(False, "--print0", help="With --format paths: end each name with NUL "
                                 "instead of a new line, its bytes as they are (for xargs -0)."),
@@ -67,6 +74,7 @@ def search_cmd(
     subtracting meanings, among the images that pass the filters."""
     from clipseek.errors import UsageError
     from clipseek.gallery.gallery import Gallery
+    from clipseek.cli.classify_cmd import clock
     from clipseek.gallery.query import Filter, query_terms, relevance_note
 
     if print0 and fmt == "table":
@@ -76,7 +84,8 @@ def search_cmd(
         raise UsageError("--print0 goes with --format paths")
     lim = limits(max_pixels, max_file_mb)
     where = Filter.parse(folders or (), after=after, before=before, orientation=orientation,
-                         min_size=min_size, ext=ext)
+                         min_size=min_size, ext=ext, media=media, min_duration=min_duration,
+                         max_duration=max_duration)
     query_terms(query, image, add, subtract)  # bad terms fail here, before a model is loaded
     with Gallery(db, model=model, device=device, int8_text=int8_text, backend=backend) as gallery:
         results = gallery.search(text=query, image=image, k=top_k, threshold=threshold, add=add or (),
@@ -92,7 +101,8 @@ def search_cmd(
         print_paths([r.path for r in results], print0)
     else:
         print_table(None, ["path", "score", "relevance", "size"],
-                    [[r.path, f"{r.score:.4f}", "-" if r.relevance is None else
+                    [[r.path + (f" @ {clock(r.time_s)}" if r.time_s is not None else ""), f"{r.score:.4f}",
+                      "-" if r.relevance is None else
                       f"{r.relevance:.2f}" + (" *" if r.relevant else ""), f"{r.width}x{r.height}"]
                      for r in results])
     if passing == 0:

@@ -31,6 +31,7 @@ from clipseek.core.numbers import check_number
 from clipseek.errors import BusyError, ModelMismatchError, UsageError
 from clipseek.gallery.dbfile import write_error
 from clipseek.gallery.search.facets import Facets
+from clipseek.gallery.search.moments import MomentSearch, ranked_media
 from clipseek.gallery.query import (
     RELEVANT_AT,
     SAMPLE,
@@ -65,12 +66,17 @@ class SearchResult:
     relevance: float | None = None  # 0: the query's median over the gallery, 1: its best match
     #                                 (None: undefined, a gallery too small: gallery.query)
     relevant: bool = False          # relevance >= query.RELEVANT_AT
+    kind: str = "photo"             # "photo" or "video"
+    time_s: float | None = None     # a video: the time of its best moment (its score is that moment's)
+    moments: tuple[tuple[float, float], ...] = ()  # a video: its best moments, (time_s, score), best first
 
     def to_dict(self) -> dict:
         return {"id": self.id, "path": self.path, "score": round(self.score, 6),
                 "width": self.width, "height": self.height,
                 "relevance": None if self.relevance is None else round(self.relevance, 4),
-                "relevant": self.relevant}
+                "relevant": self.relevant, "kind": self.kind,
+                "time_s": None if self.time_s is None else round(self.time_s, 3),
+                "moments": [{"time_s": round(t, 3), "score": round(s, 6)} for t, s in self.moments]}
 
 
 class Gallery:
@@ -100,6 +106,7 @@ class Gallery:
         self._facets: tuple[tuple, Facets] | None = None  # (database state they were read at, filter columns)
         self.approx_threshold = approx_threshold
         self._writing_depth = 0  # > 0 while this Gallery holds its writer lock
+        self._moments = MomentSearch(approx_threshold)  # the videos' moments (their own index)
 
     # ---- lazily opened parts ---------------------------------------------------------------------
     def _open(self, create: bool, model=None) -> Store:
@@ -189,6 +196,7 @@ class Gallery:
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
+        self._moments.close()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -309,15 +317,24 @@ class Gallery:
         allowed = self._allowed(where) if where else None
         if allowed is not None and not len(allowed):
             return []
-        scored = self._ranked(index, q, max(k, TOP_N), allowed)
-        top = [s for s, _ in (scored if allowed is None else self._ranked(index, q, TOP_N, None))[:TOP_N]]
-        computed = relevance(np.array([s for s, _ in scored[:k]]), self._background() @ q, top)
+        scored = self._ranked_all(index, q, max(k, TOP_N), where, allowed)
+        top = [t[0] for t in (scored if allowed is None else self._ranked_all(index, q, TOP_N, None, None))[:TOP_N]]
+        computed = relevance(np.array([t[0] for t in scored[:k]]), self._background() @ q, top)
         rel: list = [None] * len(scored) if computed is None else list(computed)
         if computed is None:  # undefined here: nothing can be told apart, so `relevant` keeps every result
             relevant = False
         out = [SearchResult(r.id, r.path, s, r.width, r.height, None if v is None else float(v),
-                            v is not None and bool(v >= RELEVANT_AT)) for (s, r), v in zip(scored[:k], rel)]
+                            v is not None and bool(v >= RELEVANT_AT), "video" if m else "photo",
+                            m[0][0] if m else None, tuple(m)) for (s, r, m), v in zip(scored[:k], rel)]
         return [r for r in out if (threshold is None or r.score >= threshold) and (r.relevant or not relevant)]
+
+    def _ranked_all(self, index: VectorIndex, q: np.ndarray, k: int, where: Filter | None,
+                    allowed: np.ndarray | None) -> list:
+        """[(score, FileRow, moments)]: photos and videos together once the gallery has videos
+        (gallery.search.moments); else the files alone, with no moments."""
+        if self.store.has_videos():
+            return ranked_media(self, index, q, k, where)
+        return [(s, r, []) for s, r in self._ranked(index, q, k, allowed)]
 
     def _ranked(self, index: VectorIndex, q: np.ndarray, k: int, allowed: np.ndarray | None) -> list:
         """[(exact cosine, FileRow)] of the k best (of the allowed rows), best first."""

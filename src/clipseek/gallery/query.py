@@ -76,11 +76,15 @@ class Filter:
     min_width: int = 0
     min_height: int = 0
     exts: tuple[str, ...] = ()          # lower-case suffixes with the dot: (".jpg", ".jpeg")
+    media: str | None = None            # "photo" or "video" (None: both)
+    min_duration_s: float | None = None  # videos at least this long (passes no photo)
+    max_duration_s: float | None = None  # videos at most this long (passes no photo)
 
     @classmethod
     def parse(cls, folders: Iterable[str | os.PathLike[str]] = (), after: str | None = None, before: str | None = None,
               orientation: str | None = None, min_size: str | None = None, ext: str | None = None,
-              root: str | None = None) -> "Filter":
+              root: str | None = None, media: str | None = None, min_duration: float | None = None,
+              max_duration: float | None = None) -> "Filter":
         """From the user's strings (CLI options, API parameters); folders are relative to `root`
         (default: the current folder). Raises UsageError naming the bad value."""
         base = root or os.getcwd()
@@ -93,7 +97,8 @@ class Filter:
             raise UsageError(f"unknown orientation {orientation!r}; choose one of {', '.join(ORIENTATIONS)}")
         w, h = parse_size(min_size) if min_size else (0, 0)
         return cls(dirs, after_ns, before_ns, orientation.strip().lower() if orientation else None, w, h,
-                   parse_exts(ext) if ext is not None else ())
+                   parse_exts(ext) if ext is not None else (), _media(media),
+                   *_durations(min_duration, max_duration))
 
     def __bool__(self) -> bool:
         return self != Filter()
@@ -110,10 +115,46 @@ class Filter:
             parts.append(f"at least {self.min_width}x{self.min_height}")
         if self.exts:
             parts.append("/".join(self.exts))
+        if self.media:
+            parts.append(f"{self.media}s")
+        if self.min_duration_s is not None:
+            parts.append(f"at least {self.min_duration_s:g} s long")
+        if self.max_duration_s is not None:
+            parts.append(f"at most {self.max_duration_s:g} s long")
         return ", ".join(parts) or "no filter"
 
 
-FILTER_KEYWORDS = ("folders", "after", "before", "orientation", "min_size", "ext")
+FILTER_KEYWORDS = ("folders", "after", "before", "orientation", "min_size", "ext", "media", "min_duration",
+                   "max_duration")
+MEDIA = ("photo", "video")
+
+
+def _media(media: str | None) -> str | None:
+    if media is None or not str(media).strip():
+        return None
+    m = str(media).strip().lower()
+    if m not in MEDIA:
+        raise UsageError(f"unknown media {media!r}; choose photo or video")
+    return m
+
+
+def _durations(lo: float | str | None, hi: float | str | None) -> tuple[float | None, float | None]:
+    """(min, max) seconds, each finite and >= 0, min <= max; UsageError naming the bad one."""
+    out: list[float | None] = []
+    for value, name in ((lo, "min_duration (--min-duration)"), (hi, "max_duration (--max-duration)")):
+        if value is None:
+            out.append(None)
+            continue
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{name} must be a number of seconds, not {value!r}") from None
+        if not math.isfinite(v) or v < 0:
+            raise UsageError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
+        out.append(v)
+    if out[0] is not None and out[1] is not None and out[0] > out[1]:
+        raise UsageError(f"min_duration {out[0]:g} is over max_duration {out[1]:g}: no video is in between")
+    return out[0], out[1]
 
 
 def filter_from_keywords(filters: dict) -> Filter:

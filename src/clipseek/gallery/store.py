@@ -12,6 +12,11 @@ has none, so filters use its mtime; `query.PENDING`, the column's default: not r
 next `index` run without re-embedding) and `files_facets`, a covering index over what filters read
 (path, size, dates), so a filter never reads a vector. Adding the column rewrites no row.
 
+Schema 4 adds videos: `files.kind` (0 photo, 1 video), `files.duration_s` and the table `moments`
+(a video's sampled frames: time, shot change or not, vector; `store_moments`), whose rows go with
+their file's (removed by `remove_*`/`record_skipped`, moved with it). A video's `files.vector` is the
+normalised mean of its moments, so code reading file vectors (dupes, the sample) keeps working.
+
 Paths are stored as `core.paths.db_value` says: a name that is valid UTF-8 as TEXT (as always), any
 other name as a BLOB of its exact bytes; reads give the `str` back (`from_db`, surrogate escapes). A
 prefix query compares bytes (`CAST(path AS BLOB)`), so it finds both kinds.
@@ -41,11 +46,12 @@ from clipseek.gallery.dbfile import (  # StoreError: its home was here; importer
     write_error,
 )
 from clipseek.gallery.query import PENDING
+from clipseek.gallery.store_moments import MomentRows
 from clipseek.gallery.store_rows import FileRows, _file_row
 from clipseek.gallery.store_vectors import MAX_DIM, VectorReads
 from clipseek.model.fingerprint import Fingerprint, FingerprintError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP_ID = "clipseek-gallery"
 
 _SCHEMA = """
@@ -74,6 +80,18 @@ _MIGRATIONS = {
     2: ("ALTER TABLE files ADD COLUMN phash TEXT",),  # 64-bit perceptual hash, hex; NULL until computed
     3: (f"ALTER TABLE files ADD COLUMN taken_ns INTEGER DEFAULT {PENDING}",  # capture time
         "CREATE INDEX IF NOT EXISTS files_facets ON files(path, width, height, mtime_ns, taken_ns)"),
+    4: ("ALTER TABLE files ADD COLUMN kind INTEGER NOT NULL DEFAULT 0",  # 0 photo, 1 video
+        "ALTER TABLE files ADD COLUMN duration_s REAL",                   # a video's, NULL for a photo
+        "CREATE TABLE IF NOT EXISTS moments (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE, time_s REAL NOT NULL, "
+        "shot INTEGER NOT NULL, vector BLOB NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS moments_file ON moments(file_id)",
+        # a file row that goes takes its moments with it (whatever the connection's foreign_keys setting)
+        "CREATE TRIGGER IF NOT EXISTS files_moments_gone AFTER DELETE ON files "
+        "BEGIN DELETE FROM moments WHERE file_id = old.id; END",
+        "DROP INDEX IF EXISTS files_facets",  # the filter columns gain kind and duration (still covering)
+        "CREATE INDEX IF NOT EXISTS files_facets ON files(path, width, height, mtime_ns, taken_ns, kind, "
+        "duration_s)"),
 }
 
 
@@ -86,7 +104,7 @@ def file_hash(path: str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-class Store(FileRows, VectorReads):
+class Store(FileRows, MomentRows, VectorReads):
     """An open gallery database. Use `Store.open(path)`; close with `.close()` or a `with` block.
     Its row queries and writes are `store_rows.FileRows`; its reads of vectors (and pHashes) are
     `store_vectors.VectorReads`."""

@@ -117,11 +117,12 @@ class FileRows:
         return os.fsdecode(prefix[:prefix.rfind(sep) + 1].rstrip(sep) or sep)
 
     def facet_rows(self) -> Iterator[tuple[int, str | bytes, int, int, int]]:
-        """(id, path as stored: str for TEXT, bytes for BLOB, width, height, capture time in ns) of
+        """(id, path as stored: str for TEXT, bytes for BLOB, width, height, capture time in ns, kind,
+        duration_s) of
         every row, read from the covering index `files_facets` (no vector is read), in path order.
         The capture time is taken_ns, or mtime_ns where that is NULL or PENDING (`gallery.search.facets`)."""
         return self.conn.execute(f"SELECT id, path, width, height, coalesce(nullif(taken_ns, {PENDING}), "
-                                 "mtime_ns) FROM files INDEXED BY files_facets")
+                                 "mtime_ns), kind, duration_s FROM files INDEXED BY files_facets")
 
     def pending_taken(self, roots: Sequence[str]) -> list[tuple[int, str]]:
         """(id, path) of the rows under `roots` whose capture time was never read."""
@@ -134,9 +135,10 @@ class FileRows:
 
     # ---- perceptual hashes and identical files (clipseek dupes) ----------------------------------
     def rows_without_phash(self, limit: int = 1000, after_id: int = 0) -> list[tuple[int, str]]:
-        """(id, path) of up to `limit` rows with id > after_id whose perceptual hash is not computed."""
-        cur = self.conn.execute("SELECT id, path FROM files WHERE phash IS NULL AND id > ? ORDER BY id "
-                                "LIMIT ?", (after_id, limit))
+        """(id, path) of up to `limit` photo rows with id > after_id whose perceptual hash is not
+        computed (a video has none: its file is never read as an image)."""
+        cur = self.conn.execute("SELECT id, path FROM files WHERE phash IS NULL AND kind = 0 AND id > ? "
+                                "ORDER BY id LIMIT ?", (after_id, limit))
         return [(i, from_db(p)) for i, p in cur]
 
     def count_without_phash(self) -> int:
@@ -163,7 +165,8 @@ class FileRows:
 
     # ---- writes (call inside `with store.transaction():`) --------------------------------------
     def insert_files(self, rows: Sequence[tuple]) -> None:
-        """(path, size, mtime_ns, hash, width, height, vector[, taken_ns[, phash]]). A path already present
+        """(path, size, mtime_ns, hash, width, height, vector[, taken_ns[, phash[, kind, duration_s]]])
+        (kind 1: a video, whose moments `insert_moments` adds under `last_id()`). A path already present
         is replaced by a new row with a new id (its content changed); its skip record, if any, is cleared.
         Without taken_ns (capture time, None: none) the row's capture time is PENDING; without phash (16
         hex digits, computed from the same decode) it is NULL, filled later (`gallery.derive`)."""
@@ -180,24 +183,28 @@ class FileRows:
         self.conn.executemany("DELETE FROM files WHERE path = ?", paths)
         self.conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
         self.conn.executemany(
-            "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, taken_ns, phash) "
-            "VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, taken_ns, phash, kind, "
+            "duration_s) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [(db_value(r[0]), *r[1:6], np.ascontiguousarray(r[6], dtype=np.float32).tobytes(),
-              r[7] if len(r) > 7 else PENDING, r[8] if len(r) > 8 else None) for r in rows])
+              r[7] if len(r) > 7 else PENDING, r[8] if len(r) > 8 else None, r[9] if len(r) > 9 else 0,
+              r[10] if len(r) > 10 else None) for r in rows])
 
     def set_taken(self, items: Iterable[tuple[int, int | None]]) -> None:
         """(row id, capture time in ns or None when the file has none)."""
         self.conn.executemany("UPDATE files SET taken_ns = ? WHERE id = ?", [(t, i) for i, t in items])
 
     def copy_file_row(self, src_id: int, path: str, size: int, mtime_ns: int) -> None:
-        """A new path with the same content as row `src_id`: reuse its vector, no re-embedding."""
+        """A new path with the same content as row `src_id`: reuse its vector (a video: its moments
+        too), no re-embedding."""
         path = db_value(path)
         self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
         self.conn.execute("DELETE FROM skipped WHERE path = ?", (path,))
-        self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, phash, "
-                          "taken_ns) SELECT ?, ?, ?, hash, width, height, vector, phash, taken_ns "
-                          "FROM files WHERE id = ?",
-                          (path, size, mtime_ns, src_id))
+        cur = self.conn.execute("INSERT INTO files(path, size, mtime_ns, hash, width, height, vector, phash, "
+                                "taken_ns, kind, duration_s) SELECT ?, ?, ?, hash, width, height, vector, "
+                                "phash, taken_ns, kind, duration_s FROM files WHERE id = ?",
+                                (path, size, mtime_ns, src_id))
+        self.conn.execute("INSERT INTO moments(file_id, time_s, shot, vector) SELECT ?, time_s, shot, "
+                          "vector FROM moments WHERE file_id = ? ORDER BY id", (cur.lastrowid, src_id))
 
     def move_file(self, row_id: int, new_path: str, size: int, mtime_ns: int) -> None:
         new_path = db_value(new_path)
@@ -205,6 +212,9 @@ class FileRows:
         self.conn.execute("DELETE FROM skipped WHERE path = ?", (new_path,))
         self.conn.execute("UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
                           (new_path, size, mtime_ns, row_id))
+
+    def last_id(self) -> int:
+        return self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
 
     def touch_file(self, row_id: int, size: int, mtime_ns: int) -> None:
         self.conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, row_id))

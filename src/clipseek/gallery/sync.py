@@ -42,7 +42,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Collection, Sequence
 
-from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, capture_time_ns, one_or_many, walk_images
+from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, capture_time_ns, one_or_many
 from clipseek.embed.stages import (
     batched,
     default_workers,
@@ -57,6 +57,7 @@ from clipseek.gallery.store_rows import FileRow
 from clipseek.gallery.store_vectors import log as store_log
 from clipseek.gallery.store_vectors import summary as summary_of
 from clipseek.gallery.thumbs import default_thumb_dir
+from clipseek.gallery.sync_video import VIDEO, embed_video, insert_video, is_video, read_video, walk_media
 
 if TYPE_CHECKING:
     from clipseek.model.base import Encoder
@@ -82,12 +83,15 @@ class IndexSummary:
     still_skipped: int = 0  # failed before and unchanged since: not retried
     total: int = 0        # images in the database afterwards
     dated: int = 0        # catalogued rows whose capture time was read now (no re-embedding)
+    notes: list[Skipped] = field(default_factory=list)  # videos kept with a note (path, note)
+    moments: int = 0      # video moments embedded by this run
 
     def to_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "moved": self.moved,
                 "removed": self.removed, "unchanged": self.unchanged, "still_skipped": self.still_skipped,
-                "total": self.total, "dated": self.dated,
-                "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped]}
+                "total": self.total, "dated": self.dated, "moments": self.moments, "skipped": [
+                    {"path": s.path, "reason": s.reason} for s in self.skipped],
+                "notes": [{"path": n.path, "note": n.reason} for n in self.notes]}
 
 
 @dataclass
@@ -140,7 +144,7 @@ def _inside(real: str, real_roots: Sequence[str]) -> bool:
 
 def scan(roots: Sequence[str], follow_links: bool = True
          ) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
-    """Every image-named entry under the roots -> (size, mtime_ns), links followed: (found, outside).
+    """Every image- or video-named entry under the roots -> (size, mtime_ns), links followed: (found, outside).
     A dangling link or a link loop is kept with the link's own size and mtime, so the read stage
     reports it (and a re-run skips it until it changes); a path too long to stat (PATH_MAX) is kept
     with (0, 0), likewise. Unless `follow_links`, a link to a regular file outside every root goes to
@@ -149,7 +153,7 @@ def scan(roots: Sequence[str], follow_links: bool = True
     found: dict[str, tuple[int, int]] = {}
     outside: dict[str, tuple[int, int]] = {}
     for root in roots:
-        for path in walk_images(root):
+        for path in walk_media(root):
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
@@ -215,6 +219,9 @@ def read_file(path: str, encoder: Encoder, skip_decode: frozenset[str] | set[str
               limits: ImageLimits = DEFAULT_LIMITS, derive: Derive = Derive()) -> Read | Skipped:
     """Read stage (thread pool): one read; hash; unless the hash is in `skip_decode`, one decode for
     the model input, the pHash and the thumbnails (`gallery.derive`)."""
+    if is_video(path):
+        got = read_video(path, skip_decode)
+        return got if isinstance(got, Skipped) else Read(*got)
     blob = read_blob(path, limits)
     if isinstance(blob, Skipped):
         return blob
@@ -273,10 +280,15 @@ def _index_window(store: Store, encoder: Encoder, resolver: _Resolver, window: l
     to_embed = [(path, r.decoded) for kind, path, r, _ in steps if kind == "embed"]
     batch = encode_batch(encoder, to_embed) if to_embed else None
     vectors = dict(zip(batch.paths, zip(batch.sizes, batch.vectors))) if batch else {}
+    videos = {path: embed_video(encoder, path) for kind, path, _, _ in steps if kind == "video"}
     with store.transaction():  # in decision order: a copy's source is never replaced before it
         for kind, path, r, src in steps:
             if kind == "embed" and path not in vectors:  # its vector was not finite (see encode_batch)
                 kind, r = "skip", next(s for s in batch.skipped if s.path == path)
+            if kind == "video" and not isinstance(videos[path], Skipped):
+                insert_video(store, resolver.plan, path, r, videos[path], summary)
+                continue
+            kind, r = ("skip", videos[path]) if kind == "video" else (kind, r)
             if kind == "skip":
                 size, mtime = resolver.plan.found[path]
                 store.record_skipped([(path, size, mtime, r.reason)])
@@ -311,6 +323,7 @@ def _step(resolver: _Resolver, path: str, r: Read | Skipped, same: dict[str, lis
         kind = "skip" if isinstance(r, Skipped) else kind
     if kind == "embed" and isinstance(r.decoded, Skipped):
         kind, r = "skip", r.decoded
+    kind = "video" if kind == "embed" and r.decoded == VIDEO else kind  # sampled in `_index_window`
     if kind == "skip":
         resolver.replace(path)
     return kind, path, r, src

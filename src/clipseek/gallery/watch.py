@@ -21,6 +21,7 @@ import time
 from typing import Callable, Generic, Sequence, TypeVar
 
 from clipseek.core.images import IMAGE_EXTENSIONS
+from clipseek.core.video.names import VIDEO_EXTENSIONS
 from clipseek.errors import ClipseekError
 
 T = TypeVar("T")
@@ -55,7 +56,8 @@ def filesystem_type(path: str, mounts: str = "/proc/mounts") -> str | None:
 
 class _Changes:
     """watchdog event handler: remembers when the last relevant event came, and the first since the
-    last batch. Hidden files (temp copies), non-images and ignored folders are not relevant."""
+    last batch. Hidden files (temp copies), files neither images nor videos and ignored folders are
+    not relevant."""
 
     def __init__(self, ignore: Sequence[str]):
         self.ignore = tuple(p.rstrip(os.sep) + os.sep for p in ignore)
@@ -69,7 +71,7 @@ class _Changes:
             return False
         if any(part.startswith(".") for part in path.split(os.sep)[1:]):
             return False
-        return is_dir or os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+        return is_dir or os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
     def dispatch(self, event) -> None:
         if event.event_type in IGNORED_EVENTS or (event.is_directory and event.event_type == "modified"):

@@ -147,6 +147,10 @@ def _add_routes(app: FastAPI, svc: GalleryService, limits: Limits, guard: tuple[
     _dupes_routes(app, svc, guard)
     _browse_routes(app, svc, limits, guard)
     _image_routes(app, svc, guard)
+    from clipseek.server.videos import add_video_route
+
+    add_video_route(app, svc, guard, errors, TOKEN_PARAM, Path(..., ge=1, le=2 ** 63 - 1,
+                                                            description="A video's id from a search result."))
 
 
 def _info_routes(app: FastAPI, svc: GalleryService, guard: tuple[int, ...]) -> None:

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import urlsplit
 
-# GET requests for these may carry the token as ?token=, because an <img src> cannot send headers.
-TOKEN_QUERY_PREFIXES = ("/api/images/", "/api/thumbs/")
+# GET requests for these may carry the token as ?token=, because an <img>/<video src> cannot send headers.
+TOKEN_QUERY_PREFIXES = ("/api/images/", "/api/thumbs/", "/api/videos/")
 CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 SECURITY_HEADERS = ((b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),

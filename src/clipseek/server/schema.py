@@ -16,6 +16,11 @@ class ErrorBody(BaseModel):
     error: str
 
 
+class Moment(BaseModel):
+    time_s: float
+    score: float
+
+
 class Result(BaseModel):
     id: int
     path: str  # relative to the gallery's root folder
@@ -25,6 +30,9 @@ class Result(BaseModel):
     relevance: Optional[float]  # 0: the query's median over the gallery, 1: its best match; null: a gallery too small
     relevant: bool
     hash: Optional[str] = None  # content hash: the thumbnail's `?h=` (GET /api/thumbs/{id}?size=grid&h=HASH)
+    kind: str = "photo"  # "photo" or "video" (/api/videos/{id} streams it)
+    time_s: Optional[float] = None  # a video: its best moment's time (its score is that moment's)
+    moments: List[Moment] = []  # a video: its best moments, best first
 
 
 class ImageSearch(BaseModel):

@@ -164,13 +164,13 @@ def test_version_1_database_is_upgraded_in_place_without_re_embedding(tmp_path, 
         summary = g.index([str(folder)])
         assert (summary.unchanged, summary.added, counting.embedded) == (10, 0, 0)
         s = g.store
-        assert s.meta("schema_version") == str(SCHEMA_VERSION) == "3"
+        assert s.meta("schema_version") == str(SCHEMA_VERSION) == "4"
         assert s.conn.execute("SELECT count(*) FROM files WHERE phash IS NULL").fetchone()[0] == 0
         assert dict(s.conn.execute("SELECT path, phash FROM files"))[str(folder / "p1.png")] == \
             phash_hex(str(folder / "p1.png"))
         assert len(find_duplicates(s)) == 1
     with Store.open(str(db)) as s:  # opening again changes nothing
-        assert s.meta("schema_version") == "3"
+        assert s.meta("schema_version") == "4"
 
 
 def test_newer_schema_is_refused(tmp_path):

@@ -142,6 +142,7 @@ def test_an_empty_store_and_the_memory_per_row(tmp_path, store):
         facets = Facets.load(empty)
         assert len(facets) == 0 and facets.allowed(Filter.parse(["/g"], ext="jpg")).tolist() == []
     facets = Facets.load(store)
-    assert facets.nbytes() == len(facets) * (8 + 8 + 4 + 4 + 4 + 1)  # no per-row string
+    # no per-row string (kind and duration: 5 bytes more than before videos)
+    assert facets.nbytes() == len(facets) * (8 + 8 + 4 + 4 + 4 + 1 + 1 + 4)
     utf8 = [d for d in FOLDERS if isinstance(db_value(d), str)]  # their UTF-8 names: TEXT rows, the others BLOB
     assert facets.dirs == (sorted(os.fsencode(d + "/") for d in utf8), sorted(os.fsencode(d + "/") for d in FOLDERS))

@@ -3,7 +3,8 @@ rows that pass it in 1-7 ms at a million rows, where a WHERE clause over the cov
 `files_facets` took SQLite 0.3-1.2 s (handing each id to Python). They are read once through that index
 (no vector; ~2 s per million rows) and kept by the Gallery until the database changes. Per row: id and
 capture time (int64; taken_ns unless NULL or PENDING, else mtime_ns), width, height and folder number
-(int32), suffix number (uint8 while there are few): 29 bytes, no string per row.
+(int32), suffix number (uint8 while there are few), kind (uint8) and duration (float32, NaN for a photo):
+34 bytes, no string per row.
 
 The semantics are those of SQL over the stored path (`core.paths.db_value`: TEXT for a UTF-8
 name, else a BLOB). Folders: a path lies under a folder 'a/b/' when its own folder (up to its last
@@ -36,10 +37,12 @@ class Facets:
 
     def __init__(self, ids: np.ndarray, when_ns: np.ndarray, width: np.ndarray, height: np.ndarray,
                  folder: np.ndarray, dirs: tuple[list[bytes], list[bytes]], ext: np.ndarray,
-                 exts: list[bytes]):
+                 exts: list[bytes], kind: np.ndarray | None = None, duration: np.ndarray | None = None):
         self.ids, self.when_ns, self.width, self.height = ids, when_ns, width, height
         self.folder, self.dirs = folder, dirs  # dirs: (TEXT, BLOB) folders, each sorted, with the separator
         self.ext, self.exts = ext, exts        # exts: the suffixes, ASCII lower case, as bytes
+        self.kind = np.zeros(len(ids), np.uint8) if kind is None else kind  # 0 photo, 1 video
+        self.duration = np.full(len(ids), np.nan, np.float32) if duration is None else duration  # NaN: photo
 
     @classmethod
     def load(cls, store) -> "Facets":
@@ -52,26 +55,32 @@ class Facets:
         exts: dict = {}                     # the name's suffix from its last dot, as stored -> number
         cols: list[list[np.ndarray]] = [[], [], [], [], [], []]
         rows = iter(rows)
+        media: list[list[np.ndarray]] = [[], []]  # kind, duration (NaN: none)
         while chunk := list(islice(rows, _CHUNK)):
-            ids, paths, width, height, when = zip(*chunk)
+            ids, paths, width, height, when, *more = zip(*chunk)
             folder, ext = _split_paths(paths, dirs, exts)
             for col, values, dtype in zip(cols, (ids, when, width, height, folder, ext), _DTYPES):
                 col.append(np.array(values, dtype))
+            kind, duration = more if more else ((0,) * len(ids), (None,) * len(ids))
+            media[0].append(np.array(kind, np.uint8))
+            media[1].append(np.array([np.nan if d is None else d for d in duration], np.float32))
         ids = _column(cols[0], np.int64)
         order = np.argsort(ids, kind="stable")  # the covering index is read in path order
         ids = ids[order]
         when, width, height, folder, ext = (_column(c, t)[order] for c, t in zip(cols[1:], _DTYPES[1:]))
+        kind, duration = _column(media[0], np.uint8)[order], _column(media[1], np.float32)[order]
         sorted_dirs, folder = _number_folders(dirs, folder)
         suffixes = [os.fsencode(s).lower() for s in exts]  # LIKE ignores ASCII case only; bytes.lower too
         ext = ext.astype(np.min_scalar_type(max(len(suffixes) - 1, 0)))
-        return cls(ids, when, width, height, folder, sorted_dirs, ext, suffixes)
+        return cls(ids, when, width, height, folder, sorted_dirs, ext, suffixes, kind, duration)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def nbytes(self) -> int:
         """Memory held by the per-row arrays (the folder and suffix tables aside)."""
-        return sum(a.nbytes for a in (self.ids, self.when_ns, self.width, self.height, self.folder, self.ext))
+        return sum(a.nbytes for a in (self.ids, self.when_ns, self.width, self.height, self.folder, self.ext,
+                                      self.kind, self.duration))
 
     def mask(self, f: Filter) -> np.ndarray:
         """Which rows pass `f` (a boolean per row, id order)."""
@@ -94,6 +103,12 @@ class Facets:
             keep &= _SHAPES[f.orientation](self.width, self.height)
         if f.min_width or f.min_height:
             keep &= (self.width >= f.min_width) & (self.height >= f.min_height)
+        if f.media:
+            keep &= self.kind == (1 if f.media == "video" else 0)
+        if f.min_duration_s is not None:  # a duration filter passes videos only (NaN compares False)
+            keep &= self.duration >= f.min_duration_s
+        if f.max_duration_s is not None:
+            keep &= self.duration <= f.max_duration_s
         return keep
 
     def allowed(self, f: Filter) -> np.ndarray:
