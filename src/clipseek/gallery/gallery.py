@@ -202,11 +202,14 @@ class Gallery:
     def index(self, dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], batch_size: int = 32, workers: int | None = None,
               limits: ImageLimits = DEFAULT_LIMITS, on_start: Callable[[int], None] | None = None,
               on_progress: Callable[[int], None] | None = None, refresh_index: bool = True,
-              follow_links: bool | None = None):
+              follow_links: bool | None = None, on_phase: Callable[[str, int | None], None] | None = None,
+              on_read: Callable[[int], None] | None = None):
         """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary.
         `refresh_index=False` leaves the FAISS cache to whoever searches (a watcher beside a server).
         `follow_links`: follow symbolic links to files outside `dirs` (None: the rule the gallery
-        recorded, off by default; see gallery.sync)."""
+        recorded, off by default; see gallery.sync). `on_phase(name, n)` hears each phase as it starts
+        ("loading the model", "scanning", "embedding" n files, "saving the index"); `on_progress(n)`
+        the files committed, `on_read(1)` each file as it is read and decoded."""
         from clipseek.gallery.dupes.phash import fill_phashes
         from clipseek.gallery.roots import record_roots
         from clipseek.gallery.sync import check_roots, index_folders
@@ -216,13 +219,18 @@ class Gallery:
         if not os.path.isdir(os.path.dirname(self.db_path)):
             raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
         self.check_database()  # before each batch of a watcher: never into a deleted file
+        phase = on_phase or (lambda name, n: None)
         with self.writing():
+            if self._encoder is None:
+                phase("loading the model", None)
             store, enc = self._open_for_writing()
             record_roots(store, roots)  # before any row of them: the server serves files inside roots
             summary = index_folders(store, enc, dirs, batch_size=batch_size,
                                     workers=workers, limits=limits, on_start=on_start,
-                                    on_progress=on_progress, follow_links=follow_links)
+                                    on_progress=on_progress, follow_links=follow_links, on_phase=on_phase,
+                                    on_read=on_read)
             fill_phashes(store, workers)  # new files, and every file of a database made before pHashes
+            phase("saving the index", summary.total)
             if refresh_index:
                 self._refresh_index(force=True)
         return summary
