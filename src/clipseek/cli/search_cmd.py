@@ -13,6 +13,7 @@ from clipseek.cli.output import (
     BACKEND_HELP,
     check_format,
     eprint,
+    print_csv,
     print_json,
     print_paths,
     print_table,
@@ -43,7 +44,7 @@ def search_cmd(
     orientation: Optional[str] = typer.Option(None, "--orientation", help="landscape, portrait or square."),
     min_size: Optional[str] = typer.Option(None, "--min-size", metavar="WxH", help="At least this many pixels."),
     ext: Optional[str] = typer.Option(None, "--ext", metavar="EXTS", help="File types, e.g. jpg,png."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json or paths."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or paths (json, csv and paths give full paths)."),
     print0: bool = typer.Option(False, "--print0", help="With --format paths: end each name with NUL "
                                 "instead of a new line, its bytes as they are (for xargs -0)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Default: the model the DB was built with."),
@@ -62,7 +63,7 @@ def search_cmd(
 
     if print0 and fmt == "table":
         fmt = "paths"
-    check_format(fmt, ("table", "json", "paths"))
+    check_format(fmt, ("table", "json", "csv", "paths"))
     if print0 and fmt != "paths":
         raise UsageError("--print0 goes with --format paths")
     lim = limits(max_pixels, max_file_mb)
@@ -81,6 +82,10 @@ def search_cmd(
                     "results": [r.to_dict() for r in results]})
     elif fmt == "paths":
         print_paths([r.path for r in results], print0)
+    elif fmt == "csv":
+        print_csv(["path", "score", "relevance", "relevant", "width", "height"],
+                  [[r.path, f"{r.score:.6f}", "" if r.relevance is None else f"{r.relevance:.4f}",
+                    int(bool(r.relevant)), r.width, r.height] for r in results])
     else:
         print_table(None, ["path", "score", "relevance", "size"],
                     [[r.path, f"{r.score:.4f}", "-" if r.relevance is None else

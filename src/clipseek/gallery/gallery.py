@@ -28,6 +28,7 @@ import numpy as np
 from clipseek._io import short_lock, writer_lock
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, one_or_many
 from clipseek.core.numbers import check_number
+from clipseek.core.paths import quote_path
 from clipseek.errors import BusyError, ModelMismatchError, UsageError
 from clipseek.gallery.dbfile import write_error
 from clipseek.gallery.search.facets import Facets
@@ -181,8 +182,9 @@ class Gallery:
         have = store.fingerprint if store is not None and enc is not None else None
         if have is not None and not have.same_weights(enc.fingerprint):
             raise ModelMismatchError(f"{store.path} was indexed with model [{have}] but the model "
-                             f"given is [{enc.fingerprint}]; search it with its own model (omit --model) "
-                             "or use another --db")
+                             f"given is [{enc.fingerprint}]; to use this database, leave --model out (it "
+                             f"names its own model: --model {quote_path(have.name)}); to use this model, "
+                             "give a new --db")
 
     def close(self) -> None:
         if self._index is not None:
