@@ -345,7 +345,7 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
     gone = plan.gone_skips + list(plan.gone)  # gone files that no move claimed
     with store.transaction():
         store.remove_paths(gone)
-    summary.removed = len(gone)
+    summary.removed = sum(p in plan.gone or p in plan.stale for p in gone)  # images; not skip records
     summary.dated = fill_capture_times(store, roots, workers)
     summary.total = store.count()
     return summary
