@@ -71,6 +71,7 @@ def search_cmd(
                          min_size=min_size, ext=ext)
     query_terms(query, image, add, subtract)  # bad terms fail here, before a model is loaded
     with Gallery(db, model=model, device=device, int8_text=int8_text, backend=backend) as gallery:
+        _check_folders(gallery, where)  # before the model loads
         results = gallery.search(text=query, image=image, k=top_k, threshold=threshold, add=add or (),
                                  subtract=subtract or (), where=where, relevant=relevant, limits=lim)
         passing = gallery.count(where) if where and not results else None
@@ -97,3 +98,19 @@ def search_cmd(
         eprint("no results" + (f" with score >= {threshold}" if threshold is not None else "")
                + (" that stand out as relevant" if relevant else ""))
     return 0
+
+
+def _check_folders(gallery, where) -> None:
+    """Each --in folder must hold an image of the gallery: else one line naming the gallery's folders
+    (a typo is not "no image passes the filter")."""
+    import dataclasses
+
+    from clipseek.core.paths import quote_path
+    from clipseek.errors import UsageError
+    from clipseek.gallery.roots import gallery_roots
+
+    for folder in where.folders if where else ():
+        if not gallery.count(dataclasses.replace(type(where)(), folders=(folder,))):
+            roots = ", ".join(quote_path(r) for r in gallery_roots(gallery.store)) or "none recorded"
+            raise UsageError(f"--in {quote_path(folder)}: no image of this gallery is in that folder; "
+                             f"the gallery's folders are {roots}")
