@@ -52,3 +52,12 @@ def test_search_csv_has_full_paths_and_an_empty_result_is_one_line(deep, capsys,
     assert rc == 0 and len(rows) == 2 and DEEP in rows[0]["path"] and rows[0]["width"] == "300"
     rc, out, err = cli(capsys, "search", "a red circle", "--db", db, "--threshold", "0.9999")
     assert rc == 0 and out == "" and err.strip().splitlines() == ["no results with score >= 0.9999"]
+
+
+def test_no_image_readable_gives_no_empty_table_before_the_error(tmp_path, tiny_ckpt, capsys):
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "a.jpg").write_bytes(b"garbage")
+    rc, out, err = cli(capsys, "classify", d, "-l", "cat,dog", "--model", tiny_ckpt)
+    assert rc == 1 and "no image could be read" in err
+    assert "\u2501" not in out and "image" not in out  # no table frame, no header
