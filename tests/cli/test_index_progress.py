@@ -38,3 +38,17 @@ def test_ctrl_c_mid_index_says_what_was_committed_and_exits_130(tmp_path, tiny_c
     committed = int(done[0].split()[1].replace(",", ""))
     assert 3 <= committed < 400 and committed == count(db)
     assert not any("Traceback" in l for l in errs)
+
+
+def test_the_first_onnx_export_is_named_once_with_its_time_and_size(tmp_path, tiny_ckpt):
+    d = image_folder(tmp_path / "photos", 2)
+    env = cli_env(CLIPSEEK_CACHE=str(tmp_path / "cache"))
+    cmd = [sys.executable, "-m", "clipseek.cli", "index", str(d), "--db", str(tmp_path / "g.db"), "--model",
+           tiny_ckpt, "--backend", "onnx"]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    done = [l for l in first.stderr.splitlines() if "exported to ONNX in " in l]
+    assert len(done) == 1 and " s (" in done[0] and " MB in " in done[0], first.stderr
+    (d / "new.png").write_bytes((d / "p0.png").read_bytes()[:-1] + b"\0")  # something to do again
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "ONNX" not in again.stderr, again.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -87,4 +88,8 @@ def _make(folder: Path, name: str, int8: bool, load_torch: Callable[[], Encoder]
         except store.CorruptExport:
             pass
     log.info("exporting %s to ONNX (once; later runs load it from %s)", name, folder)
-    return export_encoder(load_torch(), folder, int8=int8)
+    start = time.perf_counter()
+    doc = export_encoder(load_torch(), folder, int8=int8)
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    log.info("exported to ONNX in %.1f s (%.0f MB in %s)", time.perf_counter() - start, size / 2**20, folder)
+    return doc
