@@ -87,9 +87,10 @@ def _make(folder: Path, name: str, int8: bool, load_torch: Callable[[], Encoder]
             return add_int8(folder)
         except store.CorruptExport:
             pass
+    torch_encoder = load_torch()  # a model that cannot load fails here, before any note: one line
     log.info("exporting %s to ONNX (once; later runs load it from %s)", name, folder)
     start = time.perf_counter()
-    doc = export_encoder(load_torch(), folder, int8=int8)
+    doc = export_encoder(torch_encoder, folder, int8=int8)
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     log.info("exported to ONNX in %.1f s (%.0f MB in %s)", time.perf_counter() - start, size / 2**20, folder)
     return doc
