@@ -29,7 +29,8 @@ def undo_line(report, n: int, log: str) -> str:
     """What an undo did, in words: moves put back, copies removed, rows already undone."""
     if report.untouched == n and n:
         return f"nothing to undo: all {n} files in {log} are already as they were (undone already, or never done)"
-    parts = [f"{report.restored} files put back"] if report.restored or not report.removed else []
+    moved_back = report.restored - report.removed
+    parts = [f"{moved_back} files put back"] if moved_back or not report.removed else []
     if report.removed:
         parts.append(f"{report.removed} copies removed (the originals stayed in place)")
     if report.untouched:

@@ -169,9 +169,9 @@ def transfer_all(transfers: Sequence[Transfer], mode: str, on_item=None) -> Tran
 
 @dataclass
 class UndoReport:
-    restored: int = 0     # files put back (moves reversed)
+    restored: int = 0     # rows undone (moves reversed, copies and links removed)
     untouched: int = 0    # rows with nothing to undo: never transferred, or undone already
-    removed: int = 0      # copies and links removed (their sources never left)
+    removed: int = 0      # of `restored`: the copies and links removed (their sources never left)
     kept: list[Skipped] = None  # rows left alone, and why
 
     def __post_init__(self):
@@ -184,10 +184,9 @@ def undo_log(path: str, on_item=None) -> UndoReport:
     report = UndoReport()
     for t, mode in reversed(rows):
         status, problem = undo_one(t.source, t.destination, mode)
-        if status == "restored" and mode in ("copy", "link"):
-            report.removed += 1
-        elif status == "restored":
+        if status == "restored":
             report.restored += 1
+            report.removed += mode in ("copy", "link")
         elif status == "untouched":
             report.untouched += 1
         else:
