@@ -73,10 +73,13 @@ def test_bad_input_one_line(tmp_path, tiny_ckpt, index_photos, capsys):
     ]
     for args, message in cases:
         rc, _, err = cli(capsys, *args)
-        lines = err.strip().splitlines()
+        lines = [l for l in err.strip().splitlines()  # phases and export notes are progress, not errors
+                 if l != "loading the model..." and not l.startswith("clipseek: export")]
         assert rc == 2 and len(lines) == 1 and message in lines[0], (args, err)
-        if "--model" in args:  # the message names both models
+        if "--model" in args:  # the message names both models, and says how to go on
             assert str(tiny_ckpt) in lines[0] and str(other) in lines[0]
+            assert f"leave --model out (it names its own model: --model {tiny_ckpt})" in lines[0]
+            assert "to use this model, give a new --db" in lines[0]
 
 
 def test_kill_9_mid_run_then_resume(tmp_path, tiny_ckpt):

@@ -68,7 +68,12 @@ def test_sort_copy_unsure_and_dry_run(tmp_path, tiny_ckpt, sort_photos, capsys):
                      "--sort-into", out, "--unsure-below", "0.999", "--log", tmp_path / "second.csv")
     assert rc == 0 and len(os.listdir(out / "_unsure")) == 14  # never overwritten: suffixes
     assert cli(capsys, "undo", tmp_path / "second.csv")[0] == 0
-    assert cli(capsys, "undo", log)[0] == 0 and tree(sort_photos) == before and not (out / "_unsure").exists()
+    rc, stdout, _ = cli(capsys, "undo", log)
+    assert rc == 0 and tree(sort_photos) == before and not (out / "_unsure").exists()
+    assert stdout.startswith("7 copies removed (the originals stayed in place), 0 left alone"), stdout
+    rc, stdout, _ = cli(capsys, "undo", log)  # a second undo: already done
+    assert rc == 0 and stdout.startswith("nothing to undo: all 7 files in "), stdout
+    assert "undone already" in stdout
 
 
 def test_sort_bad_input_one_line(tmp_path, tiny_ckpt, sort_photos, capsys):

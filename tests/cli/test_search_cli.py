@@ -59,10 +59,19 @@ def test_filters_terms_and_relevance_from_the_command_line(capsys, gallery, enco
 
 def test_a_filter_no_image_passes_says_so_and_exits_0(capsys, gallery):
     db, photos = gallery
-    body, err = search_json(capsys, db, "a red circle", "--in", photos / "nowhere")
+    body, err = search_json(capsys, db, "a red circle", "--in", photos / "trip", "--after", "2200-01-01")
     assert body["results"] == [] and "no image passes the filter (under " in err
     rc, out, err = cli(capsys, "search", "x", "--db", db, "--after", "2200-01-01")
     assert rc == 0 and "no image passes the filter (after 2200-01-01" in err
+
+
+def test_a_folder_that_is_not_in_the_gallery_is_an_error_naming_its_folders(capsys, gallery):
+    db, photos = gallery
+    rc, out, err = cli(capsys, "search", "a red circle", "--db", db, "--in", photos / "nope")
+    lines = err.strip().splitlines()
+    assert rc == 2 and out == "" and len(lines) == 1, err
+    assert f"--in {photos / 'nope'}: no image of this gallery is in that folder" in lines[0]
+    assert lines[0].endswith(f"the gallery's folders are {photos}")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -48,12 +48,15 @@ def test_watch_then_ctrl_c(tmp_path, tiny_ckpt):
         assert wait_for(lambda: any("5 added (8 images)" in l for l in lines), timeout=30), lines
         os.remove(d / "p0.png")
         assert wait_for(lambda: any("1 removed (7 images)" in l for l in lines), timeout=30), lines
+        (d / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
+        assert wait_for(lambda: any("1 skipped" in l for l in lines), timeout=30), lines
+        assert wait_for(lambda: any(l.startswith(f"  skipped {d / 'bad.jpg'}: ") for l in lines), timeout=10), lines
     finally:
         proc.send_signal(signal.SIGINT)
         err = proc.stderr.read()
         proc.wait(timeout=30)
         reader.join(10)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # Ctrl-C exits 130, as everywhere
     assert lines[0].startswith("3 images in") and count(db) == 7
     assert "watching" in err and "polling every 0.1 s: asked for (--poll)" in err
     assert "stopped watching; 7 images" in err and "Traceback" not in err

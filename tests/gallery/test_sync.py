@@ -115,3 +115,15 @@ def test_skips_caused_by_the_limits_are_retried_so_a_higher_limit_takes_effect(t
         assert (r.added, r.still_skipped, [os.path.basename(k.path) for k in r.skipped]) == (0, 1, ["big.png"])
         r = index_folders(s, fake_encoder, [str(d)])  # the default limit: big.png is now indexed
         assert (r.added, r.still_skipped, r.skipped, r.total) == (1, 1, [], 2)
+
+
+def test_a_gone_skip_record_is_not_counted_as_a_removed_image(tmp_path, fake_encoder):
+    from conftest import image_folder
+
+    d = image_folder(tmp_path / "p", 2, broken=True)
+    with Store.open(str(tmp_path / "g.db")) as s:
+        assert len(index_folders(s, fake_encoder, [str(d)]).skipped) == 1
+        os.remove(d / "broken.jpg")
+        os.remove(d / "p0.png")
+        again = index_folders(s, fake_encoder, [str(d)])
+    assert again.removed == 1 and again.total == 1  # p0.png; broken.jpg never was an image

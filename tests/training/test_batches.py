@@ -39,3 +39,17 @@ def test_pair_cache_gives_every_epoch_the_same_float16_pixels(tmp_path):
     assert first[0].dtype == np.float32 and np.allclose(first[0], exact, atol=4e-3)
     uncached = PairDataset(pairs, cfg, cache_mb=0)  # 8 images x 12 KB do not fit in 0 MB
     assert uncached.cache is None and np.array_equal(uncached[0][0], exact)
+
+
+def test_every_pair_every_epoch_and_no_batch_of_one():
+    import torch
+
+    from clipseek.training.batches import ShuffledBatchSampler, batch_count
+
+    for n, bs in [(31, 16), (33, 16), (17, 16), (5, 16), (32, 16)]:
+        batches = list(ShuffledBatchSampler(n, bs, torch.Generator().manual_seed(0)))
+        assert sorted(i for b in batches for i in b) == list(range(n))
+        assert min(len(b) for b in batches) >= 2 and len(batches) == batch_count(n, bs)
+    groups = [["red", "blue"][i % 2] for i in range(41)]
+    batches = list(GroupedBatchSampler(groups, 10, 0.5, torch.Generator().manual_seed(2)))
+    assert sorted(i for b in batches for i in b) == list(range(41)) and min(map(len, batches)) >= 2

@@ -128,3 +128,24 @@ def test_same_seed_same_weights_and_the_global_generators_are_left_alone(tiny_ck
     train(tiny_ckpt, pairs, str(tmp_path / "c"), TrainConfig(**{**cfg.__dict__, "seed": 6}))
     c = weights(tmp_path / "c")
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the seed matters
+
+
+def test_a_31_pair_run_sees_every_pair_and_reaches_its_peak_lr(tiny_ckpt, tmp_path):
+    data = labelled_folder(tmp_path / "data", per_class=8)
+    (data / "red square" / "7.png").unlink()  # 31 pairs: batches of 16 and 15
+    pairs = load_pairs(str(data))
+    assert len(pairs.paths) == 31
+    steps = []
+    hist = train(tiny_ckpt, pairs, str(tmp_path / "o"), TrainConfig(epochs=2, lr=1e-3, batch_size=16),
+                 on_step=steps.append)
+    assert [h.images for h in hist] == [31, 31]
+    assert max(s["lr"] for s in steps) == pytest.approx(1e-3)
+
+
+def test_a_run_too_small_for_its_settings_warns_in_one_line():
+    from clipseek.training.loop import size_warning
+
+    line = size_warning(31, TrainConfig(epochs=3, batch_size=16, warmup_steps=100))
+    assert "\n" not in line and "--warmup 100" in line and "6 optimizer steps" in line
+    assert "--batch-size 128 is larger than the 31 pairs" in size_warning(31, TrainConfig())
+    assert size_warning(10_000, TrainConfig(batch_size=64)) is None

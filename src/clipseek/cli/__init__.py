@@ -42,13 +42,11 @@ EXIT_USAGE = 2    # bad arguments: nothing was attempted
 
 class _ModelNotes(logging.Handler):
     """The model loader's notes as `clipseek: ...` lines on the current stderr: warnings (a fallback to
-    torch, a slow dtype) and notes marked `always` (the one-time ONNX export, and how to avoid it)
-    always, other progress notes on a terminal only, like the progress bars. The library itself only
-    logs them."""
+    torch, a slow dtype) and progress notes (an export under way, its time and size), also when stderr
+    is not a terminal (a piped first run must not sit silent for the export). The library only logs them."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.WARNING or getattr(record, "always", False) or sys.stderr.isatty():
-            print(f"clipseek: {record.getMessage()}", file=sys.stderr, flush=True)
+        print(f"clipseek: {record.getMessage()}", file=sys.stderr, flush=True)
 
 
 def _show_model_notes() -> None:

@@ -124,17 +124,45 @@ def _model_when_needed(gallery):
     return Gallery(gallery.db_path, LazyEncoder(fp, int(dim), load), spec=spec)
 
 
+PHASES = ("loading the model", "scanning", "embedding", "saving the index")  # named by sync, no bar
+
+
+def phase_line(name: str, n: int | None) -> str:
+    """The line that names a phase of an index run as it starts."""
+    if name == "embedding":
+        return f"embedding {n:,} new or changed files" if n else "nothing new to embed"
+    if name == "saving the index":
+        return f"saving the index ({n:,} images)"
+    return f"{name}..."
+
+
 def _index_dirs(gallery, dirs, batch_size, workers, lim, follow_links):
+    """The first pass, with each phase named on stderr (a plain line, also when piped) and a bar that
+    moves per file; Ctrl-C says how many files were committed and exits 130."""
+    counts = {"to_read": 0, "committed": 0}
     with ExitStack() as stack:
         advance = [lambda n=1: None]
 
         def on_start(total: int) -> None:
+            counts["to_read"] = total
             if total:
-                advance[0] = stack.enter_context(progress(total, "indexing"))
+                advance[0] = stack.enter_context(progress(total, "embedding"))
 
-        def on_phase(label: str, total: int):  # pHashes / thumbnails an older release did not make
-            return stack.enter_context(progress(total, label))
+        def on_progress(n: int) -> None:
+            counts["committed"] += n
 
-        return gallery.index(dirs, batch_size=batch_size, workers=workers, limits=lim, on_start=on_start,
-                             on_progress=lambda n: advance[0](n), follow_links=follow_links,
-                             on_phase=on_phase)
+        def on_phase(name: str, n: int | None):
+            eprint(phase_line(name, n))
+            if name not in PHASES and n:  # the pass over rows an older release left without pHash/thumbnails
+                return stack.enter_context(progress(n, name))
+            return None
+
+        try:
+            return gallery.index(dirs, batch_size=batch_size, workers=workers, limits=lim, on_start=on_start,
+                                 on_progress=on_progress, on_read=lambda n: advance[0](n),
+                                 follow_links=follow_links, on_phase=on_phase)
+        except KeyboardInterrupt:
+            stack.close()
+            eprint(f"interrupted: {counts['committed']:,} of {counts['to_read']:,} files committed; "
+                   "run the same command to go on")
+            raise typer.Exit(130) from None

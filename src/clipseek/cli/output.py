@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import sys
 from contextlib import contextmanager
 from typing import Iterable
@@ -52,21 +53,60 @@ def print_csv(header: list[str], rows: list[list]) -> None:
     w.writerows(rows)
 
 
+_NUMBERISH = re.compile(r"[-+\d\s.,:x%*()/B]*")  # 0.2531, "4096x2304", "3,912,220 B", "12.5%", "-"
+MIN_PATH = 16  # a path column is never shortened below this
+
+
+def middle_ellipsis(text: str, width: int) -> str:
+    """`text` cut to `width` characters in the middle (the start and the file name stay)."""
+    if len(text) <= width:
+        return text
+    tail = (width - 1) * 2 // 3
+    return text[:width - 1 - tail] + "…" + text[len(text) - tail:]
+
+
+def _path_widths(header: list[str], cells: list[list[str]], width: int) -> dict[int, int]:
+    """The width each path column (a cell with a path separator) gets for the table to fit `width`
+    columns, the others at their natural width; {} when it fits as it is."""
+    natural = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+    paths = [i for i in range(len(header)) if any(os.sep in r[i] for r in cells)]
+    budget = width - 3 * len(header) - 1  # Rich's borders and padding
+    if sum(natural) <= budget or not paths:
+        return {}
+    room = max(budget - sum(n for i, n in enumerate(natural) if i not in paths), MIN_PATH * len(paths))
+    out: dict[int, int] = {}
+    for k, i in enumerate(sorted(paths, key=lambda i: natural[i])):  # the short ones take what they need
+        out[i] = max(min(natural[i], MIN_PATH), min(natural[i], room // (len(paths) - k)))
+        room -= out[i]
+    return out
+
+
 def print_table(title: str | None, header: list[str], rows: list[list]) -> None:
+    """A table on stdout that fits the terminal (or COLUMNS): paths shortened in the middle with an
+    ellipsis, numbers and headers kept whole; piped with no COLUMNS, as wide as its rows (to 400).
+    No rows: nothing (the caller says so in one line). Full paths: --format json|csv|paths."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, show_lines=False)
+    if not rows:
+        return
     cells = [[quote_path(str(x)) for x in r] for r in rows]
+    console = Console()
+    natural = sum(max([len(h)] + [len(r[i]) for r in cells]) + 3 for i, h in enumerate(header)) + 1
+    fits = console.is_terminal or os.environ.get("COLUMNS", "").isdigit()
+    width = console.width if fits else max(console.width, min(natural, 400))
+    shorten = _path_widths(header, cells, width)
+    cells = [[middle_ellipsis(c, shorten[i]) if i in shorten else c for i, c in enumerate(r)] for r in cells]
+    table = Table(title=title, show_lines=False)
     for i, h in enumerate(header):
-        table.add_column(h, no_wrap=(i == 0), overflow="fold")
+        numbers = all(_NUMBERISH.fullmatch(r[i]) for r in cells)
+        whole = numbers or i in shorten
+        table.add_column(h, no_wrap=whole, overflow="fold", min_width=max(len(h), max(len(r[i]) for r in cells))
+                         if numbers else min(len(h), 12))
     for r in cells:
         table.add_row(*(Text(c) for c in r))  # Text: a name like "[bold]x.png" is not markup
-    # never cut the first column (paths): widen the console to fit the longest row if needed
-    natural = sum(max([len(h)] + [len(r[i]) for r in cells]) + 3 for i, h in enumerate(header)) + 1
-    console = Console()
-    Console(width=max(console.width, min(natural, 400))).print(table)
+    Console(width=width).print(table)
 
 
 def report_skipped(skipped, fmt: str) -> None:

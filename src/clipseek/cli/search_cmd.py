@@ -22,6 +22,7 @@ from clipseek.cli.options import (
 from clipseek.cli.output import (
     check_format,
     eprint,
+    print_csv,
     print_json,
     print_paths,
     print_table,
@@ -59,7 +60,7 @@ def search_cmd(
                                                  help="Only videos at least this long."),
     max_duration: Optional[float] = typer.Option(None, "--max-duration", metavar="SECONDS",
                                                  help="Only videos at most this long."),
-    fmt: str = format_option("table", "json", "paths"),
+    fmt: str = format_option("table", "json", "csv", "paths"),
     print0: bool = typer.Option(False, "--print0", help="With --format paths: end each name with NUL "
                                 "instead of a new line, its bytes as they are (for xargs -0)."),
     model: Optional[str] = model_option("Default: the model the DB was built with."),
@@ -79,7 +80,7 @@ def search_cmd(
 
     if print0 and fmt == "table":
         fmt = "paths"
-    check_format(fmt, ("table", "json", "paths"))
+    check_format(fmt, ("table", "json", "csv", "paths"))
     if print0 and fmt != "paths":
         raise UsageError("--print0 goes with --format paths")
     lim = limits(max_pixels, max_file_mb)
@@ -88,6 +89,7 @@ def search_cmd(
                          max_duration=max_duration)
     query_terms(query, image, add, subtract)  # bad terms fail here, before a model is loaded
     with Gallery(db, model=model, device=device, int8_text=int8_text, backend=backend) as gallery:
+        _check_folders(gallery, where)  # before the model loads
         results = gallery.search(text=query, image=image, k=top_k, threshold=threshold, add=add or (),
                                  subtract=subtract or (), where=where, relevant=relevant, limits=lim)
         passing = gallery.count(where) if where and not results else None
@@ -99,6 +101,10 @@ def search_cmd(
                     "results": [r.to_dict() for r in results]})
     elif fmt == "paths":
         print_paths([r.path for r in results], print0)
+    elif fmt == "csv":
+        print_csv(["path", "score", "relevance", "relevant", "width", "height"],
+                  [[r.path, f"{r.score:.6f}", "" if r.relevance is None else f"{r.relevance:.4f}",
+                    int(bool(r.relevant)), r.width, r.height] for r in results])
     else:
         print_table(None, ["path", "score", "relevance", "size"],
                     [[r.path + (f" @ {clock(r.time_s)}" if r.time_s is not None else ""), f"{r.score:.4f}",
@@ -111,3 +117,19 @@ def search_cmd(
         eprint("no results" + (f" with score >= {threshold}" if threshold is not None else "")
                + (" that stand out as relevant" if relevant else ""))
     return 0
+
+
+def _check_folders(gallery, where) -> None:
+    """Each --in folder must hold an image of the gallery: else one line naming the gallery's folders
+    (a typo is not "no image passes the filter")."""
+    import dataclasses
+
+    from clipseek.core.paths import quote_path
+    from clipseek.errors import UsageError
+    from clipseek.gallery.roots import gallery_roots
+
+    for folder in where.folders if where else ():
+        if not gallery.count(dataclasses.replace(type(where)(), folders=(folder,))):
+            roots = ", ".join(quote_path(r) for r in gallery_roots(gallery.store)) or "none recorded"
+            raise UsageError(f"--in {quote_path(folder)}: no image of this gallery is in that folder; "
+                             f"the gallery's folders are {roots}")

@@ -22,7 +22,9 @@ def train_cmd(
     lr: float = typer.Option(5e-4, "--lr", callback=finite(0, lo_open=True)),
     batch_size: int = batch_size_option(128, minimum=2),
     weight_decay: float = typer.Option(0.1, "--weight-decay", callback=finite(0)),
-    warmup: int = typer.Option(100, "--warmup", min=0, help="Warm-up steps before cosine decay."),
+    warmup: Optional[int] = typer.Option(
+        None, "--warmup", min=0,
+        help="Warm-up steps before cosine decay [default: a tenth of the run's steps, 1 to 100]."),
     freeze: Optional[str] = typer.Option(None, "--freeze", help="Freeze a tower: vision or text."),
     grad_accum: int = typer.Option(1, "--grad-accum", min=1),
     seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
@@ -51,7 +53,7 @@ def train_cmd(
     from clipseek.core.prompts import resolve_templates
     from clipseek.data.pairs import DEFAULT_TEMPLATES, load_pairs
     from clipseek.training.checkpoint import check_start, start_checkpoint
-    from clipseek.training.loop import TrainConfig, train
+    from clipseek.training.loop import TrainConfig, size_warning, train
 
     tmpl = tuple(resolve_templates(None, templates)) if templates else DEFAULT_TEMPLATES
     check_start(out, model=model, scratch=scratch, resume=resume)
@@ -67,6 +69,8 @@ def train_cmd(
     with start_checkpoint(out, pairs, model=model, scratch=scratch, resume=resume, templates=tmpl,
                           seed=seed) as start:
         eprint(f"training on {len(pairs.paths)} pairs ({len(pairs.skipped)} skipped), {epochs} epochs")
+        if (warning := size_warning(len(pairs.paths), cfg)):
+            eprint(warning)
         with progress(len(pairs.paths) * epochs, "training") as advance:
             def on_step(info: dict) -> None:
                 advance(info["images"], f"loss {info['loss']:.3f} epoch {info['epoch']}", "img")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from clipseek.cli.output import eprint, print_json
+from clipseek.core.paths import quote_path
 
 
 def batch_line(summary) -> str | None:
@@ -35,6 +36,8 @@ def watch_index(gallery, dirs, poll: bool, interval: float, fmt: str) -> int:
             line = batch_line(summary)
             if line:
                 print(line, flush=True)
+            for skipped in summary.skipped:  # which file, and why
+                print(f"  skipped {quote_path(skipped.path)}: {skipped.reason}", flush=True)
 
     roots = check_roots(dirs)
     watcher = Watcher(roots, lambda: gallery.index(roots), on_batch, poll=poll, interval=interval,
@@ -49,6 +52,7 @@ def watch_index(gallery, dirs, poll: bool, interval: float, fmt: str) -> int:
         total = gallery.store.count()
         gallery.close()
         eprint(f"stopped watching; {total} images in {gallery.db_path}, every batch committed")
+        return 130
     return 0
 
 
@@ -60,6 +64,8 @@ def serve_watch_options(dirs, poll: bool, interval: float) -> dict:
         line = batch_line(summary)
         if line:
             eprint(f"clipseek: watch: {line}")
+        for skipped in summary.skipped:
+            eprint(f"clipseek: watch: skipped {quote_path(skipped.path)}: {skipped.reason}")
 
     def on_stop(error: BaseException) -> None:
         eprint(f"clipseek: watch: {error}" if str(error) else f"clipseek: watch stopped ({error!r})")

@@ -169,8 +169,9 @@ def transfer_all(transfers: Sequence[Transfer], mode: str, on_item=None) -> Tran
 
 @dataclass
 class UndoReport:
-    restored: int = 0     # files put back (moves reversed, copies and links removed)
-    untouched: int = 0    # rows whose file had not been transferred yet
+    restored: int = 0     # rows undone (moves reversed, copies and links removed)
+    untouched: int = 0    # rows with nothing to undo: never transferred, or undone already
+    removed: int = 0      # of `restored`: the copies and links removed (their sources never left)
     kept: list[Skipped] = None  # rows left alone, and why
 
     def __post_init__(self):
@@ -185,6 +186,7 @@ def undo_log(path: str, on_item=None) -> UndoReport:
         status, problem = undo_one(t.source, t.destination, mode)
         if status == "restored":
             report.restored += 1
+            report.removed += mode in ("copy", "link")
         elif status == "untouched":
             report.untouched += 1
         else:

@@ -184,40 +184,47 @@ def none_of_these(sims: np.ndarray, y_true, other: int | None, fit: tuple | None
 def linear_probe(train_x: np.ndarray, train_y, test_x: np.ndarray, n_classes: int,
                  l2_grid: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1), seed: int = 0) -> dict:
     """Multinomial logistic regression (L-BFGS, L2) on embeddings, as CLIP_benchmark's linear probe.
-    The L2 strength is chosen on a 20% hold-out of the train split, then refitted on all of it."""
+    The L2 strength is chosen on a 20% hold-out of the train split, then refitted on all of it. Each
+    fit is SciPy's L-BFGS on the exact loss and gradient (NumPy, no torch), warm-started from the
+    fit before it (strongest L2 first): ~0.1 s for a few hundred embeddings."""
     y = np.asarray(train_y, np.int64)
+    x = np.asarray(train_x, np.float64)
     idx = np.random.RandomState(seed).permutation(len(y))
     n_val = max(1, len(y) // 5) if len(y) >= 10 else 0
     val, tr = idx[:n_val], idx[n_val:]
-    best_l2, best_acc = l2_grid[len(l2_grid) // 2], -1.0
+    best_l2, best_acc, start = l2_grid[len(l2_grid) // 2], -1.0, None
     if n_val:
-        for l2 in l2_grid:
-            probs = _fit_logreg(train_x[tr], y[tr], n_classes, l2)(train_x[val])
-            acc = float((probs.argmax(1) == y[val]).mean())
-            if acc > best_acc:
+        for l2 in sorted(l2_grid, reverse=True):
+            predict, start = _fit_logreg(x[tr], y[tr], n_classes, l2, start)
+            acc = float((predict(x[val]).argmax(1) == y[val]).mean())
+            if acc > best_acc or (acc == best_acc and l2 < best_l2):  # ties: as the grid's order did
                 best_l2, best_acc = l2, acc
-    predict = _fit_logreg(train_x, y, n_classes, best_l2)
+    predict, _ = _fit_logreg(x, y, n_classes, best_l2)
     return {"l2": best_l2, "probs": predict(test_x), "n_train": int(len(y))}
 
 
-def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> Callable:
-    import torch
+def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float,
+                start: np.ndarray | None = None) -> tuple[Callable, np.ndarray]:
+    """Minimise mean cross-entropy + l2 * |W|^2 (the bias not penalised): (predict, parameters)."""
+    from scipy.optimize import minimize
 
-    torch.manual_seed(0)
-    xt, yt = torch.from_numpy(np.asarray(x, np.float32)), torch.from_numpy(y)
-    w = torch.zeros(x.shape[1], n_classes, requires_grad=True)
-    b = torch.zeros(n_classes, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+    n, d = x.shape
+    onehot = np.eye(n_classes)[y]
 
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(xt @ w + b, yt) + l2 * (w * w).sum()
-        loss.backward()
-        return loss
+    def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:d * n_classes].reshape(d, n_classes), theta[d * n_classes:]
+        logits = x @ w + b
+        logits -= logits.max(1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        diff = (np.exp(logp) - onehot) / n
+        loss = -(onehot * logp).sum() / n + l2 * (w * w).sum()
+        return loss, np.concatenate([(x.T @ diff + 2 * l2 * w).ravel(), diff.sum(0)])
 
-    opt.step(closure)
-    wd, bd = w.detach().numpy(), b.detach().numpy()
-    return lambda q: softmax(np.asarray(q, np.float32) @ wd + bd).astype(np.float64)
+    theta0 = np.zeros(d * n_classes + n_classes) if start is None else start
+    theta = minimize(loss_grad, theta0, jac=True, method="L-BFGS-B",
+                     options={"maxiter": 1000, "gtol": 1e-7}).x
+    wd, bd = theta[:d * n_classes].reshape(d, n_classes), theta[d * n_classes:]
+    return (lambda q: softmax(np.asarray(q, np.float64) @ wd + bd).astype(np.float64)), theta
 
 
 # ---------------------------------------------------------------- retrieval

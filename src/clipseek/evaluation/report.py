@@ -231,13 +231,25 @@ def _md_table(header, rows) -> list[str]:
 CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f0f3f7}.mist{display:inline-block;width:140px;margin:4px;font-size:12px;vertical-align:top}
-.mist img{max-width:128px;max-height:128px;display:block}.warn{color:#a60}img.cm{max-width:600px}"""
+.mist img{max-width:128px;max-height:128px;display:block}
+.mist{overflow-wrap:anywhere}.mist
+.name{display:block;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}.warn{color:#a60}img.cm{max-width:600px}"""
 
 
 def _html_table(header, rows) -> str:
     e = html.escape
     return ("<table><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr>" +
             "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
+
+
+def mistake_card(m: dict, thumb: str | None) -> str:
+    """One confident mistake: its thumbnail, true and predicted labels, and its file name on one line
+    (ellipsized to the card, whole in the tooltip: a long name never runs into the next card)."""
+    e = html.escape
+    img = f"<img src='{e(thumb)}' alt=''>" if thumb else "<i>(no thumbnail)</i>"
+    name = e(quote_path(os.path.basename(m["path"])))
+    return (f"<div class='mist'>{img}true: <b>{e(m['true'])}</b><br>predicted: <b>{e(m['predicted'])}</b> "
+            f"({_pct(m['confidence'])})<br><small class='name' title='{name}'>{name}</small></div>")
 
 
 def render_html(doc: dict, assets: dict) -> str:
@@ -266,12 +278,7 @@ def render_html(doc: dict, assets: dict) -> str:
                                    p["support"]] for p in r["per_class"]]))
         if r["mistakes"]:
             parts.append("<h3>Most confident mistakes</h3><div>")
-            for m in r["mistakes"]:
-                t = assets["thumbs"].get(m["path"])
-                img = f"<img src='{e(t)}' alt=''>" if t else "<i>(no thumbnail)</i>"
-                parts.append(f"<div class='mist'>{img}true: <b>{e(m['true'])}</b><br>predicted: "
-                             f"<b>{e(m['predicted'])}</b> ({_pct(m['confidence'])})<br>"
-                             f"<small>{e(quote_path(os.path.basename(m['path'])))}</small></div>")
+            parts += [mistake_card(m, assets["thumbs"].get(m["path"])) for m in r["mistakes"]]
             parts.append("</div>")
     if doc["skipped"]:
         parts.append(f"<h2>Skipped files ({len(doc['skipped'])})</h2><ul>" +

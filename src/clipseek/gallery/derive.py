@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from clipseek.model.base import Encoder
 
 THUMBS_CHECKED = "thumbs_checked"  # meta: every row up to this id has its thumbnails (or cannot)
-Phase = Callable[[str, int], Callable[[int], None]]  # on_phase(label, total) -> advance(n)
+Phase = Callable[[str, int | None], Callable[[int], None] | None]  # on_phase(label, total) -> advance(n)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import numpy as np
 from clipseek._io import short_lock, writer_lock
 from clipseek.core.images import DEFAULT_LIMITS, ImageLimits, one_or_many
 from clipseek.core.numbers import check_number
+from clipseek.core.paths import quote_path
 from clipseek.errors import BusyError, ModelMismatchError, UsageError
 from clipseek.gallery.dbfile import write_error
 from clipseek.gallery.search.facets import Facets
@@ -190,8 +191,9 @@ class Gallery:
         have = store.fingerprint
         if have is not None and not have.same_weights(enc.fingerprint):
             raise ModelMismatchError(f"{store.path} was indexed with model [{have}] but the model "
-                             f"given is [{enc.fingerprint}]; search it with its own model (omit --model) "
-                             "or use another --db")
+                             f"given is [{enc.fingerprint}]; to use this database, leave --model out (it "
+                             f"names its own model: --model {quote_path(have.name)}); to use this model, "
+                             "give a new --db")
 
     def close(self) -> None:
         if self._index is not None:
@@ -213,13 +215,17 @@ class Gallery:
               workers: int | None = None,
               limits: ImageLimits = DEFAULT_LIMITS, on_start: Callable[[int], None] | None = None,
               on_progress: Callable[[int], None] | None = None, refresh_index: bool = True,
-              follow_links: bool | None = None, thumbnails: bool = True, on_phase=None):
+              follow_links: bool | None = None, thumbnails: bool = True,
+              on_phase: Callable[[str, int | None], Callable[[int], None] | None] | None = None,
+              on_read: Callable[[int], None] | None = None):
         """Add new/changed images under `dirs`, forget deleted ones; returns an IndexSummary.
         `refresh_index=False` leaves the FAISS cache to whoever searches (a watcher beside a server).
         `follow_links`: follow symbolic links to files outside `dirs` (None: the rule the gallery
         recorded, off by default; see gallery.sync). `thumbnails`: make both thumbnail sizes from
-        each file's one decode (`gallery.derive`); `on_phase(label, n)`: a later pass over rows that
-        lack a pHash or thumbnails starts (an older release's database), returns `advance(n)`."""
+        each file's one decode (`gallery.derive`). `on_phase(name, n)` hears each phase as it starts
+        ("loading the model", "scanning", "embedding" n files, the pass over rows an older release left
+        without pHash or thumbnails, "saving the index"), and may return `advance(k)` for that phase's
+        progress; `on_progress(n)` the files committed, `on_read(1)` each file as it is read and decoded."""
         from clipseek.embed.stages import default_workers
         from clipseek.gallery.derive import Derive, fill_derived
         from clipseek.gallery.thumbs import default_thumb_dir
@@ -231,16 +237,21 @@ class Gallery:
         if not os.path.isdir(os.path.dirname(self.db_path)):
             raise UsageError(f"cannot create database {self.db_path}: folder does not exist")
         self.check_database()  # before each batch of a watcher: never into a deleted file
+        phase = on_phase or (lambda name, n: None)
         with self.writing():
+            if self._encoder is None:
+                phase("loading the model", None)
             store, enc = self._open_for_writing()
             record_roots(store, roots)  # before any row of them: the server serves files inside roots
             summary = index_folders(store, enc, dirs, batch_size=batch_size,
                                     workers=workers, limits=limits, on_start=on_start,
-                                    on_progress=on_progress, follow_links=follow_links,
+                                    on_progress=on_progress, follow_links=follow_links, on_phase=on_phase,
+                                    on_read=on_read,
                                     derive=Derive(default_thumb_dir(store.path) if thumbnails else None))
             # pHashes and thumbnails that rows lack (a database made by an older release)
             fill_derived(store, default_thumb_dir(store.path) if thumbnails else None,
                          workers or default_workers(), limits, on_phase)
+            phase("saving the index", summary.total)
             if refresh_index:
                 self._refresh_index(force=True)
         return summary

@@ -326,4 +326,5 @@ def check_fingerprint(store: Store, fingerprint: Fingerprint) -> None:
     have = store.fingerprint
     if have is not None and not have.same_weights(fingerprint):
         raise ModelMismatchError(f"{store.path} was indexed with model [{have}] but the model given is "
-                         f"[{fingerprint}]; search it with its own model (omit --model) or use another --db")
+                         f"[{fingerprint}]; to use this database, leave --model out (it names its own model: "
+                         f"--model {have.name}); to use this model, give a new --db")

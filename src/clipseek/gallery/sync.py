@@ -333,16 +333,22 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
                   workers: int | None = None, limits: ImageLimits = DEFAULT_LIMITS,
                   on_start: Callable[[int], None] | None = None,
                   on_progress: Callable[[int], None] | None = None,
-                  follow_links: bool | None = None, derive: Derive | None = None) -> IndexSummary:
+                  follow_links: bool | None = None, derive: Derive | None = None,
+                  on_phase: Callable[[str, int | None], object] | None = None,
+                  on_read: Callable[[int], None] | None = None) -> IndexSummary:
     """Index `dirs` into `store` with `encoder`; returns what changed. Safe to interrupt any time.
-    `on_start(n)` gets the number of files to read, `on_progress(n)` the files done since.
+    `on_start(n)` gets the number of files to read, `on_progress(n)` the files committed since,
+    `on_read(1)` each file as it is read and decoded, `on_phase(name, n)` each phase as it starts.
     `follow_links`: follow links to outside the folders (None: the rule recorded, see `links_rule`).
     `derive`: what else each decode gives (default: the pHash, and thumbnails in `DB.thumbs/`)."""
     roots = check_roots(dirs)
     store.bind_model(encoder.fingerprint, encoder.dim)
+    phase = on_phase or (lambda name, n: None)
+    phase("scanning", None)
     found, outside = scan(roots, links_rule(store, follow_links))
     plan = plan_changes(store, roots, found, outside, _unusable_rows(store, roots))
     summary = IndexSummary(unchanged=plan.unchanged, still_skipped=plan.still_skipped)
+    phase("embedding", len(plan.to_read))
     if on_start:
         on_start(len(plan.to_read))
     workers = workers or default_workers()
@@ -352,7 +358,7 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
                         ahead=2 * batch_size + workers)
     resolver = _Resolver(plan)
     _record_outside(store, resolver, summary)
-    for window in batched(reads, batch_size):
+    for window in batched(_each(reads, on_read), batch_size):
         _index_window(store, encoder, resolver, window, summary,
                       lambda p: read_file(p, encoder, frozenset(), limits, derive))
         if on_progress:
@@ -360,10 +366,18 @@ def index_folders(store: Store, encoder: Encoder, dirs: Sequence[str], batch_siz
     gone = plan.gone_skips + list(plan.gone)  # gone files that no move claimed
     with store.transaction():
         store.remove_paths(gone)
-    summary.removed = len(gone)
+    summary.removed = sum(p in plan.gone or p in plan.stale for p in gone)  # images; not skip records
     summary.dated = fill_capture_times(store, roots, workers)
     summary.total = store.count()
     return summary
+
+
+def _each(items, on_item: Callable[[int], None] | None):
+    """`items`, calling `on_item(1)` as each one arrives (a file read and decoded)."""
+    for item in items:
+        if on_item:
+            on_item(1)
+        yield item
 
 
 def _record_outside(store: Store, resolver: _Resolver, summary: IndexSummary) -> None:

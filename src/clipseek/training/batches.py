@@ -51,7 +51,7 @@ class GroupedBatchSampler:
         self.groups, self.batch_size, self.frac, self.gen = groups, batch_size, frac, generator
 
     def __len__(self) -> int:
-        return len(self.groups) // self.batch_size
+        return batch_count(len(self.groups), self.batch_size)
 
     def __iter__(self):
         import torch
@@ -67,9 +67,43 @@ class GroupedBatchSampler:
             full = len(members) // bs * bs
             batches += [members[j:j + bs] for j in range(0, full, bs)]
             rest += members[full:]
-        batches += [rest[j:j + bs] for j in range(0, len(rest) - bs + 1, bs)]
+        tail = batch_slices(rest, bs)
+        if tail and len(tail[-1]) == 1 and len(batches) + len(tail) > 1:  # a batch of one has no negatives
+            single = tail.pop()
+            (tail or batches)[-1].extend(single)
+        batches += tail
         for k in torch.randperm(len(batches), generator=self.gen).tolist():
             yield batches[k]
+
+
+def batch_slices(order: list[int], bs: int) -> list[list[int]]:
+    """Every index of `order`, in batches of `bs` and a smaller last one; a last batch of one joins the
+    one before it (the contrastive loss needs two pairs in a batch)."""
+    batches = [list(order[j:j + bs]) for j in range(0, len(order), bs)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        single = batches.pop()
+        batches[-1].extend(single)
+    return batches
+
+
+def batch_count(n: int, bs: int) -> int:
+    """How many batches `batch_slices` makes of `n` pairs."""
+    return max(1, -(-n // bs) - (1 if n > bs and n % bs == 1 else 0))
+
+
+class ShuffledBatchSampler:
+    """Every pair every epoch, in a new order each epoch drawn by `generator` (no partial batch dropped)."""
+
+    def __init__(self, n: int, batch_size: int, generator):
+        self.n, self.batch_size, self.gen = n, batch_size, generator
+
+    def __len__(self) -> int:
+        return batch_count(self.n, self.batch_size)
+
+    def __iter__(self):
+        import torch
+
+        yield from batch_slices(torch.randperm(self.n, generator=self.gen).tolist(), self.batch_size)
 
 
 def collate(items):
@@ -91,6 +125,6 @@ def make_loader(pairs: Pairs, preprocess_cfg, cfg, generator):
     common = dict(num_workers=cfg.workers, collate_fn=collate, persistent_workers=cfg.workers > 0)
     if cfg.group_frac > 0 and pairs.groups:
         sampler = GroupedBatchSampler(pairs.groups, cfg.batch_size, cfg.group_frac, generator)
-        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, **common)
-    return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=generator,
-                                       drop_last=len(pairs.paths) > cfg.batch_size, **common)
+    else:
+        sampler = ShuffledBatchSampler(len(pairs.paths), cfg.batch_size, generator)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, **common)

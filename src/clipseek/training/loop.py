@@ -26,7 +26,7 @@ import numpy as np
 from clipseek.data.pairs import DEFAULT_TEMPLATES, Pairs
 from clipseek.core.numbers import check_number
 from clipseek.errors import ClipseekError, UsageError
-from clipseek.training.batches import GroupedBatchSampler, make_loader
+from clipseek.training.batches import GroupedBatchSampler, batch_count, make_loader
 from clipseek.training.checkpoint import (
     STATE_DIR,
     STATE_FILE,
@@ -44,6 +44,7 @@ from clipseek.training.optim import (
     optimizer_step,
     param_groups,
     ramp,
+    scaled_warmup,
 )
 from clipseek.training.patch_dropout import PatchDropout
 
@@ -54,7 +55,7 @@ class TrainConfig:
     lr: float = 5e-4
     batch_size: int = 128
     weight_decay: float = 0.1
-    warmup_steps: int = 100
+    warmup_steps: int | None = None      # None: a tenth of the run's steps, 1 to 100
     grad_accum: int = 1
     freeze: str | None = None            # None, "vision" or "text"
     seed: int = 0
@@ -119,7 +120,8 @@ def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: 
         gen = torch.Generator().manual_seed(cfg.seed)
         loader = make_loader(pairs, _preprocess_cfg(processor), cfg, gen)
         opt = adamw(param_groups(model, cfg.weight_decay), cfg.lr)
-        sched = lr_schedule(opt, cfg.warmup_steps, max(1, len(loader) // cfg.grad_accum) * cfg.epochs)
+        total = total_steps(len(pairs.paths), cfg)
+        sched = lr_schedule(opt, scaled_warmup(total) if cfg.warmup_steps is None else cfg.warmup_steps, total)
         start = restore_state(out, opt, sched, gen) if resume else 0
         run = _Run(model, processor, loader, opt, sched, matcher, cfg, device, on_step)
         history: list[EpochStats] = []
@@ -138,6 +140,27 @@ def train(model_dir: str, pairs: Pairs, out_dir: str, cfg: TrainConfig, resume: 
             if dropout:  # an exception mid-epoch must not leave the hook on the caller's model
                 dropout.remove()
     return history
+
+
+def total_steps(n_pairs: int, cfg: TrainConfig) -> int:
+    """The optimizer steps of a run: every pair every epoch, a step each `grad_accum` batches."""
+    return max(1, batch_count(n_pairs, cfg.batch_size) // cfg.grad_accum) * cfg.epochs
+
+
+def size_warning(n_pairs: int, cfg: TrainConfig) -> str | None:
+    """One line when the run is too small for its settings (else None): a warm-up as long as the run,
+    a batch larger than the set, or too few steps to move the weights much."""
+    total, notes = total_steps(n_pairs, cfg), []
+    if cfg.warmup_steps is not None and cfg.warmup_steps >= total:
+        notes.append(f"--warmup {cfg.warmup_steps} is not shorter than the run, so the learning rate "
+                     f"never reaches --lr (leave --warmup out to scale it to the run)")
+    if n_pairs < cfg.batch_size:
+        notes.append(f"--batch-size {cfg.batch_size} is larger than the {n_pairs} pairs (each batch is the whole set)")
+    if total < 10:
+        notes.append("a few steps change the model little: more --epochs or a smaller --batch-size")
+    if not notes:
+        return None
+    return f"warning: a small run, {n_pairs} pairs in {total} optimizer steps: " + "; ".join(notes)
 
 
 def _check_weights(model) -> None:

@@ -54,6 +54,12 @@ def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
     return f
 
 
+def scaled_warmup(total: int) -> int:
+    """The default warm-up for a run of `total` optimizer steps: a tenth of it, at least 1, at most 100
+    (a fixed 100 would leave a 3-step run at 3% of --lr)."""
+    return max(1, min(100, round(0.1 * total)))
+
+
 def lr_schedule(opt, warmup: int, total: int):
     """A torch scheduler that follows `warmup_cosine` (call its `step` after each optimizer step)."""
     import torch

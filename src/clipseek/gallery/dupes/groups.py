@@ -15,7 +15,8 @@ the hash (precision of the grouped pairs 0.26); CLIP cosine alone (the bundled 6
 distinct pictures of one class at every threshold that kept the crops (0.19 at 0.9; 0.64 at 0.99, where
 it keeps 44% of the crops); pHash proposing and CLIP confirming (>= 0.9: one dot product per candidate
 pair) gave precision 0.78 at recall 0.89, and 1.00 / 0.93 on photo-like pictures. The keeper is the
-largest image (pixels, then bytes), then the oldest file. Nothing here deletes or moves a file.
+original (gallery/dupes/keeper.py: full quality, then earliest capture, then a name without copy
+markers, then pixels). Nothing here deletes or moves a file.
 
 Before a move (`movable_groups`, for `dupes --move-extras-to`) the rows are not trusted: each file of
 each group is read again and must be a regular file inside the gallery's folder (links resolved) with
@@ -40,7 +41,8 @@ import numpy as np
 from clipseek.core.organise import Transfer, plan_transfers
 from clipseek.errors import ImageError, Skipped, UsageError
 from clipseek.gallery.dupes.similar import cosine_pairs
-from clipseek.gallery.dupes.phash import DRAFT_SIZE, PHASH_BITS, all_phashes, hamming_pairs
+from clipseek.gallery.dupes.groups.keeper import choose_keeper, shown_facts
+from clipseek.gallery.dupes.phash import DRAFT_SIZE, PHASH_BITS, all_phashes, hamming_pairs, phash_of
 
 DEFAULT_PHASH_DISTANCE = 12     # bits of 64
 DEFAULT_CONFIRM = 0.9           # CLIP cosine a pHash pair must also reach to count as a copy
@@ -166,14 +168,17 @@ def pair_cosines(store, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _groups(store, links: _Links, sizes: dict[int, tuple[int, int]] | None = None) -> list[DupeGroup]:
     """Groups from links; `sizes`: each row's pixel size as read now (else read from the headers)."""
     comps = links.components()
+    rows = store.get_rows([i for c in comps for i in c])
+    facts = {i: shown_facts(r) for i, r in rows.items()}
     rows = {i: dataclasses.replace(r, width=sizes[i][0], height=sizes[i][1]) if sizes and i in sizes
-            else _true_size(r) for i, r in store.get_rows([i for c in comps for i in c]).items()}
+            else dataclasses.replace(r, width=facts[i].width or r.width, height=facts[i].height or r.height)
+            for i, r in rows.items()}
     groups = []
     for comp in comps:
         members = [rows[i] for i in comp if i in rows]
         if len(members) < 2:
             continue
-        keep = max(members, key=lambda r: (r.width * r.height, r.size, -r.mtime_ns, _neg(r.path)))
+        keep = choose_keeper(members, facts)
         out = [_member(keep, "keep", 1.0, "")]
         for r in members:
             if r.id != keep.id:
@@ -182,26 +187,6 @@ def _groups(store, links: _Links, sizes: dict[int, tuple[int, int]] | None = Non
         out[1:] = sorted(out[1:], key=lambda m: (RANK[m.reason], -m.score, m.path))
         groups.append(DupeGroup(out[0], tuple(out)))
     return sorted(groups, key=lambda g: g.keep.path)
-
-
-def _true_size(row):
-    """The row with the file's own pixel size, read from its header (the store may hold the size a
-    JPEG was draft-decoded at for the model); the stored size if the file cannot be opened."""
-    from PIL import Image
-
-    from clipseek.core.files import open_regular
-
-    try:  # a regular file only: a FIFO now where an image was indexed must not block
-        f, _ = open_regular(row.path)
-        with f, Image.open(f) as img:
-            w, h = img.size
-    except Exception:
-        return row
-    return dataclasses.replace(row, width=w, height=h)
-
-
-def _neg(path: str) -> tuple:
-    return tuple(-ord(c) for c in path)  # ties: the path that sorts first wins
 
 
 def _member(r, reason: str, score: float, link: str) -> Member:
@@ -232,7 +217,7 @@ class Fresh:
     """A group member's file as read now: its content hash, pHash and pixel size."""
 
     hash: str
-    phash: int
+    phash: int | None   # None: nearly uniform, not comparable
     width: int
     height: int
 
@@ -241,8 +226,6 @@ def recheck(row, root: str) -> Fresh | str:
     """The file of store row `row` as it is now, or why it must not be moved (nor kept as a keeper):
     not a regular file inside `root` (links resolved), another size, time or content than its row's,
     or not an image."""
-    import imagehash
-
     from clipseek.core.files import read_regular, stat_regular
     from clipseek.core.images import full_size, open_image
 
@@ -259,7 +242,8 @@ def recheck(row, root: str) -> Fresh | str:
         img = open_image(row.path, data=data, draft_size=DRAFT_SIZE)
     except ImageError as e:
         return e.reason
-    return Fresh(row.hash, int(str(imagehash.phash(img)), 16), *full_size(img))
+    code = phash_of(img)
+    return Fresh(row.hash, int(code, 16) if code else None, *full_size(img))
 
 
 def movable_groups(store, similar: bool = False, threshold: float = DEFAULT_SIMILAR,
@@ -299,8 +283,8 @@ def _relink(links: _Links, store, ids: list[int], fresh: dict[int, Fresh], phash
     for same in by_hash.values():
         arr = np.array(same, np.int64)
         links.add(arr[:1].repeat(len(arr) - 1), arr[1:], "identical", np.ones(len(arr) - 1))
-    arr = np.array(ids, np.int64)
-    i, j, d = hamming_pairs(np.array([fresh[x].phash for x in ids], np.uint64), phash_distance)
+    arr = np.array([x for x in ids if fresh[x].phash is not None], np.int64)
+    i, j, d = hamming_pairs(np.array([fresh[x].phash for x in arr.tolist()], np.uint64), phash_distance)
     a, b = arr[i], arr[j]
     if confirm is not None and len(a):
         keep = pair_cosines(store, a, b) >= confirm

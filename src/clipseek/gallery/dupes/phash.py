@@ -3,8 +3,13 @@
 A pHash (`imagehash.phash`: the signs of the lowest 8x8 DCT frequencies of a 32x32 grey thumbnail) stays
 the same, or within a few bits, when a picture is re-encoded, resized or lightly cropped, and differs
 in about half its 64 bits between unrelated pictures. It is computed once per file content and kept in
-the store (`files.phash`, 16 hex digits; '' when the file could not be read), so an index run fills it
+the store (`files.phash`, 16 hex digits; '' when the file could not be read or is nearly uniform), so an index run
+fills it
 for new files and an old database gets it on its next run, without re-embedding anything.
+
+A picture that is nearly uniform as the model sees it (a translucent PNG composited on white, a blank
+frame) carries no pHash evidence: its 64 bits are the signs of rounding noise, and two such pictures
+"match" at any distance. `phash_of` marks it not comparable (''), so a flat hash never joins another.
 
 Pairs within a Hamming distance come from a FAISS binary index range search (a popcount scan in C,
 ~3 s for 100k hashes on 2 cores), never from a Python loop over pairs.
@@ -26,12 +31,25 @@ DRAFT_SIZE = 128    # JPEGs are decoded at reduced scale (>= 128 px): the hash o
 BATCH = 256         # hashes written per transaction
 
 
-def phash_hex(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
-    """The 64-bit pHash of the image file at `path` as 16 hex digits; raises ImageError."""
-    import imagehash
+FLAT_STD = 3.0      # grey levels (of 255): a 32x32 thumbnail flatter than this has no pHash evidence
 
-    img = open_image(path, max_pixels=max_pixels, draft_size=DRAFT_SIZE)
+
+def phash_of(img) -> str:
+    """The 64-bit pHash of a PIL image as 16 hex digits, or '' (not comparable) when the picture is
+    nearly uniform: the standard deviation of its 32x32 grey thumbnail (the one the hash is taken from)
+    is under FLAT_STD grey levels."""
+    import imagehash
+    from PIL import Image
+
+    grey = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.LANCZOS), np.float64)
+    if float(grey.std()) < FLAT_STD:
+        return ""
     return str(imagehash.phash(img))
+
+
+def phash_hex(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """The pHash of the image file at `path` (`phash_of`: '' when nearly uniform); raises ImageError."""
+    return phash_of(open_image(path, max_pixels=max_pixels, draft_size=DRAFT_SIZE))
 
 
 def _phash_or_blank(path: str) -> str:
