@@ -114,6 +114,13 @@ def test_int8_text_tower_option(tmp_path, encoder, gallery_dir):
         check_equal(g8.search("dog", k=5), brute_force(g8, q8, 5))
 
 
+def clustered(rng, clusters: int, n: int, noise: float, dim: int = 32):
+    """(centers, n unit float32 vectors scattered around them) for a gallery with structure."""
+    centers = rng.standard_normal((clusters, dim))
+    vecs = centers[rng.integers(0, clusters, n)] + noise * rng.standard_normal((n, dim))
+    return centers, (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+
+
 def fill_store(db, vecs):
     from clipseek.gallery.store import Store
 
@@ -128,9 +135,7 @@ def test_search_after_deletions_equals_brute_force_over_live_rows(tmp_path, thre
     from clipseek.gallery.store import Store
 
     rng = np.random.default_rng(0)
-    centers = rng.standard_normal((20, 32))
-    vecs = centers[rng.integers(0, 20, 1000)] + 0.3 * rng.standard_normal((1000, 32))
-    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    _, vecs = clustered(rng, 20, 1000, 0.3)
     db = str(tmp_path / "g.db")
     fill_store(db, vecs)
     g = clipseek.Gallery(db, approx_threshold=threshold)
@@ -198,9 +203,7 @@ def test_approximate_index_results_equal_brute_force_cosine(tmp_path):
     every query's top k is numpy's exact cosine top k over the stored vectors: the same ids, scores within
     1e-6."""
     rng = np.random.default_rng(7)
-    centers = rng.standard_normal((40, 32))
-    vecs = centers[rng.integers(0, 40, 4000)] + 0.4 * rng.standard_normal((4000, 32))
-    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    centers, vecs = clustered(rng, 40, 4000, 0.4)
     db = str(tmp_path / "g.db")
     fill_store(db, vecs)
     queries = np.concatenate([vecs[rng.choice(4000, 8, replace=False)],
