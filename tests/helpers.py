@@ -97,6 +97,27 @@ def indexed_gallery(root, encoder, n: int, size: Callable[[int], tuple[int, int]
     return db
 
 
+def index_folder(root, encoder) -> str:
+    """Index the folder `root` with `encoder` into g.db beside it; returns the database's path."""
+    import clipseek
+
+    db = str(Path(root).parent / "g.db")
+    with clipseek.Gallery(db, encoder) as g:
+        g.index([str(root)])
+    return db
+
+
+@contextmanager
+def app_client(db, encoder, base_url: str = "http://127.0.0.1", **app_options):
+    """The gallery `db` served in-process: a FastAPI TestClient on create_app(db, encoder, ...)."""
+    from fastapi.testclient import TestClient
+
+    from clipseek.server import create_app
+
+    with TestClient(create_app(db, encoder, **app_options), base_url=base_url) as c:
+        yield c
+
+
 def cli_env(**extra: str) -> dict:
     """The environment of a `clipseek` subprocess: offline, no warnings, plus `extra`."""
     return dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore", **extra)

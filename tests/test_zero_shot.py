@@ -10,14 +10,21 @@ LABELS = ["cat", "dog", "red car", "green tree", "small boat"]
 
 
 @pytest.mark.parametrize("template", ["a photo of a {}.", "{}"])
-def test_parity_with_transformers_pipeline(tiny_ckpt, encoder, template):
-    pipe = pipeline("zero-shot-image-classification", model=tiny_ckpt, device="cpu")
+@pytest.mark.parametrize("ckpt, enc, labels, one_distribution", [
+    ("tiny_ckpt", "encoder", LABELS, True),  # CLIP: softmax over the labels
+    ("tiny_siglip_ckpt", "siglip_encoder", LABELS[:4] + ["кошка"], False),  # SigLIP: sigmoid per label
+], ids=["clip", "siglip"])
+def test_parity_with_transformers_pipeline(request, ckpt, enc, labels, one_distribution, template):
+    """The same numbers as the `transformers` zero-shot pipeline on the same tiny checkpoint."""
+    ckpt, enc = request.getfixturevalue(ckpt), request.getfixturevalue(enc)
+    pipe = pipeline("zero-shot-image-classification", model=ckpt, device="cpu")
     images = [make_image(i, (50 + 7 * i, 40)) for i in range(4)]
-    ours = classify_images(encoder, images, LABELS, [template])
+    ours = classify_images(enc, images, labels, [template])
     for img, row in zip(images, ours):
-        ref = pipe(img, candidate_labels=LABELS, hypothesis_template=template)
+        ref = pipe(img, candidate_labels=labels, hypothesis_template=template)
         ref_by_label = {r["label"]: r["score"] for r in ref}
-        assert max(abs(ref_by_label[l] - p) for l, p in zip(LABELS, row)) < 1e-5
+        assert max(abs(ref_by_label[l] - p) for l, p in zip(labels, row)) <= 1e-5
+    assert np.allclose(ours.sum(axis=1), 1.0) == one_distribution
 
 
 def test_probabilities_softmax_reference():

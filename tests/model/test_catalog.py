@@ -48,14 +48,17 @@ def test_speeds_were_measured_here_against_the_baseline(catalog):
 
 
 def test_picks(catalog):
-    p = catalog.picks()
-    timed = [e for e in catalog.entries if e.relative_speed is not None]
-    assert p["fastest"].relative_speed == max(e.relative_speed for e in timed)
-    assert p["best_overall"].imagenet_top1 == max(e.imagenet_top1 or 0 for e in catalog.entries)
-    assert p["best_on_cpu"].relative_speed >= CPU_FLOOR
-    assert all(e.imagenet_top1 is None or e.imagenet_top1 <= p["best_on_cpu"].imagenet_top1
-               for e in timed if e.relative_speed >= CPU_FLOOR)
-    assert p["multilingual"].multilingual
+    """The picks, read off catalog.json by hand (an independent reference, not the code's own rule):
+    fastest: the two B/32 LAION/DataComp rows tie at 1.039, the tie goes to the more accurate DataComp one;
+    best on CPU (speed >= 0.25): DFN2B B/16 at 76.24 beats SigLIP base 76.04 and the i18n one 75.13;
+    best overall: DFN5B H/14-378 at 84.37; multilingual: SigLIP i18n (SigLIP 2 has no verified top-1)."""
+    assert CPU_FLOOR == 0.25
+    assert {k: e.hub_id for k, e in catalog.picks().items()} == {
+        "fastest": "hf-hub:laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K",
+        "best_on_cpu": "hf-hub:apple/DFN2B-CLIP-ViT-B-16",
+        "best_overall": "hf-hub:apple/DFN5B-CLIP-ViT-H-14-378",
+        "multilingual": "google/siglip-base-patch16-256-multilingual",
+    }
 
 
 def test_cache_detection(tmp_path):

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import clipseek
 from dupes_images import copies_of, photo
-from helpers import live_server
+from helpers import app_client, index_folder, live_server
 
 fastapi = pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
 
 from clipseek.server import create_app  # noqa: E402
 
@@ -21,15 +19,13 @@ def gallery(tmp_path_factory, encoder):
     for i in range(4):
         photo(i).save(root / f"p{i}.png")
     copies_of(root / "p0.png", root / "copies", "p0")
-    db = str(root.parent / "g.db")
-    with clipseek.Gallery(db, encoder) as g:
-        g.index([str(root)])
+    db = index_folder(root, encoder)
     return db, root
 
 
 def test_dupes_api(gallery, encoder):
     db, root = gallery
-    with TestClient(create_app(db, encoder), base_url="http://127.0.0.1") as c:
+    with app_client(db, encoder) as c:
         body = c.get("/api/dupes").json()
         assert (body["total_groups"], body["extras"], body["similar"]) == (1, 4, False)
         (g,) = body["groups"]

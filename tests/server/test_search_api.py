@@ -10,12 +10,10 @@ import pytest
 
 import clipseek
 from clipseek.gallery.query import Filter, Term
-from helpers import make_image
+from helpers import app_client, index_folder, make_image
 
 fastapi = pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
 
-from clipseek.server import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +23,13 @@ def gallery(tmp_path_factory, encoder):
     for i in range(14):
         size = [(64, 40), (40, 64), (48, 48)][i % 3]
         make_image(i, size).save(root / ("trip" if i % 2 else ".") / f"p{i:02d}{'.png' if i % 4 else '.jpg'}")
-    db = str(root.parent / "g.db")
-    with clipseek.Gallery(db, encoder) as g:
-        g.index([str(root)])
+    db = index_folder(root, encoder)
     return db, str(root)
 
 
 @pytest.fixture(scope="module")
 def client(gallery, encoder):
-    with TestClient(create_app(gallery[0], encoder), base_url="http://127.0.0.1") as c:
+    with app_client(gallery[0], encoder) as c:
         yield c
 
 

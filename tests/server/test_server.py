@@ -14,7 +14,7 @@ from PIL import Image
 import clipseek
 from clipseek.core.prompts import DEFAULT_TEMPLATE, parse_labels
 from clipseek.server.checks import Limits
-from helpers import indexed_gallery, make_image
+from helpers import app_client, indexed_gallery, make_image
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -41,7 +41,7 @@ def gallery(tmp_path_factory, encoder):
 
 @pytest.fixture(scope="module")
 def client(gallery, encoder):
-    with TestClient(create_app(gallery[0], encoder), base_url=BASE) as c:
+    with app_client(gallery[0], encoder, base_url=BASE) as c:
         yield c
 
 

@@ -13,8 +13,7 @@ import shutil
 
 import pytest
 
-import clipseek
-from helpers import CHROMIUM, TOKEN, browser_or_fail, live_server, shape_image
+from helpers import CHROMIUM, TOKEN, browser_or_fail, index_folder, live_server, shape_image
 
 pytestmark = pytest.mark.browser  # `pytest -m "not browser"` deselects the whole module
 
@@ -27,9 +26,7 @@ def server(tmp_path_factory, encoder):
     (root / "holiday").mkdir(parents=True)
     for i in range(16):
         shape_image(i).save(root / ("holiday" if i % 4 == 0 else ".") / f"shape{i:02d}.png")
-    db = str(root.parent / "g.db")
-    with clipseek.Gallery(db, encoder) as g:
-        g.index([str(root)])
+    db = index_folder(root, encoder)
     with live_server(create_app(db, encoder, token=TOKEN, allowed_hosts=["127.0.0.1", "localhost"])) as base:
         yield base, root
 

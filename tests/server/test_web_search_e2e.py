@@ -15,7 +15,7 @@ import pytest
 
 import clipseek
 from clipseek.gallery.query import Filter
-from helpers import CHROMIUM, TOKEN, browser_or_fail, live_server, shape_image
+from helpers import CHROMIUM, TOKEN, browser_or_fail, index_folder, live_server, shape_image
 
 pytestmark = pytest.mark.browser
 
@@ -29,9 +29,7 @@ def site(tmp_path_factory, encoder):
     for i in range(20):
         size = (200, 150) if i % 3 else (150, 200)  # some portrait
         shape_image(i, size).save(root / ("holiday" if i % 4 == 0 else ".") / f"shape{i:02d}.png")
-    db = str(root.parent / "g.db")
-    with clipseek.Gallery(db, encoder) as g:
-        g.index([str(root)])
+    db = index_folder(root, encoder)
     with live_server(create_app(db, encoder, token=TOKEN, allowed_hosts=["127.0.0.1", "localhost"])) as base:
         yield base, root, db
 

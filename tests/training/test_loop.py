@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,10 +91,20 @@ def test_training_with_positives_and_a_group_share_ramp(tiny_ckpt, tmp_path):
     (data / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     pairs = load_pairs(str(data / "m.jsonl"), split=None, group_by="colour", positives=("colour", "shape"))
     assert pairs.attrs["shape"][:1] == [rows[0]["shape"]]
-    cfg = TrainConfig(epochs=3, batch_size=6, warmup_steps=1, group_frac=0.2, group_frac_end=0.8,
-                      positives=("colour", "shape"))
+    cfg = TrainConfig(epochs=4, batch_size=6, warmup_steps=1, lr=2e-3, group_frac=0.2, group_frac_end=0.8,
+                      positives=("colour", "shape"), seed=3)
     hist = train(tiny_ckpt, pairs, str(tmp_path / "o"), cfg)
-    assert len(hist) == 3 and all(np.isfinite(h.loss) for h in hist)
+    assert len(hist) == 4 and all(np.isfinite(h.loss) for h in hist)
+    assert hist[-1].loss < 0.9 * hist[0].loss, [h.loss for h in hist]  # it learns with positives and a ramp
+    start, big = weights(Path(tiny_ckpt)), weights(tmp_path / "o")
+    train(tiny_ckpt, pairs, str(tmp_path / "tiny_lr"), TrainConfig(**{**cfg.__dict__, "lr": 1e-7}))
+    small = weights(tmp_path / "tiny_lr")
+
+    def moved(w):
+        return sum(float((w[k].float() - start[k].float()).abs().sum()) for k in start)
+
+    assert moved(big) > 0, "training changed no weight"
+    assert moved(small) < 0.1 * moved(big), (moved(small), moved(big))  # the step size follows --lr
     log = json.loads((tmp_path / "o" / "training_log.json").read_text())
     assert log["config"]["positives"] == ["colour", "shape"] and log["config"]["group_frac_end"] == 0.8
     with pytest.raises(UsageError, match="no field 'size'"):

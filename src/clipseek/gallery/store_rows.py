@@ -14,7 +14,7 @@ import numpy as np
 from clipseek.core.paths import db_value, from_db, prefix_ranges, quote_path
 from clipseek.gallery.dbfile import StoreError
 from clipseek.gallery.query import PENDING
-from clipseek.gallery.store_vectors import _chunks
+from clipseek.gallery.store_vectors import ROW_COLUMNS, rows_where_in
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class FileRows:
         out: dict[str, FileRow] = {}
         for root in roots:
             cur = self.conn.execute(
-                "SELECT id, path, size, mtime_ns, hash, width, height FROM files "
+                f"SELECT {ROW_COLUMNS} FROM files "
                 "WHERE substr(CAST(path AS BLOB), 1, ?) = ?", _under(root))
             out.update((row.path, row) for row in map(_file_row, cur))
         return out
@@ -80,22 +80,16 @@ class FileRows:
     def rows_with_hashes(self, hashes: Iterable[str]) -> dict[str, list[FileRow]]:
         """Rows by content hash; a row known to have an unusable vector is never a source to copy."""
         out: dict[str, list[FileRow]] = {}
-        for chunk in _chunks(sorted(set(hashes)), 500):
-            marks = ",".join("?" * len(chunk))
-            cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height FROM files "
-                                    f"WHERE hash IN ({marks})", chunk)  # placeholders only
-            for r in cur:
+        for rows in rows_where_in(self.conn, "hash", sorted(set(hashes))):
+            for r in rows:
                 if r[0] not in self.unusable:
                     out.setdefault(r[4], []).append(_file_row(r))
         return out
 
     def get_rows(self, ids: Sequence[int]) -> dict[int, FileRow]:
         out: dict[int, FileRow] = {}
-        for chunk in _chunks([int(i) for i in ids], 500):
-            marks = ",".join("?" * len(chunk))
-            cur = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height FROM files "
-                                    f"WHERE id IN ({marks})", chunk)  # placeholders only
-            out.update((r[0], _file_row(r)) for r in cur)
+        for rows in rows_where_in(self.conn, "id", [int(i) for i in ids]):
+            out.update((r[0], _file_row(r)) for r in rows)
         return out
 
     def skipped(self) -> list[tuple[str, str]]:

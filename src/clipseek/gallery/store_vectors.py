@@ -95,10 +95,7 @@ class VectorReads:
     def get_rows_with_vectors(self, ids: Sequence[int]) -> dict[int, tuple]:
         """{id: (FileRow, float32 vector)} of the rows among `ids` whose vector can be used."""
         out: dict[int, tuple] = {}
-        for chunk in _chunks([int(i) for i in ids], 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute("SELECT id, path, size, mtime_ns, hash, width, height, vector "
-                                     f"FROM files WHERE id IN ({marks})", chunk).fetchall()  # placeholders only
+        for rows in rows_where_in(self.conn, "id", [int(i) for i in ids], vector=True):
             vecs, bad = self._decode([r[0] for r in rows], [r[7] for r in rows])
             out.update((r[0], (self._file_row(r), vecs[j])) for j, r in enumerate(rows) if j not in bad)
         self.report_unusable()
@@ -160,6 +157,20 @@ class VectorReads:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         codes = np.fromiter((int(r[1], 16) for r in rows), dtype=np.uint64, count=len(rows))
         return ids, codes
+
+
+ROW_COLUMNS = "id, path, size, mtime_ns, hash, width, height"  # a FileRow's columns, in its order
+
+
+def rows_where_in(conn, column: str, values: list, vector: bool = False) -> Iterator[list]:
+    """The files rows (ROW_COLUMNS, then `vector` when asked) whose `column` is one of `values`, fetched
+    500 values at a time (SQLite's placeholder limit): one list of rows per chunk."""
+    if column not in ("id", "hash"):
+        raise ValueError(f"not a lookup column: {column!r}")
+    cols = ROW_COLUMNS + (", vector" if vector else "")
+    for chunk in _chunks(values, 500):
+        marks = ",".join("?" * len(chunk))
+        yield conn.execute(f"SELECT {cols} FROM files WHERE {column} IN ({marks})", chunk).fetchall()
 
 
 def _chunks(items: list, n: int) -> Iterator[list]:

@@ -42,6 +42,16 @@ class Encoder(Protocol):
         ...
 
 
+class ImagesFromPixels:
+    """A backend's `encode_images`: batches of its own `preprocess` fed to its own `encode_pixels`."""
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        enc: Encoder = self  # type: ignore[assignment]  # a mixin: the class it joins is the Encoder
+        out = [enc.encode_pixels(np.stack([enc.preprocess(im) for im in images[i:i + batch_size]]))
+               for i in range(0, len(images), batch_size)]
+        return finite_output(enc, out, "image")
+
+
 def finite_output(encoder: Encoder, batches: list[np.ndarray], kind: str) -> np.ndarray:
     """A backend's `encode_texts`/`encode_images` result: its batches as one (N, dim) array, refused
     (ClipseekError, one line) when a vector is not finite, so no NaN is ever scored, printed or stored."""

@@ -11,7 +11,7 @@ from PIL import Image
 from clipseek.core.preprocess import PreprocessCfg, preprocess
 from clipseek.core.vectors import unit_rows
 from clipseek.errors import ModelLoadError
-from clipseek.model.base import finite_output
+from clipseek.model.base import ImagesFromPixels, finite_output
 from clipseek.model.fingerprint import Fingerprint
 
 
@@ -28,7 +28,7 @@ def _features(out) -> "torch.Tensor":  # noqa: F821
     return out if hasattr(out, "shape") else out.pooler_output
 
 
-class HFEncoder:
+class HFEncoder(ImagesFromPixels):
     """A `transformers` model (CLIP, SigLIP, ...) behind the Encoder protocol."""
 
     backend = "torch"
@@ -71,11 +71,6 @@ class HFEncoder:
             x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device, self.dtype)
             feats = _features(self.model.get_image_features(pixel_values=x))
         return _unit(feats)
-
-    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        out = [self.encode_pixels(np.stack([self.preprocess(im) for im in images[i:i + batch_size]]))
-               for i in range(0, len(images), batch_size)]
-        return finite_output(self, out, "image")
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Texts -> (M, D) unit vectors; each batch is padded to its longest text, not to 77 tokens."""

@@ -22,7 +22,7 @@ from PIL import Image
 from clipseek.core.preprocess import check_framing, preprocess
 from clipseek.core.vectors import unit_rows
 from clipseek.model import onnx_store as store
-from clipseek.model.base import finite_output
+from clipseek.model.base import ImagesFromPixels, finite_output
 from clipseek.model.fingerprint import Fingerprint
 
 
@@ -41,7 +41,7 @@ def session_options(threads: int | None = None):
     return so
 
 
-class OnnxEncoder:
+class OnnxEncoder(ImagesFromPixels):
     """Two ONNX graphs (image and text tower) + a `tokenizers` tokenizer, on the CPU."""
 
     backend = "onnx"
@@ -146,11 +146,6 @@ class OnnxEncoder:
         if not len(x):
             return np.zeros((0, self.dim), np.float32)
         return self._run("image", {"pixel_values": x})
-
-    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        out = [self.encode_pixels(np.stack([self.preprocess(im) for im in images[i:i + batch_size]]))
-               for i in range(0, len(images), batch_size)]
-        return finite_output(self, out, "image")
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Texts -> (M, D) unit vectors; each batch is padded to its longest text (CLIP)."""
