@@ -31,7 +31,7 @@ _EXPORTS = {
     "EvalResult": "clipseek.evaluation.evaluate",
     "run_eval": "clipseek.evaluation.run",
     "Gallery": "clipseek.gallery.gallery",
-    "SearchResult": "clipseek.gallery.gallery",
+    "SearchResult": "clipseek.gallery.result",
     "Filter": "clipseek.gallery.query",
     "ClipseekError": "clipseek.errors",
     "ImageError": "clipseek.errors",

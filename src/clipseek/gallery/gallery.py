@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
@@ -31,6 +30,7 @@ from clipseek.core.numbers import check_number
 from clipseek.core.paths import quote_path
 from clipseek.errors import BusyError, ModelMismatchError, UsageError
 from clipseek.gallery.dbfile import write_error
+from clipseek.gallery.result import SearchResult
 from clipseek.gallery.search.facets import Facets
 from clipseek.gallery.search.moments import MomentSearch, ranked_media
 from clipseek.gallery.query import (
@@ -55,29 +55,6 @@ if TYPE_CHECKING:
 
 DEFAULT_DB = "clipseek.db"
 RERANK_MIN = 32
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    id: int
-    path: str
-    score: float      # cosine similarity between the query and the image
-    width: int
-    height: int
-    relevance: float | None = None  # 0: the query's median over the gallery, 1: its best match
-    #                                 (None: undefined, a gallery too small: gallery.query)
-    relevant: bool = False          # relevance >= query.RELEVANT_AT
-    kind: str = "photo"             # "photo" or "video"
-    time_s: float | None = None     # a video: the time of its best moment (its score is that moment's)
-    moments: tuple[tuple[float, float], ...] = ()  # a video: its best moments, (time_s, score), best first
-
-    def to_dict(self) -> dict:
-        return {"id": self.id, "path": self.path, "score": round(self.score, 6),
-                "width": self.width, "height": self.height,
-                "relevance": None if self.relevance is None else round(self.relevance, 4),
-                "relevant": self.relevant, "kind": self.kind,
-                "time_s": None if self.time_s is None else round(self.time_s, 3),
-                "moments": [{"time_s": round(t, 3), "score": round(s, 6)} for t, s in self.moments]}
 
 
 class Gallery:
