@@ -67,8 +67,8 @@ if TYPE_CHECKING:  # the same names, for IDEs and type checkers (`X as X`: an ex
     )
     from clipseek.fewshot.fit import fit_examples as fit_examples
     from clipseek.gallery.gallery import Gallery as Gallery
-    from clipseek.gallery.gallery import SearchResult as SearchResult
     from clipseek.gallery.query import Filter as Filter
+    from clipseek.gallery.result import SearchResult as SearchResult
     from clipseek.model.loader import DEFAULT_MODEL as DEFAULT_MODEL
     from clipseek.model.loader import load_model as load_model
     from clipseek.zero_shot import (
