@@ -8,7 +8,7 @@ from dupes_images import photo
 from PIL import Image, ImageDraw, ImageOps
 
 from clipseek.gallery.dupes.groups import find_duplicates
-from clipseek.gallery.dupes.groups.keeper import has_copy_marker
+from clipseek.gallery.dupes.keeper import has_copy_marker
 from clipseek.gallery.dupes.phash import phash_hex
 from clipseek.gallery.store import Store
 from clipseek.gallery.sync import index_folders

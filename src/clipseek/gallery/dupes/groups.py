@@ -41,7 +41,7 @@ import numpy as np
 from clipseek.core.organise import Transfer, plan_transfers
 from clipseek.errors import ImageError, Skipped, UsageError
 from clipseek.gallery.dupes.similar import cosine_pairs
-from clipseek.gallery.dupes.groups.keeper import choose_keeper, shown_facts
+from clipseek.gallery.dupes.keeper import choose_keeper, shown_facts
 from clipseek.gallery.dupes.phash import DRAFT_SIZE, PHASH_BITS, all_phashes, hamming_pairs, phash_of
 
 DEFAULT_PHASH_DISTANCE = 12     # bits of 64
