@@ -115,5 +115,5 @@ def _make(folder: Path, name: str, int8: bool, load_torch: Callable[[], Encoder]
              name, folder, name, extra={"always": True})  # shown also when stderr is not a terminal
     doc = export_encoder(enc, folder, int8=int8, release=True)
     size = sum(f["size"] for f in doc["files"].values()) / 1e6
-    log.info("exported %s to ONNX in %.1f s (%.0f MB)", name, time.perf_counter() - start, size)
+    log.info("exported to ONNX in %.1f s (%.0f MB in %s)", time.perf_counter() - start, size, folder)
     return doc
