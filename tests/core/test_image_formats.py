@@ -177,13 +177,15 @@ def test_classify_reads_heic_avif_and_raw(tmp_path, encoder):
 
 
 def test_thumbnails_and_browser_copies_of_heic_and_raw_are_jpegs(tmp_path):
-    from clipseek.gallery.thumbs import as_jpeg, ensure_thumbnail, web_media_type
+    from clipseek.core.images import open_image
+    from clipseek.gallery.thumbs import as_jpeg, media_type, save_thumbnail, thumbnail_places
 
     pytest.importorskip("rawpy")
     heic = _write(tmp_path, "phone.heic", _heif(_left_red_right_blue(), exif=_exif(6)))
     dng = _write(tmp_path, "camera.dng", minimal_dng(_left_red_right_blue(), orientation=6))
     for i, p in enumerate((heic, dng)):
-        assert web_media_type(str(p)) is None  # browsers cannot show it: the page gets a JPEG
-        full = Image.open(io.BytesIO(as_jpeg(str(p))))
-        thumb = Image.open(ensure_thumbnail(str(p), str(tmp_path / "thumbs"), f"{i:02d}" * 8))
+        img = open_image(str(p))
+        assert media_type(img.format) is None  # browsers cannot show it: the page gets a JPEG
+        full = Image.open(io.BytesIO(as_jpeg(img)))
+        thumb = Image.open(io.BytesIO(save_thumbnail(img, thumbnail_places(str(tmp_path / "thumbs"), f"{i:02d}" * 8))))
         assert (full.format, full.size, thumb.format, thumb.size) == ("JPEG", (20, 40), "JPEG", (20, 40))

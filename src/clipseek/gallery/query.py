@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from clipseek.core.images import ImageLimits
-    from clipseek.gallery.store import Store
+    from clipseek.gallery.store_vectors import VectorReads
     from clipseek.model.base import Encoder
 
 ORIENTATIONS = ("landscape", "portrait", "square")
@@ -282,7 +282,7 @@ def query_terms(text: str | None = None, image: str | None = None, add: Iterable
     return terms
 
 
-def term_vectors(encoder: Encoder, store: Store, terms: list[Term], known: dict[str, np.ndarray] | None = None,
+def term_vectors(encoder: Encoder, store: VectorReads, terms: list[Term], known: dict[str, np.ndarray] | None = None,
                  limits: ImageLimits | None = None) -> np.ndarray:
     """(len(terms), D) unit vectors: texts in one batch (or from `known`, text -> vector), image files
     in one batch (read within `limits`, an ImageLimits), indexed images (`image:ID`) from `store`."""

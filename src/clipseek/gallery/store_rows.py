@@ -136,11 +136,11 @@ class FileRows:
         return [(i, from_db(p)) for i, p in cur]
 
     def count_without_phash(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM files WHERE phash IS NULL").fetchone()[0]
+        return self.conn.execute("SELECT count(*) FROM files WHERE phash IS NULL AND kind = 0").fetchone()[0]
 
     def without_phash(self) -> list[tuple[int, str, str]]:
         """(id, path, content hash) of every row whose perceptual hash is not computed, in id order."""
-        cur = self.conn.execute("SELECT id, path, hash FROM files WHERE phash IS NULL ORDER BY id")
+        cur = self.conn.execute("SELECT id, path, hash FROM files WHERE phash IS NULL AND kind = 0 ORDER BY id")
         return [(i, from_db(p), h) for i, p, h in cur]
 
     def hashes_after(self, after_id: int) -> list[tuple[int, str, str]]:
