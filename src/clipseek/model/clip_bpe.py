@@ -35,19 +35,19 @@ _ENTITIES = {"&amp;amp;": "&", "&amp;": "&", "&quot;": '"', "&#39;": "'", "&#x27
              "&lt;": "<", "&gt;": ">", "&nbsp;": " "}
 
 
-def byte_symbols() -> list[str]:
-    """CLIP's reversible byte -> printable unicode map, in the map's own order (printable bytes first):
-    the order of the first 256 vocabulary entries."""
+def byte_pairs() -> list[tuple[int, int]]:
+    """GPT-2/CLIP's reversible byte -> printable code point map as (byte, code point), in the map's own
+    order (printable bytes first: the order of the first 256 vocabulary entries)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
         list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
+    pairs = [(b, b) for b in bs]
+    pairs += [(b, 256 + n) for n, b in enumerate(b for b in range(256) if b not in set(bs))]
+    return pairs
+
+
+def byte_symbols() -> list[str]:
+    """The map's symbols in its own order (`byte_pairs`)."""
+    return [chr(c) for _, c in byte_pairs()]
 
 
 @lru_cache(maxsize=1)

@@ -21,17 +21,10 @@ SIZES = {  # from-scratch presets (`clipseek train --scratch NAME`): keyword arg
 
 @lru_cache(maxsize=1)
 def _byte_symbols() -> list[str]:
-    """GPT-2/CLIP's reversible byte -> printable unicode map, in byte order."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    table = dict(zip(bs, cs))
+    """GPT-2/CLIP's reversible byte -> printable unicode map (`clip_bpe.byte_pairs`), in byte order."""
+    from clipseek.model.clip_bpe import byte_pairs
+
+    table = dict(byte_pairs())
     return [chr(table[b]) for b in range(256)]
 
 
