@@ -81,7 +81,8 @@ def test_coverage_over_repeated_splits():
     theory = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)) + target * (1 - target) / n_test)
     assert theory / 2 < cov.std() < 2 * theory
     assert (cov < target - 4 * theory).mean() < 0.02
-    assert 1.0 < np.mean(sizes) < 10
+    # top-1 alone is below the target, so sets must hold more than one label on average, yet far from all
+    assert 1.0 < np.mean(sizes) < probs.shape[1] / 2
 
 
 def test_sets_shrink_as_the_classifier_gets_better():
